@@ -1,0 +1,1 @@
+"""Colonnade: a commerce platform of independent modules that carry one roof."""

@@ -1,0 +1,1 @@
+"""The kernel: small, boring pieces every module uses. It imports no module."""

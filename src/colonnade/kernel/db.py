@@ -1,0 +1,129 @@
+"""The database: one async SQLAlchemy engine per process, SQLite (WAL) or PostgreSQL.
+
+Writes go through a unit of work (`Database.transaction`). On SQLite a write transaction
+starts with BEGIN IMMEDIATE, so it takes the write lock up front instead of failing when a
+reader tries to upgrade; an in-process lock queues our own writers so they wait in order
+instead of polling SQLite's busy handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from colonnade.kernel.uow import UnitOfWork
+
+_IMMEDIATE = "colonnade_immediate"
+
+
+class Database:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        sqlite_synchronous: str = "FULL",
+    ) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.engine: AsyncEngine = (
+            _sqlite_engine(url, sqlite_synchronous)
+            if self.is_sqlite
+            else _server_engine(url, pool_size)
+        )
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._on_commit: list[Callable[[], None]] = []
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def after_commit_with_events(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after each commit that wrote outbox events (wakes the relay)."""
+        self._on_commit.append(callback)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[UnitOfWork]:
+        """A unit of work: commit explicitly; leaving the block without commit rolls back."""
+        if self._write_lock is None:
+            async with self.engine.connect() as conn, _rolling_back(conn, self._notify) as uow:
+                yield uow
+            return
+        async with self._write_lock, self.engine.connect() as conn:
+            await conn.execution_options(**{_IMMEDIATE: True})
+            async with _rolling_back(conn, self._notify) as uow:
+                yield uow
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads: one consistent snapshot, nothing written."""
+        async with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def _notify(self) -> None:
+        for callback in self._on_commit:
+            callback()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+@asynccontextmanager
+async def _rolling_back(
+    conn: AsyncConnection, notify: Callable[[], None]
+) -> AsyncIterator[UnitOfWork]:
+    await conn.begin()
+    uow = UnitOfWork(conn, notify)
+    try:
+        yield uow
+    finally:
+        if conn.in_transaction():
+            await conn.rollback()
+
+
+def _sqlite_engine(url: str, synchronous: str) -> AsyncEngine:
+    database = url.split(":///", 1)[1] if ":///" in url else ""
+    if database and database != ":memory:":
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        # Take transaction control from the driver so BEGIN is ours to issue.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _server_engine(url: str, pool_size: int) -> AsyncEngine:
+    connect_args: dict[str, Any] = {}
+    if url.startswith("postgresql+asyncpg"):
+        # Short OLTP statements: the JIT only adds planning time.
+        connect_args["server_settings"] = {"jit": "off"}
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=False,
+        connect_args=connect_args,
+    )

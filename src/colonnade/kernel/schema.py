@@ -1,0 +1,40 @@
+"""The kernel's own tables: the outbox and the inbox, present in every module's database."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, MetaData, String, Table, Text
+
+from colonnade.kernel.types import UTCDateTime
+
+metadata = MetaData()
+
+outbox = Table(
+    "kernel_outbox",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("event_type", String(120), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("headers", JSON, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("published_at", UTCDateTime, nullable=True),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+)
+Index(
+    "ix_kernel_outbox_pending",
+    outbox.c.next_attempt_at,
+    postgresql_where=outbox.c.published_at.is_(None),
+    sqlite_where=outbox.c.published_at.is_(None),
+)
+
+inbox = Table(
+    "kernel_inbox",
+    metadata,
+    Column("consumer", String(120), primary_key=True),
+    Column("event_id", String(36), primary_key=True),
+    Column("processed_at", UTCDateTime, nullable=False),
+)

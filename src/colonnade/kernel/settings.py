@@ -1,0 +1,37 @@
+"""Settings from COLONNADE_* environment variables. Only the composition root reads them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COLONNADE_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./colonnade.db"
+    # FULL survives power loss; NORMAL survives a crashed process only, and is faster.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    secret_key: SecretStr | None = None
+    access_token_ttl_seconds: int = Field(default=900, ge=30)
+    base_currency: str = "USD"
+    default_warehouse: str = "main"
+    reservation_ttl_seconds: int = Field(default=900, ge=10)
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> Settings:
+        if self.environment == "production" and self.secret_key is None:
+            raise ValueError(
+                "COLONNADE_SECRET_KEY must be set when COLONNADE_ENVIRONMENT=production"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

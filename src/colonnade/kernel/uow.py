@@ -1,0 +1,61 @@
+"""The unit of work: one transaction, the state it changes and the events it publishes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Executable
+
+from colonnade.kernel.events import Envelope, Event
+from colonnade.kernel.schema import outbox
+
+
+class UnitOfWork:
+    """Events recorded here reach the outbox in the same transaction as the state they describe."""
+
+    def __init__(
+        self, connection: AsyncConnection, on_events_committed: Callable[[], None]
+    ) -> None:
+        self.connection = connection
+        self._pending: list[Envelope] = []
+        self._on_events_committed = on_events_committed
+
+    async def execute(self, statement: Executable, parameters: Any = None) -> Any:
+        return await self.connection.execute(statement, parameters)
+
+    def record(self, event: Event, headers: dict[str, str] | None = None) -> Envelope:
+        envelope = Envelope(
+            event_type=event.event_type,
+            payload=event.payload(),
+            occurred_at=datetime.now(UTC),
+            headers=dict(headers or {}),
+        )
+        self._pending.append(envelope)
+        return envelope
+
+    async def commit(self) -> None:
+        published = bool(self._pending)
+        if published:
+            await self.connection.execute(
+                insert(outbox),
+                [
+                    {
+                        "event_id": e.event_id,
+                        "event_type": e.event_type,
+                        "payload": e.payload,
+                        "headers": e.headers,
+                        "occurred_at": e.occurred_at,
+                        "next_attempt_at": e.occurred_at,
+                        "attempts": 0,
+                    }
+                    for e in self._pending
+                ],
+            )
+            self._pending.clear()
+        await self.connection.commit()
+        if published:
+            self._on_events_committed()

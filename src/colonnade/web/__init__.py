@@ -1,0 +1,1 @@
+"""What every module's HTTP routes share: problem details and authentication. Imports no module."""

@@ -1,0 +1,156 @@
+"""Real databases for every test that needs one: SQLite always, PostgreSQL where it runs.
+
+Locally, PostgreSQL tests skip when no server answers; in CI (CI=true) or with
+COLONNADE_REQUIRE_POSTGRES=1 a missing server fails them instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+from colonnade.modules import MODULES
+from colonnade.kernel.db import Database
+from colonnade.migrations import upgrade
+
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "COLONNADE_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_POSTGRES = (
+    os.environ.get("CI") == "true" or os.environ.get("COLONNADE_REQUIRE_POSTGRES") == "1"
+)
+
+
+def sqlalchemy_url(dsn: str) -> str:
+    return dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+async def _postgres_answers() -> bool:
+    try:
+        conn = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=3)
+    except (OSError, asyncpg.PostgresError):
+        return False
+    await conn.close()
+    return True
+
+
+class PostgresServer:
+    """Creates throw-away databases on the test server and drops them at the end."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+
+    def create_database(self, prefix: str = "colonnade_test") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+        async def create() -> None:
+            conn = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await conn.close()
+
+        asyncio.run(create())
+        self.created.append(name)
+        return POSTGRES_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+
+    def drop_all(self) -> None:
+        async def drop() -> None:
+            conn = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+            try:
+                for name in self.created:
+                    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await conn.close()
+
+        if self.created:
+            asyncio.run(drop())
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    if not asyncio.run(_postgres_answers()):
+        message = f"PostgreSQL does not answer at {POSTGRES_ADMIN_DSN}"
+        if REQUIRE_POSTGRES:
+            pytest.fail(message + " (required in CI)")
+        pytest.skip(message)
+    server = PostgresServer()
+    yield server
+    server.drop_all()
+
+
+def _migrate(url: str) -> None:
+    async def run() -> None:
+        db = Database(url)
+        try:
+            await upgrade(db, MODULES)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file; each test gets a copy, which is faster than migrating anew."""
+    path = tmp_path_factory.mktemp("template") / "colonnade.db"
+    _migrate(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres: PostgresServer) -> str:
+    url = sqlalchemy_url(postgres.create_database())
+    _migrate(url)
+    return url
+
+
+def _tables() -> str:
+    return (
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+        "AND tablename <> 'alembic_version'"
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database of each kind."""
+    if request.param == "sqlite":
+        path = tmp_path / "colonnade.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite+aiosqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_url")
+
+    async def truncate() -> None:
+        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+        try:
+            names = [r[0] for r in await conn.fetch(_tables())]
+            if names:
+                await conn.execute(
+                    "TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE"
+                )
+        finally:
+            await conn.close()
+
+    asyncio.run(truncate())
+    return url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+async def count_rows(db: Database, table: str) -> int:
+    async with db.reading() as conn:
+        return int(await conn.scalar(text(f"SELECT count(*) FROM {table}")) or 0)  # noqa: S608
