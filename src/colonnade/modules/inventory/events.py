@@ -1,0 +1,49 @@
+"""What inventory tells the rest of the shop. Payloads hold JSON-ready values only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from colonnade.kernel.events import Event
+
+
+@dataclass(frozen=True)
+class StockReserved(Event):
+    event_type: ClassVar[str] = "inventory.StockReserved"
+
+    reservation_id: str
+    reference: str
+    # One dict per warehouse piece: {"sku", "warehouse", "quantity"}.
+    lines: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class StockReleased(Event):
+    event_type: ClassVar[str] = "inventory.StockReleased"
+
+    reservation_id: str
+    reason: str  # "released" or "expired"
+
+
+@dataclass(frozen=True)
+class StockCommitted(Event):
+    event_type: ClassVar[str] = "inventory.StockCommitted"
+
+    reservation_id: str
+
+
+@dataclass(frozen=True)
+class StockDepleted(Event):
+    event_type: ClassVar[str] = "inventory.StockDepleted"
+
+    sku: str
+
+
+@dataclass(frozen=True)
+class StockLevelSet(Event):
+    event_type: ClassVar[str] = "inventory.StockLevelSet"
+
+    sku: str
+    warehouse: str
+    on_hand: int

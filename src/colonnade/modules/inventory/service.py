@@ -1,0 +1,583 @@
+"""Inventory's public use cases: stock levels, reservations with expiry, and the stock ledger.
+
+Every method is one transaction. Reservations never oversell: the stock rows a reservation
+touches are locked in SKU order (so two carts wanting the same SKUs in opposite orders
+cannot deadlock), each piece is taken by a conditional UPDATE whose row count decides, and
+the table's CHECK constraints refuse anything that would still slip through.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from colonnade.kernel.clock import Clock
+from colonnade.kernel.db import Database
+from colonnade.kernel.ids import new_id
+from colonnade.kernel.uow import UnitOfWork
+from colonnade.modules.inventory import domain
+from colonnade.modules.inventory.domain import (
+    LedgerReason,
+    OutOfStock,
+    ReservationStatus,
+    UnknownReservation,
+    UnknownWarehouse,
+)
+from colonnade.modules.inventory.events import (
+    StockCommitted,
+    StockDepleted,
+    StockLevelSet,
+    StockReleased,
+    StockReserved,
+)
+from colonnade.modules.inventory.schema import (
+    ledger,
+    reservation_lines,
+    reservations,
+    stock,
+    warehouses,
+)
+
+__all__ = [
+    "InventoryService",
+    "LedgerEntry",
+    "OutOfStock",
+    "Reservation",
+    "ReservationLine",
+    "StockLevel",
+    "Warehouse",
+    "WarehouseStock",
+]
+
+
+@dataclass(frozen=True)
+class WarehouseStock:
+    code: str
+    on_hand: int
+    reserved: int
+    sold: int
+    available: int
+
+
+@dataclass(frozen=True)
+class StockLevel:
+    """One SKU's stock summed over warehouses, with the per-warehouse breakdown."""
+
+    sku: str
+    on_hand: int
+    reserved: int
+    sold: int
+    available: int
+    warehouses: tuple[WarehouseStock, ...]
+
+
+@dataclass(frozen=True)
+class ReservationLine:
+    sku: str
+    warehouse: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Reservation:
+    id: str
+    reference: str
+    status: ReservationStatus
+    expires_at: datetime
+    created_at: datetime
+    lines: tuple[ReservationLine, ...]
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    id: int
+    sku: str
+    warehouse: str
+    reason: LedgerReason
+    delta_on_hand: int
+    delta_reserved: int
+    delta_sold: int
+    reference: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    code: str
+    name: str
+    created_at: datetime
+
+
+_available_units = stock.c.on_hand - stock.c.reserved - stock.c.sold
+
+
+class InventoryService:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Clock,
+        default_warehouse: str = "main",
+        reservation_ttl: timedelta = timedelta(minutes=15),
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._default_warehouse = domain.valid_warehouse_code(default_warehouse)
+        self._ttl = domain.valid_ttl(reservation_ttl)
+
+    # --- stock levels ---------------------------------------------------------------------
+
+    async def set_on_hand(self, sku: str, on_hand: int, warehouse: str | None = None) -> StockLevel:
+        domain.valid_sku(sku)
+        domain.valid_on_hand(on_hand)
+        code = self._default_warehouse if warehouse is None else warehouse
+        domain.valid_warehouse_code(code)
+        now = self._clock.now()
+        async with self._db.transaction() as uow:
+            if code == self._default_warehouse:
+                await uow.execute(
+                    _insert(uow, warehouses)
+                    .values(code=code, name=code, created_at=now)
+                    .on_conflict_do_nothing()
+                )
+            elif (
+                await uow.connection.scalar(
+                    select(warehouses.c.code).where(warehouses.c.code == code)
+                )
+                is None
+            ):
+                raise UnknownWarehouse(code)
+            # Create the row if missing, then lock it: a concurrent reservation waits for us.
+            await uow.execute(
+                _insert(uow, stock)
+                .values(sku=sku, warehouse=code, on_hand=0, reserved=0, sold=0)
+                .on_conflict_do_nothing()
+            )
+            row = (
+                await uow.execute(
+                    select(stock.c.on_hand, stock.c.reserved, stock.c.sold)
+                    .where(stock.c.sku == sku, stock.c.warehouse == code)
+                    .with_for_update()
+                )
+            ).one()
+            domain.check_on_hand(sku, code, on_hand, row.reserved, row.sold)
+            await uow.execute(
+                update(stock)
+                .where(stock.c.sku == sku, stock.c.warehouse == code)
+                .values(on_hand=on_hand)
+            )
+            await uow.execute(
+                ledger.insert().values(
+                    _ledger_row(
+                        sku,
+                        code,
+                        LedgerReason.SET_ON_HAND,
+                        now,
+                        None,
+                        on_hand=on_hand - row.on_hand,
+                    )
+                )
+            )
+            uow.record(StockLevelSet(sku=sku, warehouse=code, on_hand=on_hand))
+            level = await _stock_level(uow.connection, sku)
+            await uow.commit()
+        return level
+
+    async def stock(self, sku: str) -> StockLevel:
+        async with self._db.reading() as conn:
+            return await _stock_level(conn, sku)
+
+    async def availability(self, skus: list[str]) -> dict[str, int]:
+        """Units available per SKU, summed over warehouses; 0 for a SKU never stocked."""
+        wanted = list(dict.fromkeys(skus))
+        if not wanted:
+            return {}
+        async with self._db.reading() as conn:
+            rows = await conn.execute(
+                select(stock.c.sku, func.sum(_available_units).label("available"))
+                .where(stock.c.sku.in_(wanted))
+                .group_by(stock.c.sku)
+            )
+            found = {row.sku: int(row.available) for row in rows}
+        return {sku: found.get(sku, 0) for sku in wanted}
+
+    async def set_warehouse(self, code: str, name: str) -> Warehouse:
+        domain.valid_warehouse_code(code)
+        name = domain.valid_warehouse_name(name)
+        async with self._db.transaction() as uow:
+            insert = _insert(uow, warehouses).values(
+                code=code, name=name, created_at=self._clock.now()
+            )
+            await uow.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[warehouses.c.code], set_={"name": name}
+                )
+            )
+            row = (await uow.execute(select(warehouses).where(warehouses.c.code == code))).one()
+            await uow.commit()
+        return Warehouse(code=row.code, name=row.name, created_at=row.created_at)
+
+    # --- reservations ---------------------------------------------------------------------
+
+    async def reserve(
+        self, reference: str, lines: list[tuple[str, int]], ttl: timedelta | None = None
+    ) -> Reservation:
+        """Hold every line or none: OutOfStock names the first SKU that falls short."""
+        wanted = domain.requested_quantities(reference, lines)
+        ttl = self._ttl if ttl is None else domain.valid_ttl(ttl)
+        now = self._clock.now()
+        reservation_id = new_id()
+        async with self._db.transaction() as uow:
+            # One query locks every stock row involved, in (sku, warehouse) order.
+            rows = (
+                await uow.execute(
+                    select(stock.c.sku, stock.c.warehouse, _available_units.label("available"))
+                    .where(stock.c.sku.in_(list(wanted)))
+                    .order_by(stock.c.sku, stock.c.warehouse)
+                    .with_for_update()
+                )
+            ).all()
+            by_sku: dict[str, dict[str, int]] = defaultdict(dict)
+            for row in rows:
+                by_sku[row.sku][row.warehouse] = row.available
+            # Plan every line before writing anything, so a shortfall changes nothing.
+            plan = {sku: domain.allocate(sku, qty, by_sku[sku]) for sku, qty in wanted.items()}
+            pieces = [
+                ReservationLine(sku, warehouse, quantity)
+                for sku, parts in plan.items()
+                for warehouse, quantity in sorted(parts)
+            ]
+            for piece in pieces:
+                taken = await uow.execute(
+                    update(stock)
+                    .where(
+                        stock.c.sku == piece.sku,
+                        stock.c.warehouse == piece.warehouse,
+                        _available_units >= piece.quantity,
+                    )
+                    .values(reserved=stock.c.reserved + piece.quantity)
+                )
+                if taken.rowcount != 1:
+                    # The lock above makes this unreachable; the row count still has the last word.
+                    raise OutOfStock(piece.sku, wanted[piece.sku], sum(by_sku[piece.sku].values()))
+            expires_at = now + ttl
+            await uow.execute(
+                reservations.insert().values(
+                    id=reservation_id,
+                    reference=reference,
+                    status=ReservationStatus.HELD.value,
+                    expires_at=expires_at,
+                    created_at=now,
+                )
+            )
+            await uow.execute(
+                reservation_lines.insert(),
+                [{"reservation_id": reservation_id, **_line_dict(p)} for p in pieces],
+            )
+            await _write_ledger(uow, pieces, LedgerReason.RESERVE, reservation_id, now)
+            uow.record(
+                StockReserved(
+                    reservation_id=reservation_id,
+                    reference=reference,
+                    lines=[_line_dict(p) for p in pieces],
+                )
+            )
+            for sku, qty in wanted.items():
+                if sum(by_sku[sku].values()) - qty == 0:
+                    uow.record(StockDepleted(sku=sku))
+            await uow.commit()
+        return Reservation(
+            id=reservation_id,
+            reference=reference,
+            status=ReservationStatus.HELD,
+            expires_at=expires_at,
+            created_at=now,
+            lines=tuple(pieces),
+        )
+
+    async def commit(self, reservation_id: str) -> None:
+        """Turn held stock into sold stock. Committing twice is harmless."""
+        async with self._db.transaction() as uow:
+            status, lines = await _locked_reservation(uow, reservation_id)
+            if not domain.should_commit(reservation_id, status):
+                return
+            await uow.execute(
+                update(stock)
+                .where(stock.c.sku == bindparam("b_sku"), stock.c.warehouse == bindparam("b_wh"))
+                .values(
+                    reserved=stock.c.reserved - bindparam("b_q"),
+                    sold=stock.c.sold + bindparam("b_q"),
+                ),
+                [{"b_sku": ln.sku, "b_wh": ln.warehouse, "b_q": ln.quantity} for ln in lines],
+            )
+            await _set_status(uow, [reservation_id], ReservationStatus.COMMITTED)
+            await _write_ledger(uow, lines, LedgerReason.COMMIT, reservation_id, self._clock.now())
+            uow.record(StockCommitted(reservation_id=reservation_id))
+            await uow.commit()
+
+    async def release(self, reservation_id: str) -> None:
+        """Give held stock back. Releasing twice, or after expiry, is harmless."""
+        async with self._db.transaction() as uow:
+            status, lines = await _locked_reservation(uow, reservation_id)
+            if not domain.should_release(reservation_id, status):
+                return
+            await _give_back(uow, lines)
+            await _set_status(uow, [reservation_id], ReservationStatus.RELEASED)
+            await _write_ledger(uow, lines, LedgerReason.RELEASE, reservation_id, self._clock.now())
+            uow.record(StockReleased(reservation_id=reservation_id, reason="released"))
+            await uow.commit()
+
+    async def expire_due(self) -> int:
+        """Release every held reservation whose time is up; returns how many."""
+        now = self._clock.now()
+        async with self._db.transaction() as uow:
+            # SKIP LOCKED: a reservation being committed right now is not ours to expire.
+            due = (
+                (
+                    await uow.execute(
+                        select(reservations.c.id)
+                        .where(
+                            reservations.c.status == ReservationStatus.HELD.value,
+                            reservations.c.expires_at <= now,
+                        )
+                        .order_by(reservations.c.id)
+                        .with_for_update(skip_locked=True)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not due:
+                return 0
+            lines_of = await _lines_of(uow.connection, due)
+            totals: dict[tuple[str, str], int] = defaultdict(int)
+            for lines in lines_of.values():
+                for ln in lines:
+                    totals[(ln.sku, ln.warehouse)] += ln.quantity
+            await _give_back(uow, [ReservationLine(s, w, q) for (s, w), q in totals.items()])
+            await _set_status(uow, due, ReservationStatus.EXPIRED)
+            for reservation_id in due:
+                await _write_ledger(
+                    uow, lines_of.get(reservation_id, ()), LedgerReason.EXPIRE, reservation_id, now
+                )
+                uow.record(StockReleased(reservation_id=reservation_id, reason="expired"))
+            await uow.commit()
+        return len(due)
+
+    async def reservation(self, reservation_id: str) -> Reservation:
+        async with self._db.reading() as conn:
+            row = (
+                await conn.execute(select(reservations).where(reservations.c.id == reservation_id))
+            ).one_or_none()
+            if row is None:
+                raise UnknownReservation(reservation_id)
+            lines = (await _lines_of(conn, [reservation_id])).get(reservation_id, ())
+        return Reservation(
+            id=row.id,
+            reference=row.reference,
+            status=ReservationStatus(row.status),
+            expires_at=row.expires_at,
+            created_at=row.created_at,
+            lines=tuple(lines),
+        )
+
+    # --- the ledger -----------------------------------------------------------------------
+
+    async def ledger(self, sku: str, limit: int = 100) -> list[LedgerEntry]:
+        """The SKU's newest ledger entries first."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise domain.InvalidQuantity(f"limit must be an integer from 1 to 1000, got {limit!r}")
+        async with self._db.reading() as conn:
+            rows = await conn.execute(
+                select(ledger).where(ledger.c.sku == sku).order_by(ledger.c.id.desc()).limit(limit)
+            )
+            return [
+                LedgerEntry(
+                    id=row.id,
+                    sku=row.sku,
+                    warehouse=row.warehouse,
+                    reason=LedgerReason(row.reason),
+                    delta_on_hand=row.delta_on_hand,
+                    delta_reserved=row.delta_reserved,
+                    delta_sold=row.delta_sold,
+                    reference=row.reference,
+                    at=row.at,
+                )
+                for row in rows
+            ]
+
+    async def check_ledger(self) -> list[str]:
+        """SKUs whose ledger, summed per warehouse, disagrees with their stock levels."""
+        async with self._db.reading() as conn:
+            sums = await conn.execute(
+                select(
+                    ledger.c.sku,
+                    ledger.c.warehouse,
+                    func.sum(ledger.c.delta_on_hand).label("on_hand"),
+                    func.sum(ledger.c.delta_reserved).label("reserved"),
+                    func.sum(ledger.c.delta_sold).label("sold"),
+                ).group_by(ledger.c.sku, ledger.c.warehouse)
+            )
+            from_ledger = {
+                (r.sku, r.warehouse): (int(r.on_hand), int(r.reserved), int(r.sold)) for r in sums
+            }
+            levels = await conn.execute(
+                select(
+                    stock.c.sku, stock.c.warehouse, stock.c.on_hand, stock.c.reserved, stock.c.sold
+                )
+            )
+            from_stock = {(r.sku, r.warehouse): (r.on_hand, r.reserved, r.sold) for r in levels}
+        wrong = {
+            key[0]
+            for key in from_ledger.keys() | from_stock.keys()
+            if from_ledger.get(key, (0, 0, 0)) != from_stock.get(key, (0, 0, 0))
+        }
+        return sorted(wrong)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _insert(uow: UnitOfWork, table: Any) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT."""
+    if uow.connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _line_dict(line: ReservationLine) -> dict[str, Any]:
+    return {"sku": line.sku, "warehouse": line.warehouse, "quantity": line.quantity}
+
+
+def _ledger_row(
+    sku: str,
+    warehouse: str,
+    reason: LedgerReason,
+    at: datetime,
+    reference: str | None,
+    *,
+    on_hand: int = 0,
+    reserved: int = 0,
+    sold: int = 0,
+) -> dict[str, Any]:
+    return {
+        "sku": sku,
+        "warehouse": warehouse,
+        "reason": reason.value,
+        "delta_on_hand": on_hand,
+        "delta_reserved": reserved,
+        "delta_sold": sold,
+        "reference": reference,
+        "at": at,
+    }
+
+
+_RESERVATION_DELTAS: dict[LedgerReason, tuple[int, int]] = {
+    # (reserved, sold) per unit of the line
+    LedgerReason.RESERVE: (1, 0),
+    LedgerReason.COMMIT: (-1, 1),
+    LedgerReason.RELEASE: (-1, 0),
+    LedgerReason.EXPIRE: (-1, 0),
+}
+
+
+async def _write_ledger(
+    uow: UnitOfWork,
+    lines: Iterable[ReservationLine],
+    reason: LedgerReason,
+    reservation_id: str,
+    at: datetime,
+) -> None:
+    per_reserved, per_sold = _RESERVATION_DELTAS[reason]
+    rows = [
+        _ledger_row(
+            ln.sku,
+            ln.warehouse,
+            reason,
+            at,
+            reservation_id,
+            reserved=per_reserved * ln.quantity,
+            sold=per_sold * ln.quantity,
+        )
+        for ln in lines
+    ]
+    if rows:
+        await uow.execute(ledger.insert(), rows)
+
+
+async def _stock_level(conn: Any, sku: str) -> StockLevel:
+    rows = await conn.execute(
+        select(stock.c.warehouse, stock.c.on_hand, stock.c.reserved, stock.c.sold)
+        .where(stock.c.sku == sku)
+        .order_by(stock.c.warehouse)
+    )
+    per_warehouse = tuple(
+        WarehouseStock(
+            code=r.warehouse,
+            on_hand=r.on_hand,
+            reserved=r.reserved,
+            sold=r.sold,
+            available=domain.available(r.on_hand, r.reserved, r.sold),
+        )
+        for r in rows
+    )
+    on_hand = sum(w.on_hand for w in per_warehouse)
+    reserved = sum(w.reserved for w in per_warehouse)
+    sold = sum(w.sold for w in per_warehouse)
+    return StockLevel(
+        sku=sku,
+        on_hand=on_hand,
+        reserved=reserved,
+        sold=sold,
+        available=domain.available(on_hand, reserved, sold),
+        warehouses=per_warehouse,
+    )
+
+
+async def _locked_reservation(
+    uow: UnitOfWork, reservation_id: str
+) -> tuple[ReservationStatus, list[ReservationLine]]:
+    status = await uow.connection.scalar(
+        select(reservations.c.status).where(reservations.c.id == reservation_id).with_for_update()
+    )
+    if status is None:
+        raise UnknownReservation(reservation_id)
+    lines = await _lines_of(uow.connection, [reservation_id])
+    return ReservationStatus(status), lines.get(reservation_id, [])
+
+
+async def _lines_of(conn: Any, reservation_ids: list[str]) -> dict[str, list[ReservationLine]]:
+    """Each reservation's lines, in (sku, warehouse) order: the order stock rows are locked in."""
+    rows = await conn.execute(
+        select(reservation_lines)
+        .where(reservation_lines.c.reservation_id.in_(reservation_ids))
+        .order_by(reservation_lines.c.sku, reservation_lines.c.warehouse)
+    )
+    found: dict[str, list[ReservationLine]] = defaultdict(list)
+    for r in rows:
+        found[r.reservation_id].append(ReservationLine(r.sku, r.warehouse, r.quantity))
+    return found
+
+
+async def _give_back(uow: UnitOfWork, lines: Iterable[ReservationLine]) -> None:
+    ordered = sorted(lines, key=lambda ln: (ln.sku, ln.warehouse))
+    if not ordered:
+        return
+    await uow.execute(
+        update(stock)
+        .where(and_(stock.c.sku == bindparam("b_sku"), stock.c.warehouse == bindparam("b_wh")))
+        .values(reserved=stock.c.reserved - bindparam("b_q")),
+        [{"b_sku": ln.sku, "b_wh": ln.warehouse, "b_q": ln.quantity} for ln in ordered],
+    )
+
+
+async def _set_status(uow: UnitOfWork, ids: Iterable[str], status: ReservationStatus) -> None:
+    await uow.execute(
+        update(reservations).where(reservations.c.id.in_(list(ids))).values(status=status.value)
+    )
