@@ -1,0 +1,1 @@
+"""catalog's migrations (a package, so the import contracts can name it)."""

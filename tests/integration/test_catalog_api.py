@@ -1,0 +1,368 @@
+"""The catalog over HTTP: the store's priced listings and the admin's product editing.
+
+Pricing is a small in-test price book here (a dict); the real pricing module is wired in by
+the composition root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from colonnade.kernel.clock import SettableClock
+from colonnade.kernel.db import Database
+from colonnade.kernel.errors import InvalidInput, Unauthorized
+from colonnade.kernel.money import Money
+from colonnade.kernel.principal import Principal
+from colonnade.modules.catalog import api
+from colonnade.modules.catalog.service import CatalogService
+from colonnade.web import problems
+from tests.conftest import count_rows
+
+ADMIN = {"Authorization": "Bearer admin-token"}
+CLERK = {"Authorization": "Bearer clerk-token"}
+
+
+@dataclass(frozen=True)
+class Market:
+    code: str
+    currency: str
+    locale: str
+
+
+class UnknownMarket(InvalidInput):
+    code = "unknown_market"
+
+
+class DictPriceBook:
+    """Prices per SKU, one per currency; a market shows the price in its own currency."""
+
+    def __init__(self) -> None:
+        self.markets = {
+            "US": Market("US", "USD", "en-US"),
+            "DE": Market("DE", "EUR", "de-DE"),
+        }
+        self.prices: dict[str, list[Money]] = {}
+
+    async def market(self, code: str) -> Market:
+        if code not in self.markets:
+            raise UnknownMarket(f"no market has the code '{code}'", market=code)
+        return self.markets[code]
+
+    async def prices_for(self, skus: list[str], market_code: str) -> dict[str, Money]:
+        currency = self.markets[market_code].currency
+        return {
+            sku: price
+            for sku in skus
+            for price in self.prices.get(sku, [])
+            if price.currency == currency
+        }
+
+    async def set_prices(self, sku: str, prices: list[Money]) -> None:
+        self.prices[sku] = list(prices)
+
+
+async def authenticate(token: str) -> Principal:
+    if token == "admin-token":
+        return Principal("staff-1", "staff", frozenset({"catalog:write"}))
+    if token == "clerk-token":
+        return Principal("staff-2", "staff", frozenset({"inventory:write"}))
+    raise Unauthorized("the token is not valid")
+
+
+@pytest.fixture
+def catalog(db: Database) -> CatalogService:
+    return CatalogService(db, clock=SettableClock(datetime(2025, 11, 28, tzinfo=UTC)))
+
+
+@pytest.fixture
+def pricing() -> DictPriceBook:
+    return DictPriceBook()
+
+
+@pytest.fixture
+def client(catalog: CatalogService, pricing: DictPriceBook) -> httpx.AsyncClient:
+    app = FastAPI()
+    problems.install(app)
+    app.state.authenticate = authenticate
+    app.include_router(api.router(catalog, pricing))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shop")
+
+
+def grinder(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "title": {"en-US": "Flash sale grinder", "de-DE": "Blitzverkauf-Mühle"},
+        "description": {"en-US": "Steel burrs."},
+        "variants": [
+            {
+                "sku": "GRINDER-1",
+                "attributes": {"colour": "black"},
+                "prices": [
+                    {"amount": 9900, "currency": "USD"},
+                    {"amount": 8900, "currency": "EUR"},
+                ],
+            },
+            {"sku": "GRINDER-2", "attributes": {"colour": "white"}},
+        ],
+    }
+    body.update(changes)
+    return body
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem: dict[str, Any] = response.json()
+    assert problem["code"] == code
+    assert problem["status"] == status
+    assert problem["detail"]
+    return problem
+
+
+async def nothing_written(db: Database, pricing: DictPriceBook) -> None:
+    assert await count_rows(db, "catalog_products") == 0
+    assert await count_rows(db, "catalog_variants") == 0
+    assert pricing.prices == {}
+
+
+# --- the happy path -----------------------------------------------------------------------
+
+
+async def test_staff_add_a_product_and_shoppers_see_it_localized_and_priced(
+    client: httpx.AsyncClient, pricing: DictPriceBook
+) -> None:
+    created = await client.post("/admin/products", headers=ADMIN, json=grinder())
+    assert created.status_code == 201, created.text
+    product = created.json()
+    assert product["title"] == {"de-DE": "Blitzverkauf-Mühle", "en-US": "Flash sale grinder"}
+    assert product["default_locale"] == "en-US"
+    assert product["status"] == "published"
+    assert product["variants"] == [
+        {
+            "sku": "GRINDER-1",
+            "attributes": {"colour": "black"},
+            "prices": [{"amount": 9900, "currency": "USD"}, {"amount": 8900, "currency": "EUR"}],
+        },
+        {"sku": "GRINDER-2", "attributes": {"colour": "white"}, "prices": []},
+    ]
+    assert pricing.prices == {"GRINDER-1": [Money(9900, "USD"), Money(8900, "EUR")]}
+
+    us = (await client.get("/store/products", params={"market": "US"})).json()
+    assert [(p["id"], p["title"], p["locale"]) for p in us] == [
+        (product["id"], "Flash sale grinder", "en-US")
+    ]
+    assert [v["price"] for v in us[0]["variants"]] == [
+        {"amount": 9900, "currency": "USD"},
+        None,
+    ]
+
+    de = await client.get(f"/store/products/{product['id']}", params={"market": "DE"})
+    assert de.status_code == 200
+    assert de.json()["title"] == "Blitzverkauf-Mühle"
+    assert de.json()["variants"][0]["price"] == {"amount": 8900, "currency": "EUR"}
+
+    austrian = await client.get(
+        "/store/products", params={"market": "US", "locale": "de-at", "q": "mühle"}
+    )
+    assert [(p["title"], p["locale"]) for p in austrian.json()] == [("Blitzverkauf-Mühle", "de-DE")]
+
+
+async def test_the_default_locale_may_be_named_and_products_start_as_drafts(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await client.post(
+        "/admin/products",
+        headers=ADMIN,
+        json=grinder(default_locale="de-DE", status="draft"),
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["default_locale"] == "de-DE"
+    assert (await client.get("/store/products", params={"market": "US"})).json() == []
+    assert_problem(
+        await client.get(f"/store/products/{created.json()['id']}", params={"market": "US"}),
+        404,
+        "product_not_found",
+    )
+
+
+async def test_staff_put_categories_and_shoppers_browse_them(client: httpx.AsyncClient) -> None:
+    drinks = await client.put(
+        "/admin/categories/drinks", headers=ADMIN, json={"names": {"en-US": "Drinks"}}
+    )
+    assert drinks.status_code == 200
+    coffee = await client.put(
+        "/admin/categories/coffee",
+        headers=ADMIN,
+        json={"names": {"en-US": "Coffee", "de-de": "Kaffee"}, "parent": "drinks"},
+    )
+    assert coffee.json() == {
+        "slug": "coffee",
+        "names": {"en-US": "Coffee", "de-DE": "Kaffee"},
+        "parent": "drinks",
+    }
+    await client.post("/admin/products", headers=ADMIN, json=grinder(category="coffee"))
+    listed = await client.get("/store/products", params={"market": "US", "category": "drinks"})
+    assert [p["category"] for p in listed.json()] == ["coffee"]
+    assert_problem(
+        await client.get("/store/products", params={"market": "US", "category": "garden"}),
+        404,
+        "category_not_found",
+    )
+
+
+@pytest.mark.parametrize(
+    "q", ['" OR 1=1 --', "*", "NEAR(", "'", "grinder OR", "-", ":*", "&|!", "\\", "%00"]
+)
+async def test_any_search_text_gets_an_ordinary_answer(client: httpx.AsyncClient, q: str) -> None:
+    await client.post("/admin/products", headers=ADMIN, json=grinder())
+    response = await client.get("/store/products", params={"market": "US", "q": q})
+    assert response.status_code == 200, response.text
+    assert isinstance(response.json(), list)
+
+
+# --- who may edit -------------------------------------------------------------------------
+
+
+async def test_editing_the_catalog_needs_a_token_with_the_catalog_write_scope(
+    client: httpx.AsyncClient, db: Database, pricing: DictPriceBook
+) -> None:
+    assert_problem(await client.post("/admin/products", json=grinder()), 401, "unauthorized")
+    assert_problem(
+        await client.post("/admin/products", headers=CLERK, json=grinder()), 403, "forbidden"
+    )
+    assert_problem(
+        await client.put("/admin/categories/tea", headers=CLERK, json={"names": {"en": "Tea"}}),
+        403,
+        "forbidden",
+    )
+    await nothing_written(db, pricing)
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+def priced(price: Any) -> dict[str, Any]:
+    return grinder(variants=[{"sku": "GRINDER-1", "prices": [price]}])
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (priced({"amount": 99.5, "currency": "USD"}), "invalid_input"),
+        (priced({"amount": "9900", "currency": "USD"}), "invalid_input"),
+        (priced({"amount": True, "currency": "USD"}), "invalid_input"),
+        (priced({"amount": -1, "currency": "USD"}), "invalid_input"),
+        (priced({"amount": 100, "currency": "ZZZ"}), "unknown_currency"),
+        (priced({"amount": 100}), "invalid_input"),
+        (
+            grinder(
+                variants=[
+                    {
+                        "sku": "GRINDER-1",
+                        "prices": [
+                            {"amount": 1, "currency": "USD"},
+                            {"amount": 2, "currency": "USD"},
+                        ],
+                    }
+                ]
+            ),
+            "invalid_input",
+        ),
+        (grinder(title={}), "invalid_input"),
+        (grinder(title={"en-US": "  "}), "invalid_product"),
+        (grinder(title={"klingon": "Mühle"}), "unknown_locale"),
+        (grinder(default_locale="fr-FR"), "missing_title"),
+        (grinder(variants=[]), "invalid_product"),
+        (grinder(variants=[{"sku": "has spaces"}]), "invalid_sku"),
+        (grinder(variants=[{"sku": "A-1"}, {"sku": "A-1"}]), "repeated_sku"),
+        (grinder(variants=[{"sku": "A-1", "attributes": {"weight": 1.5}}]), "invalid_input"),
+        (grinder(category="no-such-category"), "unknown_category"),
+        (grinder(status="archived"), "invalid_input"),
+        (grinder(colour="red"), "invalid_input"),
+        (grinder(variants=[{"sku": "A-1", "stock": 5}]), "invalid_input"),
+    ],
+)
+async def test_a_bad_product_gets_a_precise_problem_and_changes_nothing(
+    client: httpx.AsyncClient,
+    db: Database,
+    pricing: DictPriceBook,
+    body: dict[str, Any],
+    code: str,
+) -> None:
+    assert_problem(await client.post("/admin/products", headers=ADMIN, json=body), 422, code)
+    await nothing_written(db, pricing)
+
+
+async def test_a_sku_already_in_the_shop_is_a_conflict_and_keeps_its_prices(
+    client: httpx.AsyncClient, db: Database, pricing: DictPriceBook
+) -> None:
+    await client.post("/admin/products", headers=ADMIN, json=grinder())
+    copy = {
+        "title": {"en-US": "Copy"},
+        "variants": [
+            {"sku": "NEW-1", "prices": [{"amount": 1, "currency": "USD"}]},
+            {"sku": "GRINDER-1", "prices": [{"amount": 1, "currency": "USD"}]},
+        ],
+    }
+    problem = assert_problem(
+        await client.post("/admin/products", headers=ADMIN, json=copy), 409, "duplicate_sku"
+    )
+    assert problem["sku"] == "GRINDER-1"
+    assert "GRINDER-1" in problem["detail"]
+    assert await count_rows(db, "catalog_products") == 1
+    assert pricing.prices["GRINDER-1"] == [Money(9900, "USD"), Money(8900, "EUR")]
+    assert "NEW-1" not in pricing.prices
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "code"),
+    [
+        ({"market": "XX"}, 422, "unknown_market"),
+        ({}, 422, "invalid_input"),
+        ({"market": "US", "locale": "xx-YY"}, 422, "unknown_locale"),
+        ({"market": "US", "locale": "de_AT"}, 422, "unknown_locale"),
+        ({"market": "US", "limit": 0}, 422, "invalid_input"),
+        ({"market": "US", "limit": 101}, 422, "invalid_input"),
+        ({"market": "US", "limit": "ten"}, 422, "invalid_input"),
+        ({"market": "US", "offset": -1}, 422, "invalid_input"),
+        ({"market": "US", "category": "Not A Slug"}, 422, "invalid_category"),
+    ],
+)
+async def test_bad_listing_requests_get_precise_problems(
+    client: httpx.AsyncClient, params: dict[str, Any], status: int, code: str
+) -> None:
+    assert_problem(await client.get("/store/products", params=params), status, code)
+
+
+async def test_an_unknown_product_is_not_found(client: httpx.AsyncClient) -> None:
+    assert_problem(
+        await client.get("/store/products/no-such-product", params={"market": "US"}),
+        404,
+        "product_not_found",
+    )
+
+
+@pytest.mark.parametrize(
+    ("slug", "body", "code"),
+    [
+        ("Coffee Beans", {"names": {"en-US": "Coffee"}}, "invalid_category"),
+        ("coffee", {"names": {}}, "invalid_category"),
+        ("coffee", {"names": {"en-US": " "}}, "invalid_category"),
+        ("coffee", {"names": {"xx-YY": "Coffee"}}, "unknown_locale"),
+        ("coffee", {"names": {"en-US": "Coffee"}, "parent": "drinks"}, "unknown_category"),
+        ("coffee", {"names": {"en-US": "Coffee"}, "parent": "coffee"}, "category_cycle"),
+        ("coffee", {"names": {"en-US": "Coffee"}, "icon": "cup"}, "invalid_input"),
+    ],
+)
+async def test_a_bad_category_gets_a_precise_problem_and_changes_nothing(
+    client: httpx.AsyncClient, db: Database, slug: str, body: dict[str, Any], code: str
+) -> None:
+    assert_problem(
+        await client.put(f"/admin/categories/{slug}", headers=ADMIN, json=body), 422, code
+    )
+    assert await count_rows(db, "catalog_categories") == 0
