@@ -1,0 +1,114 @@
+"""The storefront's cart routes: thin, they parse and call one service method.
+
+Carts are anonymous and addressed by an unguessable id, so these routes ask for no scope.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from colonnade.kernel.money import Money
+from colonnade.modules.cart.service import CartService, CartView
+
+
+class OpenCart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    market: StrictStr = Field(description="Market code, such as US; sets currency and taxes.")
+
+
+class AddLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: StrictStr = Field(description="The variant's SKU.")
+    quantity: StrictInt = Field(default=1, description="Units to add to the line.")
+
+
+class SetQuantity(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    quantity: StrictInt = Field(description="Units the line should hold; 0 removes it.")
+
+
+class MoneyOut(BaseModel):
+    amount: int = Field(description="Minor units (cents for USD).")
+    currency: str
+
+    @classmethod
+    def of(cls, money: Money) -> MoneyOut:
+        return cls(amount=money.amount, currency=money.currency)
+
+
+class CartLineOut(BaseModel):
+    sku: str
+    quantity: int
+    unit_price: MoneyOut
+    line_total: MoneyOut
+    tax: MoneyOut
+
+
+class CartOut(BaseModel):
+    id: str
+    market: str
+    currency: str
+    status: str
+    lines: list[CartLineOut]
+    subtotal: MoneyOut
+    tax: MoneyOut
+    total: MoneyOut
+    tax_inclusive: bool = Field(description="Whether prices and totals already include tax.")
+
+    @classmethod
+    def of(cls, cart: CartView) -> CartOut:
+        return cls(
+            id=cart.id,
+            market=cart.market,
+            currency=cart.currency,
+            status=cart.status.value,
+            lines=[
+                CartLineOut(
+                    sku=line.sku,
+                    quantity=line.quantity,
+                    unit_price=MoneyOut.of(line.unit_price),
+                    line_total=MoneyOut.of(line.line_total),
+                    tax=MoneyOut.of(line.tax),
+                )
+                for line in cart.lines
+            ],
+            subtotal=MoneyOut.of(cart.subtotal),
+            tax=MoneyOut.of(cart.tax),
+            total=MoneyOut.of(cart.total),
+            tax_inclusive=cart.tax_inclusive,
+        )
+
+
+def router(carts: CartService) -> APIRouter:
+    routes = APIRouter(tags=["cart"])
+
+    @routes.post("/store/carts", status_code=status.HTTP_201_CREATED, response_model=CartOut)
+    async def open_cart(body: OpenCart) -> CartOut:
+        """Open an empty cart in a market."""
+        return CartOut.of(await carts.create(body.market))
+
+    @routes.get("/store/carts/{cart_id}", response_model=CartOut)
+    async def show_cart(cart_id: str) -> CartOut:
+        """The cart, priced now in its market."""
+        return CartOut.of(await carts.cart(cart_id))
+
+    @routes.post("/store/carts/{cart_id}/lines", response_model=CartOut)
+    async def add_line(cart_id: str, body: AddLine) -> CartOut:
+        """Add units of a SKU; a SKU already in the cart grows its line."""
+        return CartOut.of(await carts.add_line(cart_id, body.sku, body.quantity))
+
+    @routes.patch("/store/carts/{cart_id}/lines/{sku}", response_model=CartOut)
+    async def set_quantity(cart_id: str, sku: str, body: SetQuantity) -> CartOut:
+        """Set how many units a line holds; 0 removes the line."""
+        return CartOut.of(await carts.set_quantity(cart_id, sku, body.quantity))
+
+    @routes.delete("/store/carts/{cart_id}/lines/{sku}", response_model=CartOut)
+    async def remove_line(cart_id: str, sku: str) -> CartOut:
+        """Take a line out of the cart."""
+        return CartOut.of(await carts.remove_line(cart_id, sku))
+
+    return routes

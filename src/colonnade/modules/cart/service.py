@@ -1,0 +1,501 @@
+"""Cart's public use cases: open a cart, change its lines, show it priced, hand it to checkout.
+
+Each change reads the cart, prices the lines it would have (so an unpriced SKU changes
+nothing), then writes in one short transaction that first claims the cart row: the claim
+bumps the version and locks the row, so concurrent changes to one cart queue up and each
+re-applies its rule to the lines it finds. Pricing is never called inside a transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from colonnade.kernel.clock import Clock
+from colonnade.kernel.db import Database
+from colonnade.kernel.ids import new_id
+from colonnade.kernel.money import Money
+from colonnade.kernel.uow import UnitOfWork
+from colonnade.modules.cart import domain
+from colonnade.modules.cart.domain import (
+    CartChanged,
+    CartClosed,
+    CartFull,
+    CartNotFound,
+    CartStatus,
+    InvalidQuantity,
+    InvalidSku,
+    Limits,
+    Line,
+    LineNotFound,
+    Lines,
+    UnknownSku,
+)
+from colonnade.modules.cart.events import CartExpired, CartUpdated
+from colonnade.modules.cart.schema import carts
+from colonnade.modules.cart.schema import lines as cart_lines
+
+__all__ = [
+    "CartChanged",
+    "CartClosed",
+    "CartFull",
+    "CartLineView",
+    "CartNotFound",
+    "CartService",
+    "CartSnapshot",
+    "CartStatus",
+    "CartView",
+    "InvalidQuantity",
+    "InvalidSku",
+    "LineNotFound",
+    "MarketLike",
+    "PriceQuoter",
+    "QuoteLike",
+    "SkuCatalog",
+    "UnknownSku",
+]
+
+
+# --- ports: what the cart needs from pricing and the catalog --------------------------------
+
+
+class MarketLike(Protocol):
+    @property
+    def code(self) -> str: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def locale(self) -> str: ...
+    @property
+    def tax_inclusive(self) -> bool: ...
+
+
+class QuotedLineLike(Protocol):
+    @property
+    def sku(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def unit_price(self) -> Money: ...
+    @property
+    def line_total(self) -> Money: ...
+    @property
+    def tax(self) -> Money: ...
+
+
+class QuoteLike(Protocol):
+    @property
+    def lines(self) -> Sequence[QuotedLineLike]: ...
+    @property
+    def subtotal(self) -> Money: ...
+    @property
+    def tax(self) -> Money: ...
+    @property
+    def total(self) -> Money: ...
+
+
+class PriceQuoter(Protocol):
+    async def market(self, code: str) -> MarketLike:
+        """The market; raises a 422 error itself when there is none with this code."""
+        ...
+
+    async def quote(self, market_code: str, lines: list[tuple[str, int]]) -> QuoteLike:
+        """Prices for the lines; raises a 409 `price_missing` error for an unpriced SKU."""
+        ...
+
+
+class SkuCatalog(Protocol):
+    async def sku_exists(self, sku: str) -> bool: ...
+
+
+# --- what callers get back -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CartLineView:
+    sku: str
+    quantity: int
+    unit_price: Money
+    line_total: Money
+    tax: Money
+
+
+@dataclass(frozen=True)
+class CartView:
+    id: str
+    market: str
+    currency: str
+    status: CartStatus
+    lines: tuple[CartLineView, ...]
+    subtotal: Money
+    tax: Money
+    total: Money
+    tax_inclusive: bool
+
+
+@dataclass(frozen=True)
+class CartSnapshot:
+    """What checkout needs: the lines as they are, and the version to close against."""
+
+    id: str
+    market: str
+    currency: str
+    lines: tuple[tuple[str, int], ...]
+    version: int
+    status: CartStatus
+
+
+@dataclass(frozen=True)
+class _Cart:
+    id: str
+    market: str
+    currency: str
+    tax_inclusive: bool
+    status: CartStatus
+    version: int
+    lines: Lines
+
+
+class CartService:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        pricing: PriceQuoter,
+        catalog: SkuCatalog,
+        clock: Clock,
+        idle_ttl: timedelta = timedelta(hours=24),
+        max_quantity: int = 99,
+        max_lines: int = 100,
+    ) -> None:
+        if idle_ttl <= timedelta(0):
+            raise ValueError(f"idle_ttl must be positive, got {idle_ttl}")
+        self._db = db
+        self._pricing = pricing
+        self._catalog = catalog
+        self._clock = clock
+        self._idle_ttl = idle_ttl
+        self._limits = Limits(max_quantity=max_quantity, max_lines=max_lines)
+
+    async def create(self, market: str, customer_id: str | None = None) -> CartView:
+        customer_id = domain.valid_customer_id(customer_id)
+        found = await self._pricing.market(market)
+        now = self._clock.now()
+        cart = _Cart(
+            id=new_id(),
+            market=found.code,
+            currency=found.currency,
+            tax_inclusive=found.tax_inclusive,
+            status=CartStatus.OPEN,
+            version=1,
+            lines=(),
+        )
+        async with self._db.transaction() as uow:
+            await uow.execute(
+                carts.insert().values(
+                    id=cart.id,
+                    market=cart.market,
+                    currency=cart.currency,
+                    tax_inclusive=cart.tax_inclusive,
+                    status=cart.status.value,
+                    customer_id=customer_id,
+                    created_at=now,
+                    updated_at=now,
+                    version=cart.version,
+                )
+            )
+            await uow.commit()
+        return _view(cart, None)
+
+    async def cart(self, cart_id: str) -> CartView:
+        cart = await self._load(cart_id)
+        domain.ensure_visible(cart_id, cart.status)
+        return _view(cart, await self._quote(cart.market, cart.lines))
+
+    async def add_line(self, cart_id: str, sku: str, quantity: int) -> CartView:
+        domain.valid_sku(sku)
+        domain.valid_quantity(quantity, self._limits)
+        if not await self._catalog.sku_exists(sku):
+            raise UnknownSku(sku)
+        return await self._change(
+            cart_id, lambda lines: domain.with_added(lines, sku, quantity, self._limits)
+        )
+
+    async def set_quantity(self, cart_id: str, sku: str, quantity: int) -> CartView:
+        """Set a line to exactly `quantity`; 0 removes it."""
+        domain.valid_quantity(quantity, self._limits, allow_zero=True)
+        return await self._change(
+            cart_id,
+            lambda lines: domain.with_quantity(cart_id, lines, sku, quantity, self._limits),
+        )
+
+    async def remove_line(self, cart_id: str, sku: str) -> CartView:
+        return await self._change(cart_id, lambda lines: domain.without(cart_id, lines, sku))
+
+    async def close(self, cart_id: str, expected_version: int | None = None) -> None:
+        """Mark the cart checked out. Closing a closed cart is harmless.
+
+        With `expected_version`, a cart changed since checkout took its snapshot is refused
+        (CartChanged), so an order never stands for lines other than those it was placed for.
+        """
+        conditions = [carts.c.id == cart_id, carts.c.status != CartStatus.CHECKED_OUT.value]
+        if expected_version is not None:
+            conditions.append(carts.c.version == expected_version)
+        async with self._db.transaction() as uow:
+            closed = await uow.execute(
+                update(carts)
+                .where(*conditions)
+                .values(
+                    status=CartStatus.CHECKED_OUT.value,
+                    version=carts.c.version + 1,
+                    updated_at=self._clock.now(),
+                )
+            )
+            if closed.rowcount == 1:
+                await uow.commit()
+                return
+            row = (
+                await uow.execute(
+                    select(carts.c.status, carts.c.version).where(carts.c.id == cart_id)
+                )
+            ).one_or_none()
+        if row is None:
+            raise CartNotFound(cart_id)
+        if row.status == CartStatus.CHECKED_OUT.value:
+            return
+        raise CartChanged(cart_id, expected_version or 0, row.version)
+
+    async def snapshot(self, cart_id: str) -> CartSnapshot:
+        cart = await self._load(cart_id)
+        return CartSnapshot(
+            id=cart.id,
+            market=cart.market,
+            currency=cart.currency,
+            lines=tuple((line.sku, line.quantity) for line in cart.lines),
+            version=cart.version,
+            status=cart.status,
+        )
+
+    async def expire_idle(self) -> int:
+        """Mark every open cart idle longer than the idle time as expired; returns how many."""
+        cutoff = self._clock.now() - self._idle_ttl
+        async with self._db.transaction() as uow:
+            # SKIP LOCKED: a cart being changed right now is not idle, and two sweeps never wait
+            # on each other; locking in id order keeps sweeps from deadlocking.
+            due = (
+                await uow.execute(
+                    select(carts.c.id, carts.c.market)
+                    .where(carts.c.status == CartStatus.OPEN.value, carts.c.updated_at < cutoff)
+                    .order_by(carts.c.id)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not due:
+                return 0
+            # updated_at stays the last shopper activity, which is when the cart was abandoned.
+            await uow.execute(
+                update(carts)
+                .where(carts.c.id.in_([row.id for row in due]))
+                .values(status=CartStatus.EXPIRED.value, version=carts.c.version + 1)
+            )
+            for row in due:
+                uow.record(CartExpired(cart_id=row.id, market=row.market))
+            await uow.commit()
+        return len(due)
+
+    # --- the one way lines change ---------------------------------------------------------
+
+    async def _change(self, cart_id: str, change: Callable[[Lines], Lines]) -> CartView:
+        cart = await self._load(cart_id)
+        domain.ensure_open(cart_id, cart.status)
+        planned = change(cart.lines)
+        # Price before writing: a SKU without a price in this market changes nothing.
+        quote = await self._quote(cart.market, planned)
+        now = self._clock.now()
+        async with self._db.transaction() as uow:
+            claimed = await self._claim(uow, cart_id, now)
+            # The claim holds the cart row, so these lines stay as read until we commit.
+            current = await _lines(uow, cart_id)
+            after = change(current)
+            upserts, deletes = domain.changes(current, after)
+            await _write(uow, cart_id, upserts, deletes, now, claimed.version)
+            uow.record(
+                CartUpdated(
+                    cart_id=cart_id,
+                    market=claimed.market,
+                    lines=[{"sku": ln.sku, "quantity": ln.quantity} for ln in after],
+                )
+            )
+            await uow.commit()
+        if after != planned:
+            # Someone changed the cart between our read and our write: price what is there.
+            quote = await self._quote(claimed.market, after)
+        return _view(
+            _Cart(
+                id=cart_id,
+                market=claimed.market,
+                currency=claimed.currency,
+                tax_inclusive=claimed.tax_inclusive,
+                status=CartStatus.OPEN,
+                version=claimed.version,
+                lines=after,
+            ),
+            quote,
+        )
+
+    async def _claim(self, uow: UnitOfWork, cart_id: str, now: datetime) -> Any:
+        """Bump the version of an open, live cart and lock its row; refuse any other cart."""
+        row = (
+            await uow.execute(
+                update(carts)
+                .where(
+                    carts.c.id == cart_id,
+                    carts.c.status == CartStatus.OPEN.value,
+                    carts.c.updated_at >= now - self._idle_ttl,
+                )
+                .values(version=carts.c.version + 1, updated_at=now)
+                .returning(carts.c.market, carts.c.currency, carts.c.tax_inclusive, carts.c.version)
+            )
+        ).one_or_none()
+        if row is not None:
+            return row
+        # The cart closed or expired after we read it.
+        status = await uow.connection.scalar(select(carts.c.status).where(carts.c.id == cart_id))
+        if status == CartStatus.CHECKED_OUT.value:
+            raise CartClosed(cart_id)
+        raise CartNotFound(cart_id)
+
+    async def _load(self, cart_id: str) -> _Cart:
+        """The cart and its lines in one query; CartNotFound when there is no such cart."""
+        async with self._db.reading() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        carts.c.id,
+                        carts.c.market,
+                        carts.c.currency,
+                        carts.c.tax_inclusive,
+                        carts.c.status,
+                        carts.c.updated_at,
+                        carts.c.version,
+                        cart_lines.c.sku,
+                        cart_lines.c.quantity,
+                    )
+                    .select_from(carts.outerjoin(cart_lines, cart_lines.c.cart_id == carts.c.id))
+                    .where(carts.c.id == cart_id)
+                    .order_by(cart_lines.c.position)
+                )
+            ).all()
+        if not rows:
+            raise CartNotFound(cart_id)
+        head = rows[0]
+        return _Cart(
+            id=head.id,
+            market=head.market,
+            currency=head.currency,
+            tax_inclusive=head.tax_inclusive,
+            status=domain.effective_status(
+                CartStatus(head.status), head.updated_at, self._clock.now(), self._idle_ttl
+            ),
+            version=head.version,
+            lines=tuple(Line(r.sku, r.quantity) for r in rows if r.sku is not None),
+        )
+
+    async def _quote(self, market: str, lines: Lines) -> QuoteLike | None:
+        if not lines:
+            return None
+        return await self._pricing.quote(market, [(ln.sku, ln.quantity) for ln in lines])
+
+
+async def _lines(uow: UnitOfWork, cart_id: str) -> Lines:
+    rows = await uow.execute(
+        select(cart_lines.c.sku, cart_lines.c.quantity)
+        .where(cart_lines.c.cart_id == cart_id)
+        .order_by(cart_lines.c.position)
+    )
+    return tuple(Line(r.sku, r.quantity) for r in rows)
+
+
+async def _write(
+    uow: UnitOfWork,
+    cart_id: str,
+    upserts: Lines,
+    deletes: tuple[str, ...],
+    now: datetime,
+    version: int,
+) -> None:
+    if upserts:
+        insert = _insert(uow).values(
+            [
+                {
+                    "cart_id": cart_id,
+                    "sku": ln.sku,
+                    "quantity": ln.quantity,
+                    "added_at": now,
+                    "position": version,
+                }
+                for ln in upserts
+            ]
+        )
+        # A line keeps when it was first added, so it keeps its place in the cart.
+        await uow.execute(
+            insert.on_conflict_do_update(
+                index_elements=[cart_lines.c.cart_id, cart_lines.c.sku],
+                set_={"quantity": insert.excluded.quantity},
+            )
+        )
+    if deletes:
+        await uow.execute(
+            cart_lines.delete().where(
+                cart_lines.c.cart_id == cart_id, cart_lines.c.sku.in_(list(deletes))
+            )
+        )
+
+
+def _insert(uow: UnitOfWork) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT."""
+    if uow.connection.dialect.name == "postgresql":
+        return postgresql.insert(cart_lines)
+    return sqlite.insert(cart_lines)
+
+
+def _view(cart: _Cart, quote: QuoteLike | None) -> CartView:
+    if quote is None:
+        zero = Money.zero(cart.currency)
+        return CartView(
+            id=cart.id,
+            market=cart.market,
+            currency=cart.currency,
+            status=cart.status,
+            lines=(),
+            subtotal=zero,
+            tax=zero,
+            total=zero,
+            tax_inclusive=cart.tax_inclusive,
+        )
+    priced = {line.sku: line for line in quote.lines}
+    return CartView(
+        id=cart.id,
+        market=cart.market,
+        currency=quote.total.currency,
+        status=cart.status,
+        lines=tuple(
+            CartLineView(
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=priced[line.sku].unit_price,
+                line_total=priced[line.sku].line_total,
+                tax=priced[line.sku].tax,
+            )
+            for line in cart.lines
+        ),
+        subtotal=quote.subtotal,
+        tax=quote.tax,
+        total=quote.total,
+        tax_inclusive=cart.tax_inclusive,
+    )
