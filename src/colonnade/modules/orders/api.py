@@ -1,0 +1,242 @@
+"""Order routes: a guest's view of their order, and the staff's list and actions.
+
+Thin: parse, authorize, call one service method. Guests reach an order with the secret
+they were given at checkout; signed-in customers reach their own orders with their token.
+To anyone else the order does not exist.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from colonnade.kernel.errors import Forbidden
+from colonnade.kernel.money import Money
+from colonnade.kernel.principal import Principal
+from colonnade.modules.orders.service import HistoryEntry, Order, OrderNotFound, OrdersService
+from colonnade.web.auth import bearer, current_principal, requires
+
+READ = "orders:read"
+WRITE = "orders:write"
+
+
+class CancelOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: StrictStr = Field(description="Why the order is cancelled; kept in its history.")
+
+
+class ShipOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    carrier: StrictStr = Field(description="Who carries the parcel, such as UPS.")
+    tracking: StrictStr = Field(description="The carrier's tracking number.")
+
+
+class MoneyOut(BaseModel):
+    amount: int = Field(description="Minor units (cents for USD).")
+    currency: str
+
+    @classmethod
+    def of(cls, money: Money) -> MoneyOut:
+        return cls(amount=money.amount, currency=money.currency)
+
+
+class LineOut(BaseModel):
+    sku: str
+    title: str
+    quantity: int
+    unit_price: MoneyOut
+    line_total: MoneyOut
+    tax: MoneyOut
+
+
+class StepOut(BaseModel):
+    from_status: str | None = Field(alias="from", description="None for the placement.")
+    to_status: str = Field(alias="to")
+    at: datetime
+    # Staff see who did what and why; guests see only what happened when.
+    actor: str | None = None
+    note: str | None = None
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @classmethod
+    def of(cls, step: HistoryEntry, *, staff: bool) -> StepOut:
+        return cls(
+            from_status=step.from_status.value if step.from_status else None,
+            to_status=step.to_status.value,
+            at=step.at,
+            actor=step.actor if staff else None,
+            note=step.note if staff else None,
+        )
+
+
+class OrderOut(BaseModel):
+    id: str
+    number: str
+    status: str
+    email: str
+    market: str
+    currency: str
+    tax_inclusive: bool = Field(description="Whether line totals and subtotal include tax.")
+    lines: list[LineOut]
+    subtotal: MoneyOut
+    tax: MoneyOut
+    shipping: MoneyOut
+    total: MoneyOut
+    paid: MoneyOut
+    refunded: MoneyOut
+    shipping_address: dict[str, Any]
+    placed_at: datetime
+    history: list[StepOut]
+
+    @classmethod
+    def of(cls, order: Order, *, staff: bool = True) -> OrderOut:
+        return cls(
+            id=order.id,
+            number=order.number,
+            status=order.status.value,
+            email=order.email,
+            market=order.market,
+            currency=order.currency,
+            tax_inclusive=order.tax_inclusive,
+            lines=[
+                LineOut(
+                    sku=line.sku,
+                    title=line.title,
+                    quantity=line.quantity,
+                    unit_price=MoneyOut.of(line.unit_price),
+                    line_total=MoneyOut.of(line.line_total),
+                    tax=MoneyOut.of(line.tax),
+                )
+                for line in order.lines
+            ],
+            subtotal=MoneyOut.of(order.subtotal),
+            tax=MoneyOut.of(order.tax),
+            shipping=MoneyOut.of(order.shipping),
+            total=MoneyOut.of(order.total),
+            paid=MoneyOut.of(order.paid),
+            refunded=MoneyOut.of(order.refunded),
+            shipping_address=order.shipping_address,
+            placed_at=order.placed_at,
+            history=[StepOut.of(step, staff=staff) for step in order.history],
+        )
+
+
+class OrderPage(BaseModel):
+    items: list[OrderOut]
+    total: int = Field(description="How many orders match the filters, on every page.")
+    limit: int
+    offset: int
+
+
+CUSTOMER = "customer"
+
+
+async def _customer(principal: Principal = Depends(current_principal)) -> Principal:
+    if principal.kind != CUSTOMER:
+        raise Forbidden("only a signed-in customer has orders of their own")
+    return principal
+
+
+async def _maybe_customer(
+    request: Request, bearer_token: str | None = Depends(bearer)
+) -> Principal | None:
+    """The signed-in customer, if the request carries a customer's token."""
+    if not bearer_token:
+        return None
+    principal = await current_principal(request, bearer_token)
+    return principal if principal.kind == CUSTOMER else None
+
+
+def router(orders: OrdersService) -> APIRouter:
+    routes = APIRouter(tags=["orders"])
+
+    @routes.get("/store/orders", response_model=OrderPage, response_model_by_alias=True)
+    async def my_orders(
+        limit: int = Query(20, ge=1, le=100),
+        offset: int = Query(0, ge=0),
+        customer: Principal = Depends(_customer),
+    ) -> OrderPage:
+        """The signed-in customer's own orders, newest first."""
+        page = await orders.orders_of_customer(customer.subject, limit, offset)
+        return OrderPage(
+            items=[OrderOut.of(order, staff=False) for order in page.items],
+            total=page.total,
+            limit=page.limit,
+            offset=page.offset,
+        )
+
+    @routes.get("/store/orders/{order_id}", response_model=OrderOut, response_model_by_alias=True)
+    async def store_order(
+        order_id: str,
+        token: str | None = Query(None, description="The order's secret, for guests."),
+        customer: Principal | None = Depends(_maybe_customer),
+    ) -> OrderOut:
+        """A guest's order with the secret handed out at checkout, or a customer's own."""
+        if token:
+            return OrderOut.of(await orders.order_for_guest(order_id, token), staff=False)
+        if customer is None:
+            raise OrderNotFound(order_id)
+        return OrderOut.of(await orders.order_of_customer(order_id, customer.subject), staff=False)
+
+    @routes.get("/admin/orders", response_model=OrderPage, response_model_by_alias=True)
+    async def list_orders(
+        status: str | None = None,
+        email: str | None = None,
+        placed_from: datetime | None = None,
+        placed_to: datetime | None = None,
+        limit: int = Query(20, ge=1, le=100),
+        offset: int = Query(0, ge=0),
+        _: Principal = Depends(requires(READ)),
+    ) -> OrderPage:
+        """Orders newest first, filtered by status, e-mail and when they were placed."""
+        page = await orders.search(status, email, placed_from, placed_to, limit, offset)
+        return OrderPage(
+            items=[OrderOut.of(order) for order in page.items],
+            total=page.total,
+            limit=page.limit,
+            offset=page.offset,
+        )
+
+    @routes.get("/admin/orders/{order_id}", response_model=OrderOut, response_model_by_alias=True)
+    async def staff_order(order_id: str, _: Principal = Depends(requires(READ))) -> OrderOut:
+        return OrderOut.of(await orders.order(order_id))
+
+    @routes.post(
+        "/admin/orders/{order_id}/fulfil", response_model=OrderOut, response_model_by_alias=True
+    )
+    async def fulfil(order_id: str, staff: Principal = Depends(requires(WRITE))) -> OrderOut:
+        """The order is picked and packed."""
+        return OrderOut.of(await orders.fulfil(order_id, staff.subject))
+
+    @routes.post(
+        "/admin/orders/{order_id}/ship", response_model=OrderOut, response_model_by_alias=True
+    )
+    async def ship(
+        order_id: str, body: ShipOrder, staff: Principal = Depends(requires(WRITE))
+    ) -> OrderOut:
+        """The parcel left with a carrier."""
+        return OrderOut.of(await orders.ship(order_id, staff.subject, body.carrier, body.tracking))
+
+    @routes.post(
+        "/admin/orders/{order_id}/deliver", response_model=OrderOut, response_model_by_alias=True
+    )
+    async def deliver(order_id: str, staff: Principal = Depends(requires(WRITE))) -> OrderOut:
+        """The carrier delivered the parcel."""
+        return OrderOut.of(await orders.deliver(order_id, staff.subject))
+
+    @routes.post(
+        "/admin/orders/{order_id}/cancel", response_model=OrderOut, response_model_by_alias=True
+    )
+    async def cancel(
+        order_id: str, body: CancelOrder, staff: Principal = Depends(requires(WRITE))
+    ) -> OrderOut:
+        """Cancel an order not yet fulfilled; its stock and money are given back."""
+        return OrderOut.of(await orders.cancel(order_id, staff.subject, body.reason))
+
+    return routes

@@ -1,0 +1,160 @@
+"""Turning rows into orders: a page of orders costs three queries (orders, lines, history)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ColumnElement
+
+from colonnade.kernel.money import Money
+from colonnade.modules.orders.domain import OrderLine, OrderState, OrderStatus
+from colonnade.modules.orders.schema import history, lines, orders
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One step of the order's life; `from_status` is None for the placement."""
+
+    from_status: OrderStatus | None
+    to_status: OrderStatus
+    at: datetime
+    actor: str
+    note: str | None
+
+
+@dataclass(frozen=True)
+class Order:
+    id: str
+    number: str
+    checkout_id: str
+    customer_id: str | None
+    email: str
+    market: str
+    currency: str
+    status: OrderStatus
+    lines: tuple[OrderLine, ...]
+    subtotal: Money
+    tax: Money
+    shipping: Money
+    total: Money
+    tax_inclusive: bool
+    paid: Money
+    refunded: Money
+    shipping_address: dict[str, Any]
+    payment_id: str | None
+    placed_at: datetime
+    updated_at: datetime
+    history: tuple[HistoryEntry, ...]
+
+
+# Everything but the guest secret's hash, which only the guest check reads.
+ORDER_COLUMNS = [c for c in orders.c if c.name != "access_token_hash"]
+
+
+def state_of(row: Any) -> OrderState:
+    return OrderState(
+        order_id=row.id,
+        status=OrderStatus(row.status),
+        total=Money(row.total, row.currency),
+        paid=Money(row.paid_amount, row.currency),
+        refunded=Money(row.refunded_amount, row.currency),
+    )
+
+
+async def order_rows(
+    conn: AsyncConnection,
+    where: Sequence[ColumnElement[bool]],
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Any]:
+    query = (
+        select(*ORDER_COLUMNS)
+        .where(*where)
+        .order_by(orders.c.placed_at.desc(), orders.c.id.desc())
+        .offset(offset)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return list((await conn.execute(query)).all())
+
+
+async def assemble(conn: AsyncConnection, rows: Sequence[Any]) -> list[Order]:
+    """Orders for these rows, their lines and history fetched with one IN query each."""
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    line_rows = await conn.execute(
+        select(lines).where(lines.c.order_id.in_(ids)).order_by(lines.c.order_id, lines.c.position)
+    )
+    history_rows = await conn.execute(
+        select(history).where(history.c.order_id.in_(ids)).order_by(history.c.id)
+    )
+    by_order: dict[str, list[Any]] = defaultdict(list)
+    for line in line_rows:
+        by_order[line.order_id].append(line)
+    steps: dict[str, list[HistoryEntry]] = defaultdict(list)
+    for step in history_rows:
+        steps[step.order_id].append(
+            HistoryEntry(
+                from_status=OrderStatus(step.from_status) if step.from_status else None,
+                to_status=OrderStatus(step.to_status),
+                at=step.at,
+                actor=step.actor,
+                note=step.note,
+            )
+        )
+    return [_order(row, by_order[row.id], steps[row.id]) for row in rows]
+
+
+async def load(conn: AsyncConnection, order_id: str) -> Order | None:
+    rows = await order_rows(conn, [orders.c.id == order_id])
+    found = await assemble(conn, rows)
+    return found[0] if found else None
+
+
+def _order(row: Any, line_rows: list[Any], steps: list[HistoryEntry]) -> Order:
+    currency = row.currency
+
+    def money(amount: int) -> Money:
+        return Money(amount, currency)
+
+    return Order(
+        id=row.id,
+        number=row.number,
+        checkout_id=row.checkout_id,
+        customer_id=row.customer_id,
+        email=row.email,
+        market=row.market,
+        currency=currency,
+        status=OrderStatus(row.status),
+        lines=tuple(
+            OrderLine(
+                sku=line.sku,
+                title=line.title,
+                quantity=line.quantity,
+                unit_price=money(line.unit_price),
+                line_total=money(line.line_total),
+                tax=money(line.tax),
+            )
+            for line in line_rows
+        ),
+        subtotal=money(row.subtotal),
+        tax=money(row.tax),
+        shipping=money(row.shipping),
+        total=money(row.total),
+        tax_inclusive=bool(row.tax_inclusive),
+        paid=money(row.paid_amount),
+        refunded=money(row.refunded_amount),
+        shipping_address=dict(row.shipping_address),
+        payment_id=row.payment_id,
+        placed_at=row.placed_at,
+        updated_at=row.updated_at,
+        history=tuple(steps),
+    )

@@ -1,0 +1,98 @@
+"""Orders' tables. The database itself refuses an order whose total does not add up,
+a refund larger than the payment, and a second order for one checkout."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+from colonnade.kernel.types import UTCDateTime
+
+metadata = MetaData()
+
+STATUSES = "'placed', 'paid', 'fulfilled', 'shipped', 'delivered', 'cancelled', 'refunded'"
+# The totals rule of domain.order_total, for the database.
+TOTAL_RULE = "total = subtotal + shipping + CASE WHEN tax_inclusive THEN 0 ELSE tax END"
+
+orders = Table(
+    "orders_orders",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("number", String(20), nullable=False, unique=True),
+    Column("checkout_id", String(64), nullable=False, unique=True),
+    Column("customer_id", String(64), nullable=True),
+    Column("email", String(254), nullable=False),
+    Column("market", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("subtotal", BigInteger, nullable=False),
+    Column("tax", BigInteger, nullable=False),
+    Column("shipping", BigInteger, nullable=False),
+    Column("total", BigInteger, nullable=False),
+    Column("tax_inclusive", Boolean, nullable=False),
+    Column("paid_amount", BigInteger, nullable=False, server_default="0"),
+    Column("refunded_amount", BigInteger, nullable=False, server_default="0"),
+    Column("status", String(16), nullable=False),
+    Column("shipping_address", JSON, nullable=False),
+    Column("payment_id", String(64), nullable=True),
+    # SHA-256 of the guest's per-order secret; the secret itself is shown once and not kept.
+    Column("access_token_hash", String(64), nullable=False),
+    Column("placed_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint(f"status IN ({STATUSES})", name="ck_orders_orders_status"),
+    CheckConstraint(TOTAL_RULE, name="ck_orders_orders_total"),
+    CheckConstraint(
+        "subtotal >= 0 AND tax >= 0 AND shipping >= 0", name="ck_orders_orders_amounts"
+    ),
+    CheckConstraint(
+        "paid_amount >= 0 AND refunded_amount >= 0 AND refunded_amount <= paid_amount",
+        name="ck_orders_orders_refund",
+    ),
+)
+Index("ix_orders_orders_placed", orders.c.placed_at, orders.c.id)
+Index("ix_orders_orders_status", orders.c.status, orders.c.placed_at)
+Index("ix_orders_orders_email", orders.c.email, orders.c.placed_at)
+Index("ix_orders_orders_customer", orders.c.customer_id, orders.c.placed_at)
+
+lines = Table(
+    "orders_lines",
+    metadata,
+    Column("order_id", String(36), ForeignKey("orders_orders.id"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("sku", String(100), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price", BigInteger, nullable=False),
+    Column("line_total", BigInteger, nullable=False),
+    Column("tax", BigInteger, nullable=False),
+    PrimaryKeyConstraint("order_id", "position", name="pk_orders_lines"),
+    CheckConstraint("quantity > 0", name="ck_orders_lines_quantity"),
+)
+
+history = Table(
+    "orders_history",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("order_id", String(36), ForeignKey("orders_orders.id"), nullable=False),
+    # None for the placement itself.
+    Column("from_status", String(16), nullable=True),
+    Column("to_status", String(16), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(120), nullable=False),
+    Column("note", Text, nullable=True),
+)
+Index("ix_orders_history_order", history.c.order_id, history.c.id)

@@ -1,0 +1,497 @@
+"""Orders' public use cases: place an order, show it, and move it along its life.
+
+Each method is one short transaction. A status change is a conditional UPDATE on the status
+(and amounts) it was decided from, so of two staff clicking at once only one succeeds; the
+other re-reads the order and gets the rule's precise refusal. Orders only record: what a
+cancel means for stock and money is the checkout's to act on, through the events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ColumnElement
+
+from colonnade.kernel.clock import Clock
+from colonnade.kernel.db import Database
+from colonnade.kernel.errors import Conflict, InvalidInput
+from colonnade.kernel.events import Event
+from colonnade.kernel.ids import new_id
+from colonnade.kernel.money import Money, currency_code
+from colonnade.kernel.uow import UnitOfWork
+from colonnade.modules.orders import domain
+from colonnade.modules.orders.domain import (
+    IllegalTransition,
+    InvalidOrder,
+    OrderLine,
+    OrderNotFound,
+    OrderState,
+    OrderStatus,
+    PaymentMismatch,
+    RefundExceedsPayment,
+)
+from colonnade.modules.orders.events import (
+    OrderCancelled,
+    OrderDelivered,
+    OrderFulfilled,
+    OrderPaid,
+    OrderPlaced,
+    OrderRefunded,
+    OrderShipped,
+)
+from colonnade.modules.orders.reading import (
+    HistoryEntry,
+    Order,
+    assemble,
+    load,
+    order_rows,
+    state_of,
+)
+from colonnade.modules.orders.schema import history, lines, orders
+
+__all__ = [
+    "HistoryEntry",
+    "IllegalTransition",
+    "InvalidOrder",
+    "NewOrder",
+    "Order",
+    "OrderBusy",
+    "OrderLine",
+    "OrderNotFound",
+    "OrderStatus",
+    "OrdersService",
+    "Page",
+    "PaymentMismatch",
+    "PlacedOrder",
+    "RefundExceedsPayment",
+]
+
+MAX_PAGE = 100
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    """An order as the checkout places it, from a quote it has already priced and paid for."""
+
+    checkout_id: str
+    email: str
+    market: str
+    currency: str
+    tax_inclusive: bool
+    lines: Sequence[OrderLine]
+    shipping: Money
+    shipping_address: Mapping[str, Any]
+    payment_id: str | None = None
+    customer_id: str | None = None
+    # The total the checkout authorized; placing refuses an order that adds up differently.
+    expected_total: Money | None = None
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    order: Order
+    # The guest's secret for GET /store/orders/{id}?token=...; None when the order existed.
+    access_token: str | None
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: tuple[T, ...]
+    total: int
+    limit: int
+    offset: int
+
+
+class OrderBusy(Conflict):
+    code = "order_busy"
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(
+            f"order {order_id} is being changed by someone else; try again", order_id=order_id
+        )
+
+
+class OrdersService:
+    def __init__(self, db: Database, *, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    # --- placing ----------------------------------------------------------------------------
+
+    async def place(self, new: NewOrder) -> PlacedOrder:
+        """Record a new order; placing the same checkout again returns the first order."""
+        checkout_id = domain.valid_text("checkout_id", new.checkout_id, limit=64)
+        market = domain.valid_text("market", new.market, limit=16)
+        currency = currency_code(new.currency)
+        email = domain.valid_email(new.email)
+        totals = domain.totals(new.lines, new.shipping, new.tax_inclusive, currency)
+        if new.expected_total is not None and new.expected_total != totals.total:
+            raise InvalidOrder(
+                f"the lines add up to {totals.total.amount} {currency} minor units, not the "
+                f"expected {new.expected_total.amount} {new.expected_total.currency}",
+                field="expected_total",
+            )
+        token = secrets.token_urlsafe(24)
+        now = self._clock.now()
+        values = {
+            "checkout_id": checkout_id,
+            "customer_id": new.customer_id,
+            "email": email,
+            "market": market,
+            "currency": currency,
+            "subtotal": totals.subtotal.amount,
+            "tax": totals.tax.amount,
+            "shipping": totals.shipping.amount,
+            "total": totals.total.amount,
+            "tax_inclusive": new.tax_inclusive,
+            "paid_amount": 0,
+            "refunded_amount": 0,
+            "status": OrderStatus.PLACED.value,
+            "shipping_address": dict(new.shipping_address),
+            "payment_id": new.payment_id,
+            "access_token_hash": _hash(token),
+            "placed_at": now,
+            "updated_at": now,
+        }
+        async with self._db.transaction() as uow:
+            placed = await _insert_order(uow, values)
+            if placed is None:
+                # Another call placed this checkout first (perhaps this very moment): its order.
+                existing = await _for_checkout(uow.connection, checkout_id)
+                return PlacedOrder(existing, access_token=None)
+            order_id, number = placed
+            await uow.execute(
+                lines.insert(),
+                [
+                    {
+                        "order_id": order_id,
+                        "position": position,
+                        "sku": line.sku,
+                        "title": line.title,
+                        "quantity": line.quantity,
+                        "unit_price": line.unit_price.amount,
+                        "line_total": line.line_total.amount,
+                        "tax": line.tax.amount,
+                    }
+                    for position, line in enumerate(new.lines)
+                ],
+            )
+            await _append_history(uow, order_id, None, OrderStatus.PLACED, now, "checkout", None)
+            uow.record(
+                OrderPlaced(
+                    order_id=order_id,
+                    number=number,
+                    checkout_id=checkout_id,
+                    payment_id=new.payment_id,
+                    customer_id=new.customer_id,
+                    email=email,
+                    market=market,
+                    total=totals.total.as_dict(),
+                    lines=[_line_payload(line) for line in new.lines],
+                )
+            )
+            order = await load(uow.connection, order_id)
+            await uow.commit()
+        assert order is not None
+        return PlacedOrder(order, access_token=token)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    async def order(self, order_id: str) -> Order:
+        async with self._db.reading() as conn:
+            found = await load(conn, order_id)
+        if found is None:
+            raise OrderNotFound(order_id)
+        return found
+
+    async def order_for_guest(self, order_id: str, token: str) -> Order:
+        """The order, if `token` is its secret; a wrong token looks exactly like no order."""
+        async with self._db.reading() as conn:
+            stored = await conn.scalar(
+                select(orders.c.access_token_hash).where(orders.c.id == order_id)
+            )
+            if stored is None or not hmac.compare_digest(stored, _hash(token)):
+                raise OrderNotFound(order_id)
+            found = await load(conn, order_id)
+        if found is None:
+            raise OrderNotFound(order_id)
+        return found
+
+    async def order_of_customer(self, order_id: str, customer_id: str) -> Order:
+        """The order if this customer placed it; anyone else's order looks like no order."""
+        async with self._db.reading() as conn:
+            rows = await order_rows(
+                conn, [orders.c.id == order_id, orders.c.customer_id == customer_id]
+            )
+            found = await assemble(conn, rows)
+        if not found:
+            raise OrderNotFound(order_id)
+        return found[0]
+
+    async def orders_of_customer(
+        self, customer_id: str, limit: int = 20, offset: int = 0
+    ) -> Page[Order]:
+        return await self._page([orders.c.customer_id == customer_id], limit, offset)
+
+    async def search(
+        self,
+        status: str | None = None,
+        email: str | None = None,
+        placed_from: datetime | None = None,
+        placed_to: datetime | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> Page[Order]:
+        """Orders newest first, filtered by status, e-mail and placement time [from, to)."""
+        where: list[ColumnElement[bool]] = []
+        if status is not None:
+            try:
+                where.append(orders.c.status == OrderStatus(status).value)
+            except ValueError:
+                known = ", ".join(s.value for s in OrderStatus)
+                raise InvalidInput(
+                    f"'{status}' is not an order status; use one of {known}", field="status"
+                ) from None
+        if email is not None:
+            where.append(orders.c.email == email.strip().lower())
+        if placed_from is not None:
+            where.append(orders.c.placed_at >= placed_from)
+        if placed_to is not None:
+            where.append(orders.c.placed_at < placed_to)
+        return await self._page(where, limit, offset)
+
+    async def _page(self, where: list[ColumnElement[bool]], limit: int, offset: int) -> Page[Order]:
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit is 1-{MAX_PAGE}, not {limit}", field="limit")
+        if offset < 0:
+            raise InvalidInput(f"offset cannot be negative, not {offset}", field="offset")
+        async with self._db.reading() as conn:
+            total = await conn.scalar(select(func.count()).select_from(orders).where(*where))
+            rows = await order_rows(conn, where, limit=limit, offset=offset)
+            items = await assemble(conn, rows)
+        return Page(tuple(items), int(total or 0), limit, offset)
+
+    # --- moving along -------------------------------------------------------------------------
+
+    async def mark_paid(self, order_id: str, amount: Money, *, actor: str = "checkout") -> Order:
+        """The payment for the whole total was captured."""
+        return await self._move(
+            order_id,
+            actor,
+            lambda state: state.pay(amount),
+            lambda row, before, after: OrderPaid(
+                order_id=row.id,
+                number=row.number,
+                checkout_id=row.checkout_id,
+                payment_id=row.payment_id,
+                amount=amount.as_dict(),
+            ),
+        )
+
+    async def cancel(self, order_id: str, actor: str, reason: str) -> Order:
+        reason = domain.valid_text("reason", reason)
+        return await self._move(
+            order_id,
+            actor,
+            OrderState.cancel,
+            lambda row, before, after: OrderCancelled(
+                order_id=row.id,
+                number=row.number,
+                checkout_id=row.checkout_id,
+                payment_id=row.payment_id,
+                reason=reason,
+                actor=actor,
+                paid_amount=before.paid.as_dict(),
+            ),
+            note=reason,
+        )
+
+    async def fulfil(self, order_id: str, actor: str) -> Order:
+        return await self._move(
+            order_id,
+            actor,
+            OrderState.fulfil,
+            lambda row, before, after: OrderFulfilled(
+                order_id=row.id, number=row.number, checkout_id=row.checkout_id, actor=actor
+            ),
+        )
+
+    async def ship(self, order_id: str, actor: str, carrier: str, tracking: str) -> Order:
+        carrier = domain.valid_text("carrier", carrier, limit=100)
+        tracking = domain.valid_text("tracking", tracking, limit=100)
+        return await self._move(
+            order_id,
+            actor,
+            OrderState.ship,
+            lambda row, before, after: OrderShipped(
+                order_id=row.id,
+                number=row.number,
+                checkout_id=row.checkout_id,
+                email=row.email,
+                carrier=carrier,
+                tracking=tracking,
+                actor=actor,
+            ),
+            note=f"{carrier} {tracking}",
+        )
+
+    async def deliver(self, order_id: str, actor: str) -> Order:
+        return await self._move(
+            order_id,
+            actor,
+            OrderState.deliver,
+            lambda row, before, after: OrderDelivered(
+                order_id=row.id, number=row.number, checkout_id=row.checkout_id, actor=actor
+            ),
+        )
+
+    async def record_refund(self, order_id: str, amount: Money, actor: str) -> Order:
+        """Money went back to the buyer (payments did that); grow the refunded amount."""
+        return await self._move(
+            order_id,
+            actor,
+            lambda state: state.refund(amount),
+            lambda row, before, after: OrderRefunded(
+                order_id=row.id,
+                number=row.number,
+                checkout_id=row.checkout_id,
+                payment_id=row.payment_id,
+                amount=amount.as_dict(),
+                refunded_total=after.refunded.as_dict(),
+                full=after.fully_refunded,
+                actor=actor,
+            ),
+            note=f"refund {amount.amount} {amount.currency}",
+        )
+
+    async def _move(
+        self,
+        order_id: str,
+        actor: str,
+        change: Callable[[OrderState], OrderState],
+        event: Callable[[Any, OrderState, OrderState], Event],
+        *,
+        note: str | None = None,
+    ) -> Order:
+        actor = domain.valid_text("actor", actor, limit=120)
+        now = self._clock.now()
+        async with self._db.transaction() as uow:
+            for _ in range(5):
+                row = (
+                    await uow.execute(select(orders).where(orders.c.id == order_id))
+                ).one_or_none()
+                if row is None:
+                    raise OrderNotFound(order_id)
+                before = state_of(row)
+                after = change(before)
+                if after == before:
+                    # A repeated payment or cancel: already recorded, nothing to write.
+                    order = await load(uow.connection, order_id)
+                    assert order is not None
+                    return order
+                # Only if nobody moved the order since we read it; else read again and re-decide.
+                moved = await uow.execute(
+                    update(orders)
+                    .where(
+                        orders.c.id == order_id,
+                        orders.c.status == before.status.value,
+                        orders.c.paid_amount == before.paid.amount,
+                        orders.c.refunded_amount == before.refunded.amount,
+                    )
+                    .values(
+                        status=after.status.value,
+                        paid_amount=after.paid.amount,
+                        refunded_amount=after.refunded.amount,
+                        updated_at=now,
+                    )
+                )
+                if moved.rowcount == 1:
+                    break
+            else:
+                raise OrderBusy(order_id)
+            await _append_history(uow, order_id, before.status, after.status, now, actor, note)
+            uow.record(event(row, before, after))
+            order = await load(uow.connection, order_id)
+            await uow.commit()
+        assert order is not None
+        return order
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _line_payload(line: OrderLine) -> dict[str, Any]:
+    return {
+        "sku": line.sku,
+        "title": line.title,
+        "quantity": line.quantity,
+        "unit_price": line.unit_price.as_dict(),
+        "line_total": line.line_total.as_dict(),
+        "tax": line.tax.as_dict(),
+    }
+
+
+async def _insert_order(uow: UnitOfWork, values: dict[str, Any]) -> tuple[str, str] | None:
+    """Insert the order unless its checkout has one; (id, number), or None if it had one.
+
+    ON CONFLICT DO NOTHING waits for a concurrent insert of the same checkout to finish
+    instead of failing, so racing placements end with one order and no error.
+    """
+    dialect = postgresql if uow.connection.dialect.name == "postgresql" else sqlite
+    for _ in range(5):
+        order_id, number = new_id(), domain.new_number()
+        inserted = await uow.execute(
+            dialect.insert(orders)
+            .values(id=order_id, number=number, **values)
+            .on_conflict_do_nothing()
+            .returning(orders.c.id)
+        )
+        if inserted.first() is not None:
+            return order_id, number
+        taken = await uow.connection.scalar(
+            select(orders.c.id).where(orders.c.checkout_id == values["checkout_id"])
+        )
+        if taken is not None:
+            return None
+        # The random number was taken by another order (rare): draw again.
+    raise Conflict("could not find a free order number; try again")
+
+
+async def _for_checkout(conn: AsyncConnection, checkout_id: str) -> Order:
+    rows = await order_rows(conn, [orders.c.checkout_id == checkout_id])
+    return (await assemble(conn, rows))[0]
+
+
+async def _append_history(
+    uow: UnitOfWork,
+    order_id: str,
+    from_status: OrderStatus | None,
+    to_status: OrderStatus,
+    at: datetime,
+    actor: str,
+    note: str | None,
+) -> None:
+    await uow.execute(
+        history.insert().values(
+            order_id=order_id,
+            from_status=from_status.value if from_status else None,
+            to_status=to_status.value,
+            at=at,
+            actor=actor,
+            note=note,
+        )
+    )
