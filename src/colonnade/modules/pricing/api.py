@@ -1,0 +1,155 @@
+"""Pricing's routes: markets for the storefront, prices and exchange rates for staff.
+
+Thin: parse, authorize, call one service method. Rates travel as decimal strings ("0.19")
+so no float ever carries them; amounts as whole minor units.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from colonnade.kernel.money import Money, currency_code
+from colonnade.modules.pricing.service import Market, PricingService
+from colonnade.web.auth import requires
+
+READ = "pricing:read"
+WRITE = "pricing:write"
+
+CURRENCY = r"^[A-Z]{3}$"
+# A plain decimal: digits, an optional fraction; no exponent, sign or spaces.
+DECIMAL = r"^[0-9]{1,12}(\.[0-9]{1,12})?$"
+
+
+class MoneyModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: StrictInt = Field(description="Whole minor units (cents for USD, yen for JPY).")
+    currency: StrictStr = Field(pattern=CURRENCY, description="ISO 4217 code, such as USD.")
+
+    def money(self) -> Money:
+        # The kernel knows which codes exist: an unknown one is a 422 unknown_currency.
+        return Money(self.amount, currency_code(self.currency))
+
+    @classmethod
+    def of(cls, money: Money) -> MoneyModel:
+        return cls(amount=money.amount, currency=money.currency)
+
+
+class MarketIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: StrictStr = Field(min_length=1, max_length=200)
+    currency: StrictStr = Field(pattern=CURRENCY, description="ISO 4217 code, such as EUR.")
+    locale: StrictStr = Field(min_length=2, max_length=40, description="e.g. de-DE.")
+    tax_inclusive: StrictBool = Field(description="Whether shelf prices include the tax.")
+    tax_rate: StrictStr = Field(
+        pattern=DECIMAL, description='A decimal fraction as a string: "0.19" for 19%.'
+    )
+
+
+class MarketOut(BaseModel):
+    code: str
+    name: str
+    currency: str
+    locale: str
+    tax_inclusive: bool
+    tax_rate: str
+
+    @classmethod
+    def of(cls, market: Market) -> MarketOut:
+        return cls(
+            code=market.code,
+            name=market.name,
+            currency=market.currency,
+            locale=market.locale,
+            tax_inclusive=market.tax_inclusive,
+            tax_rate=str(market.tax_rate),
+        )
+
+
+class PricesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prices: list[MoneyModel] = Field(max_length=200, description="At most one per currency.")
+
+
+class PricesOut(BaseModel):
+    sku: str
+    prices: list[MoneyModel]
+
+
+class FxRateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rate: StrictStr = Field(
+        pattern=DECIMAL, description='Units of the quote currency per base unit, e.g. "0.92".'
+    )
+
+
+class FxRateOut(BaseModel):
+    base: str
+    quote: str
+    rate: str
+
+
+def router(pricing: PricingService) -> APIRouter:
+    routes = APIRouter(tags=["pricing"])
+
+    @routes.get("/store/markets", response_model=list[MarketOut])
+    async def list_markets() -> list[MarketOut]:
+        """The markets the shop sells in, by code."""
+        return [MarketOut.of(m) for m in await pricing.markets()]
+
+    @routes.get("/store/markets/{code}", response_model=MarketOut)
+    async def show_market(code: str) -> MarketOut:
+        """One market; a 422 unknown_market problem listing the known codes when there is none."""
+        return MarketOut.of(await pricing.market(code))
+
+    @routes.put(
+        "/admin/markets/{code}",
+        dependencies=[Depends(requires(WRITE))],
+        response_model=MarketOut,
+    )
+    async def set_market(code: str, body: MarketIn) -> MarketOut:
+        """Open a market or change its name, currency, locale or tax."""
+        market = await pricing.set_market(
+            code, body.name, body.currency, body.locale, body.tax_inclusive, Decimal(body.tax_rate)
+        )
+        return MarketOut.of(market)
+
+    @routes.put(
+        "/admin/prices/{sku}",
+        dependencies=[Depends(requires(WRITE))],
+        response_model=PricesOut,
+    )
+    async def set_prices(sku: str, body: PricesIn) -> PricesOut:
+        """Replace a SKU's prices: one per currency; currencies left out lose their price."""
+        prices = [p.money() for p in body.prices]
+        await pricing.set_prices(sku, prices)
+        # Accepted means stored as given: one per currency, listed by currency like GET does.
+        stored = sorted(prices, key=lambda p: p.currency)
+        return PricesOut(sku=sku, prices=[MoneyModel.of(p) for p in stored])
+
+    @routes.get(
+        "/admin/prices/{sku}",
+        dependencies=[Depends(requires(READ))],
+        response_model=PricesOut,
+    )
+    async def show_prices(sku: str) -> PricesOut:
+        """A SKU's prices as set, by currency (empty when it has none)."""
+        return PricesOut(sku=sku, prices=[MoneyModel.of(p) for p in await pricing.prices(sku)])
+
+    @routes.put(
+        "/admin/fx-rates/{base}/{quote}",
+        dependencies=[Depends(requires(WRITE))],
+        response_model=FxRateOut,
+    )
+    async def set_fx_rate(base: str, quote: str, body: FxRateIn) -> FxRateOut:
+        """Set how many units of `quote` one unit of `base` buys."""
+        await pricing.set_fx_rate(base, quote, Decimal(body.rate))
+        return FxRateOut(base=base, quote=quote, rate=str(Decimal(body.rate)))
+
+    return routes

@@ -1,0 +1,250 @@
+"""Pricing's public use cases: markets, price lists, exchange rates and quotes.
+
+Every method is one transaction (or one read). Prices for a page of SKUs or a cart take two
+queries whatever their number: the market with its exchange rate, then every price at once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+from sqlalchemy import and_, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from colonnade.kernel.clock import Clock, SystemClock
+from colonnade.kernel.db import Database
+from colonnade.kernel.errors import InvalidInput
+from colonnade.kernel.money import Money, currency_code
+from colonnade.kernel.uow import UnitOfWork
+from colonnade.modules.pricing import domain
+from colonnade.modules.pricing.domain import (
+    Market,
+    PriceMissing,
+    Quote,
+    QuoteLine,
+    UnknownLocale,
+    UnknownMarket,
+)
+from colonnade.modules.pricing.events import MarketChanged, PriceChanged
+from colonnade.modules.pricing.schema import fx_rates, markets
+from colonnade.modules.pricing.schema import prices as price_rows
+
+__all__ = [
+    "Market",
+    "PriceMissing",
+    "PricingService",
+    "Quote",
+    "QuoteLine",
+    "UnknownMarket",
+]
+
+MAX_SKU = 200
+
+
+class InvalidSku(InvalidInput):
+    code = "invalid_sku"
+
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"a SKU is 1 to {MAX_SKU} characters; got {len(sku)}", sku=sku[:MAX_SKU])
+
+
+class PricingService:
+    def __init__(self, db: Database, *, base_currency: str, clock: Clock | None = None) -> None:
+        self._db = db
+        # Prices in this currency are converted for markets that have none of their own.
+        self.base_currency = currency_code(base_currency)
+        self._clock = clock or SystemClock()
+
+    # --- markets ---------------------------------------------------------------------------
+
+    async def set_market(
+        self,
+        code: str,
+        name: str,
+        currency: str,
+        locale: str,
+        tax_inclusive: bool,
+        tax_rate: Decimal,
+    ) -> Market:
+        """Open a market or change one; everything is checked before anything is written."""
+        found = domain.market(code, name, currency, _locale_tag(locale), tax_inclusive, tax_rate)
+        row = {
+            "code": found.code,
+            "name": found.name,
+            "currency": found.currency,
+            "locale": found.locale,
+            "tax_inclusive": found.tax_inclusive,
+            "tax_rate": str(found.tax_rate),
+        }
+        async with self._db.transaction() as uow:
+            insert = _insert(uow, markets).values(**row)
+            await uow.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[markets.c.code],
+                    set_={k: insert.excluded[k] for k in row if k != "code"},
+                )
+            )
+            uow.record(MarketChanged(code=found.code))
+            await uow.commit()
+        return found
+
+    async def market(self, code: str) -> Market:
+        """The market with this code; UnknownMarket (422) naming the known ones otherwise."""
+        async with self._db.reading() as conn:
+            row = (await conn.execute(select(markets).where(markets.c.code == code))).first()
+            if row is None:
+                raise await _unknown_market(conn, code)
+        return _market(row)
+
+    async def markets(self) -> list[Market]:
+        async with self._db.reading() as conn:
+            rows = (await conn.execute(select(markets).order_by(markets.c.code))).all()
+        return [_market(r) for r in rows]
+
+    # --- prices and exchange rates -----------------------------------------------------------
+
+    async def set_prices(self, sku: str, prices: list[Money]) -> None:
+        """Make these the SKU's prices: one per currency; currencies left out lose their price."""
+        if not sku or len(sku) > MAX_SKU:
+            raise InvalidSku(sku)
+        checked = domain.checked_prices(sku, prices)
+        async with self._db.transaction() as uow:
+            await uow.execute(
+                delete(price_rows).where(
+                    price_rows.c.sku == sku,
+                    price_rows.c.currency.not_in([p.currency for p in checked]),
+                )
+            )
+            if checked:
+                insert = _insert(uow, price_rows)
+                await uow.execute(
+                    insert.on_conflict_do_update(
+                        index_elements=[price_rows.c.sku, price_rows.c.currency],
+                        set_={"amount": insert.excluded.amount},
+                    ),
+                    [{"sku": sku, "currency": p.currency, "amount": p.amount} for p in checked],
+                )
+            uow.record(PriceChanged(sku=sku, prices=[p.as_dict() for p in checked]))
+            await uow.commit()
+
+    async def prices(self, sku: str) -> list[Money]:
+        """The SKU's prices as set, one per currency, sorted by currency; none when unpriced."""
+        async with self._db.reading() as conn:
+            rows = await conn.execute(
+                select(price_rows.c.amount, price_rows.c.currency)
+                .where(price_rows.c.sku == sku)
+                .order_by(price_rows.c.currency)
+            )
+            return [Money(int(r.amount), r.currency) for r in rows]
+
+    async def set_fx_rate(self, base: str, quote: str, rate: Decimal) -> None:
+        """Set how many units of `quote` one unit of `base` buys."""
+        checked = domain.fx_rate_of(base, quote, rate)
+        row = {
+            "base_currency": base,
+            "quote_currency": quote,
+            "rate": str(checked),
+            "updated_at": self._clock.now(),
+        }
+        async with self._db.transaction() as uow:
+            insert = _insert(uow, fx_rates).values(**row)
+            await uow.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[fx_rates.c.base_currency, fx_rates.c.quote_currency],
+                    set_={"rate": insert.excluded.rate, "updated_at": insert.excluded.updated_at},
+                )
+            )
+            await uow.commit()
+
+    async def prices_for(self, skus: list[str], market_code: str) -> dict[str, Money]:
+        """Each SKU's price in the market's currency; SKUs without one are left out."""
+        async with self._db.reading() as conn:
+            _, found = await self._priced(conn, skus, market_code)
+        return found
+
+    # --- quotes ------------------------------------------------------------------------------
+
+    async def quote(self, market_code: str, lines: list[tuple[str, int]]) -> Quote:
+        """Lines priced in the market with their taxes; PriceMissing (409) for an unpriced SKU."""
+        async with self._db.reading() as conn:
+            where, unit_prices = await self._priced(conn, [sku for sku, _ in lines], market_code)
+        return domain.quote(where, lines, unit_prices)
+
+    async def _priced(
+        self, conn: AsyncConnection, skus: Iterable[str], market_code: str
+    ) -> tuple[Market, dict[str, Money]]:
+        """The market and the SKUs' prices in it, in two queries."""
+        rate_to_market = and_(
+            fx_rates.c.base_currency == self.base_currency,
+            fx_rates.c.quote_currency == markets.c.currency,
+        )
+        row = (
+            await conn.execute(
+                select(markets, fx_rates.c.rate)
+                .select_from(markets.outerjoin(fx_rates, rate_to_market))
+                .where(markets.c.code == market_code)
+            )
+        ).first()
+        if row is None:
+            raise await _unknown_market(conn, market_code)
+        where = _market(row)
+        wanted = sorted(set(skus))
+        if not wanted:
+            return where, {}
+        by_sku: dict[str, dict[str, Money]] = defaultdict(dict)
+        rows = await conn.execute(
+            select(price_rows.c.sku, price_rows.c.amount, price_rows.c.currency).where(
+                price_rows.c.sku.in_(wanted),
+                price_rows.c.currency.in_({where.currency, self.base_currency}),
+            )
+        )
+        for r in rows:
+            by_sku[r.sku][r.currency] = Money(int(r.amount), r.currency)
+        fx = Decimal(row.rate) if row.rate is not None else None
+        found: dict[str, Money] = {}
+        for sku, listed in by_sku.items():
+            price = domain.price_in(where.currency, listed, self.base_currency, fx)
+            if price is not None:
+                found[sku] = price
+        return where, found
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _locale_tag(locale: str) -> str:
+    """The locale in its canonical tag form (de-DE), or UnknownLocale."""
+    try:
+        parsed = Locale.parse(locale, sep="-")
+    except (UnknownLocaleError, ValueError, TypeError):
+        raise UnknownLocale(locale) from None
+    return str(parsed).replace("_", "-")
+
+
+def _market(row: Row[Any]) -> Market:
+    return Market(
+        code=row.code,
+        name=row.name,
+        currency=row.currency,
+        locale=row.locale,
+        tax_inclusive=bool(row.tax_inclusive),
+        tax_rate=Decimal(row.tax_rate),
+    )
+
+
+async def _unknown_market(conn: AsyncConnection, code: str) -> UnknownMarket:
+    known = (await conn.execute(select(markets.c.code).order_by(markets.c.code))).scalars().all()
+    return UnknownMarket(code, list(known))
+
+
+def _insert(uow: UnitOfWork, table: Any) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT."""
+    if uow.connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
