@@ -17,9 +17,9 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
-from colonnade.modules import MODULES
 from colonnade.kernel.db import Database
 from colonnade.migrations import upgrade
+from colonnade.modules import MODULES
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "COLONNADE_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -75,7 +75,9 @@ async def test_the_relay_delivers_each_committed_event_and_marks_it(notes_db: Da
     assert await relay.publish_due() == 0
 
 
-async def test_a_failed_delivery_stays_in_the_outbox_for_a_later_attempt(notes_db: Database) -> None:
+async def test_a_failed_delivery_stays_in_the_outbox_for_a_later_attempt(
+    notes_db: Database,
+) -> None:
     bus = InProcessBus()
 
     async def broken(_: Envelope) -> None:

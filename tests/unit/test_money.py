@@ -43,7 +43,7 @@ def test_half_a_minor_unit_rounds_up() -> None:
     assert Money(5, "USD").scaled(Decimal("0.5")) == Money(3, "USD")
 
 
-@given(st.lists(st.integers(min_value=-10**12, max_value=10**12), max_size=50))
+@given(st.lists(st.integers(min_value=-(10**12), max_value=10**12), max_size=50))
 def test_a_sum_is_exact_whatever_the_amounts(amounts: list[int]) -> None:
     total = sum_money([Money(a, "EUR") for a in amounts], "EUR")
     assert total == Money(sum(amounts), "EUR")

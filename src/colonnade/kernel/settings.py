@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     base_currency: str = "USD"
     default_warehouse: str = "main"
     reservation_ttl_seconds: int = Field(default=900, ge=10)
+    cart_idle_seconds: int = Field(default=86_400, ge=60)
+    # A checkout untouched this long is taken to be orphaned by a dead process and recovered.
+    checkout_recovery_seconds: int = Field(default=60, ge=1)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"
 

@@ -1,4 +1,13 @@
 """The shop's modules. Each owns its tables, events and rules; they meet only in colonnade.app."""
 
 # Order does not matter to migrations: each module's tables stand alone.
-MODULES: tuple[str, ...] = ("identity", "catalog", "pricing", "inventory")
+MODULES: tuple[str, ...] = (
+    "identity",
+    "catalog",
+    "pricing",
+    "inventory",
+    "cart",
+    "payments",
+    "orders",
+    "checkout",
+)

@@ -315,6 +315,32 @@ class CatalogService:
         async with self._db.reading() as conn:
             return await _existing_skus(conn, skus)
 
+    async def titles_for(self, skus: list[str], locale: str) -> dict[str, str]:
+        """Each known SKU's product title in `locale` or its closest fallback (two queries)."""
+        wanted = domain.normal_locale(locale)
+        async with self._db.reading() as conn:
+            owners = (
+                await conn.execute(
+                    select(variants.c.sku, products.c.id, products.c.default_locale)
+                    .join(products, products.c.id == variants.c.product_id)
+                    .where(variants.c.sku.in_(skus))
+                )
+            ).all()
+            texts: dict[str, dict[str, str]] = defaultdict(dict)
+            if owners:
+                rows = await conn.execute(
+                    select(
+                        translations.c.product_id, translations.c.locale, translations.c.title
+                    ).where(translations.c.product_id.in_({o.id for o in owners}))
+                )
+                for row in rows:
+                    texts[row.product_id][row.locale] = row.title
+        return {
+            o.sku: texts[o.id][domain.choose_locale(texts[o.id], wanted, o.default_locale)]
+            for o in owners
+            if texts[o.id]
+        }
+
     async def sku_exists(self, sku: str) -> bool:
         async with self._db.reading() as conn:
             return bool(await conn.scalar(select(exists().where(variants.c.sku == sku))))

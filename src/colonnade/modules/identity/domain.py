@@ -15,6 +15,10 @@ STAFF_SCOPES: frozenset[str] = frozenset(
         "pricing:write",
         "inventory:read",
         "inventory:write",
+        "orders:read",
+        "orders:write",
+        "orders:refund",
+        "payments:write",
         "staff:write",
     }
 )

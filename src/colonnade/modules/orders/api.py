@@ -127,11 +127,26 @@ class OrderOut(BaseModel):
         )
 
 
+class StaffOrderOut(OrderOut):
+    """What staff see of an order: also the payment behind it."""
+
+    payment_id: str | None
+
+    @classmethod
+    def of(cls, order: Order, *, staff: bool = True) -> StaffOrderOut:
+        seen = OrderOut.of(order, staff=True)
+        return cls(**dict(seen), payment_id=order.payment_id)
+
+
 class OrderPage(BaseModel):
     items: list[OrderOut]
     total: int = Field(description="How many orders match the filters, on every page.")
     limit: int
     offset: int
+
+
+class StaffOrderPage(OrderPage):
+    items: list[StaffOrderOut]  # type: ignore[assignment]
 
 
 CUSTOMER = "customer"
@@ -184,7 +199,7 @@ def router(orders: OrdersService) -> APIRouter:
             raise OrderNotFound(order_id)
         return OrderOut.of(await orders.order_of_customer(order_id, customer.subject), staff=False)
 
-    @routes.get("/admin/orders", response_model=OrderPage, response_model_by_alias=True)
+    @routes.get("/admin/orders", response_model=StaffOrderPage, response_model_by_alias=True)
     async def list_orders(
         status: str | None = None,
         email: str | None = None,
@@ -193,50 +208,60 @@ def router(orders: OrdersService) -> APIRouter:
         limit: int = Query(20, ge=1, le=100),
         offset: int = Query(0, ge=0),
         _: Principal = Depends(requires(READ)),
-    ) -> OrderPage:
+    ) -> StaffOrderPage:
         """Orders newest first, filtered by status, e-mail and when they were placed."""
         page = await orders.search(status, email, placed_from, placed_to, limit, offset)
-        return OrderPage(
-            items=[OrderOut.of(order) for order in page.items],
+        return StaffOrderPage(
+            items=[StaffOrderOut.of(order) for order in page.items],
             total=page.total,
             limit=page.limit,
             offset=page.offset,
         )
 
-    @routes.get("/admin/orders/{order_id}", response_model=OrderOut, response_model_by_alias=True)
-    async def staff_order(order_id: str, _: Principal = Depends(requires(READ))) -> OrderOut:
-        return OrderOut.of(await orders.order(order_id))
-
-    @routes.post(
-        "/admin/orders/{order_id}/fulfil", response_model=OrderOut, response_model_by_alias=True
+    @routes.get(
+        "/admin/orders/{order_id}", response_model=StaffOrderOut, response_model_by_alias=True
     )
-    async def fulfil(order_id: str, staff: Principal = Depends(requires(WRITE))) -> OrderOut:
-        """The order is picked and packed."""
-        return OrderOut.of(await orders.fulfil(order_id, staff.subject))
+    async def staff_order(order_id: str, _: Principal = Depends(requires(READ))) -> StaffOrderOut:
+        return StaffOrderOut.of(await orders.order(order_id))
 
     @routes.post(
-        "/admin/orders/{order_id}/ship", response_model=OrderOut, response_model_by_alias=True
+        "/admin/orders/{order_id}/fulfil",
+        response_model=StaffOrderOut,
+        response_model_by_alias=True,
+    )
+    async def fulfil(order_id: str, staff: Principal = Depends(requires(WRITE))) -> StaffOrderOut:
+        """The order is picked and packed."""
+        return StaffOrderOut.of(await orders.fulfil(order_id, staff.subject))
+
+    @routes.post(
+        "/admin/orders/{order_id}/ship", response_model=StaffOrderOut, response_model_by_alias=True
     )
     async def ship(
         order_id: str, body: ShipOrder, staff: Principal = Depends(requires(WRITE))
-    ) -> OrderOut:
+    ) -> StaffOrderOut:
         """The parcel left with a carrier."""
-        return OrderOut.of(await orders.ship(order_id, staff.subject, body.carrier, body.tracking))
+        return StaffOrderOut.of(
+            await orders.ship(order_id, staff.subject, body.carrier, body.tracking)
+        )
 
     @routes.post(
-        "/admin/orders/{order_id}/deliver", response_model=OrderOut, response_model_by_alias=True
+        "/admin/orders/{order_id}/deliver",
+        response_model=StaffOrderOut,
+        response_model_by_alias=True,
     )
-    async def deliver(order_id: str, staff: Principal = Depends(requires(WRITE))) -> OrderOut:
+    async def deliver(order_id: str, staff: Principal = Depends(requires(WRITE))) -> StaffOrderOut:
         """The carrier delivered the parcel."""
-        return OrderOut.of(await orders.deliver(order_id, staff.subject))
+        return StaffOrderOut.of(await orders.deliver(order_id, staff.subject))
 
     @routes.post(
-        "/admin/orders/{order_id}/cancel", response_model=OrderOut, response_model_by_alias=True
+        "/admin/orders/{order_id}/cancel",
+        response_model=StaffOrderOut,
+        response_model_by_alias=True,
     )
     async def cancel(
         order_id: str, body: CancelOrder, staff: Principal = Depends(requires(WRITE))
-    ) -> OrderOut:
+    ) -> StaffOrderOut:
         """Cancel an order not yet fulfilled; its stock and money are given back."""
-        return OrderOut.of(await orders.cancel(order_id, staff.subject, body.reason))
+        return StaffOrderOut.of(await orders.cancel(order_id, staff.subject, body.reason))
 
     return routes

@@ -1,0 +1,1 @@
+"""checkout module: the purchase saga."""

@@ -1,0 +1,139 @@
+"""Checkout rules: the saga's steps, what undoes each, and what makes two requests the same."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from colonnade.kernel.errors import ColonnadeError, Conflict, InvalidInput
+from colonnade.kernel.money import Money
+
+_KEY = re.compile(r"^[A-Za-z0-9_\-:.]{8,200}$")
+
+
+class Step(StrEnum):
+    """Where a checkout stands. Each step is committed before the next begins."""
+
+    STARTED = "started"
+    RESERVED = "reserved"
+    AUTHORIZED = "authorized"
+    PLACED = "placed"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+FINISHED = frozenset({Step.COMPLETED, Step.FAILED})
+
+
+class IdempotencyKeyMissing(InvalidInput):
+    code = "idempotency_key_required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a checkout needs an Idempotency-Key header (8-200 characters of letters, digits, "
+            "'-', '_', ':' or '.'), so a retried request cannot charge twice"
+        )
+
+
+class IdempotencyKeyReused(InvalidInput):
+    code = "idempotency_key_reused"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this Idempotency-Key was used for a different checkout request; use a new key"
+        )
+
+
+class CheckoutInProgress(Conflict):
+    code = "checkout_in_progress"
+
+    def __init__(self) -> None:
+        super().__init__("a checkout with this Idempotency-Key is still running; retry shortly")
+
+
+class CartEmpty(InvalidInput):
+    code = "cart_empty"
+
+    def __init__(self, cart_id: str) -> None:
+        super().__init__(f"cart {cart_id} has no lines to check out", cart_id=cart_id)
+
+
+def checked_key(key: str | None) -> str:
+    if key is None or not _KEY.match(key):
+        raise IdempotencyKeyMissing()
+    return key
+
+
+def fingerprint(cart_id: str, request: dict[str, Any]) -> str:
+    """The same cart and the same body give the same fingerprint, whatever the key order."""
+    canonical = json.dumps(
+        {"cart": cart_id, "request": request}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the first request was answered; a retry with the same key is answered the same."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def compensations(step: Step) -> list[str]:
+    """What must be undone, newest first, for a checkout that stopped after `step`."""
+    undo = {
+        Step.STARTED: [],
+        Step.RESERVED: ["release_stock"],
+        Step.AUTHORIZED: ["void_payment", "release_stock"],
+        Step.PLACED: ["cancel_order", "void_payment", "release_stock"],
+    }
+    return undo.get(step, [])
+
+
+class CartNotOpen(ColonnadeError):
+    status = 409
+    title = "Cart closed"
+    code = "cart_closed"
+
+    def __init__(self, cart_id: str, status: str) -> None:
+        super().__init__(f"cart {cart_id} is {status} and cannot be checked out", cart_id=cart_id)
+
+
+class PaymentRefused(ColonnadeError):
+    status = 402
+    title = "Payment declined"
+    code = "payment_declined"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the payment was declined: {reason}", reason=reason)
+
+
+class GiftCardShort(ColonnadeError):
+    status = 402
+    title = "Payment declined"
+    code = "payment_declined"
+
+    def __init__(self, remaining: Money) -> None:
+        super().__init__(
+            f"the gift card does not cover the order; {remaining.amount} {remaining.currency} "
+            "remain to be paid",
+            reason="insufficient_gift_card_balance",
+            remaining=remaining.as_dict(),
+        )
+
+
+class CheckoutInterrupted(ColonnadeError):
+    status = 503
+    title = "Checkout interrupted"
+    code = "checkout_interrupted"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the checkout was interrupted and has been undone; nothing was charged. Try again "
+            "with a new Idempotency-Key"
+        )

@@ -1,0 +1,419 @@
+"""The purchase saga: reserve -> quote -> authorize -> place -> capture -> commit.
+
+Each step is a local transaction in the module that owns it; this module remembers, per
+Idempotency-Key, how far a checkout got. A failure runs the compensations of the steps
+before it (release stock, void the authorization, cancel the order); a checkout interrupted
+by a crash is finished or undone by `recover`, so no money is kept without an order and no
+stock without a buyer. No transaction is open while the payment provider is called.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import structlog
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from colonnade.kernel.clock import Clock
+from colonnade.kernel.db import Database
+from colonnade.kernel.errors import ColonnadeError
+from colonnade.kernel.ids import new_id
+from colonnade.kernel.money import Money
+from colonnade.modules.cart.service import CartService, CartStatus
+from colonnade.modules.catalog.service import CatalogService
+from colonnade.modules.checkout.domain import (
+    FINISHED,
+    CartEmpty,
+    CartNotOpen,
+    CheckoutInProgress,
+    CheckoutInterrupted,
+    GiftCardShort,
+    IdempotencyKeyReused,
+    Outcome,
+    PaymentRefused,
+    Step,
+    checked_key,
+    fingerprint,
+)
+from colonnade.modules.checkout.events import CheckoutCompleted, CheckoutFailed
+from colonnade.modules.checkout.schema import checkouts
+from colonnade.modules.inventory.service import InventoryService
+from colonnade.modules.orders.service import NewOrder, Order, OrderLine, OrdersService
+from colonnade.modules.payments.service import Payment, PaymentsService, PaymentStatus
+from colonnade.modules.pricing.service import PricingService
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+__all__ = ["CheckoutRequest", "CheckoutService", "Outcome"]
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    email: str
+    shipping_address: dict[str, str]
+    payment_method: str
+    payment_token: str | None = None
+    gift_card_code: str | None = None
+    customer_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "email": self.email,
+            "shipping_address": self.shipping_address,
+            "payment": {
+                "method": self.payment_method,
+                "token": self.payment_token,
+                "gift_card_code": self.gift_card_code,
+            },
+            "customer_id": self.customer_id,
+        }
+
+
+class _Failed(Exception):
+    """A step ended the checkout; `error` is what the client is told."""
+
+    def __init__(self, error: ColonnadeError) -> None:
+        super().__init__(error.detail)
+        self.error = error
+
+
+@dataclass
+class _Progress:
+    id: str
+    cart_id: str
+    step: Step
+    reservation_id: str | None = None
+    payment_id: str | None = None
+    order_id: str | None = None
+
+
+class CheckoutService:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        carts: CartService,
+        catalog: CatalogService,
+        inventory: InventoryService,
+        pricing: PricingService,
+        payments: PaymentsService,
+        orders: OrdersService,
+        clock: Clock,
+        wait_for_first: timedelta = timedelta(seconds=20),
+    ) -> None:
+        self._db = db
+        self._carts = carts
+        self._catalog = catalog
+        self._inventory = inventory
+        self._pricing = pricing
+        self._payments = payments
+        self._orders = orders
+        self._clock = clock
+        self._wait_for_first = wait_for_first
+
+    async def check_out(
+        self, cart_id: str, idempotency_key: str | None, request: CheckoutRequest
+    ) -> Outcome:
+        """Buy what is in the cart. The same key returns the first outcome, charging nothing."""
+        key = checked_key(idempotency_key)
+        print_ = fingerprint(cart_id, request.as_dict())
+        progress = await self._begin(key, print_, cart_id)
+        if progress is None:
+            return await self._first_outcome(key, print_)
+        try:
+            body = await self._run(progress, request)
+        except _Failed as failed:
+            await self._compensate(progress)
+            return await self._finish_failed(progress, failed.error)
+        except Exception:
+            # Unexpected: undo what was done so nothing stays held, then let it surface.
+            log.exception("checkout.crashed", checkout_id=progress.id)
+            await self._compensate(progress)
+            await self._finish_failed(progress, CheckoutInterrupted())
+            raise
+        return await self._finish_completed(progress, body)
+
+    async def _begin(self, key: str, print_: str, cart_id: str) -> _Progress | None:
+        now = self._clock.now()
+        progress = _Progress(id=new_id(), cart_id=cart_id, step=Step.STARTED)
+        async with self._db.transaction() as uow:
+            try:
+                await uow.execute(
+                    insert(checkouts).values(
+                        id=progress.id,
+                        idempotency_key=key,
+                        fingerprint=print_,
+                        cart_id=cart_id,
+                        step=Step.STARTED.value,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            except IntegrityError:
+                return None
+            await uow.commit()
+        return progress
+
+    async def _first_outcome(self, key: str, print_: str) -> Outcome:
+        """Answer a repeated key: the first request's outcome, once it has one."""
+        deadline = asyncio.get_running_loop().time() + self._wait_for_first.total_seconds()
+        delay = 0.02
+        while True:
+            async with self._db.reading() as conn:
+                row = (
+                    await conn.execute(
+                        select(
+                            checkouts.c.fingerprint,
+                            checkouts.c.step,
+                            checkouts.c.response_status,
+                            checkouts.c.response_body,
+                        ).where(checkouts.c.idempotency_key == key)
+                    )
+                ).one()
+            if row.fingerprint != print_:
+                raise IdempotencyKeyReused()
+            if Step(row.step) in FINISHED:
+                return Outcome(row.response_status, row.response_body)
+            if asyncio.get_running_loop().time() > deadline:
+                raise CheckoutInProgress()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    async def _run(self, progress: _Progress, request: CheckoutRequest) -> dict[str, Any]:
+        cart = await self._step(self._carts.snapshot(progress.cart_id))
+        if cart.status != CartStatus.OPEN:
+            raise _Failed(CartNotOpen(cart.id, cart.status.value))
+        if not cart.lines:
+            raise _Failed(CartEmpty(cart.id))
+        lines = [(sku, quantity) for sku, quantity in cart.lines]
+
+        reservation = await self._step(self._inventory.reserve(progress.id, lines))
+        progress.reservation_id = reservation.id
+        await self._advance(progress, Step.RESERVED, reservation_id=reservation.id)
+
+        quote = await self._step(self._pricing.quote(cart.market, lines))
+        market = await self._step(self._pricing.market(cart.market))
+        titles = await self._catalog.titles_for([sku for sku, _ in lines], market.locale)
+
+        payment = await self._step(
+            self._payments.authorize(
+                progress.id,
+                quote.total,
+                request.payment_method,
+                token=request.payment_token,
+                gift_card_code=request.gift_card_code,
+            )
+        )
+        progress.payment_id = payment.id
+        if payment.status == PaymentStatus.FAILED:
+            raise _Failed(PaymentRefused(payment.decline_reason or "declined"))
+        if payment.remaining.amount > 0:
+            raise _Failed(GiftCardShort(payment.remaining))
+        await self._advance(progress, Step.AUTHORIZED, payment_id=payment.id)
+
+        placed = await self._step(
+            self._orders.place(
+                NewOrder(
+                    checkout_id=progress.id,
+                    email=request.email,
+                    customer_id=request.customer_id,
+                    market=cart.market,
+                    currency=quote.total.currency,
+                    tax_inclusive=quote.tax_inclusive,
+                    lines=[
+                        OrderLine(
+                            sku=line.sku,
+                            title=titles.get(line.sku, line.sku),
+                            quantity=line.quantity,
+                            unit_price=line.unit_price,
+                            line_total=line.line_total,
+                            tax=line.tax,
+                        )
+                        for line in quote.lines
+                    ],
+                    shipping=Money.zero(quote.total.currency),
+                    shipping_address=request.shipping_address,
+                    payment_id=payment.id,
+                )
+            )
+        )
+        progress.order_id = placed.order.id
+        await self._advance(progress, Step.PLACED, order_id=placed.order.id)
+
+        order = await self._settle(progress, payment.status == PaymentStatus.PENDING)
+        return _order_body(order, placed.access_token, payment.method.value, progress.id)
+
+    async def _settle(self, progress: _Progress, awaiting_transfer: bool) -> Order:
+        """Everything after the order exists: capture, mark paid, sell the stock, close the cart.
+
+        Each call is idempotent, so `recover` can run this again after a crash.
+        """
+        if not (progress.payment_id and progress.order_id and progress.reservation_id):
+            raise RuntimeError(f"checkout {progress.id} has no order to settle")
+        await self._payments.attach_order(progress.payment_id, progress.order_id)
+        if not awaiting_transfer:
+            payment = await self._step(self._payments.capture(progress.payment_id))
+            await self._orders.mark_paid(progress.order_id, payment.captured)
+        await self._inventory.commit(progress.reservation_id)
+        await self._carts.close(progress.cart_id)
+        return await self._orders.order(progress.order_id)
+
+    async def _step(self, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except ColonnadeError as error:
+            raise _Failed(error) from error
+
+    async def _advance(self, progress: _Progress, step: Step, **ids: str) -> None:
+        progress.step = step
+        async with self._db.transaction() as uow:
+            await uow.execute(
+                update(checkouts)
+                .where(checkouts.c.id == progress.id)
+                .values(step=step.value, updated_at=self._clock.now(), **ids)
+            )
+            await uow.commit()
+
+    async def _compensate(self, progress: _Progress) -> None:
+        """Undo the steps that happened, newest first; each undo is idempotent."""
+        if progress.order_id is not None:
+            await self._orders.cancel(progress.order_id, actor="checkout", reason="checkout failed")
+        if progress.payment_id is None:
+            payment = await self._payment_of(progress.id)
+            progress.payment_id = payment.id if payment else None
+        if progress.payment_id is not None:
+            await self._payments.void(progress.payment_id)
+        if progress.reservation_id is not None:
+            await self._inventory.release(progress.reservation_id)
+
+    async def _payment_of(self, checkout_id: str) -> Payment | None:
+        try:
+            return await self._payments.payment_for_checkout(checkout_id)
+        except ColonnadeError:
+            return None
+
+    async def _finish_completed(self, progress: _Progress, body: dict[str, Any]) -> Outcome:
+        async with self._db.transaction() as uow:
+            await uow.execute(
+                update(checkouts)
+                .where(checkouts.c.id == progress.id)
+                .values(
+                    step=Step.COMPLETED.value,
+                    response_status=201,
+                    response_body=body,
+                    updated_at=self._clock.now(),
+                )
+            )
+            uow.record(
+                CheckoutCompleted(
+                    checkout_id=progress.id,
+                    cart_id=progress.cart_id,
+                    order_id=body["id"],
+                    total=body["total"],
+                )
+            )
+            await uow.commit()
+        return Outcome(201, body)
+
+    async def _finish_failed(self, progress: _Progress, error: ColonnadeError) -> Outcome:
+        problem = {**error.problem(), "checkout_id": progress.id}
+        async with self._db.transaction() as uow:
+            await uow.execute(
+                update(checkouts)
+                .where(checkouts.c.id == progress.id)
+                .values(
+                    step=Step.FAILED.value,
+                    response_status=error.status,
+                    response_body=problem,
+                    error=error.detail,
+                    updated_at=self._clock.now(),
+                )
+            )
+            uow.record(
+                CheckoutFailed(checkout_id=progress.id, cart_id=progress.cart_id, code=error.code)
+            )
+            await uow.commit()
+        return Outcome(error.status, problem)
+
+    async def recover(self, older_than: timedelta = timedelta(minutes=1)) -> int:
+        """Finish or undo checkouts that stopped midway (a crashed process); returns how many.
+
+        A checkout whose order was placed goes forward (capture, sell, close the cart); one
+        that had not reached its order is undone (void, release).
+        """
+        cutoff = self._clock.now() - older_than
+        async with self._db.reading() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        select(checkouts).where(
+                            checkouts.c.step.not_in([s.value for s in FINISHED]),
+                            checkouts.c.updated_at <= cutoff,
+                        )
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        for row in rows:
+            progress = _Progress(
+                id=row["id"],
+                cart_id=row["cart_id"],
+                step=Step(row["step"]),
+                reservation_id=row["reservation_id"],
+                payment_id=row["payment_id"],
+                order_id=row["order_id"],
+            )
+            await self._recover_one(progress)
+        return len(rows)
+
+    async def _recover_one(self, progress: _Progress) -> None:
+        payment = await self._payment_of(progress.id)
+        if progress.step == Step.PLACED and payment is not None:
+            try:
+                order = await self._settle(progress, payment.status == PaymentStatus.PENDING)
+            except _Failed as failed:
+                await self._compensate(progress)
+                await self._finish_failed(progress, failed.error)
+                return
+            body = _order_body(order, None, payment.method.value, progress.id)
+            await self._finish_completed(progress, body)
+            log.info("checkout.recovered_forward", checkout_id=progress.id)
+            return
+        await self._compensate(progress)
+        await self._finish_failed(progress, CheckoutInterrupted())
+        log.info("checkout.recovered_back", checkout_id=progress.id)
+
+
+def _order_body(
+    order: Any, access_token: str | None, method: str, checkout_id: str
+) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "number": order.number,
+        "status": order.status.value,
+        "checkout_id": checkout_id,
+        "email": order.email,
+        "total": order.total.as_dict(),
+        "tax": order.tax.as_dict(),
+        "lines": [
+            {
+                "sku": line.sku,
+                "title": line.title,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price.as_dict(),
+                "line_total": line.line_total.as_dict(),
+                "tax": line.tax.as_dict(),
+            }
+            for line in order.lines
+        ],
+        "payment": {"method": method},
+        "access_token": access_token,
+    }

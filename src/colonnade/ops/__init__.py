@@ -1,0 +1,1 @@
+"""Operations: the shop's own upkeep. Imports module services, never their insides."""

@@ -1,0 +1,86 @@
+"""A real `colonnade serve` process per database kind, driven over HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import PostgresServer, sqlalchemy_url
+
+
+@dataclass
+class RunningShop:
+    base_url: str
+    env: dict[str, str]
+    workdir: Path
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "colonnade", *args],
+            env=self.env,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"colonnade serve exited early:\n{log.read_text()}")
+        try:
+            if httpx.get(url + "/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"colonnade serve did not become ready:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shop(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningShop]:
+    workdir = tmp_path_factory.mktemp("shop")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COLONNADE_")}
+    if request.param == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        env["COLONNADE_DATABASE_URL"] = sqlalchemy_url(server.create_database("colonnade_e2e"))
+    port = free_port()
+    log = workdir / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "colonnade", "serve", "--port", str(port), "--demo-data"],
+            env=env,
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(base_url, process, log)
+        yield RunningShop(base_url, env, workdir)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()

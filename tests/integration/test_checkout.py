@@ -1,0 +1,223 @@
+"""The purchase saga through the real modules, assembled by the composition root, on both
+databases: what a completed, refused or interrupted checkout leaves behind."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import insert
+
+from colonnade.app import Shop, assemble
+from colonnade.kernel.clock import SettableClock
+from colonnade.kernel.money import Money
+from colonnade.kernel.settings import Settings
+from colonnade.modules.catalog.service import NewProduct, NewVariant
+from colonnade.modules.checkout.schema import checkouts
+from colonnade.modules.checkout.service import CheckoutRequest
+from colonnade.modules.orders.service import NewOrder, OrderLine
+from tests.conftest import count_rows
+
+ADDRESS = {"name": "Ada", "line1": "1 Row", "city": "Town", "postal_code": "1", "country": "US"}
+
+
+@pytest.fixture
+async def shop(database_url: str) -> AsyncIterator[Shop]:
+    shop = assemble(
+        Settings(database_url=database_url, database_pool_size=20),
+        clock=SettableClock(datetime.now(UTC)),
+    )
+    await shop.pricing.set_market("US", "United States", "USD", "en-US", False, Decimal("0.10"))
+    yield shop
+    await shop.db.dispose()
+
+
+async def product(shop: Shop, *, price: int = 1000, on_hand: int = 10) -> str:
+    sku = f"SKU-{uuid.uuid4().hex[:8].upper()}"
+    await shop.catalog.create_product(
+        NewProduct(
+            titles={"en-US": f"Thing {sku}"},
+            default_locale="en-US",
+            variants=[NewVariant(sku=sku)],
+        )
+    )
+    await shop.pricing.set_prices(sku, [Money(price, "USD")])
+    await shop.inventory.set_on_hand(sku, on_hand)
+    return sku
+
+
+async def cart_with(shop: Shop, sku: str, quantity: int) -> str:
+    cart = await shop.carts.create("US")
+    await shop.carts.add_line(cart.id, sku, quantity)
+    return cart.id
+
+
+def paying(token: str = "tok_visa") -> CheckoutRequest:
+    return CheckoutRequest(
+        email="ada@example.com",
+        shipping_address=ADDRESS,
+        payment_method="card",
+        payment_token=token,
+    )
+
+
+async def test_a_checkout_sells_the_stock_captures_once_and_closes_the_cart(shop: Shop) -> None:
+    sku = await product(shop, price=1000, on_hand=5)
+    cart_id = await cart_with(shop, sku, 2)
+
+    outcome = await shop.checkout.check_out(cart_id, "key-0000001", paying())
+
+    assert outcome.status == 201
+    # 2 x 10.00 plus 10% tax on top in this tax-exclusive market.
+    assert outcome.body["total"] == {"amount": 2200, "currency": "USD"}
+    order = await shop.orders.order(outcome.body["id"])
+    assert order.status.value == "paid"
+    assert order.paid == Money(2200, "USD")
+    payment = await shop.payments.payment(order.payment_id or "")
+    assert (payment.status.value, payment.captured) == ("captured", Money(2200, "USD"))
+    stock = await shop.inventory.stock(sku)
+    assert (stock.reserved, stock.sold, stock.available) == (0, 2, 3)
+    assert (await shop.carts.snapshot(cart_id)).status.value == "checked_out"
+    again = await shop.checkout.check_out(cart_id, "key-0000001", paying())
+    assert again == outcome
+
+
+async def test_out_of_stock_names_the_sku_and_holds_nothing(shop: Shop) -> None:
+    sku = await product(shop, on_hand=1)
+    cart_id = await cart_with(shop, sku, 2)
+
+    outcome = await shop.checkout.check_out(cart_id, "key-0000002", paying())
+
+    assert outcome.status == 409
+    assert (outcome.body["code"], outcome.body["sku"]) == ("out_of_stock", sku)
+    assert (await shop.inventory.stock(sku)).available == 1
+    assert await count_rows(shop.db, "orders_orders") == 0
+    assert await count_rows(shop.db, "payments_payments") == 0
+
+
+@pytest.mark.parametrize(
+    ("token", "status", "code"),
+    [
+        ("tok_chargeDeclined", 402, "payment_declined"),
+        ("tok_timeout", 503, "payment_provider_unavailable"),
+        ("tok_captureFails", 503, "payment_provider_unavailable"),
+    ],
+)
+async def test_a_failed_payment_undoes_every_step_before_it(
+    shop: Shop, token: str, status: int, code: str
+) -> None:
+    sku = await product(shop, on_hand=3)
+    cart_id = await cart_with(shop, sku, 3)
+
+    outcome = await shop.checkout.check_out(cart_id, f"key-{token}", paying(token))
+
+    assert (outcome.status, outcome.body["code"]) == (status, code)
+    assert (await shop.inventory.stock(sku)).available == 3
+    payment = await shop.payments.payment_for_checkout(outcome.body["checkout_id"])
+    assert payment.status.value in {"failed", "voided"}
+    assert payment.captured.amount == 0
+    orders = await shop.orders.search(None, None, None, None, 100, 0)
+    assert all(o.status.value == "cancelled" for o in orders.items)
+    assert (await shop.carts.snapshot(cart_id)).status.value == "open"
+
+
+async def half_done_checkout(shop: Shop, sku: str, *, placed: bool) -> dict[str, str]:
+    """What a process leaves behind that died after authorizing (or after placing the order):
+    the same calls the saga makes, in the same order, and its checkout row at that step."""
+    checkout_id = str(uuid.uuid4())
+    cart_id = await cart_with(shop, sku, 1)
+    reservation = await shop.inventory.reserve(checkout_id, [(sku, 1)])
+    quote = await shop.pricing.quote("US", [(sku, 1)])
+    payment = await shop.payments.authorize(checkout_id, quote.total, "card", token="tok_visa")
+    ids = {"reservation_id": reservation.id, "payment_id": payment.id}
+    if placed:
+        line = quote.lines[0]
+        order = await shop.orders.place(
+            NewOrder(
+                checkout_id=checkout_id,
+                email="ada@example.com",
+                market="US",
+                currency="USD",
+                tax_inclusive=False,
+                lines=[
+                    OrderLine(sku, sku, 1, line.unit_price, line.line_total, line.tax),
+                ],
+                shipping=Money(0, "USD"),
+                shipping_address=ADDRESS,
+                payment_id=payment.id,
+            )
+        )
+        ids["order_id"] = order.order.id
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with shop.db.transaction() as uow:
+        await uow.execute(
+            insert(checkouts).values(
+                id=checkout_id,
+                idempotency_key=f"crashed-{checkout_id}",
+                fingerprint="x" * 64,
+                cart_id=cart_id,
+                step="placed" if placed else "authorized",
+                created_at=long_ago,
+                updated_at=long_ago,
+                **ids,
+            )
+        )
+        await uow.commit()
+    return {"checkout_id": checkout_id, "cart_id": cart_id, **ids}
+
+
+async def test_recovery_finishes_a_checkout_that_died_after_placing_its_order(shop: Shop) -> None:
+    sku = await product(shop, on_hand=2)
+    crashed = await half_done_checkout(shop, sku, placed=True)
+
+    assert await shop.checkout.recover(timedelta(minutes=1)) == 1
+
+    order = await shop.orders.order(crashed["order_id"])
+    assert order.status.value == "paid"
+    payment = await shop.payments.payment(crashed["payment_id"])
+    assert payment.status.value == "captured"
+    stock = await shop.inventory.stock(sku)
+    assert (stock.reserved, stock.sold, stock.available) == (0, 1, 1)
+    assert await shop.checkout.recover(timedelta(minutes=1)) == 0
+
+
+async def test_recovery_voids_and_releases_a_checkout_that_died_before_its_order(
+    shop: Shop,
+) -> None:
+    sku = await product(shop, on_hand=2)
+    crashed = await half_done_checkout(shop, sku, placed=False)
+
+    assert await shop.checkout.recover(timedelta(minutes=1)) == 1
+
+    payment = await shop.payments.payment(crashed["payment_id"])
+    assert (payment.status.value, payment.captured.amount) == ("voided", 0)
+    assert (await shop.inventory.stock(sku)).available == 2
+    assert await count_rows(shop.db, "orders_orders") == 0
+
+
+async def test_a_young_unfinished_checkout_is_left_to_its_own_process(shop: Shop) -> None:
+    sku = await product(shop, on_hand=2)
+    await half_done_checkout(shop, sku, placed=False)
+    async with shop.db.transaction() as uow:
+        await uow.execute(checkouts.update().values(updated_at=datetime.now(UTC)))
+        await uow.commit()
+    assert await shop.checkout.recover(timedelta(minutes=1)) == 0
+
+
+async def test_concurrent_buyers_of_the_last_units_get_orders_or_out_of_stock(shop: Shop) -> None:
+    sku = await product(shop, on_hand=7)
+    carts = [await cart_with(shop, sku, 1) for _ in range(40)]
+
+    outcomes = await asyncio.gather(
+        *(shop.checkout.check_out(c, f"key-race-{i:04d}", paying()) for i, c in enumerate(carts))
+    )
+
+    statuses = sorted(o.status for o in outcomes)
+    assert statuses == [201] * 7 + [409] * 33
+    stock = await shop.inventory.stock(sku)
+    assert (stock.sold, stock.reserved, stock.available) == (7, 0, 0)
+    assert await shop.inventory.check_ledger() == []
