@@ -55,32 +55,57 @@ def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> N
     raise RuntimeError(f"colonnade serve did not become ready:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def shop(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningShop]:
-    workdir = tmp_path_factory.mktemp("shop")
+def shop_environment(
+    request: pytest.FixtureRequest, workdir: Path, **settings: str
+) -> dict[str, str]:
+    """The environment of a shop process on the database kind the test is parametrized with."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COLONNADE_")}
     if request.param == "postgresql":
         server: PostgresServer = request.getfixturevalue("postgres")
         env["COLONNADE_DATABASE_URL"] = sqlalchemy_url(server.create_database("colonnade_e2e"))
+    else:
+        env["COLONNADE_DATABASE_URL"] = f"sqlite+aiosqlite:///{workdir / 'colonnade.db'}"
+    # A fixed key keeps staff tokens valid across a restart of the shop.
+    env["COLONNADE_SECRET_KEY"] = "end-to-end-tests-only-" + "k" * 32
+    env.update({f"COLONNADE_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+def start_shop(
+    env: dict[str, str], workdir: Path, *args: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `colonnade serve` and wait until it is ready; returns the process and its URL."""
     port = free_port()
-    log = workdir / "serve.log"
+    log = workdir / f"serve-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "colonnade", "serve", "--port", str(port), "--demo-data"],
+            [sys.executable, "-m", "colonnade", "serve", "--port", str(port), *args],
             env=env,
             cwd=workdir,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     base_url = f"http://127.0.0.1:{port}"
+    wait_until_ready(base_url, process, log)
+    return process, base_url
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
     try:
-        wait_until_ready(base_url, process, log)
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shop(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningShop]:
+    workdir = tmp_path_factory.mktemp("shop")
+    env = shop_environment(request, workdir)
+    process, base_url = start_shop(env, workdir, "--demo-data")
+    try:
         yield RunningShop(base_url, env, workdir)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)

@@ -41,7 +41,7 @@ class InProcessBus:
         for consumer, handler in self._subscribers.get(envelope.event_type, {}).items():
             try:
                 await handler(envelope)
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - one consumer must not stop the others
                 failures.append(f"{consumer}: {type(error).__name__}: {error}")
         if failures:
             raise DeliveryFailed("; ".join(failures))

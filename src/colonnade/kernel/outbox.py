@@ -101,7 +101,7 @@ class OutboxRelay:
     async def _deliver(self, row_id: int, envelope: Envelope) -> bool:
         try:
             await self._bus.publish(envelope)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - any failure: offer it again later
             await self._retry_later(row_id, error)
             return False
         return True
@@ -140,7 +140,7 @@ class OutboxRelay:
         while True:
             try:
                 await self.publish_due()
-            except Exception:
+            except Exception:  # a lost database must not end the relay
                 log.exception("outbox.relay_failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)

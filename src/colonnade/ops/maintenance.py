@@ -34,7 +34,7 @@ class Maintenance:
                 done = await job.run()
                 if done:
                     log.info("maintenance.ran", job=job.name, done=done)
-            except Exception:
+            except Exception:  # a failing job must not stop the others
                 log.exception("maintenance.failed", job=job.name)
             await asyncio.sleep(job.every_seconds)
 

@@ -117,6 +117,8 @@ class CheckoutService:
         self._orders = orders
         self._clock = clock
         self._wait_for_first = wait_for_first
+        # Checkouts this process is running now: recovery must never undo a live one.
+        self._running: set[str] = set()
 
     async def check_out(
         self, cart_id: str, idempotency_key: str | None, request: CheckoutRequest
@@ -127,6 +129,7 @@ class CheckoutService:
         progress = await self._begin(key, print_, cart_id)
         if progress is None:
             return await self._first_outcome(key, print_)
+        self._running.add(progress.id)
         try:
             body = await self._run(progress, request)
         except _Failed as failed:
@@ -138,6 +141,8 @@ class CheckoutService:
             await self._compensate(progress)
             await self._finish_failed(progress, CheckoutInterrupted())
             raise
+        finally:
+            self._running.discard(progress.id)
         return await self._finish_completed(progress, body)
 
     async def _begin(self, key: str, print_: str, cart_id: str) -> _Progress | None:
@@ -282,16 +287,37 @@ class CheckoutService:
             await uow.commit()
 
     async def _compensate(self, progress: _Progress) -> None:
-        """Undo the steps that happened, newest first; each undo is idempotent."""
+        """Undo the steps that happened, newest first; each undo is idempotent.
+
+        A step may have committed without the checkout noting it (the process died in
+        between), so what is not noted is looked up by the checkout's id.
+        """
+        if progress.order_id is None:
+            order = await self._orders.order_for_checkout(progress.id)
+            progress.order_id = order.id if order else None
         if progress.order_id is not None:
             await self._orders.cancel(progress.order_id, actor="checkout", reason="checkout failed")
         if progress.payment_id is None:
             payment = await self._payment_of(progress.id)
             progress.payment_id = payment.id if payment else None
         if progress.payment_id is not None:
-            await self._payments.void(progress.payment_id)
+            await self._give_money_back(progress, progress.payment_id)
         if progress.reservation_id is not None:
             await self._inventory.release(progress.reservation_id)
+        else:
+            await self._inventory.release_for(progress.id)
+
+    async def _give_money_back(self, progress: _Progress, payment_id: str) -> None:
+        """Void an authorization; refund a capture (a capture that landed before a crash)."""
+        payment = await self._payments.payment(payment_id)
+        if payment.captured.amount == 0:
+            await self._payments.void(payment.id)
+            return
+        owed = payment.captured - payment.refunded
+        if owed.amount > 0:
+            await self._payments.refund(payment.id, owed, key=f"{progress.id}:undo")
+            if progress.order_id is not None:
+                await self._orders.record_refund(progress.order_id, owed, actor="checkout")
 
     async def _payment_of(self, checkout_id: str) -> Payment | None:
         try:
@@ -362,7 +388,10 @@ class CheckoutService:
                 .mappings()
                 .all()
             )
+        recovered = 0
         for row in rows:
+            if row["id"] in self._running:
+                continue
             progress = _Progress(
                 id=row["id"],
                 cart_id=row["cart_id"],
@@ -371,17 +400,23 @@ class CheckoutService:
                 payment_id=row["payment_id"],
                 order_id=row["order_id"],
             )
-            await self._recover_one(progress)
-        return len(rows)
+            try:
+                await self._recover_one(progress)
+            except Exception:  # one stuck checkout must not block the others
+                log.exception("checkout.recovery_failed", checkout_id=progress.id)
+                continue
+            recovered += 1
+        return recovered
 
     async def _recover_one(self, progress: _Progress) -> None:
         payment = await self._payment_of(progress.id)
         if progress.step == Step.PLACED and payment is not None:
             try:
                 order = await self._settle(progress, payment.status == PaymentStatus.PENDING)
-            except _Failed as failed:
+            except (_Failed, ColonnadeError) as failure:
+                error = failure.error if isinstance(failure, _Failed) else failure
                 await self._compensate(progress)
-                await self._finish_failed(progress, failed.error)
+                await self._finish_failed(progress, error)
                 return
             body = _order_body(order, None, payment.method.value, progress.id)
             await self._finish_completed(progress, body)

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
+from colonnade.kernel.errors import InvalidInput
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.principal import Principal
 from colonnade.modules.identity.domain import (
@@ -83,7 +84,7 @@ class IdentityService:
         row = None
         try:
             email = normalized_email(email)
-        except Exception:
+        except InvalidInput:
             email = ""
         if email:
             async with self._db.reading() as conn:

@@ -333,6 +333,26 @@ class InventoryService:
             uow.record(StockReleased(reservation_id=reservation_id, reason="released"))
             await uow.commit()
 
+    async def release_for(self, reference: str) -> int:
+        """Release every reservation still held for `reference` (a checkout that died before
+        it could note its reservation's id); returns how many."""
+        async with self._db.reading() as conn:
+            held = (
+                (
+                    await conn.execute(
+                        select(reservations.c.id).where(
+                            reservations.c.reference == reference,
+                            reservations.c.status == ReservationStatus.HELD.value,
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        for reservation_id in held:
+            await self.release(reservation_id)
+        return len(held)
+
     async def expire_due(self) -> int:
         """Release every held reservation whose time is up; returns how many."""
         now = self._clock.now()

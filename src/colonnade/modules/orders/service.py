@@ -214,6 +214,12 @@ class OrdersService:
             raise OrderNotFound(order_id)
         return found
 
+    async def order_for_checkout(self, checkout_id: str) -> Order | None:
+        """The order a checkout placed, if it got that far."""
+        async with self._db.reading() as conn:
+            rows = await order_rows(conn, [orders.c.checkout_id == checkout_id])
+            return (await assemble(conn, rows))[0] if rows else None
+
     async def order_for_guest(self, order_id: str, token: str) -> Order:
         """The order, if `token` is its secret; a wrong token looks exactly like no order."""
         async with self._db.reading() as conn:
