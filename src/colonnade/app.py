@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from colonnade import migrations
+from colonnade.kernel import inbox
 from colonnade.kernel.bus import InProcessBus
 from colonnade.kernel.clock import Clock, SystemClock
 from colonnade.kernel.db import Database
@@ -37,6 +38,7 @@ from colonnade.modules.identity.service import IdentityService
 from colonnade.modules.inventory import api as inventory_api
 from colonnade.modules.inventory.service import InventoryService
 from colonnade.modules.orders import api as orders_api
+from colonnade.modules.orders.events import OrderCancelled
 from colonnade.modules.orders.service import OrdersService
 from colonnade.modules.payments import api as payments_api
 from colonnade.modules.payments.adapters.test_gateway import TestGateway
@@ -110,6 +112,15 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         orders=orders,
         clock=clock,
     )
+    bus.subscribe(
+        OrderCancelled.event_type,
+        "checkout.settle-cancellation",
+        inbox.once(
+            db,
+            "checkout.settle-cancellation",
+            lambda envelope: checkout.settle_cancellation(envelope.payload["order_id"]),
+        ),
+    )
     recover_after = timedelta(seconds=settings.checkout_recovery_seconds)
     maintenance = Maintenance(
         [
@@ -177,7 +188,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(inventory_api.router(shop.inventory, shop.catalog.sku_exists))
     app.include_router(cart_api.router(shop.carts))
     app.include_router(checkout_api.router(shop.checkout))
-    app.include_router(orders_api.router(shop.orders))
+    app.include_router(orders_api.router(shop.orders, shop.checkout.settle_cancellation))
     app.include_router(payments_api.router(shop.payments))
     return app
 

@@ -19,7 +19,8 @@ from colonnade.kernel.settings import Settings
 from colonnade.modules.catalog.service import NewProduct, NewVariant
 from colonnade.modules.checkout.schema import checkouts
 from colonnade.modules.checkout.service import CheckoutRequest
-from colonnade.modules.orders.service import NewOrder, OrderLine
+from colonnade.modules.orders.service import IllegalTransition, NewOrder, OrderLine
+from colonnade.modules.payments.service import RefundExceedsCapture
 from tests.conftest import count_rows
 
 ADDRESS = {"name": "Ada", "line1": "1 Row", "city": "Town", "postal_code": "1", "country": "US"}
@@ -221,3 +222,56 @@ async def test_concurrent_buyers_of_the_last_units_get_orders_or_out_of_stock(sh
     stock = await shop.inventory.stock(sku)
     assert (stock.sold, stock.reserved, stock.available) == (7, 0, 0)
     assert await shop.inventory.check_ledger() == []
+
+
+async def paid_order(shop: Shop, sku: str, quantity: int, key: str) -> str:
+    cart_id = await cart_with(shop, sku, quantity)
+    outcome = await shop.checkout.check_out(cart_id, key, paying())
+    assert outcome.status == 201, outcome.body
+    return str(outcome.body["id"])
+
+
+async def test_cancelling_a_paid_order_returns_its_stock_and_refunds_it(shop: Shop) -> None:
+    sku = await product(shop, price=1000, on_hand=4)
+    order_id = await paid_order(shop, sku, 3, "key-cancel-1")
+
+    order = await shop.checkout.cancel_order(order_id, actor="staff-1", reason="customer called")
+
+    assert order.status.value == "cancelled"
+    assert order.refunded == order.paid == Money(3300, "USD")
+    payment = await shop.payments.payment(order.payment_id or "")
+    assert (payment.status.value, payment.refunded) == ("refunded", Money(3300, "USD"))
+    stock = await shop.inventory.stock(sku)
+    assert (stock.sold, stock.reserved, stock.available) == (0, 0, 4)
+    assert await shop.inventory.check_ledger() == []
+    again = await shop.checkout.settle_cancellation(order_id)
+    assert again.refunded == Money(3300, "USD")
+    assert (await shop.inventory.stock(sku)).available == 4
+
+
+async def test_partial_refunds_never_exceed_the_capture(shop: Shop) -> None:
+    sku = await product(shop, price=1000, on_hand=4)
+    order_id = await paid_order(shop, sku, 1, "key-refund-1")
+
+    first = await shop.checkout.refund_order(order_id, Money(600, "USD"), "r-1")
+    repeated = await shop.checkout.refund_order(order_id, Money(600, "USD"), "r-1")
+    assert first.refunded == repeated.refunded == Money(600, "USD")
+    with pytest.raises(RefundExceedsCapture):
+        await shop.checkout.refund_order(order_id, Money(600, "USD"), "r-2")
+    last = await shop.checkout.refund_order(order_id, Money(500, "USD"), "r-3")
+    assert last.refunded == last.paid == Money(1100, "USD")
+    assert last.status.value == "refunded"
+
+
+async def test_a_shipped_order_cannot_be_cancelled_and_keeps_its_money(shop: Shop) -> None:
+    sku = await product(shop, on_hand=2)
+    order_id = await paid_order(shop, sku, 1, "key-ship-1")
+    await shop.orders.fulfil(order_id, "staff-1")
+    await shop.orders.ship(order_id, "staff-1", "DHL", "123")
+
+    with pytest.raises(IllegalTransition):
+        await shop.checkout.cancel_order(order_id, actor="staff-1", reason="too late")
+
+    order = await shop.orders.order(order_id)
+    assert (order.status.value, order.refunded.amount) == ("shipped", 0)
+    assert (await shop.inventory.stock(sku)).sold == 1

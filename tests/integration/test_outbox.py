@@ -11,7 +11,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
 from colonnade.kernel.bus import InProcessBus
 from colonnade.kernel.db import Database
 from colonnade.kernel.events import Envelope, Event
-from colonnade.kernel.inbox import guard
+from colonnade.kernel.inbox import guard, once
 from colonnade.kernel.outbox import OutboxRelay
 from colonnade.kernel.schema import outbox
 from colonnade.kernel.uow import UnitOfWork
@@ -140,3 +140,23 @@ async def test_a_consumer_that_fails_midway_leaves_no_inbox_mark(notes_db: Datab
     assert attempts == 2
     async with notes_db.reading() as conn:
         assert (await conn.execute(select(notes.c.text))).scalars().all() == ["try 2"]
+
+
+async def test_an_idempotent_handler_is_marked_only_after_it_succeeded(notes_db: Database) -> None:
+    calls = 0
+
+    async def settle(_: Envelope) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("payment provider down")
+
+    handler = once(notes_db, "settler", settle)
+    envelope = Envelope(
+        event_type=NoteWritten.event_type, payload={"text": "x"}, occurred_at=datetime.now(UTC)
+    )
+    with pytest.raises(RuntimeError):
+        await handler(envelope)
+    await handler(envelope)
+    await handler(envelope)
+    assert calls == 2

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt
 
+from colonnade.kernel.money import Money
+from colonnade.kernel.principal import Principal
 from colonnade.modules.checkout.service import CheckoutRequest, CheckoutService
+from colonnade.web.auth import requires
 from colonnade.web.problems import problem_response
 
 
@@ -35,6 +38,19 @@ class PaymentIn(BaseModel):
         description="a card processor's token; card numbers never reach Colonnade",
     )
     gift_card_code: str | None = Field(default=None, max_length=64)
+
+
+class MoneyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: StrictInt = Field(gt=0)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+
+class RefundIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: MoneyIn
 
 
 class CheckoutIn(BaseModel):
@@ -78,5 +94,23 @@ def router(checkout: CheckoutService) -> APIRouter:
         if outcome.status >= 400:
             return problem_response(outcome.body)
         return JSONResponse(outcome.body, status_code=outcome.status)
+
+    @routes.post("/admin/orders/{order_id}/refund", tags=["orders"])
+    async def refund(
+        order_id: str,
+        body: RefundIn,
+        idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=8)],
+        _: Principal = Depends(requires("orders:refund")),
+    ) -> dict[str, object]:
+        """Refund part or all of what an order paid; never more than was captured."""
+        order = await checkout.refund_order(
+            order_id, Money(body.amount.amount, body.amount.currency), idempotency_key
+        )
+        return {
+            "id": order.id,
+            "status": order.status.value,
+            "paid": order.paid.as_dict(),
+            "refunded": order.refunded.as_dict(),
+        }
 
     return routes

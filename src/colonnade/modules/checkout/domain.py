@@ -137,3 +137,10 @@ class CheckoutInterrupted(ColonnadeError):
             "the checkout was interrupted and has been undone; nothing was charged. Try again "
             "with a new Idempotency-Key"
         )
+
+
+class NothingToRefund(Conflict):
+    code = "nothing_to_refund"
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id} has no payment to refund", order_id=order_id)

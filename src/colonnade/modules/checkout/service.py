@@ -34,6 +34,7 @@ from colonnade.modules.checkout.domain import (
     CheckoutInterrupted,
     GiftCardShort,
     IdempotencyKeyReused,
+    NothingToRefund,
     Outcome,
     PaymentRefused,
     Step,
@@ -367,6 +368,61 @@ class CheckoutService:
             )
             await uow.commit()
         return Outcome(error.status, problem)
+
+    # --- after the sale: cancellations and refunds ---------------------------------------
+
+    async def cancel_order(self, order_id: str, actor: str, reason: str) -> Order:
+        """Cancel an order and give back what it held: its stock, and its money (the
+        authorization voided, or the capture refunded)."""
+        await self._orders.cancel(order_id, actor, reason)
+        return await self.settle_cancellation(order_id)
+
+    async def settle_cancellation(self, order_id: str) -> Order:
+        """Give back what a cancelled order held. Idempotent: a crash midway, or the
+        OrderCancelled event arriving after the route did it, only finishes the job."""
+        order = await self._orders.order(order_id)
+        row = await self._checkout_row(order.checkout_id)
+        reservation_id = row["reservation_id"] if row else None
+        if reservation_id is not None:
+            reservation = await self._inventory.reservation(reservation_id)
+            if reservation.status.value == "held":
+                await self._inventory.release(reservation_id)
+            elif reservation.status.value == "committed":
+                await self._inventory.return_stock(reservation_id)
+        if order.payment_id is not None:
+            payment = await self._payments.payment(order.payment_id)
+            if payment.status in (PaymentStatus.AUTHORIZED, PaymentStatus.PENDING):
+                await self._payments.void(payment.id)
+            elif (owed := payment.captured - payment.refunded).amount > 0:
+                await self._payments.refund(payment.id, owed, key=f"{order_id}:cancel")
+        return await self._sync_refunded(order_id)
+
+    async def refund_order(self, order_id: str, amount: Money, key: str) -> Order:
+        """Give back part or all of what an order paid; never more than was captured."""
+        order = await self._orders.order(order_id)
+        if order.payment_id is None:
+            raise NothingToRefund(order_id)
+        await self._payments.refund(order.payment_id, amount, key=f"{order_id}:{key}")
+        return await self._sync_refunded(order_id)
+
+    async def _sync_refunded(self, order_id: str) -> Order:
+        """Make the order's refunded amount what its payment says was refunded."""
+        order = await self._orders.order(order_id)
+        if order.payment_id is None:
+            return order
+        payment = await self._payments.payment(order.payment_id)
+        missing = payment.refunded - order.refunded
+        if missing.amount > 0:
+            order = await self._orders.record_refund(order_id, missing, actor="checkout")
+        return order
+
+    async def _checkout_row(self, checkout_id: str) -> Any:
+        async with self._db.reading() as conn:
+            return (
+                (await conn.execute(select(checkouts).where(checkouts.c.id == checkout_id)))
+                .mappings()
+                .first()
+            )
 
     async def recover(self, older_than: timedelta = timedelta(minutes=1)) -> int:
         """Finish or undo checkouts that stopped midway (a crashed process); returns how many.

@@ -20,6 +20,7 @@ class ReservationStatus(StrEnum):
     COMMITTED = "committed"
     RELEASED = "released"
     EXPIRED = "expired"
+    RETURNED = "returned"  # sold, then given back (a cancelled order)
 
 
 class LedgerReason(StrEnum):
@@ -28,6 +29,7 @@ class LedgerReason(StrEnum):
     COMMIT = "commit"
     RELEASE = "release"
     EXPIRE = "expire"
+    RETURN = "return"
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -237,3 +239,12 @@ def should_release(reservation_id: str, status: ReservationStatus) -> bool:
     if status in (ReservationStatus.RELEASED, ReservationStatus.EXPIRED):
         return False
     raise ReservationNotHeld(reservation_id, status, "released")
+
+
+def should_return(reservation_id: str, status: ReservationStatus) -> bool:
+    """True when sold stock must go back on the shelf now; False when it already went back."""
+    if status is ReservationStatus.COMMITTED:
+        return True
+    if status is ReservationStatus.RETURNED:
+        return False
+    raise ReservationNotHeld(reservation_id, status, "returned")

@@ -47,3 +47,12 @@ class StockLevelSet(Event):
     sku: str
     warehouse: str
     on_hand: int
+
+
+@dataclass(frozen=True)
+class StockReturned(Event):
+    """Sold stock went back on the shelf: its order was cancelled."""
+
+    event_type: ClassVar[str] = "inventory.StockReturned"
+
+    reservation_id: str

@@ -52,7 +52,7 @@ reservations = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     CheckConstraint(
-        "status IN ('held', 'committed', 'released', 'expired')",
+        "status IN ('held', 'committed', 'released', 'expired', 'returned')",
         name="ck_inventory_reservations_status",
     ),
 )
@@ -87,7 +87,7 @@ ledger = Table(
     Column("reference", String(200), nullable=True),
     Column("at", UTCDateTime, nullable=False),
     CheckConstraint(
-        "reason IN ('set_on_hand', 'reserve', 'commit', 'release', 'expire')",
+        "reason IN ('set_on_hand', 'reserve', 'commit', 'release', 'expire', 'return')",
         name="ck_inventory_ledger_reason",
     ),
 )

@@ -35,6 +35,7 @@ from colonnade.modules.inventory.events import (
     StockLevelSet,
     StockReleased,
     StockReserved,
+    StockReturned,
 )
 from colonnade.modules.inventory.schema import (
     ledger,
@@ -333,6 +334,23 @@ class InventoryService:
             uow.record(StockReleased(reservation_id=reservation_id, reason="released"))
             await uow.commit()
 
+    async def return_stock(self, reservation_id: str) -> None:
+        """Put sold stock back on the shelf (its order was cancelled). Twice is harmless."""
+        async with self._db.transaction() as uow:
+            status, lines = await _locked_reservation(uow, reservation_id)
+            if not domain.should_return(reservation_id, status):
+                return
+            await uow.execute(
+                update(stock)
+                .where(stock.c.sku == bindparam("b_sku"), stock.c.warehouse == bindparam("b_wh"))
+                .values(sold=stock.c.sold - bindparam("b_q")),
+                [{"b_sku": ln.sku, "b_wh": ln.warehouse, "b_q": ln.quantity} for ln in lines],
+            )
+            await _set_status(uow, [reservation_id], ReservationStatus.RETURNED)
+            await _write_ledger(uow, lines, LedgerReason.RETURN, reservation_id, self._clock.now())
+            uow.record(StockReturned(reservation_id=reservation_id))
+            await uow.commit()
+
     async def release_for(self, reference: str) -> int:
         """Release every reservation still held for `reference` (a checkout that died before
         it could note its reservation's id); returns how many."""
@@ -504,6 +522,7 @@ _RESERVATION_DELTAS: dict[LedgerReason, tuple[int, int]] = {
     LedgerReason.COMMIT: (-1, 1),
     LedgerReason.RELEASE: (-1, 0),
     LedgerReason.EXPIRE: (-1, 0),
+    LedgerReason.RETURN: (0, -1),
 }
 
 

@@ -7,6 +7,7 @@ To anyone else the order does not exist.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -168,7 +169,12 @@ async def _maybe_customer(
     return principal if principal.kind == CUSTOMER else None
 
 
-def router(orders: OrdersService) -> APIRouter:
+AfterCancel = Callable[[str], Awaitable[object]]
+
+
+def router(orders: OrdersService, after_cancel: AfterCancel | None = None) -> APIRouter:
+    """`after_cancel` gives back what a cancelled order held (its stock and money); the
+    composition root passes the checkout's, since orders only records."""
     routes = APIRouter(tags=["orders"])
 
     @routes.get("/store/orders", response_model=OrderPage, response_model_by_alias=True)
@@ -262,6 +268,9 @@ def router(orders: OrdersService) -> APIRouter:
         order_id: str, body: CancelOrder, staff: Principal = Depends(requires(WRITE))
     ) -> StaffOrderOut:
         """Cancel an order not yet fulfilled; its stock and money are given back."""
-        return StaffOrderOut.of(await orders.cancel(order_id, staff.subject, body.reason))
+        await orders.cancel(order_id, staff.subject, body.reason)
+        if after_cancel is not None:
+            await after_cancel(order_id)
+        return StaffOrderOut.of(await orders.order(order_id))
 
     return routes

@@ -45,7 +45,7 @@ def upgrade() -> None:
         sa.Column("expires_at", UTCDateTime, nullable=False),
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.CheckConstraint(
-            "status IN ('held', 'committed', 'released', 'expired')",
+            "status IN ('held', 'committed', 'released', 'expired', 'returned')",
             name="ck_inventory_reservations_status",
         ),
     )
@@ -86,7 +86,7 @@ def upgrade() -> None:
         sa.Column("reference", sa.String(200), nullable=True),
         sa.Column("at", UTCDateTime, nullable=False),
         sa.CheckConstraint(
-            "reason IN ('set_on_hand', 'reserve', 'commit', 'release', 'expire')",
+            "reason IN ('set_on_hand', 'reserve', 'commit', 'release', 'expire', 'return')",
             name="ck_inventory_ledger_reason",
         ),
     )
