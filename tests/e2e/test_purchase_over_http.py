@@ -132,3 +132,41 @@ def test_checkout_refuses_a_missing_key_and_an_empty_or_unknown_cart(shop: Runni
         headers={"Idempotency-Key": uuid.uuid4().hex},
     )
     assert refused.status_code == 422
+
+
+def test_staff_cancel_and_refund_over_http(shop: RunningShop, staff: Staff) -> None:
+    sku = staff.new_product(price_cents=1000, on_hand=4)
+
+    async def purchase(quantity: int) -> dict:
+        async with aiohttp.ClientSession() as session:
+            bought = await buy(session, shop.base_url, sku, quantity=quantity)
+            assert bought.status == 201, bought.body
+            return bought.body
+
+    cancelled = asyncio.run(purchase(2))
+    answer = staff.call(
+        "POST", f"/admin/orders/{cancelled['id']}/cancel", json={"reason": "customer called"}
+    )
+    assert answer["status"] == "cancelled"
+    assert answer["refunded"] == answer["paid"] == cancelled["total"]
+    assert staff.stock(sku)["available"] == 4
+
+    refunded = asyncio.run(purchase(1))
+    partial = httpx.post(
+        f"{shop.base_url}/admin/orders/{refunded['id']}/refund",
+        headers={**staff.headers, "Idempotency-Key": "refund-0001"},
+        json={"amount": {"amount": 500, "currency": "USD"}},
+    )
+    assert partial.status_code == 200, partial.text
+    assert partial.json()["refunded"] == {"amount": 500, "currency": "USD"}
+    too_much = httpx.post(
+        f"{shop.base_url}/admin/orders/{refunded['id']}/refund",
+        headers={**staff.headers, "Idempotency-Key": "refund-0002"},
+        json={"amount": refunded["total"]},
+    )
+    assert (too_much.status_code, too_much.json()["code"]) == (409, "refund_exceeds_capture")
+    guest = httpx.get(
+        f"{shop.base_url}/store/orders/{refunded['id']}", params={"token": refunded["access_token"]}
+    )
+    assert guest.status_code == 200
+    assert guest.json()["refunded"] == {"amount": 500, "currency": "USD"}
