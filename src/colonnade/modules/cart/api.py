@@ -8,8 +8,8 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from colonnade.kernel.money import Money
 from colonnade.modules.cart.service import CartService, CartView
+from colonnade.web.money import MoneyOut
 
 
 class OpenCart(BaseModel):
@@ -29,15 +29,6 @@ class SetQuantity(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     quantity: StrictInt = Field(description="Units the line should hold; 0 removes it.")
-
-
-class MoneyOut(BaseModel):
-    amount: int = Field(description="Minor units (cents for USD).")
-    currency: str
-
-    @classmethod
-    def of(cls, money: Money) -> MoneyOut:
-        return cls(amount=money.amount, currency=money.currency)
 
 
 class CartLineOut(BaseModel):

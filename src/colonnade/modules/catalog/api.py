@@ -29,6 +29,7 @@ from colonnade.modules.catalog.service import (
     Product,
 )
 from colonnade.web.auth import requires
+from colonnade.web.money import MoneyOut
 
 WRITE = "catalog:write"
 
@@ -111,15 +112,6 @@ class CategoryIn(BaseModel):
 
 
 # --- responses ----------------------------------------------------------------------------
-
-
-class MoneyOut(BaseModel):
-    amount: int
-    currency: str
-
-    @classmethod
-    def of(cls, money: Money) -> MoneyOut:
-        return cls(amount=money.amount, currency=money.currency)
 
 
 class StoreVariantOut(BaseModel):

@@ -15,10 +15,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from colonnade.kernel.errors import Forbidden
-from colonnade.kernel.money import Money
 from colonnade.kernel.principal import Principal
 from colonnade.modules.orders.service import HistoryEntry, Order, OrderNotFound, OrdersService
 from colonnade.web.auth import bearer, current_principal, requires
+from colonnade.web.money import MoneyOut
 
 READ = "orders:read"
 WRITE = "orders:write"
@@ -35,15 +35,6 @@ class ShipOrder(BaseModel):
 
     carrier: StrictStr = Field(description="Who carries the parcel, such as UPS.")
     tracking: StrictStr = Field(description="The carrier's tracking number.")
-
-
-class MoneyOut(BaseModel):
-    amount: int = Field(description="Minor units (cents for USD).")
-    currency: str
-
-    @classmethod
-    def of(cls, money: Money) -> MoneyOut:
-        return cls(amount=money.amount, currency=money.currency)
 
 
 class LineOut(BaseModel):

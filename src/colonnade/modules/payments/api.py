@@ -12,6 +12,7 @@ from colonnade.kernel.money import Money
 from colonnade.modules.payments.domain import MAX_AMOUNT
 from colonnade.modules.payments.service import IssuedGiftCard, Payment, PaymentsService
 from colonnade.web.auth import requires
+from colonnade.web.money import MoneyOut
 
 READ = "orders:read"
 REFUND = "orders:refund"
@@ -32,15 +33,6 @@ class AmountIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: MoneyIn
-
-
-class MoneyOut(BaseModel):
-    amount: int
-    currency: str
-
-    @classmethod
-    def of(cls, money: Money) -> MoneyOut:
-        return cls(amount=money.amount, currency=money.currency)
 
 
 class PaymentOut(BaseModel):
