@@ -41,8 +41,9 @@ from colonnade.modules.orders import api as orders_api
 from colonnade.modules.orders.events import OrderCancelled
 from colonnade.modules.orders.service import OrdersService
 from colonnade.modules.payments import api as payments_api
+from colonnade.modules.payments.adapters.stripe_processor import StripeProcessor
 from colonnade.modules.payments.adapters.test_gateway import TestGateway
-from colonnade.modules.payments.service import PaymentsService
+from colonnade.modules.payments.service import PaymentProvider, PaymentsService
 from colonnade.modules.pricing import api as pricing_api
 from colonnade.modules.pricing.service import PricingService
 from colonnade.ops.maintenance import Job, Maintenance
@@ -100,7 +101,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         clock=clock,
         idle_ttl=timedelta(seconds=settings.cart_idle_seconds),
     )
-    payments = PaymentsService(db, provider=TestGateway(db, clock=clock), clock=clock)
+    payments = PaymentsService(db, provider=_payment_provider(settings, db, clock), clock=clock)
     orders = OrdersService(db, clock=clock)
     checkout = CheckoutService(
         db,
@@ -150,6 +151,15 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         checkout=checkout,
         maintenance=maintenance,
     )
+
+
+def _payment_provider(settings: Settings, db: Database, clock: Clock) -> PaymentProvider:
+    if settings.payment_provider == "stripe" and settings.stripe_api_key is not None:
+        return StripeProcessor(
+            settings.stripe_api_key.get_secret_value(),
+            timeout_seconds=settings.stripe_timeout_seconds,
+        )
+    return TestGateway(db, clock=clock)
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     base_currency: str = "USD"
     default_warehouse: str = "main"
     reservation_ttl_seconds: int = Field(default=900, ge=10)
+    payment_provider: Literal["test_gateway", "stripe"] = "test_gateway"
+    stripe_api_key: SecretStr | None = None
+    stripe_timeout_seconds: float = Field(default=10, gt=0)
     cart_idle_seconds: int = Field(default=86_400, ge=60)
     # A checkout untouched this long is taken to be orphaned by a dead process and recovered.
     checkout_recovery_seconds: int = Field(default=60, ge=1)
@@ -33,6 +36,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "COLONNADE_SECRET_KEY must be set when COLONNADE_ENVIRONMENT=production"
             )
+        if self.payment_provider == "stripe" and self.stripe_api_key is None:
+            raise ValueError("COLONNADE_STRIPE_API_KEY must be set for the stripe payment provider")
         return self
 
     @property
