@@ -134,7 +134,7 @@ async def half_done_checkout(shop: Shop, sku: str, *, placed: bool) -> dict[str,
     reservation = await shop.inventory.reserve(checkout_id, [(sku, 1)])
     quote = await shop.pricing.quote("US", [(sku, 1)])
     payment = await shop.payments.authorize(checkout_id, quote.total, "card", token="tok_visa")
-    ids = {"reservation_id": reservation.id, "payment_id": payment.id}
+    ids: dict[str, str] = {}
     if placed:
         line = quote.lines[0]
         order = await shop.orders.place(
@@ -152,7 +152,11 @@ async def half_done_checkout(shop: Shop, sku: str, *, placed: bool) -> dict[str,
                 payment_id=payment.id,
             )
         )
-        ids["order_id"] = order.order.id
+        ids = {
+            "reservation_id": reservation.id,
+            "payment_id": payment.id,
+            "order_id": order.order.id,
+        }
     long_ago = datetime.now(UTC) - timedelta(hours=1)
     async with shop.db.transaction() as uow:
         await uow.execute(
@@ -161,14 +165,20 @@ async def half_done_checkout(shop: Shop, sku: str, *, placed: bool) -> dict[str,
                 idempotency_key=f"crashed-{checkout_id}",
                 fingerprint="x" * 64,
                 cart_id=cart_id,
-                step="placed" if placed else "authorized",
+                step="placed" if placed else "started",
                 created_at=long_ago,
                 updated_at=long_ago,
                 **ids,
             )
         )
         await uow.commit()
-    return {"checkout_id": checkout_id, "cart_id": cart_id, **ids}
+    return {
+        "checkout_id": checkout_id,
+        "cart_id": cart_id,
+        "reservation_id": reservation.id,
+        "payment_id": payment.id,
+        **ids,
+    }
 
 
 async def test_recovery_finishes_a_checkout_that_died_after_placing_its_order(shop: Shop) -> None:

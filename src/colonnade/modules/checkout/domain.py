@@ -19,8 +19,6 @@ class Step(StrEnum):
     """Where a checkout stands. Each step is committed before the next begins."""
 
     STARTED = "started"
-    RESERVED = "reserved"
-    AUTHORIZED = "authorized"
     PLACED = "placed"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -82,17 +80,6 @@ class Outcome:
 
     status: int
     body: dict[str, Any]
-
-
-def compensations(step: Step) -> list[str]:
-    """What must be undone, newest first, for a checkout that stopped after `step`."""
-    undo = {
-        Step.STARTED: [],
-        Step.RESERVED: ["release_stock"],
-        Step.AUTHORIZED: ["void_payment", "release_stock"],
-        Step.PLACED: ["cancel_order", "void_payment", "release_stock"],
-    }
-    return undo.get(step, [])
 
 
 class CartNotOpen(ColonnadeError):

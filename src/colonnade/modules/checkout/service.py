@@ -202,7 +202,6 @@ class CheckoutService:
 
         reservation = await self._step(self._inventory.reserve(progress.id, lines))
         progress.reservation_id = reservation.id
-        await self._advance(progress, Step.RESERVED, reservation_id=reservation.id)
 
         quote = await self._step(self._pricing.quote(cart.market, lines))
         market = await self._step(self._pricing.market(cart.market))
@@ -222,7 +221,6 @@ class CheckoutService:
             raise _Failed(PaymentRefused(payment.decline_reason or "declined"))
         if payment.remaining.amount > 0:
             raise _Failed(GiftCardShort(payment.remaining))
-        await self._advance(progress, Step.AUTHORIZED, payment_id=payment.id)
 
         placed = await self._step(
             self._orders.place(
@@ -251,7 +249,15 @@ class CheckoutService:
             )
         )
         progress.order_id = placed.order.id
-        await self._advance(progress, Step.PLACED, order_id=placed.order.id)
+        # The one step noted before the end: from here a crash is finished, not undone. Before
+        # it, recovery finds what was done (stock, payment, order) by the checkout's id.
+        await self._advance(
+            progress,
+            Step.PLACED,
+            reservation_id=reservation.id,
+            payment_id=payment.id,
+            order_id=placed.order.id,
+        )
 
         order = await self._settle(progress, payment.status == PaymentStatus.PENDING)
         return _order_body(order, placed.access_token, payment.method.value, progress.id)
@@ -264,12 +270,13 @@ class CheckoutService:
         if not (progress.payment_id and progress.order_id and progress.reservation_id):
             raise RuntimeError(f"checkout {progress.id} has no order to settle")
         await self._payments.attach_order(progress.payment_id, progress.order_id)
+        order = None
         if not awaiting_transfer:
             payment = await self._step(self._payments.capture(progress.payment_id))
-            await self._orders.mark_paid(progress.order_id, payment.captured)
+            order = await self._orders.mark_paid(progress.order_id, payment.captured)
         await self._inventory.commit(progress.reservation_id)
         await self._carts.close(progress.cart_id)
-        return await self._orders.order(progress.order_id)
+        return order or await self._orders.order(progress.order_id)
 
     async def _step(self, call: Awaitable[T]) -> T:
         try:
