@@ -1,0 +1,1 @@
+"""Benchmarks of a started Colonnade shop: `python -m bench.purchase` measures purchases."""
