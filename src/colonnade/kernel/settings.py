@@ -39,7 +39,3 @@ class Settings(BaseSettings):
         if self.payment_provider == "stripe" and self.stripe_api_key is None:
             raise ValueError("COLONNADE_STRIPE_API_KEY must be set for the stripe payment provider")
         return self
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -62,7 +62,6 @@ class CheckoutRequest:
     payment_token: str | None = None
     gift_card_code: str | None = None
     customer_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -491,7 +490,7 @@ class CheckoutService:
 
 
 def _order_body(
-    order: Any, access_token: str | None, method: str, checkout_id: str
+    order: Order, access_token: str | None, method: str, checkout_id: str
 ) -> dict[str, Any]:
     return {
         "id": order.id,
