@@ -285,3 +285,21 @@ async def test_a_shipped_order_cannot_be_cancelled_and_keeps_its_money(shop: Sho
     order = await shop.orders.order(order_id)
     assert (order.status.value, order.refunded.amount) == ("shipped", 0)
     assert (await shop.inventory.stock(sku)).sold == 1
+
+
+async def test_settling_one_cancellation_from_several_places_at_once_refunds_it_once(
+    shop: Shop,
+) -> None:
+    sku = await product(shop, price=1000, on_hand=4)
+    order_id = await paid_order(shop, sku, 2, "key-cancel-race")
+    await shop.orders.cancel(order_id, "staff-1", "customer called")
+
+    # The route and the OrderCancelled consumer may both settle the same cancellation.
+    settled = await asyncio.gather(*(shop.checkout.settle_cancellation(order_id) for _ in range(5)))
+
+    assert {o.refunded for o in settled} == {Money(2200, "USD")}
+    order = await shop.orders.order(order_id)
+    assert order.refunded == order.paid == Money(2200, "USD")
+    payment = await shop.payments.payment(order.payment_id or "")
+    assert payment.refunded == Money(2200, "USD")
+    assert (await shop.inventory.stock(sku)).available == 4

@@ -322,9 +322,11 @@ class CheckoutService:
             return
         owed = payment.captured - payment.refunded
         if owed.amount > 0:
-            await self._payments.refund(payment.id, owed, key=f"{progress.id}:undo")
+            payment = await self._payments.refund(payment.id, owed, key=f"{progress.id}:undo")
             if progress.order_id is not None:
-                await self._orders.record_refund(progress.order_id, owed, actor="checkout")
+                await self._orders.record_refunded_total(
+                    progress.order_id, payment.refunded, actor="checkout"
+                )
 
     async def _payment_of(self, checkout_id: str) -> Payment | None:
         try:
@@ -417,9 +419,10 @@ class CheckoutService:
         if order.payment_id is None:
             return order
         payment = await self._payments.payment(order.payment_id)
-        missing = payment.refunded - order.refunded
-        if missing.amount > 0:
-            order = await self._orders.record_refund(order_id, missing, actor="checkout")
+        if payment.refunded.amount > order.refunded.amount:
+            order = await self._orders.record_refunded_total(
+                order_id, payment.refunded, actor="checkout"
+            )
         return order
 
     async def _checkout_row(self, checkout_id: str) -> Any:

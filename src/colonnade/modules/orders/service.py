@@ -367,17 +367,24 @@ class OrdersService:
             order_id,
             actor,
             lambda state: state.refund(amount),
-            lambda row, before, after: OrderRefunded(
-                order_id=row.id,
-                number=row.number,
-                checkout_id=row.checkout_id,
-                payment_id=row.payment_id,
-                amount=amount.as_dict(),
-                refunded_total=after.refunded.as_dict(),
-                full=after.fully_refunded,
-                actor=actor,
-            ),
+            _refunded(actor),
             note=f"refund {amount.amount} {amount.currency}",
+        )
+
+    async def record_refunded_total(self, order_id: str, total: Money, actor: str) -> Order:
+        """Payments says `total` went back in all; record the part not recorded yet. Repeated,
+        or called by two processes at once, it records each unit once."""
+
+        def catch_up(state: OrderState) -> OrderState:
+            missing = total - state.refunded
+            return state.refund(missing) if missing.amount > 0 else state
+
+        return await self._move(
+            order_id,
+            actor,
+            catch_up,
+            _refunded(actor),
+            note=f"refunded in all {total.amount} {total.currency}",
         )
 
     async def _move(
@@ -434,6 +441,22 @@ class OrdersService:
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _refunded(actor: str) -> Callable[[Any, OrderState, OrderState], Event]:
+    def event(row: Any, before: OrderState, after: OrderState) -> Event:
+        return OrderRefunded(
+            order_id=row.id,
+            number=row.number,
+            checkout_id=row.checkout_id,
+            payment_id=row.payment_id,
+            amount=(after.refunded - before.refunded).as_dict(),
+            refunded_total=after.refunded.as_dict(),
+            full=after.fully_refunded,
+            actor=actor,
+        )
+
+    return event
 
 
 def _hash(token: str) -> str:
