@@ -263,6 +263,20 @@ async def test_a_refund_key_refunds_once(busy_db: Database, payments: PaymentsSe
     assert await count_rows(busy_db, "payments_refunds") == 1
 
 
+async def test_one_refund_key_sent_twenty_times_at_once_refunds_once(
+    busy_db: Database, payments: PaymentsService
+) -> None:
+    payment = await captured_card(payments, 5000)
+
+    outcomes = await asyncio.gather(
+        *(payments.refund(payment.id, usd(5000), key="all-back") for _ in range(20))
+    )
+
+    assert {o.refunded for o in outcomes} == {usd(5000)}
+    assert await count_rows(busy_db, "payments_refunds") == 1
+    assert (await event_types(busy_db)).count("payments.PaymentRefunded") == 1
+
+
 async def test_twenty_concurrent_refunds_never_exceed_the_capture(
     busy_db: Database, payments: PaymentsService
 ) -> None:

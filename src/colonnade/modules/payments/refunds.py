@@ -29,9 +29,11 @@ from colonnade.modules.payments.schema import payments, refunds
 
 
 async def set_aside(uow: UnitOfWork, clock: Clock, payment_id: str, amount: Money, key: str) -> Any:
-    """Reserve the refund's amount on the payment: the conditional UPDATE decides."""
-    row = await payment_row(uow.connection, payment_id)
-    domain.check_refundable(payment_id, PaymentStatus(row.status), *taken(row), amount)
+    """Reserve the refund's amount on the payment: the conditional UPDATE decides.
+
+    The key is claimed first, so a concurrent request with the same key waits for the first
+    and then answers with its refund instead of judging the amount a second time.
+    """
     claimed = await uow.execute(
         insert_for(uow.connection, refunds)
         .values(
@@ -45,6 +47,8 @@ async def set_aside(uow: UnitOfWork, clock: Clock, payment_id: str, amount: Mone
         .on_conflict_do_nothing(index_elements=[refunds.c.idempotency_key])
     )
     if claimed.rowcount == 1:
+        row = await payment_row(uow.connection, payment_id)
+        domain.check_refundable(payment_id, PaymentStatus(row.status), *taken(row), amount)
         refunded = payments.c.refunded_amount + amount.amount
         reserved = await uow.execute(
             update(payments)
