@@ -17,6 +17,8 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
+from colonnade.kernel.clock import SystemClock
+from colonnade.kernel.crypto import Keyring, decode_master_key, new_master_key
 from colonnade.kernel.db import Database
 from colonnade.migrations import upgrade
 from colonnade.modules import MODULES
@@ -154,3 +156,11 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 async def count_rows(db: Database, table: str) -> int:
     async with db.reading() as conn:
         return int(await conn.scalar(text(f"SELECT count(*) FROM {table}")) or 0)  # noqa: S608
+
+
+@pytest.fixture
+async def keyring(db: Database) -> Keyring:
+    """The field-encryption keys of the test database, under a fresh master key."""
+    ring = Keyring(db, decode_master_key(new_master_key()), clock=SystemClock())
+    await ring.load()
+    return ring

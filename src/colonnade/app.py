@@ -23,6 +23,7 @@ from colonnade import migrations
 from colonnade.kernel import inbox
 from colonnade.kernel.bus import InProcessBus
 from colonnade.kernel.clock import Clock, SystemClock
+from colonnade.kernel.crypto import Keyring, decode_master_key
 from colonnade.kernel.db import Database
 from colonnade.kernel.outbox import OutboxRelay
 from colonnade.kernel.settings import Settings
@@ -59,6 +60,7 @@ class Shop:
 
     settings: Settings
     db: Database
+    keyring: Keyring
     bus: InProcessBus
     relay: OutboxRelay
     identity: IdentityService
@@ -86,6 +88,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         secret = secrets.token_urlsafe(48)
     else:
         secret = settings.secret_key.get_secret_value()
+    keyring = Keyring(db, _master_key(settings), clock=clock)
     catalog = CatalogService(db, clock=clock)
     pricing = PricingService(db, base_currency=settings.base_currency)
     inventory = InventoryService(
@@ -134,6 +137,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
     return Shop(
         settings=settings,
         db=db,
+        keyring=keyring,
         bus=bus,
         relay=OutboxRelay(db, bus, poll_seconds=settings.outbox_poll_seconds),
         identity=IdentityService(
@@ -153,6 +157,18 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
     )
 
 
+# Development only: production refuses to start without COLONNADE_ENCRYPTION_KEY. A fixed key
+# (not a random one) so a development database stays readable across restarts.
+_DEVELOPMENT_MASTER_KEY = "Y29sb25uYWRlLWRldmVsb3BtZW50LW9ubHkta2V5ISE"
+
+
+def _master_key(settings: Settings) -> bytes:
+    if settings.encryption_key is None:
+        log.warning("settings.development_encryption_key")
+        return decode_master_key(_DEVELOPMENT_MASTER_KEY)
+    return decode_master_key(settings.encryption_key.get_secret_value())
+
+
 def _payment_provider(settings: Settings, db: Database, clock: Clock) -> PaymentProvider:
     if settings.payment_provider == "stripe" and settings.stripe_api_key is not None:
         return StripeProcessor(
@@ -169,6 +185,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if migrate:
             await migrations.upgrade(shop.db, MODULES)
+        await shop.keyring.load()
         # One process owns this database in the embedded shape: whatever checkout was midway
         # when it last stopped is finished or undone before new ones start.
         orphaned_after = timedelta(seconds=shop.settings.checkout_recovery_seconds)

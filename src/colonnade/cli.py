@@ -34,6 +34,7 @@ def _with_shop(work: Callable[[Shop], Awaitable[T]]) -> T:
         shop = assemble(Settings())
         try:
             await migrations.upgrade(shop.db, MODULES)
+            await shop.keyring.load()
             return await work(shop)
         finally:
             await shop.db.dispose()

@@ -32,6 +32,7 @@ async def shop(database_url: str) -> AsyncIterator[Shop]:
         Settings(database_url=database_url, database_pool_size=20),
         clock=SettableClock(datetime.now(UTC)),
     )
+    await shop.keyring.load()
     await shop.pricing.set_market("US", "United States", "USD", "en-US", False, Decimal("0.10"))
     yield shop
     await shop.db.dispose()

@@ -38,3 +38,12 @@ inbox = Table(
     Column("event_id", String(36), primary_key=True),
     Column("processed_at", UTCDateTime, nullable=False),
 )
+
+# Data keys for field encryption, each wrapped (AES-GCM) by the master key from the environment.
+data_keys = Table(
+    "kernel_data_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("wrapped_key", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -17,6 +17,8 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     database_pool_size: int = Field(default=10, ge=1, le=200)
     secret_key: SecretStr | None = None
+    # 32 random bytes, URL-safe base64 (`colonnade keys new`); wraps the keys of personal data.
+    encryption_key: SecretStr | None = None
     access_token_ttl_seconds: int = Field(default=900, ge=30)
     base_currency: str = "USD"
     default_warehouse: str = "main"
@@ -35,6 +37,10 @@ class Settings(BaseSettings):
         if self.environment == "production" and self.secret_key is None:
             raise ValueError(
                 "COLONNADE_SECRET_KEY must be set when COLONNADE_ENVIRONMENT=production"
+            )
+        if self.environment == "production" and self.encryption_key is None:
+            raise ValueError(
+                "COLONNADE_ENCRYPTION_KEY must be set when COLONNADE_ENVIRONMENT=production"
             )
         if self.payment_provider == "stripe" and self.stripe_api_key is None:
             raise ValueError("COLONNADE_STRIPE_API_KEY must be set for the stripe payment provider")

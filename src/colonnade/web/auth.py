@@ -23,7 +23,10 @@ async def current_principal(request: Request, token: str | None = Depends(bearer
     if not token:
         raise Unauthorized("this route needs a bearer token (POST /auth/token)")
     authenticate: Authenticator = request.app.state.authenticate
-    return await authenticate(token)
+    principal = await authenticate(token)
+    # Kept for what runs around the route (the audit log, rate limits).
+    request.state.principal = principal
+    return principal
 
 
 def requires(scope: str) -> Callable[..., Awaitable[Principal]]:
