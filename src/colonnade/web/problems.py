@@ -7,6 +7,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -31,7 +32,57 @@ def _field_path(location: tuple[Any, ...]) -> str:
     return ".".join(parts) or str(location[0] if location else "request")
 
 
+# The shape every error answer has (RFC 9457 plus our stable `code`); extensions may follow.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Make the OpenAPI say what the shop does: every error is problem+json, any 4xx may come
+    (401 for a missing token, 413 for a large body, 429 when rate limited...)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+                PROBLEM_SCHEMA
+            )
+            problem = {
+                "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+            }
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    responses = operation.setdefault("responses", {})
+                    for status, response in responses.items():
+                        if status[0] in "45":
+                            response.update(problem)
+                    responses.setdefault("4XX", {"description": "a problem (RFC 9457)", **problem})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schema["components"]["schemas"].pop(unused, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    _document_problems(app)
+
     @app.exception_handler(ColonnadeError)
     async def _domain(_: Request, error: ColonnadeError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
