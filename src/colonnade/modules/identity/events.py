@@ -1,4 +1,4 @@
-"""Events the identity module publishes."""
+"""Events the identity module publishes. They carry ids only, never personal data."""
 
 from __future__ import annotations
 
@@ -12,3 +12,15 @@ class StaffCreated(Event):
     event_type = "identity.StaffCreated"
     staff_id: str
     scopes: list[str]
+
+
+@dataclass(frozen=True)
+class CustomerRegistered(Event):
+    event_type = "identity.CustomerRegistered"
+    customer_id: str
+
+
+@dataclass(frozen=True)
+class CustomerErased(Event):
+    event_type = "identity.CustomerErased"
+    customer_id: str
