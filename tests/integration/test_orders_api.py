@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from colonnade.kernel.clock import SettableClock
+from colonnade.kernel.crypto import Keyring
 from colonnade.kernel.db import Database
 from colonnade.kernel.errors import Unauthorized
 from colonnade.kernel.money import Money
@@ -45,8 +46,8 @@ def clock() -> SettableClock:
 
 
 @pytest.fixture
-def orders(db: Database, clock: SettableClock) -> OrdersService:
-    return OrdersService(db, clock=clock)
+def orders(db: Database, keyring: Keyring, clock: SettableClock) -> OrdersService:
+    return OrdersService(db, keyring=keyring, clock=clock)
 
 
 @pytest.fixture

@@ -29,6 +29,15 @@ async def current_principal(request: Request, token: str | None = Depends(bearer
     return principal
 
 
+async def optional_principal(
+    request: Request, token: str | None = Depends(bearer)
+) -> Principal | None:
+    """The caller, or None for a request without a token; a bad token is still refused."""
+    if not token:
+        return None
+    return await current_principal(request, token)
+
+
 def requires(scope: str) -> Callable[..., Awaitable[Principal]]:
     async def check(principal: Principal = Depends(current_principal)) -> Principal:
         if scope not in principal.scopes:

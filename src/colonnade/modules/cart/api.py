@@ -1,14 +1,18 @@
 """The storefront's cart routes: thin, they parse and call one service method.
 
-Carts are anonymous and addressed by an unguessable id, so these routes ask for no scope.
+A guest's cart is addressed by an unguessable id, so these routes ask for no scope. A cart
+opened with a customer's bearer token belongs to that customer: it answers only to their
+token, and to anyone else it does not exist.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from colonnade.kernel.principal import Principal
 from colonnade.modules.cart.service import CartService, CartView
+from colonnade.web.auth import optional_principal
 from colonnade.web.money import MoneyOut
 
 
@@ -74,32 +78,46 @@ class CartOut(BaseModel):
         )
 
 
+CUSTOMER = "customer"
+
+
+async def shopper(principal: Principal | None = Depends(optional_principal)) -> str | None:
+    """The signed-in customer's id; None for a guest (staff and integrations shop as guests)."""
+    return principal.subject if principal is not None and principal.kind == CUSTOMER else None
+
+
 def router(carts: CartService) -> APIRouter:
     routes = APIRouter(tags=["cart"])
 
     @routes.post("/store/carts", status_code=status.HTTP_201_CREATED, response_model=CartOut)
-    async def open_cart(body: OpenCart) -> CartOut:
-        """Open an empty cart in a market."""
-        return CartOut.of(await carts.create(body.market))
+    async def open_cart(body: OpenCart, customer: str | None = Depends(shopper)) -> CartOut:
+        """Open an empty cart in a market; with a customer's token it is theirs alone."""
+        return CartOut.of(await carts.create(body.market, customer))
 
     @routes.get("/store/carts/{cart_id}", response_model=CartOut)
-    async def show_cart(cart_id: str) -> CartOut:
+    async def show_cart(cart_id: str, customer: str | None = Depends(shopper)) -> CartOut:
         """The cart, priced now in its market."""
-        return CartOut.of(await carts.cart(cart_id))
+        return CartOut.of(await carts.cart(cart_id, customer))
 
     @routes.post("/store/carts/{cart_id}/lines", response_model=CartOut)
-    async def add_line(cart_id: str, body: AddLine) -> CartOut:
+    async def add_line(
+        cart_id: str, body: AddLine, customer: str | None = Depends(shopper)
+    ) -> CartOut:
         """Add units of a SKU; a SKU already in the cart grows its line."""
-        return CartOut.of(await carts.add_line(cart_id, body.sku, body.quantity))
+        return CartOut.of(await carts.add_line(cart_id, body.sku, body.quantity, customer))
 
     @routes.patch("/store/carts/{cart_id}/lines/{sku}", response_model=CartOut)
-    async def set_quantity(cart_id: str, sku: str, body: SetQuantity) -> CartOut:
+    async def set_quantity(
+        cart_id: str, sku: str, body: SetQuantity, customer: str | None = Depends(shopper)
+    ) -> CartOut:
         """Set how many units a line holds; 0 removes the line."""
-        return CartOut.of(await carts.set_quantity(cart_id, sku, body.quantity))
+        return CartOut.of(await carts.set_quantity(cart_id, sku, body.quantity, customer))
 
     @routes.delete("/store/carts/{cart_id}/lines/{sku}", response_model=CartOut)
-    async def remove_line(cart_id: str, sku: str) -> CartOut:
+    async def remove_line(
+        cart_id: str, sku: str, customer: str | None = Depends(shopper)
+    ) -> CartOut:
         """Take a line out of the cart."""
-        return CartOut.of(await carts.remove_line(cart_id, sku))
+        return CartOut.of(await carts.remove_line(cart_id, sku, customer))
 
     return routes

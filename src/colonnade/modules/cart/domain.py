@@ -184,6 +184,13 @@ def ensure_visible(cart_id: str, status: CartStatus) -> None:
         raise CartNotFound(cart_id)
 
 
+def ensure_reachable(cart_id: str, owner: str | None, customer_id: str | None) -> None:
+    """A guest cart is anyone's who has its id; a customer's cart is theirs alone, and to
+    anyone else it looks exactly like a cart that does not exist."""
+    if owner is not None and owner != customer_id:
+        raise CartNotFound(cart_id)
+
+
 # --- lines --------------------------------------------------------------------------------
 
 

@@ -4,6 +4,10 @@ Each change reads the cart, prices the lines it would have (so an unpriced SKU c
 nothing), then writes in one short transaction that first claims the cart row: the claim
 bumps the version and locks the row, so concurrent changes to one cart queue up and each
 re-applies its rule to the lines it finds. Pricing is never called inside a transaction.
+
+A cart opened by a signed-in customer is theirs: every method takes the calling customer's
+id (None for a guest), and to any other caller such a cart does not exist. Carts hold no
+personal data besides that link, which `forget_customer` removes.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from colonnade.kernel.clock import Clock
@@ -148,6 +152,8 @@ class CartSnapshot:
     lines: tuple[tuple[str, int], ...]
     version: int
     status: CartStatus
+    # The customer the cart belongs to; None for a guest's cart.
+    customer_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,7 @@ class _Cart:
     status: CartStatus
     version: int
     lines: Lines
+    customer_id: str | None = None
 
 
 class CartService:
@@ -212,30 +219,39 @@ class CartService:
             await uow.commit()
         return _view(cart, None)
 
-    async def cart(self, cart_id: str) -> CartView:
-        cart = await self._load(cart_id)
+    async def cart(self, cart_id: str, customer_id: str | None = None) -> CartView:
+        cart = await self._load(cart_id, customer_id)
         domain.ensure_visible(cart_id, cart.status)
         return _view(cart, await self._quote(cart.market, cart.lines))
 
-    async def add_line(self, cart_id: str, sku: str, quantity: int) -> CartView:
+    async def add_line(
+        self, cart_id: str, sku: str, quantity: int, customer_id: str | None = None
+    ) -> CartView:
         domain.valid_sku(sku)
         domain.valid_quantity(quantity, self._limits)
         if not await self._catalog.sku_exists(sku):
             raise UnknownSku(sku)
         return await self._change(
-            cart_id, lambda lines: domain.with_added(lines, sku, quantity, self._limits)
+            cart_id,
+            customer_id,
+            lambda lines: domain.with_added(lines, sku, quantity, self._limits),
         )
 
-    async def set_quantity(self, cart_id: str, sku: str, quantity: int) -> CartView:
+    async def set_quantity(
+        self, cart_id: str, sku: str, quantity: int, customer_id: str | None = None
+    ) -> CartView:
         """Set a line to exactly `quantity`; 0 removes it."""
         domain.valid_quantity(quantity, self._limits, allow_zero=True)
         return await self._change(
             cart_id,
+            customer_id,
             lambda lines: domain.with_quantity(cart_id, lines, sku, quantity, self._limits),
         )
 
-    async def remove_line(self, cart_id: str, sku: str) -> CartView:
-        return await self._change(cart_id, lambda lines: domain.without(cart_id, lines, sku))
+    async def remove_line(self, cart_id: str, sku: str, customer_id: str | None = None) -> CartView:
+        return await self._change(
+            cart_id, customer_id, lambda lines: domain.without(cart_id, lines, sku)
+        )
 
     async def close(self, cart_id: str, expected_version: int | None = None) -> None:
         """Mark the cart checked out. Closing a closed cart is harmless.
@@ -270,8 +286,8 @@ class CartService:
             return
         raise CartChanged(cart_id, expected_version or 0, row.version)
 
-    async def snapshot(self, cart_id: str) -> CartSnapshot:
-        cart = await self._load(cart_id)
+    async def snapshot(self, cart_id: str, customer_id: str | None = None) -> CartSnapshot:
+        cart = await self._load(cart_id, customer_id)
         return CartSnapshot(
             id=cart.id,
             market=cart.market,
@@ -279,7 +295,31 @@ class CartService:
             lines=tuple((line.sku, line.quantity) for line in cart.lines),
             version=cart.version,
             status=cart.status,
+            customer_id=cart.customer_id,
         )
+
+    async def forget_customer(self, customer_id: str) -> int:
+        """Cut the customer's carts loose from them (erasure); returns how many carts.
+
+        An open cart is expired as well, so nobody else can carry on with it as a guest;
+        closed carts stay, ownerless, for what checkout already did with them. Repeated, it
+        finds nothing.
+        """
+        async with self._db.transaction() as uow:
+            forgotten = await uow.execute(
+                update(carts)
+                .where(carts.c.customer_id == customer_id)
+                .values(
+                    customer_id=None,
+                    status=case(
+                        (carts.c.status == CartStatus.OPEN.value, CartStatus.EXPIRED.value),
+                        else_=carts.c.status,
+                    ),
+                    version=carts.c.version + 1,
+                )
+            )
+            await uow.commit()
+        return int(forgotten.rowcount)
 
     async def expire_idle(self) -> int:
         """Mark every open cart idle longer than the idle time as expired; returns how many."""
@@ -310,15 +350,17 @@ class CartService:
 
     # --- the one way lines change ---------------------------------------------------------
 
-    async def _change(self, cart_id: str, change: Callable[[Lines], Lines]) -> CartView:
-        cart = await self._load(cart_id)
+    async def _change(
+        self, cart_id: str, customer_id: str | None, change: Callable[[Lines], Lines]
+    ) -> CartView:
+        cart = await self._load(cart_id, customer_id)
         domain.ensure_open(cart_id, cart.status)
         planned = change(cart.lines)
         # Price before writing: a SKU without a price in this market changes nothing.
         quote = await self._quote(cart.market, planned)
         now = self._clock.now()
         async with self._db.transaction() as uow:
-            claimed = await self._claim(uow, cart_id, now)
+            claimed = await self._claim(uow, cart_id, customer_id, now)
             # The claim holds the cart row, so these lines stay as read until we commit.
             current = await _lines(uow, cart_id)
             after = change(current)
@@ -344,12 +386,16 @@ class CartService:
                 status=CartStatus.OPEN,
                 version=claimed.version,
                 lines=after,
+                customer_id=claimed.customer_id,
             ),
             quote,
         )
 
-    async def _claim(self, uow: UnitOfWork, cart_id: str, now: datetime) -> Any:
-        """Bump the version of an open, live cart and lock its row; refuse any other cart."""
+    async def _claim(
+        self, uow: UnitOfWork, cart_id: str, customer_id: str | None, now: datetime
+    ) -> Any:
+        """Bump the version of an open, live cart the caller may use and lock its row; refuse
+        any other cart."""
         row = (
             await uow.execute(
                 update(carts)
@@ -357,21 +403,34 @@ class CartService:
                     carts.c.id == cart_id,
                     carts.c.status == CartStatus.OPEN.value,
                     carts.c.updated_at >= now - self._idle_ttl,
+                    or_(carts.c.customer_id.is_(None), carts.c.customer_id == customer_id),
                 )
                 .values(version=carts.c.version + 1, updated_at=now)
-                .returning(carts.c.market, carts.c.currency, carts.c.tax_inclusive, carts.c.version)
+                .returning(
+                    carts.c.market,
+                    carts.c.currency,
+                    carts.c.tax_inclusive,
+                    carts.c.version,
+                    carts.c.customer_id,
+                )
             )
         ).one_or_none()
         if row is not None:
             return row
-        # The cart closed or expired after we read it.
-        status = await uow.connection.scalar(select(carts.c.status).where(carts.c.id == cart_id))
-        if status == CartStatus.CHECKED_OUT.value:
+        # The cart closed, expired or was forgotten by its owner after we read it.
+        found = (
+            await uow.execute(
+                select(carts.c.status, carts.c.customer_id).where(carts.c.id == cart_id)
+            )
+        ).one_or_none()
+        if found is not None and found.status == CartStatus.CHECKED_OUT.value:
+            domain.ensure_reachable(cart_id, found.customer_id, customer_id)
             raise CartClosed(cart_id)
         raise CartNotFound(cart_id)
 
-    async def _load(self, cart_id: str) -> _Cart:
-        """The cart and its lines in one query; CartNotFound when there is no such cart."""
+    async def _load(self, cart_id: str, customer_id: str | None) -> _Cart:
+        """The cart and its lines in one query; CartNotFound when there is no such cart, or
+        when it is another customer's."""
         async with self._db.reading() as conn:
             rows = (
                 await conn.execute(
@@ -383,6 +442,7 @@ class CartService:
                         carts.c.status,
                         carts.c.updated_at,
                         carts.c.version,
+                        carts.c.customer_id,
                         cart_lines.c.sku,
                         cart_lines.c.quantity,
                     )
@@ -394,6 +454,7 @@ class CartService:
         if not rows:
             raise CartNotFound(cart_id)
         head = rows[0]
+        domain.ensure_reachable(cart_id, head.customer_id, customer_id)
         return _Cart(
             id=head.id,
             market=head.market,
@@ -404,6 +465,7 @@ class CartService:
             ),
             version=head.version,
             lines=tuple(Line(r.sku, r.quantity) for r in rows if r.sku is not None),
+            customer_id=head.customer_id,
         )
 
     async def _quote(self, market: str, lines: Lines) -> QuoteLike | None:

@@ -1,4 +1,8 @@
-"""The checkout route: thin; the saga lives in the service."""
+"""The checkout route: thin; the saga lives in the service.
+
+With a customer's bearer token the checkout is theirs: it may buy their own cart, and the
+order is placed for them. Without one it is a guest's, who may buy only guest carts.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt
 from colonnade.kernel.money import Money
 from colonnade.kernel.principal import Principal
 from colonnade.modules.checkout.service import CheckoutRequest, CheckoutService
-from colonnade.web.auth import requires
+from colonnade.web.auth import optional_principal, requires
 from colonnade.web.problems import problem_response
 
 
@@ -61,6 +65,9 @@ class CheckoutIn(BaseModel):
     payment: PaymentIn
 
 
+CUSTOMER = "customer"
+
+
 def router(checkout: CheckoutService) -> APIRouter:
     routes = APIRouter(tags=["checkout"])
 
@@ -78,6 +85,7 @@ def router(checkout: CheckoutService) -> APIRouter:
         cart_id: str,
         body: CheckoutIn,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+        principal: Principal | None = Depends(optional_principal),
     ) -> JSONResponse:
         """Buy the cart. Retrying with the same Idempotency-Key returns the first answer."""
         outcome = await checkout.check_out(
@@ -89,6 +97,11 @@ def router(checkout: CheckoutService) -> APIRouter:
                 payment_method=body.payment.method,
                 payment_token=body.payment.token,
                 gift_card_code=body.payment.gift_card_code,
+                customer_id=(
+                    principal.subject
+                    if principal is not None and principal.kind == CUSTOMER
+                    else None
+                ),
             ),
         )
         if outcome.status >= 400:

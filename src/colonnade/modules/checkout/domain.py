@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -66,12 +65,13 @@ def checked_key(key: str | None) -> str:
     return key
 
 
-def fingerprint(cart_id: str, request: dict[str, Any]) -> str:
-    """The same cart and the same body give the same fingerprint, whatever the key order."""
-    canonical = json.dumps(
-        {"cart": cart_id, "request": request}, sort_keys=True, separators=(",", ":")
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def canonical_request(cart_id: str, request: dict[str, Any]) -> str:
+    """The same cart and the same body give the same text, whatever the key order.
+
+    The text holds the buyer's e-mail and address, so it is never stored as it is: the
+    checkout keeps only a keyed digest of it (see CheckoutService).
+    """
+    return json.dumps({"cart": cart_id, "request": request}, sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,10 @@ Idempotency-Key, how far a checkout got. A failure runs the compensations of the
 before it (release stock, void the authorization, cancel the order); a checkout interrupted
 by a crash is finished or undone by `recover`, so no money is kept without an order and no
 stock without a buyer. No transaction is open while the payment provider is called.
+
+A checkout row holds nothing personal: the request is kept as a keyed digest (to recognise
+a retry), the stored answer carries ids, amounts and lines but not the buyer's e-mail or
+address, and the e-mail lives only, encrypted, in the order.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from colonnade.kernel.clock import Clock
+from colonnade.kernel.crypto import Keyring
 from colonnade.kernel.db import Database
 from colonnade.kernel.errors import ColonnadeError
 from colonnade.kernel.ids import new_id
@@ -38,8 +43,8 @@ from colonnade.modules.checkout.domain import (
     Outcome,
     PaymentRefused,
     Step,
+    canonical_request,
     checked_key,
-    fingerprint,
 )
 from colonnade.modules.checkout.events import CheckoutCompleted, CheckoutFailed
 from colonnade.modules.checkout.schema import checkouts
@@ -50,6 +55,8 @@ from colonnade.modules.pricing.service import PricingService
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+# Keyed, so the stored digest of a request cannot be matched against a guessed e-mail.
+_REQUEST_DIGEST = "checkout.request"
 
 __all__ = ["CheckoutRequest", "CheckoutService", "Outcome"]
 
@@ -105,6 +112,7 @@ class CheckoutService:
         pricing: PricingService,
         payments: PaymentsService,
         orders: OrdersService,
+        keyring: Keyring,
         clock: Clock,
         wait_for_first: timedelta = timedelta(seconds=20),
     ) -> None:
@@ -115,6 +123,7 @@ class CheckoutService:
         self._pricing = pricing
         self._payments = payments
         self._orders = orders
+        self._keyring = keyring
         self._clock = clock
         self._wait_for_first = wait_for_first
         # Checkouts this process is running now: recovery must never undo a live one.
@@ -125,7 +134,11 @@ class CheckoutService:
     ) -> Outcome:
         """Buy what is in the cart. The same key returns the first outcome, charging nothing."""
         key = checked_key(idempotency_key)
-        print_ = fingerprint(cart_id, request.as_dict())
+        # Before anything is stored: another customer's cart is answered like no cart.
+        await self._carts.snapshot(cart_id, request.customer_id)
+        print_ = self._keyring.blind_index(
+            canonical_request(cart_id, request.as_dict()), context=_REQUEST_DIGEST
+        )
         progress = await self._begin(key, print_, cart_id)
         if progress is None:
             return await self._first_outcome(key, print_)
@@ -192,7 +205,7 @@ class CheckoutService:
             delay = min(delay * 2, 0.25)
 
     async def _run(self, progress: _Progress, request: CheckoutRequest) -> dict[str, Any]:
-        cart = await self._step(self._carts.snapshot(progress.cart_id))
+        cart = await self._step(self._carts.snapshot(progress.cart_id, request.customer_id))
         if cart.status != CartStatus.OPEN:
             raise _Failed(CartNotOpen(cart.id, cart.status.value))
         if not cart.lines:
@@ -500,7 +513,6 @@ def _order_body(
         "number": order.number,
         "status": order.status.value,
         "checkout_id": checkout_id,
-        "email": order.email,
         "total": order.total.as_dict(),
         "tax": order.tax.as_dict(),
         "lines": [

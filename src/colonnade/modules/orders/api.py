@@ -11,13 +11,13 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from colonnade.kernel.errors import Forbidden
 from colonnade.kernel.principal import Principal
 from colonnade.modules.orders.service import HistoryEntry, Order, OrderNotFound, OrdersService
-from colonnade.web.auth import bearer, current_principal, requires
+from colonnade.web.auth import current_principal, optional_principal, requires
 from colonnade.web.money import MoneyOut
 
 READ = "orders:read"
@@ -71,7 +71,7 @@ class OrderOut(BaseModel):
     id: str
     number: str
     status: str
-    email: str
+    email: str | None = Field(description="None once the order is anonymized.")
     market: str
     currency: str
     tax_inclusive: bool = Field(description="Whether line totals and subtotal include tax.")
@@ -82,7 +82,9 @@ class OrderOut(BaseModel):
     total: MoneyOut
     paid: MoneyOut
     refunded: MoneyOut
-    shipping_address: dict[str, Any]
+    shipping_address: dict[str, Any] | None = Field(
+        description="None once the order is anonymized."
+    )
     placed_at: datetime
     history: list[StepOut]
 
@@ -151,13 +153,10 @@ async def _customer(principal: Principal = Depends(current_principal)) -> Princi
 
 
 async def _maybe_customer(
-    request: Request, bearer_token: str | None = Depends(bearer)
+    principal: Principal | None = Depends(optional_principal),
 ) -> Principal | None:
     """The signed-in customer, if the request carries a customer's token."""
-    if not bearer_token:
-        return None
-    principal = await current_principal(request, bearer_token)
-    return principal if principal.kind == CUSTOMER else None
+    return principal if principal is not None and principal.kind == CUSTOMER else None
 
 
 AfterCancel = Callable[[str], Awaitable[object]]

@@ -202,7 +202,8 @@ def valid_email(email: str) -> str:
     """The address orders are sent to, trimmed and lower-cased so staff can find it."""
     cleaned = email.strip().lower()
     if len(cleaned) > 254 or not _EMAIL.match(cleaned):
-        raise InvalidOrder(f"'{email}' is not an e-mail address", field="email")
+        # The address is not repeated: a refusal is stored and may be logged.
+        raise InvalidOrder("the e-mail address is not valid", field="email")
     return cleaned
 
 

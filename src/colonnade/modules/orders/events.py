@@ -2,7 +2,8 @@
 
 Orders only record; what a change means for stock and money is for others to act on. Every
 event carries `checkout_id` and `payment_id`, so the checkout can find the reservation and
-the payment behind an order without asking for it.
+the payment behind an order without asking for it. No event carries the buyer's e-mail or
+address: a consumer that needs them asks `OrdersService.order`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ class OrderPlaced(Event):
     checkout_id: str
     payment_id: str | None
     customer_id: str | None
-    email: str
     market: str
     # {"amount", "currency"}
     total: dict[str, Any]
@@ -75,7 +75,6 @@ class OrderShipped(Event):
     order_id: str
     number: str
     checkout_id: str
-    email: str
     carrier: str
     tracking: str
     actor: str

@@ -1,10 +1,14 @@
 """Orders' tables. The database itself refuses an order whose total does not add up,
-a refund larger than the payment, and a second order for one checkout."""
+a refund larger than the payment, and a second order for one checkout.
+
+The buyer's e-mail and shipping address are stored only encrypted (kernel field encryption);
+staff find orders by e-mail through its blind index. An anonymized order keeps its amounts,
+lines and history for the books and has neither.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -34,7 +38,9 @@ orders = Table(
     Column("number", String(20), nullable=False, unique=True),
     Column("checkout_id", String(64), nullable=False, unique=True),
     Column("customer_id", String(64), nullable=True),
-    Column("email", String(254), nullable=False),
+    Column("email_encrypted", Text, nullable=True),
+    # keyring.blind_index(e-mail, context="email"): the same digest identity keeps.
+    Column("email_index", String(64), nullable=True),
     Column("market", String(16), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("subtotal", BigInteger, nullable=False),
@@ -45,12 +51,15 @@ orders = Table(
     Column("paid_amount", BigInteger, nullable=False, server_default="0"),
     Column("refunded_amount", BigInteger, nullable=False, server_default="0"),
     Column("status", String(16), nullable=False),
-    Column("shipping_address", JSON, nullable=False),
+    # The address as JSON text, encrypted.
+    Column("shipping_address_encrypted", Text, nullable=True),
     Column("payment_id", String(64), nullable=True),
     # SHA-256 of the guest's per-order secret; the secret itself is shown once and not kept.
     Column("access_token_hash", String(64), nullable=False),
     Column("placed_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # When the buyer's personal data was removed (erasure or retention).
+    Column("anonymized_at", UTCDateTime, nullable=True),
     CheckConstraint(f"status IN ({STATUSES})", name="ck_orders_orders_status"),
     CheckConstraint(TOTAL_RULE, name="ck_orders_orders_total"),
     CheckConstraint(
@@ -63,7 +72,7 @@ orders = Table(
 )
 Index("ix_orders_orders_placed", orders.c.placed_at, orders.c.id)
 Index("ix_orders_orders_status", orders.c.status, orders.c.placed_at)
-Index("ix_orders_orders_email", orders.c.email, orders.c.placed_at)
+Index("ix_orders_orders_email_index", orders.c.email_index, orders.c.placed_at)
 Index("ix_orders_orders_customer", orders.c.customer_id, orders.c.placed_at)
 
 lines = Table(

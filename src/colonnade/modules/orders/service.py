@@ -4,12 +4,16 @@ Each method is one short transaction. A status change is a conditional UPDATE on
 (and amounts) it was decided from, so of two staff clicking at once only one succeeds; the
 other re-reads the order and gets the rule's precise refusal. Orders only record: what a
 cancel means for stock and money is the checkout's to act on, through the events.
+
+The buyer's e-mail and address are kept encrypted and never leave in events; anonymizing an
+order (erasure, retention) removes them and keeps what the books need.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
 from colonnade.kernel.clock import Clock
+from colonnade.kernel.crypto import Keyring, count_stale, reencrypt
 from colonnade.kernel.db import Database
 from colonnade.kernel.errors import Conflict, InvalidInput
 from colonnade.kernel.events import Event
@@ -49,6 +54,9 @@ from colonnade.modules.orders.events import (
     OrderShipped,
 )
 from colonnade.modules.orders.reading import (
+    ADDRESS_CONTEXT,
+    EMAIL_CONTEXT,
+    EMAIL_INDEX_CONTEXT,
     HistoryEntry,
     Order,
     assemble,
@@ -122,8 +130,9 @@ class OrderBusy(Conflict):
 
 
 class OrdersService:
-    def __init__(self, db: Database, *, clock: Clock) -> None:
+    def __init__(self, db: Database, *, keyring: Keyring, clock: Clock) -> None:
         self._db = db
+        self._keyring = keyring
         self._clock = clock
 
     # --- placing ----------------------------------------------------------------------------
@@ -146,7 +155,8 @@ class OrdersService:
         values = {
             "checkout_id": checkout_id,
             "customer_id": new.customer_id,
-            "email": email,
+            "email_encrypted": self._keyring.encrypt(email, context=EMAIL_CONTEXT),
+            "email_index": self._email_index(email),
             "market": market,
             "currency": currency,
             "subtotal": totals.subtotal.amount,
@@ -157,7 +167,9 @@ class OrdersService:
             "paid_amount": 0,
             "refunded_amount": 0,
             "status": OrderStatus.PLACED.value,
-            "shipping_address": dict(new.shipping_address),
+            "shipping_address_encrypted": self._keyring.encrypt(
+                json.dumps(dict(new.shipping_address), sort_keys=True), context=ADDRESS_CONTEXT
+            ),
             "payment_id": new.payment_id,
             "access_token_hash": _hash(token),
             "placed_at": now,
@@ -167,7 +179,7 @@ class OrdersService:
             placed = await _insert_order(uow, values)
             if placed is None:
                 # Another call placed this checkout first (perhaps this very moment): its order.
-                existing = await _for_checkout(uow.connection, checkout_id)
+                existing = await _for_checkout(uow.connection, checkout_id, self._keyring)
                 return PlacedOrder(existing, access_token=None)
             order_id, number = placed
             await uow.execute(
@@ -194,13 +206,12 @@ class OrdersService:
                     checkout_id=checkout_id,
                     payment_id=new.payment_id,
                     customer_id=new.customer_id,
-                    email=email,
                     market=market,
                     total=totals.total.as_dict(),
                     lines=[_line_payload(line) for line in new.lines],
                 )
             )
-            order = await load(uow.connection, order_id)
+            order = await load(uow.connection, order_id, self._keyring)
             await uow.commit()
         assert order is not None
         return PlacedOrder(order, access_token=token)
@@ -209,7 +220,7 @@ class OrdersService:
 
     async def order(self, order_id: str) -> Order:
         async with self._db.reading() as conn:
-            found = await load(conn, order_id)
+            found = await load(conn, order_id, self._keyring)
         if found is None:
             raise OrderNotFound(order_id)
         return found
@@ -218,7 +229,7 @@ class OrdersService:
         """The order a checkout placed, if it got that far."""
         async with self._db.reading() as conn:
             rows = await order_rows(conn, [orders.c.checkout_id == checkout_id])
-            return (await assemble(conn, rows))[0] if rows else None
+            return (await assemble(conn, rows, self._keyring))[0] if rows else None
 
     async def order_for_guest(self, order_id: str, token: str) -> Order:
         """The order, if `token` is its secret; a wrong token looks exactly like no order."""
@@ -228,7 +239,7 @@ class OrdersService:
             )
             if stored is None or not hmac.compare_digest(stored, _hash(token)):
                 raise OrderNotFound(order_id)
-            found = await load(conn, order_id)
+            found = await load(conn, order_id, self._keyring)
         if found is None:
             raise OrderNotFound(order_id)
         return found
@@ -239,7 +250,7 @@ class OrdersService:
             rows = await order_rows(
                 conn, [orders.c.id == order_id, orders.c.customer_id == customer_id]
             )
-            found = await assemble(conn, rows)
+            found = await assemble(conn, rows, self._keyring)
         if not found:
             raise OrderNotFound(order_id)
         return found[0]
@@ -269,7 +280,7 @@ class OrdersService:
                     f"'{status}' is not an order status; use one of {known}", field="status"
                 ) from None
         if email is not None:
-            where.append(orders.c.email == email.strip().lower())
+            where.append(orders.c.email_index == self._email_index(email))
         if placed_from is not None:
             where.append(orders.c.placed_at >= placed_from)
         if placed_to is not None:
@@ -284,8 +295,77 @@ class OrdersService:
         async with self._db.reading() as conn:
             total = await conn.scalar(select(func.count()).select_from(orders).where(*where))
             rows = await order_rows(conn, where, limit=limit, offset=offset)
-            items = await assemble(conn, rows)
+            items = await assemble(conn, rows, self._keyring)
         return Page(tuple(items), int(total or 0), limit, offset)
+
+    # --- personal data: export, erasure, retention, key rotation ------------------------------
+
+    async def export_for_customer(self, customer_id: str) -> list[dict[str, Any]]:
+        """Every order of the customer as plain JSON-ready data, newest first."""
+        async with self._db.reading() as conn:
+            rows = await order_rows(conn, [orders.c.customer_id == customer_id])
+            found = await assemble(conn, rows, self._keyring)
+        return [_exported(order) for order in found]
+
+    async def anonymize_customer(self, customer_id: str) -> int:
+        """Remove the customer from their orders; returns how many orders changed.
+
+        The orders keep amounts, lines, statuses and dates for the books; the e-mail, the
+        address, their index and the link to the customer go, so nothing left points at a
+        person. Running it again finds nothing and returns 0.
+        """
+        return await self._anonymize(orders.c.customer_id == customer_id)
+
+    async def erase_guest_data(self, placed_before: datetime) -> int:
+        """Anonymize guest orders placed before the cutoff (retention); returns how many."""
+        return await self._anonymize(
+            orders.c.customer_id.is_(None),
+            orders.c.placed_at < placed_before,
+            orders.c.anonymized_at.is_(None),
+        )
+
+    async def _anonymize(self, *where: ColumnElement[bool]) -> int:
+        chosen = select(orders.c.id).where(*where).scalar_subquery()
+        async with self._db.transaction() as uow:
+            # Notes are free text (a cancel reason, a tracking number) and may name the buyer.
+            await uow.execute(
+                update(history)
+                .where(history.c.order_id.in_(chosen), history.c.note.is_not(None))
+                .values(note=None)
+            )
+            changed = await uow.execute(
+                update(orders)
+                .where(*where)
+                .values(
+                    email_encrypted=None,
+                    email_index=None,
+                    shipping_address_encrypted=None,
+                    customer_id=None,
+                    anonymized_at=self._clock.now(),
+                )
+            )
+            await uow.commit()
+        return int(changed.rowcount)
+
+    async def reencrypt(
+        self, progress: Callable[[int], None] | None = None, *, batch_size: int = 200
+    ) -> int:
+        """Re-encrypt buyers' e-mails and addresses under the keyring's newest key; resumable."""
+        return await reencrypt(
+            self._db,
+            self._keyring,
+            orders,
+            _ENCRYPTED,
+            batch_size=batch_size,
+            progress=progress,
+        )
+
+    async def stale_rows(self) -> int:
+        """Orders holding personal data under an older key than the newest."""
+        return await count_stale(self._db, self._keyring, orders, [name for name, _ in _ENCRYPTED])
+
+    def _email_index(self, email: str) -> str:
+        return self._keyring.blind_index(email.strip().lower(), context=EMAIL_INDEX_CONTEXT)
 
     # --- moving along -------------------------------------------------------------------------
 
@@ -343,7 +423,6 @@ class OrdersService:
                 order_id=row.id,
                 number=row.number,
                 checkout_id=row.checkout_id,
-                email=row.email,
                 carrier=carrier,
                 tracking=tracking,
                 actor=actor,
@@ -409,7 +488,7 @@ class OrdersService:
                 after = change(before)
                 if after == before:
                     # A repeated payment or cancel: already recorded, nothing to write.
-                    order = await load(uow.connection, order_id)
+                    order = await load(uow.connection, order_id, self._keyring)
                     assert order is not None
                     return order
                 # Only if nobody moved the order since we read it; else read again and re-decide.
@@ -434,7 +513,7 @@ class OrdersService:
                 raise OrderBusy(order_id)
             await _append_history(uow, order_id, before.status, after.status, now, actor, note)
             uow.record(event(row, before, after))
-            order = await load(uow.connection, order_id)
+            order = await load(uow.connection, order_id, self._keyring)
             await uow.commit()
         assert order is not None
         return order
@@ -457,6 +536,42 @@ def _refunded(actor: str) -> Callable[[Any, OrderState, OrderState], Event]:
         )
 
     return event
+
+
+_ENCRYPTED = [
+    ("email_encrypted", EMAIL_CONTEXT),
+    ("shipping_address_encrypted", ADDRESS_CONTEXT),
+]
+
+
+def _exported(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "number": order.number,
+        "status": order.status.value,
+        "placed_at": order.placed_at.isoformat(),
+        "email": order.email,
+        "shipping_address": order.shipping_address,
+        "market": order.market,
+        "currency": order.currency,
+        "tax_inclusive": order.tax_inclusive,
+        "lines": [_line_payload(line) for line in order.lines],
+        "subtotal": order.subtotal.as_dict(),
+        "tax": order.tax.as_dict(),
+        "shipping": order.shipping.as_dict(),
+        "total": order.total.as_dict(),
+        "paid": order.paid.as_dict(),
+        "refunded": order.refunded.as_dict(),
+        "history": [
+            {
+                "from": step.from_status.value if step.from_status else None,
+                "to": step.to_status.value,
+                "at": step.at.isoformat(),
+                "note": step.note,
+            }
+            for step in order.history
+        ],
+    }
 
 
 def _hash(token: str) -> str:
@@ -500,9 +615,9 @@ async def _insert_order(uow: UnitOfWork, values: dict[str, Any]) -> tuple[str, s
     raise Conflict("could not find a free order number; try again")
 
 
-async def _for_checkout(conn: AsyncConnection, checkout_id: str) -> Order:
+async def _for_checkout(conn: AsyncConnection, checkout_id: str, keyring: Keyring) -> Order:
     rows = await order_rows(conn, [orders.c.checkout_id == checkout_id])
-    return (await assemble(conn, rows))[0]
+    return (await assemble(conn, rows, keyring))[0]
 
 
 async def _append_history(

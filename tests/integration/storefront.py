@@ -1,0 +1,93 @@
+"""The whole app on a real database, as shoppers meet it over HTTP: for the tests of who owns
+carts and orders, and of what the database keeps of them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from colonnade.app import Shop, create_app
+from colonnade.kernel.money import Money
+from colonnade.kernel.settings import Settings
+from colonnade.modules.catalog.service import NewProduct, NewVariant
+
+SECRET = "storefront-tests-" + "s" * 32
+PASSWORD = "correct horse battery staple"
+
+
+@asynccontextmanager
+async def storefront(database_url: str) -> AsyncIterator[tuple[Shop, httpx.AsyncClient]]:
+    """A started app (migrated, keys loaded) with a US market, and a client for it."""
+    app: FastAPI = create_app(Settings(database_url=database_url, secret_key=SECRET))
+    async with app.router.lifespan_context(app):
+        shop: Shop = app.state.shop
+        await shop.pricing.set_market("US", "United States", "USD", "en-US", False, Decimal("0.1"))
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://shop.test"
+        ) as http:
+            yield shop, http
+
+
+async def product(shop: Shop, *, price: int = 1000, on_hand: int = 10) -> str:
+    sku = f"SKU-{uuid.uuid4().hex[:8].upper()}"
+    await shop.catalog.create_product(
+        NewProduct(
+            titles={"en-US": f"Thing {sku}"}, default_locale="en-US", variants=[NewVariant(sku=sku)]
+        )
+    )
+    await shop.pricing.set_prices(sku, [Money(price, "USD")])
+    await shop.inventory.set_on_hand(sku, on_hand)
+    return sku
+
+
+async def customer(http: httpx.AsyncClient, email: str, name: str) -> dict[str, str]:
+    """Register a customer and log them in; their Authorization header."""
+    registered = await http.post(
+        "/store/customers", json={"email": email, "password": PASSWORD, "name": name}
+    )
+    assert registered.status_code == 201, registered.text
+    token = await http.post("/auth/token", data={"username": email, "password": PASSWORD})
+    assert token.status_code == 200, token.text
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+async def open_cart(
+    http: httpx.AsyncClient, sku: str, headers: dict[str, str] | None = None
+) -> str:
+    cart = await http.post("/store/carts", json={"market": "US"}, headers=headers or {})
+    assert cart.status_code == 201, cart.text
+    added = await http.post(
+        f"/store/carts/{cart.json()['id']}/lines",
+        json={"sku": sku, "quantity": 1},
+        headers=headers or {},
+    )
+    assert added.status_code == 200, added.text
+    return str(cart.json()["id"])
+
+
+def checkout_body(email: str, address: dict[str, str]) -> dict[str, Any]:
+    return {
+        "email": email,
+        "shipping_address": address,
+        "payment": {"method": "card", "token": "tok_visa"},
+    }
+
+
+async def check_out(
+    http: httpx.AsyncClient,
+    cart_id: str,
+    email: str,
+    address: dict[str, str],
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    return await http.post(
+        f"/store/carts/{cart_id}/checkout",
+        json=checkout_body(email, address),
+        headers={"Idempotency-Key": f"key-{uuid.uuid4().hex}", **(headers or {})},
+    )
