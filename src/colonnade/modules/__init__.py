@@ -10,4 +10,5 @@ MODULES: tuple[str, ...] = (
     "payments",
     "orders",
     "checkout",
+    "compliance",
 )

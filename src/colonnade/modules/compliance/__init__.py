@@ -1,0 +1,1 @@
+"""Compliance: the audit log, personal-data export and erasure, retention."""
