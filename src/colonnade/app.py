@@ -26,6 +26,7 @@ from colonnade.kernel.clock import Clock, SystemClock
 from colonnade.kernel.crypto import Keyring, decode_master_key
 from colonnade.kernel.db import Database
 from colonnade.kernel.outbox import OutboxRelay
+from colonnade.kernel.redaction import configure_logging
 from colonnade.kernel.settings import Settings
 from colonnade.modules import MODULES
 from colonnade.modules.cart import api as cart_api
@@ -34,7 +35,10 @@ from colonnade.modules.catalog import api as catalog_api
 from colonnade.modules.catalog.service import CatalogService
 from colonnade.modules.checkout import api as checkout_api
 from colonnade.modules.checkout.service import CheckoutService
+from colonnade.modules.compliance import api as compliance_api
+from colonnade.modules.compliance.service import AuditLog, ComplianceService
 from colonnade.modules.identity import api as identity_api
+from colonnade.modules.identity.domain import LockoutPolicy
 from colonnade.modules.identity.service import IdentityService
 from colonnade.modules.inventory import api as inventory_api
 from colonnade.modules.inventory.service import InventoryService
@@ -48,7 +52,7 @@ from colonnade.modules.payments.service import PaymentProvider, PaymentsService
 from colonnade.modules.pricing import api as pricing_api
 from colonnade.modules.pricing.service import PricingService
 from colonnade.ops.maintenance import Job, Maintenance
-from colonnade.web import problems
+from colonnade.web import hardening, problems
 from colonnade.web.problems import problem_response
 
 log = structlog.get_logger(__name__)
@@ -71,6 +75,7 @@ class Shop:
     payments: PaymentsService
     orders: OrdersService
     checkout: CheckoutService
+    compliance: ComplianceService
     maintenance: Maintenance
 
 
@@ -105,7 +110,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         idle_ttl=timedelta(seconds=settings.cart_idle_seconds),
     )
     payments = PaymentsService(db, provider=_payment_provider(settings, db, clock), clock=clock)
-    orders = OrdersService(db, clock=clock)
+    orders = OrdersService(db, keyring=keyring, clock=clock)
     checkout = CheckoutService(
         db,
         carts=carts,
@@ -114,6 +119,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         pricing=pricing,
         payments=payments,
         orders=orders,
+        keyring=keyring,
         clock=clock,
     )
     bus.subscribe(
@@ -125,6 +131,29 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
             lambda envelope: checkout.settle_cancellation(envelope.payload["order_id"]),
         ),
     )
+    identity = IdentityService(
+        db,
+        keyring=keyring,
+        secret_key=secret,
+        access_token_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
+        refresh_token_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
+        lockout=LockoutPolicy(
+            threshold=settings.login_lockout_threshold,
+            window=timedelta(seconds=settings.login_lockout_window_seconds),
+            first_lock=timedelta(seconds=settings.login_lock_seconds),
+            longest_lock=timedelta(seconds=settings.login_lock_max_seconds),
+        ),
+        clock=clock,
+    )
+    compliance = ComplianceService(
+        db,
+        audit=AuditLog(db, keyring=keyring, clock=clock),
+        accounts=identity,
+        orders=orders,
+        carts=carts,
+        clock=clock,
+        guest_data_retention=timedelta(days=settings.guest_data_retention_days),
+    )
     recover_after = timedelta(seconds=settings.checkout_recovery_seconds)
     maintenance = Maintenance(
         [
@@ -132,6 +161,9 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
             Job("expire-carts", 60, carts.expire_idle),
             Job("recover-checkouts", 10, lambda: checkout.recover(recover_after)),
             Job("reconcile-payments", 30, payments.reconcile),
+            Job("erase-guest-data", 3600, compliance.erase_guest_data),
+            # New values go under the newest key within this long of `colonnade keys rotate`.
+            Job("refresh-keys", 30, keyring.refresh),
         ]
     )
     return Shop(
@@ -140,12 +172,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         keyring=keyring,
         bus=bus,
         relay=OutboxRelay(db, bus, poll_seconds=settings.outbox_poll_seconds),
-        identity=IdentityService(
-            db,
-            secret_key=secret,
-            access_token_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
-            clock=clock,
-        ),
+        identity=identity,
         catalog=catalog,
         pricing=pricing,
         inventory=inventory,
@@ -153,6 +180,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         payments=payments,
         orders=orders,
         checkout=checkout,
+        compliance=compliance,
         maintenance=maintenance,
     )
 
@@ -179,7 +207,9 @@ def _payment_provider(settings: Settings, db: Database, clock: Clock) -> Payment
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
-    shop = assemble(settings or Settings())
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    shop = assemble(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -217,6 +247,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(checkout_api.router(shop.checkout))
     app.include_router(orders_api.router(shop.orders, shop.checkout.settle_cancellation))
     app.include_router(payments_api.router(shop.payments))
+    app.include_router(compliance_api.router(shop.compliance))
+    # Innermost of the middlewares: it sees the principal the route authenticated.
+    app.add_middleware(compliance_api.AuditTrail, audit=shop.compliance.audit)
+    hardening.install(app, shop.settings)
     return app
 
 

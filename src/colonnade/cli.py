@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from functools import partial
+from typing import Annotated, Protocol, TypeVar, runtime_checkable
 
 import typer
 import uvicorn
 from rich.console import Console
 from rich.panel import Panel
+from rich.progress import Progress
 
 from colonnade import migrations
 from colonnade.app import Shop, assemble, create_app
+from colonnade.kernel.crypto import new_master_key
 from colonnade.kernel.errors import ColonnadeError
+from colonnade.kernel.redaction import configure_logging
 from colonnade.kernel.settings import Settings
 from colonnade.modules import MODULES
 
@@ -22,6 +27,10 @@ cli = typer.Typer(
 )
 users = typer.Typer(help="Staff accounts.", no_args_is_help=True)
 cli.add_typer(users, name="users")
+keys = typer.Typer(help="Field-encryption keys.", no_args_is_help=True)
+cli.add_typer(keys, name="keys")
+audit = typer.Typer(help="The audit log.", no_args_is_help=True)
+cli.add_typer(audit, name="audit")
 console = Console()
 
 T = TypeVar("T")
@@ -31,7 +40,9 @@ def _with_shop(work: Callable[[Shop], Awaitable[T]]) -> T:
     """Run `work` against a migrated shop, then close it; domain errors end the command cleanly."""
 
     async def run() -> T:
-        shop = assemble(Settings())
+        settings = Settings()
+        configure_logging(settings.log_level)
+        shop = assemble(settings)
         try:
             await migrations.upgrade(shop.db, MODULES)
             await shop.keyring.load()
@@ -110,6 +121,75 @@ def create_admin(
         console.print(f"[green]created admin[/green] {member.email} ({len(member.scopes)} scopes)")
 
     _with_shop(create)
+
+
+@audit.command("verify")
+def verify_audit() -> None:
+    """Walk the audit log's hash chain; exit 1 naming the first changed or missing row."""
+
+    async def verify(shop: Shop) -> bool:
+        log = shop.compliance.audit
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("verifying the audit log", total=await log.size())
+            verdict = await log.verify(progress=lambda n: progress.advance(task, n))
+        if verdict.intact:
+            console.print(f"[green]intact[/green]: {verdict.rows} rows, every link holds")
+            return True
+        console.print(f"[red]broken[/red]: {verdict.problem} ({verdict.rows} rows intact before)")
+        return False
+
+    if not _with_shop(verify):
+        raise typer.Exit(1)
+
+
+@keys.command("new")
+def new_key() -> None:
+    """Print a fresh master key for COLONNADE_ENCRYPTION_KEY; nothing is stored."""
+    typer.echo(new_master_key())
+
+
+@runtime_checkable
+class _HoldsEncryptedData(Protocol):
+    """A module service whose tables hold encrypted columns."""
+
+    async def reencrypt(self, progress: Callable[[int], None] | None = None) -> int: ...
+
+    async def stale_rows(self) -> int: ...
+
+
+def _holders_of_encrypted_data(shop: Shop) -> list[tuple[str, _HoldsEncryptedData]]:
+    found = [(field.name, getattr(shop, field.name)) for field in dataclasses.fields(shop)]
+    return [(name, service) for name, service in found if isinstance(service, _HoldsEncryptedData)]
+
+
+@keys.command("rotate")
+def rotate_keys() -> None:
+    """Add a data key and re-encrypt every module's personal data under it.
+
+    Resumable: when values under an older key remain (a rotation was interrupted), the run
+    finishes that rotation under the newest key instead of adding another; run it once more
+    afterwards for a fresh key. Processes started before the rotation keep encrypting new
+    values under the key they loaded until restarted, so restart them, then run it again to
+    catch what they wrote meanwhile.
+    """
+
+    async def rotate(shop: Shop) -> None:
+        holders = _holders_of_encrypted_data(shop)
+        unfinished = sum([await service.stale_rows() for _, service in holders])
+        if unfinished:
+            console.print(
+                f"finishing an unfinished rotation: {unfinished} rows are under an older key"
+            )
+        else:
+            await shop.keyring.add_key()
+        key_id = shop.keyring.active_key_id
+        with Progress(console=console) as progress:
+            for name, service in holders:
+                task = progress.add_task(f"re-encrypting {name}", total=await service.stale_rows())
+                await service.reencrypt(progress=partial(progress.advance, task))
+        console.print(f"[green]every encrypted value is under data key[/green] {key_id}")
+
+    _with_shop(rotate)
 
 
 def main() -> None:

@@ -122,3 +122,20 @@ async def test_a_key_added_by_another_process_is_learned_on_first_sight(db: Data
     token = there.encrypt("ada@example.com", context=CONTEXT)
 
     assert await here.decrypt(token, context=CONTEXT) == "ada@example.com"
+
+
+async def test_a_running_process_encrypts_under_a_rotated_key_once_it_refreshes(
+    db: Database,
+) -> None:
+    master = decode_master_key(new_master_key())
+    server = Keyring(db, master, clock=SystemClock())
+    rotation = Keyring(db, master, clock=SystemClock())
+    await server.load()
+    await rotation.load()
+
+    newest = await rotation.add_key()
+
+    assert server.active_key_id != newest
+    assert await server.refresh() == 1
+    assert server.active_key_id == newest
+    assert server.encrypt("ada@example.com", context=CONTEXT).startswith(f"enc1:{newest}:")

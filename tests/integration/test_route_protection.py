@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from colonnade.app import create_app
+from colonnade.kernel.principal import Principal
 from colonnade.kernel.settings import Settings
 
 # Open to anyone, each for a reason. Guests browse, buy and read their order with its secret.
@@ -23,6 +24,8 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "/health/ready"): "probes",
     ("GET", "/metrics"): "scraped from inside the cluster; holds no personal data",
     ("POST", "/auth/token"): "logging in",
+    ("POST", "/auth/logout"): "holding the refresh token is the proof",
+    ("POST", "/store/customers"): "registration",
     ("GET", "/store/products"): "browsing",
     ("GET", "/store/products/{product_id}"): "browsing",
     ("GET", "/store/markets"): "browsing",
@@ -34,6 +37,10 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("DELETE", "/store/carts/{cart_id}/lines/{sku}"): "guest carts",
     ("POST", "/store/carts/{cart_id}/checkout"): "guest checkout",
     ("GET", "/store/orders/{order_id}"): "guests read their order with its secret token",
+}
+# Protected, yet open to every signed-in caller whatever their scopes.
+ANY_SIGNED_IN: dict[tuple[str, str], str] = {
+    ("POST", "/auth/logout-all"): "anyone may end their own sessions",
 }
 SECRET = "route-protection-tests-" + "s" * 32
 PASSWORD = "a long and secret password"
@@ -93,6 +100,11 @@ async def test_every_protected_operation_refuses_strangers_and_callers_without_t
 ) -> None:
     await app.state.shop.identity.create_staff("nobody@shop.test", PASSWORD, scopes=frozenset())
     scopeless_staff = await token_of(http, "nobody@shop.test")
+    await app.state.shop.identity.register_customer("ada@shop.test", PASSWORD, "Ada")
+    customer = await token_of(http, "ada@shop.test")
+    admin = Principal("admin", "staff", frozenset({"apikeys:write"}))
+    key = await app.state.shop.identity.create_api_key(admin, "scopeless integration", [])
+    scopeless_key = {"Authorization": f"Bearer {key.key}"}
     wrong: list[str] = []
     checked = 0
     for method, path, _ in operations(app.openapi()):
@@ -104,7 +116,11 @@ async def test_every_protected_operation_refuses_strangers_and_callers_without_t
             ({}, 401, "unauthorized"),
             ({"Authorization": "Bearer not-a-token"}, 401, "invalid_token"),
             (scopeless_staff, 403, "forbidden"),
+            (scopeless_key, 403, "forbidden"),
+            *([(customer, 403, "forbidden")] if path.startswith("/admin/") else []),
         ):
+            if (method, path) in ANY_SIGNED_IN and status == 403:
+                continue
             response = await http.request(method, url, headers=headers, json={})
             problem = response.json()
             if response.status_code != status or problem.get("code") != code:

@@ -95,6 +95,12 @@ class Keyring:
         await self._read_keys()
         return key_id
 
+    async def refresh(self) -> int:
+        """Learn keys another process added (`colonnade keys rotate`); how many were new."""
+        known = len(self._keys)
+        await self._read_keys()
+        return len(self._keys) - known
+
     async def _read_keys(self) -> None:
         async with self._db.reading() as conn:
             rows = (
@@ -184,6 +190,7 @@ async def reencrypt(
             ).all()
             if not rows:
                 return changed
+            written = 0
             for row in rows:
                 values: dict[str, str | None] = {}
                 for name, context in columns:
@@ -195,15 +202,24 @@ async def reencrypt(
                             await keyring.decrypt(token, context=context), context=context
                         )
                     )
-                await uow.execute(
+                # Only if the row still holds what was read: an erasure that committed in
+                # between must not have the old value written back.
+                unchanged = [
+                    table.c[name].is_(None)
+                    if getattr(row, name) is None
+                    else table.c[name] == getattr(row, name)
+                    for name, _ in columns
+                ]
+                result = await uow.execute(
                     update(table)
-                    .where(and_(*(c == getattr(row, c.name) for c in primary)))
+                    .where(*(c == getattr(row, c.name) for c in primary), *unchanged)
                     .values(**values)
                 )
+                written += result.rowcount
             await uow.commit()
-        changed += len(rows)
+        changed += written
         if progress is not None:
-            progress(len(rows))
+            progress(written)
 
 
 async def count_stale(db: Database, keyring: Keyring, table: Table, names: Sequence[str]) -> int:

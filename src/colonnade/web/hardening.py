@@ -1,0 +1,86 @@
+"""Mounts the shop's protective middlewares in the one order that is right.
+
+Outermost first: security headers (on every answer, refusals included), CORS (so a browser
+can read a refusal), the body size limit (nothing reads an unbounded body), NUL characters
+(PostgreSQL cannot store them), the card number guard (a card number is refused before
+anything counts or stores it), rate limits (only requests that could have run use up a
+client's allowance), then the routes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from colonnade.kernel.settings import Settings
+from colonnade.web.cards import CardNumberGuard
+from colonnade.web.headers import SecurityHeaders
+from colonnade.web.limits import (
+    BodySizeLimit,
+    RateLimit,
+    RateLimiter,
+    RateLimits,
+    form_field,
+    json_field,
+    path_parameter,
+)
+from colonnade.web.text import NulCharacterGuard
+
+
+def rate_limits(settings: Settings) -> list[RateLimit]:
+    return [
+        RateLimit(
+            "login",
+            "POST",
+            "/auth/token",
+            per_address=settings.rate_limit_login_per_address,
+            per_account=settings.rate_limit_login_per_account,
+            account=form_field("username"),
+        ),
+        RateLimit(
+            "registration",
+            "POST",
+            "/store/customers",
+            per_address=settings.rate_limit_registration_per_address,
+            per_account=settings.rate_limit_registration_per_email,
+            account=json_field("email"),
+        ),
+        RateLimit(
+            "checkout",
+            "POST",
+            "/store/carts/{cart_id}/checkout",
+            per_address=settings.rate_limit_checkout_per_address,
+            per_account=settings.rate_limit_checkout_per_cart,
+            account=path_parameter("cart_id"),
+        ),
+    ]
+
+
+def install(
+    app: FastAPI, settings: Settings, *, clock: Callable[[], float] = time.monotonic
+) -> None:
+    # Starlette runs the middleware added last first, hence the reverse order.
+    app.add_middleware(RateLimits, limits=rate_limits(settings), limiter=RateLimiter(clock))
+    app.add_middleware(CardNumberGuard)
+    app.add_middleware(NulCharacterGuard)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Retry-After"],
+            # Bearer tokens travel in a header, never in cookies.
+            allow_credentials=False,
+            max_age=600,
+        )
+    docs = [app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url]
+    app.add_middleware(
+        SecurityHeaders,
+        docs_paths=[path for path in docs if path],
+        behind_https=settings.behind_https,
+    )
