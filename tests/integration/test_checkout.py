@@ -211,6 +211,33 @@ async def test_recovery_voids_and_releases_a_checkout_that_died_before_its_order
     assert await count_rows(shop.db, "orders_orders") == 0
 
 
+async def test_two_processes_recovering_at_once_take_each_orphan_once(
+    shop: Shop, database_url: str
+) -> None:
+    sku = await product(shop, on_hand=10)
+    crashed = [await half_done_checkout(shop, sku, placed=i % 2 == 0) for i in range(6)]
+    other = assemble(
+        Settings(database_url=database_url, database_pool_size=20),
+        clock=SettableClock(datetime.now(UTC)),
+    )
+    await other.keyring.load()
+    try:
+        counts = await asyncio.gather(
+            shop.checkout.recover(timedelta(minutes=1)),
+            other.checkout.recover(timedelta(minutes=1)),
+        )
+    finally:
+        await other.db.dispose()
+
+    assert sum(counts) == 6
+    for i, checkout in enumerate(crashed):
+        payment = await shop.payments.payment(checkout["payment_id"])
+        expected = ("captured", 1100) if i % 2 == 0 else ("voided", 0)
+        assert (payment.status.value, payment.captured.amount) == expected
+    stock = await shop.inventory.stock(sku)
+    assert (stock.reserved, stock.sold, stock.available) == (0, 3, 7)
+
+
 async def test_a_young_unfinished_checkout_is_left_to_its_own_process(shop: Shop) -> None:
     sku = await product(shop, on_hand=2)
     await half_done_checkout(shop, sku, placed=False)

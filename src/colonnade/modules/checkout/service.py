@@ -468,7 +468,7 @@ class CheckoutService:
             )
         recovered = 0
         for row in rows:
-            if row["id"] in self._running:
+            if row["id"] in self._running or not await self._claim_orphan(row):
                 continue
             progress = _Progress(
                 id=row["id"],
@@ -485,6 +485,23 @@ class CheckoutService:
                 continue
             recovered += 1
         return recovered
+
+    async def _claim_orphan(self, row: Any) -> bool:
+        """Take an orphaned checkout for this process: the first to move its clock wins, so
+        several processes recovering at once never work on the same one; if this one dies
+        too, the checkout is an orphan again after the same wait."""
+        async with self._db.transaction() as uow:
+            claimed = await uow.execute(
+                update(checkouts)
+                .where(
+                    checkouts.c.id == row["id"],
+                    checkouts.c.step == row["step"],
+                    checkouts.c.updated_at == row["updated_at"],
+                )
+                .values(updated_at=self._clock.now())
+            )
+            await uow.commit()
+        return claimed.rowcount == 1
 
     async def _recover_one(self, progress: _Progress) -> None:
         payment = await self._payment_of(progress.id)
