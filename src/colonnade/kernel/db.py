@@ -40,6 +40,11 @@ class Database:
             if self.is_sqlite
             else _server_engine(url, pool_size)
         )
+        # PostgreSQL reads at READ COMMITTED: every statement sees its own snapshot whether or
+        # not a transaction wraps it, so reads skip BEGIN and COMMIT (two round trips each).
+        self._reader: AsyncEngine | None = (
+            None if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._on_commit: list[Callable[[], None]] = []
 
@@ -65,7 +70,12 @@ class Database:
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads: one consistent snapshot, nothing written."""
+        """A connection for reads, nothing written. On SQLite its statements share one
+        snapshot; on PostgreSQL (READ COMMITTED) each statement sees the latest commits."""
+        if self._reader is not None:
+            async with self._reader.connect() as conn:
+                yield conn
+            return
         async with self.engine.connect() as conn, conn.begin():
             yield conn
 
