@@ -31,6 +31,25 @@ def process_cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
     return ticks / CLOCK_TICKS
 
 
+def process_tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and of its live descendants (a server's worker processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended while we looked
+        children.setdefault(parent, []).append(int(entry.name))
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        total += process_cpu_seconds(current)
+        pending.extend(children.get(current, []))
+    return total
+
+
 def postgres_cpu_seconds() -> dict[int, float]:
     """CPU seconds per PostgreSQL process (postmaster, backends, background workers).
 
@@ -76,7 +95,7 @@ class CpuSnapshot:
         return cls(
             at=time.monotonic(),
             load_generator=times.user + times.system,
-            server=process_cpu_seconds(server_pid),
+            server=process_tree_cpu_seconds(server_pid),
             database=postgres_cpu_seconds() if watch_database else {},
             machine_busy=busy,
             machine_total=total,

@@ -121,7 +121,8 @@ def _flash_stock(results: Results, kind: DatabaseKind, seconds: int) -> int:
 async def _bench_database(
     kind: DatabaseKind, pool: ProcessPoolExecutor, options: argparse.Namespace, results: Results
 ) -> None:
-    shop = BenchShop(kind)
+    # SQLite's writers queue inside one process; PostgreSQL takes the workers asked for.
+    shop = BenchShop(kind, workers=options.workers if kind == "postgresql" else 1)
     try:
         await shop.open()
         shelves = await stock_the_shop(shop.base_url, PRODUCTS, ON_HAND_PER_SKU)
@@ -221,6 +222,12 @@ def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=None,
         help="units in the flash sale (default: about --seconds of sales at the measured rate)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="server worker processes on PostgreSQL (default 2, one per core; SQLite uses 1)",
     )
     parser.add_argument("--quick", action="store_true", help="a short smoke run (3s steps)")
     options = parser.parse_args(argv)

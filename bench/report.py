@@ -45,7 +45,11 @@ def _scenario(step: Step) -> str:
 
 def purchases_table(results: Results) -> Table:
     cores = os.cpu_count() or 1
-    table = Table(title="Guest purchases (cart + line + checkout), one `colonnade serve` process")
+    workers = results.arguments.get("workers", 1)
+    table = Table(
+        title="Guest purchases (cart + line + checkout), one `colonnade serve`"
+        f" (PostgreSQL: {workers} worker processes)"
+    )
     for name, justify in [
         ("database", "left"),
         ("scenario", "left"),
@@ -172,8 +176,9 @@ def print_report(results: Results) -> None:
             console.print()
             console.print(table)
     console.print(
-        "\n[dim]CPU columns: CPU seconds per wall second (100% = one core busy); the server is"
-        " one process, so ~100% server CPU means it is saturated. Machine = busy share of all"
+        "\n[dim]CPU columns: CPU seconds per wall second (100% = one core busy), the server's"
+        f" worker processes summed (SQLite 1, PostgreSQL {results.arguments.get('workers', 1)});"
+        " a worker at ~100% is saturated. Machine = busy share of all"
         f" {os.cpu_count()} cores. Server, PostgreSQL and load generator compete for the same"
         " cores here, so compare ratios from one run, not figures across runs.[/dim]"
     )

@@ -65,6 +65,7 @@ class BenchShop:
     """One `colonnade serve` process on its own fresh database."""
 
     kind: DatabaseKind
+    workers: int = 1
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="colonnade-bench-")))
     database: str | None = None
     process: subprocess.Popen[bytes] | None = None
@@ -104,7 +105,16 @@ class BenchShop:
     def _spawn(self, port: int) -> None:
         with (self.workdir / "serve.log").open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "colonnade", "serve", "--port", str(port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "colonnade",
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(self.workers),
+                ],
                 env=self.env,
                 cwd=self.workdir,
                 stdout=log,

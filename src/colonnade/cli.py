@@ -67,8 +67,24 @@ def serve(
             "--demo-data/--no-demo-data", help="Load the demo shop into an empty database."
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes (PostgreSQL only; with COLONNADE_SECRET_KEY, shared by all).",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the embedded shape: every module in this process, migrated on start."""
+    settings = Settings()
+    if workers > 1 and settings.database_url.startswith("sqlite"):
+        console.print("[red]SQLite is served by one worker:[/red] its writers queue in-process")
+        raise typer.Exit(2)
+    if workers > 1 and settings.secret_key is None:
+        console.print(
+            "[red]--workers needs COLONNADE_SECRET_KEY:[/red] tokens must verify anywhere"
+        )
+        raise typer.Exit(2)
     if demo_data:
         from colonnade.demo import load_demo
 
@@ -83,7 +99,19 @@ def serve(
             title="Colonnade is starting",
         )
     )
-    uvicorn.run(create_app(Settings()), host=host, port=port, log_level="warning")
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        return
+    # Each worker builds its own shop from the same environment; migrations take a lock, relays
+    # and jobs share the database through leases and conditional updates.
+    uvicorn.run(
+        "colonnade.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
 
 
 @cli.command()
