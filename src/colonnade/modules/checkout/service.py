@@ -501,7 +501,7 @@ class CheckoutService:
                 .values(updated_at=self._clock.now())
             )
             await uow.commit()
-        return claimed.rowcount == 1
+        return bool(claimed.rowcount == 1)
 
     async def _recover_one(self, progress: _Progress) -> None:
         payment = await self._payment_of(progress.id)
