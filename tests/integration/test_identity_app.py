@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from colonnade.app import create_app
 from colonnade.kernel.settings import Settings
-from tests.integration.identity_shop import IDENTITY_TABLES, PASSWORD, bearer, login, rows
+from tests.integration.identity.shop import IDENTITY_TABLES, PASSWORD, bearer, login, rows
 
 SECRET = "identity-app-tests-" + "s" * 32
 

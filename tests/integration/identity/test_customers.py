@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
@@ -15,35 +14,17 @@ from colonnade.kernel.db import Database
 from colonnade.kernel.schema import outbox
 from colonnade.modules.identity.domain import CustomerNotFound
 from colonnade.modules.identity.service import IdentityService
-from tests.integration.identity_shop import (
+from tests.integration.identity.shop import (
     IDENTITY_TABLES,
     PASSWORD,
     START,
     bearer,
     counts,
     login,
-    make_client,
-    make_identity,
     refresh,
     register,
     rows,
 )
-
-
-@pytest.fixture
-def clock() -> SettableClock:
-    return SettableClock(START)
-
-
-@pytest.fixture
-def identity(db: Database, keyring: Keyring, clock: SettableClock) -> IdentityService:
-    return make_identity(db, keyring, clock)
-
-
-@pytest.fixture
-async def http(identity: IdentityService) -> AsyncIterator[httpx.AsyncClient]:
-    async with make_client(identity) as client:
-        yield client
 
 
 async def customer_token(http: httpx.AsyncClient, email: str = "ada@example.com") -> str:

@@ -4,47 +4,25 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
 import jwt
-import pytest
 from sqlalchemy import text
 
 from colonnade.kernel.clock import SettableClock
-from colonnade.kernel.crypto import Keyring
 from colonnade.kernel.db import Database
 from colonnade.modules.identity.service import IdentityService
-from tests.integration.identity_shop import (
+from tests.integration.identity.shop import (
     PASSWORD,
-    START,
     bearer,
     login,
-    make_client,
-    make_identity,
     refresh,
     register,
     rows,
 )
 
 WRONG = "not the password at all"
-
-
-@pytest.fixture
-def clock() -> SettableClock:
-    return SettableClock(START)
-
-
-@pytest.fixture
-def identity(db: Database, keyring: Keyring, clock: SettableClock) -> IdentityService:
-    return make_identity(db, keyring, clock)
-
-
-@pytest.fixture
-async def http(identity: IdentityService) -> AsyncIterator[httpx.AsyncClient]:
-    async with make_client(identity) as client:
-        yield client
 
 
 def claims(access_token: str) -> dict[str, object]:

@@ -3,42 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 
-from colonnade.kernel.clock import SettableClock
-from colonnade.kernel.crypto import Keyring
 from colonnade.kernel.db import Database
 from colonnade.modules.identity.domain import ROLES
 from colonnade.modules.identity.service import IdentityService
-from tests.integration.identity_shop import (
+from tests.integration.identity.shop import (
     PASSWORD,
-    START,
     bearer,
     counts,
     login,
-    make_client,
-    make_identity,
     rows,
 )
-
-
-@pytest.fixture
-def clock() -> SettableClock:
-    return SettableClock(START)
-
-
-@pytest.fixture
-def identity(db: Database, keyring: Keyring, clock: SettableClock) -> IdentityService:
-    return make_identity(db, keyring, clock)
-
-
-@pytest.fixture
-async def http(identity: IdentityService) -> AsyncIterator[httpx.AsyncClient]:
-    async with make_client(identity) as client:
-        yield client
 
 
 async def staff_token(
