@@ -189,7 +189,8 @@ async def test_an_order_goes_from_paid_to_delivered_with_one_history_row_per_ste
 
 async def test_marking_paid_twice_records_one_payment(db: Database, orders: OrdersService) -> None:
     order_id = await paid_order(orders)
-    again = await orders.mark_paid(order_id, usd(3956))
+    await orders.mark_paid(order_id, usd(3956))
+    again = await orders.order(order_id)
     assert again.paid == usd(3956)
     assert len(again.history) == 2
     assert len(await events(db, "orders.OrderPaid")) == 1
@@ -368,3 +369,9 @@ async def test_an_unknown_order_is_not_found(orders: OrdersService) -> None:
     assert missing.value.status == 404
     with pytest.raises(OrderNotFound):
         await orders.fulfil("nope", "staff-1")
+
+
+async def test_the_placed_order_is_the_order_as_stored(orders: OrdersService) -> None:
+    placed = await orders.place(new_order())
+
+    assert placed.order == await orders.order(placed.order.id)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -49,7 +49,7 @@ from colonnade.modules.checkout.domain import (
 from colonnade.modules.checkout.events import CheckoutCompleted, CheckoutFailed
 from colonnade.modules.checkout.schema import checkouts
 from colonnade.modules.inventory.service import InventoryService
-from colonnade.modules.orders.service import NewOrder, Order, OrderLine, OrdersService
+from colonnade.modules.orders.service import NewOrder, Order, OrderLine, OrdersService, OrderStatus
 from colonnade.modules.payments.service import Payment, PaymentsService, PaymentStatus
 from colonnade.modules.pricing.service import PricingService
 
@@ -271,10 +271,17 @@ class CheckoutService:
             order_id=placed.order.id,
         )
 
-        order = await self._settle(progress, payment.status == PaymentStatus.PENDING)
-        return _order_body(order, placed.access_token, payment.method.value, progress.id)
+        awaiting_transfer = payment.status == PaymentStatus.PENDING
+        await self._settle(progress, awaiting_transfer)
+        status = OrderStatus.PLACED if awaiting_transfer else OrderStatus.PAID
+        return _order_body(
+            replace(placed.order, status=status),
+            placed.access_token,
+            payment.method.value,
+            progress.id,
+        )
 
-    async def _settle(self, progress: _Progress, awaiting_transfer: bool) -> Order:
+    async def _settle(self, progress: _Progress, awaiting_transfer: bool) -> None:
         """Everything after the order exists: capture, mark paid, sell the stock, close the cart.
 
         Each call is idempotent, so `recover` can run this again after a crash.
@@ -282,13 +289,11 @@ class CheckoutService:
         if not (progress.payment_id and progress.order_id and progress.reservation_id):
             raise RuntimeError(f"checkout {progress.id} has no order to settle")
         await self._payments.attach_order(progress.payment_id, progress.order_id)
-        order = None
         if not awaiting_transfer:
             payment = await self._step(self._payments.capture(progress.payment_id))
-            order = await self._orders.mark_paid(progress.order_id, payment.captured)
+            await self._orders.mark_paid(progress.order_id, payment.captured)
         await self._inventory.commit(progress.reservation_id)
         await self._carts.close(progress.cart_id)
-        return order or await self._orders.order(progress.order_id)
 
     async def _step(self, call: Awaitable[T]) -> T:
         try:
@@ -507,12 +512,13 @@ class CheckoutService:
         payment = await self._payment_of(progress.id)
         if progress.step == Step.PLACED and payment is not None:
             try:
-                order = await self._settle(progress, payment.status == PaymentStatus.PENDING)
+                await self._settle(progress, payment.status == PaymentStatus.PENDING)
             except (_Failed, ColonnadeError) as failure:
                 error = failure.error if isinstance(failure, _Failed) else failure
                 await self._compensate(progress)
                 await self._finish_failed(progress, error)
                 return
+            order = await self._orders.order(progress.order_id or "")
             body = _order_body(order, None, payment.method.value, progress.id)
             await self._finish_completed(progress, body)
             log.info("checkout.recovered_forward", checkout_id=progress.id)

@@ -211,9 +211,32 @@ class OrdersService:
                     lines=[_line_payload(line) for line in new.lines],
                 )
             )
-            order = await load(uow.connection, order_id, self._keyring)
             await uow.commit()
-        assert order is not None
+        # What was just written, without reading it back (three queries fewer per purchase).
+        order = Order(
+            id=order_id,
+            number=number,
+            checkout_id=checkout_id,
+            customer_id=new.customer_id,
+            email=email,
+            market=market,
+            currency=currency,
+            status=OrderStatus.PLACED,
+            lines=tuple(new.lines),
+            subtotal=totals.subtotal,
+            tax=totals.tax,
+            shipping=totals.shipping,
+            total=totals.total,
+            tax_inclusive=new.tax_inclusive,
+            paid=Money.zero(currency),
+            refunded=Money.zero(currency),
+            shipping_address=dict(new.shipping_address),
+            payment_id=new.payment_id,
+            placed_at=now,
+            updated_at=now,
+            history=(HistoryEntry(None, OrderStatus.PLACED, now, "checkout", None),),
+            anonymized_at=None,
+        )
         return PlacedOrder(order, access_token=token)
 
     # --- reading ----------------------------------------------------------------------------
@@ -369,20 +392,23 @@ class OrdersService:
 
     # --- moving along -------------------------------------------------------------------------
 
-    async def mark_paid(self, order_id: str, amount: Money, *, actor: str = "checkout") -> Order:
-        """The payment for the whole total was captured."""
-        return await self._move(
-            order_id,
-            actor,
-            lambda state: state.pay(amount),
-            lambda row, before, after: OrderPaid(
-                order_id=row.id,
-                number=row.number,
-                checkout_id=row.checkout_id,
-                payment_id=row.payment_id,
-                amount=amount.as_dict(),
-            ),
-        )
+    async def mark_paid(self, order_id: str, amount: Money, *, actor: str = "checkout") -> None:
+        """The payment for the whole total was captured (the caller knows the order)."""
+        async with self._db.transaction() as uow:
+            await self._apply(
+                uow,
+                order_id,
+                actor,
+                lambda state: state.pay(amount),
+                lambda row, before, after: OrderPaid(
+                    order_id=row.id,
+                    number=row.number,
+                    checkout_id=row.checkout_id,
+                    payment_id=row.payment_id,
+                    amount=amount.as_dict(),
+                ),
+            )
+            await uow.commit()
 
     async def cancel(self, order_id: str, actor: str, reason: str) -> Order:
         reason = domain.valid_text("reason", reason)
@@ -475,48 +501,57 @@ class OrdersService:
         *,
         note: str | None = None,
     ) -> Order:
-        actor = domain.valid_text("actor", actor, limit=120)
-        now = self._clock.now()
         async with self._db.transaction() as uow:
-            for _ in range(5):
-                row = (
-                    await uow.execute(select(orders).where(orders.c.id == order_id))
-                ).one_or_none()
-                if row is None:
-                    raise OrderNotFound(order_id)
-                before = state_of(row)
-                after = change(before)
-                if after == before:
-                    # A repeated payment or cancel: already recorded, nothing to write.
-                    order = await load(uow.connection, order_id, self._keyring)
-                    assert order is not None
-                    return order
-                # Only if nobody moved the order since we read it; else read again and re-decide.
-                moved = await uow.execute(
-                    update(orders)
-                    .where(
-                        orders.c.id == order_id,
-                        orders.c.status == before.status.value,
-                        orders.c.paid_amount == before.paid.amount,
-                        orders.c.refunded_amount == before.refunded.amount,
-                    )
-                    .values(
-                        status=after.status.value,
-                        paid_amount=after.paid.amount,
-                        refunded_amount=after.refunded.amount,
-                        updated_at=now,
-                    )
-                )
-                if moved.rowcount == 1:
-                    break
-            else:
-                raise OrderBusy(order_id)
-            await _append_history(uow, order_id, before.status, after.status, now, actor, note)
-            uow.record(event(row, before, after))
+            await self._apply(uow, order_id, actor, change, event, note=note)
             order = await load(uow.connection, order_id, self._keyring)
             await uow.commit()
         assert order is not None
         return order
+
+    async def _apply(
+        self,
+        uow: UnitOfWork,
+        order_id: str,
+        actor: str,
+        change: Callable[[OrderState], OrderState],
+        event: Callable[[Any, OrderState, OrderState], Event],
+        *,
+        note: str | None = None,
+    ) -> None:
+        """Move the order by `change` and record it; a change already made writes nothing."""
+        actor = domain.valid_text("actor", actor, limit=120)
+        now = self._clock.now()
+        for _ in range(5):
+            row = (await uow.execute(select(orders).where(orders.c.id == order_id))).one_or_none()
+            if row is None:
+                raise OrderNotFound(order_id)
+            before = state_of(row)
+            after = change(before)
+            if after == before:
+                # A repeated payment or cancel: already recorded, nothing to write.
+                return
+            # Only if nobody moved the order since we read it; else read again and re-decide.
+            moved = await uow.execute(
+                update(orders)
+                .where(
+                    orders.c.id == order_id,
+                    orders.c.status == before.status.value,
+                    orders.c.paid_amount == before.paid.amount,
+                    orders.c.refunded_amount == before.refunded.amount,
+                )
+                .values(
+                    status=after.status.value,
+                    paid_amount=after.paid.amount,
+                    refunded_amount=after.refunded.amount,
+                    updated_at=now,
+                )
+            )
+            if moved.rowcount == 1:
+                break
+        else:
+            raise OrderBusy(order_id)
+        await _append_history(uow, order_id, before.status, after.status, now, actor, note)
+        uow.record(event(row, before, after))
 
 
 # --- helpers ---------------------------------------------------------------------------------
