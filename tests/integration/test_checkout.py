@@ -331,3 +331,131 @@ async def test_settling_one_cancellation_from_several_places_at_once_refunds_it_
     payment = await shop.payments.payment(order.payment_id or "")
     assert payment.refunded == Money(2200, "USD")
     assert (await shop.inventory.stock(sku)).available == 4
+
+
+def gift_card_and(code: str, token: str | None) -> CheckoutRequest:
+    return CheckoutRequest(
+        email="ada@example.com",
+        shipping_address=ADDRESS,
+        payment_method="gift_card",
+        gift_card_code=code,
+        payment_token=token,
+    )
+
+
+async def split_tender_order(shop: Shop) -> tuple[str, str, str]:
+    """An order of 11.00 paid 5.00 by gift card and 6.00 by card: (order, card payment, code)."""
+    sku = await product(shop, price=1000, on_hand=5)
+    card = await shop.payments.issue_gift_card(Money(500, "USD"))
+    cart_id = await cart_with(shop, sku, 1)
+    outcome = await shop.checkout.check_out(
+        cart_id, f"split-{uuid.uuid4()}", gift_card_and(card.code, "tok_visa")
+    )
+    assert outcome.status == 201, outcome.body
+    rest = await shop.payments.payment_for_checkout(f"{outcome.body['checkout_id']}:card")
+    return outcome.body["id"], rest.id, card.code
+
+
+async def test_a_gift_card_pays_what_it_covers_and_the_card_pays_the_rest(shop: Shop) -> None:
+    order_id, card_payment_id, code = await split_tender_order(shop)
+
+    order = await shop.orders.order(order_id)
+    assert (order.status.value, order.paid) == ("paid", Money(1100, "USD"))
+    gift = await shop.payments.payment(order.payment_id or "")
+    card = await shop.payments.payment(card_payment_id)
+    assert (gift.method.value, gift.captured) == ("gift_card", Money(500, "USD"))
+    assert (card.method.value, card.captured) == ("card", Money(600, "USD"))
+    assert await shop.payments.gift_card_balance(code) == Money(0, "USD")
+
+
+async def test_a_declined_card_for_the_rest_gives_the_gift_card_and_stock_back(
+    shop: Shop,
+) -> None:
+    sku = await product(shop, price=1000, on_hand=5)
+    card = await shop.payments.issue_gift_card(Money(500, "USD"))
+    cart_id = await cart_with(shop, sku, 1)
+
+    outcome = await shop.checkout.check_out(
+        cart_id, "split-declined", gift_card_and(card.code, "tok_chargeDeclined")
+    )
+
+    assert (outcome.status, outcome.body["code"]) == (402, "payment_declined")
+    assert await shop.payments.gift_card_balance(card.code) == Money(500, "USD")
+    assert (await shop.inventory.stock(sku)).available == 5
+    assert await count_rows(shop.db, "orders_orders") == 0
+
+
+async def test_a_gift_card_short_of_the_total_without_a_card_is_refused(shop: Shop) -> None:
+    sku = await product(shop, price=1000, on_hand=5)
+    card = await shop.payments.issue_gift_card(Money(500, "USD"))
+    cart_id = await cart_with(shop, sku, 1)
+
+    outcome = await shop.checkout.check_out(cart_id, "split-short", gift_card_and(card.code, None))
+
+    assert (outcome.status, outcome.body["code"]) == (402, "payment_declined")
+    assert outcome.body["reason"] == "insufficient_gift_card_balance"
+    assert outcome.body["remaining"] == {"amount": 600, "currency": "USD"}
+    assert await shop.payments.gift_card_balance(card.code) == Money(500, "USD")
+
+
+async def test_cancelling_a_split_tender_order_refunds_both(shop: Shop) -> None:
+    order_id, card_payment_id, code = await split_tender_order(shop)
+
+    cancelled = await shop.checkout.cancel_order(order_id, "staff-1", "customer asked")
+
+    assert (cancelled.status.value, cancelled.refunded) == ("cancelled", Money(1100, "USD"))
+    assert await shop.payments.gift_card_balance(code) == Money(500, "USD")
+    assert (await shop.payments.payment(card_payment_id)).refunded == Money(600, "USD")
+
+
+async def test_a_split_tender_refund_goes_to_the_card_first_and_a_retry_agrees(
+    shop: Shop,
+) -> None:
+    order_id, card_payment_id, code = await split_tender_order(shop)
+
+    first = await shop.checkout.refund_order(order_id, Money(700, "USD"), "refund-0001")
+    again = await shop.checkout.refund_order(order_id, Money(700, "USD"), "refund-0001")
+
+    assert first.refunded == again.refunded == Money(700, "USD")
+    assert (await shop.payments.payment(card_payment_id)).refunded == Money(600, "USD")
+    assert await shop.payments.gift_card_balance(code) == Money(100, "USD")
+    with pytest.raises(RefundExceedsCapture):
+        await shop.checkout.refund_order(order_id, Money(500, "USD"), "refund-0002")
+    assert (await shop.orders.order(order_id)).refunded == Money(700, "USD")
+
+
+async def test_recovery_gives_back_both_tenders_of_a_split_checkout_that_died(
+    shop: Shop,
+) -> None:
+    sku = await product(shop, price=1000, on_hand=2)
+    card = await shop.payments.issue_gift_card(Money(500, "USD"))
+    checkout_id = str(uuid.uuid4())
+    cart_id = await cart_with(shop, sku, 1)
+    await shop.inventory.reserve(checkout_id, [(sku, 1)])
+    gift = await shop.payments.authorize(
+        checkout_id, Money(1100, "USD"), "gift_card", gift_card_code=card.code
+    )
+    rest = await shop.payments.authorize(
+        f"{checkout_id}:card", gift.remaining, "card", token="tok_visa"
+    )
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with shop.db.transaction() as uow:
+        await uow.execute(
+            insert(checkouts).values(
+                id=checkout_id,
+                idempotency_key=f"crashed-{checkout_id}",
+                fingerprint="x" * 64,
+                cart_id=cart_id,
+                step="started",
+                created_at=long_ago,
+                updated_at=long_ago,
+            )
+        )
+        await uow.commit()
+
+    assert await shop.checkout.recover(timedelta(minutes=1)) == 1
+
+    assert (await shop.payments.payment(gift.id)).status.value == "voided"
+    assert (await shop.payments.payment(rest.id)).status.value == "voided"
+    assert await shop.payments.gift_card_balance(card.code) == Money(500, "USD")
+    assert (await shop.inventory.stock(sku)).available == 2

@@ -39,7 +39,10 @@ class PaymentIn(BaseModel):
     token: str | None = Field(
         default=None,
         pattern=r"^tok_[A-Za-z0-9_]{1,64}$",
-        description="a card processor's token; card numbers never reach Colonnade",
+        description=(
+            "a card processor's token (card numbers never reach Colonnade); with a gift card, "
+            "the card that pays what the gift card does not cover"
+        ),
     )
     gift_card_code: str | None = Field(default=None, max_length=64)
 

@@ -108,7 +108,7 @@ class GiftCardShort(ColonnadeError):
     def __init__(self, remaining: Money) -> None:
         super().__init__(
             f"the gift card does not cover the order; {remaining.amount} {remaining.currency} "
-            "remain to be paid",
+            "remain to be paid: add a card token to the gift card payment to pay the rest",
             reason="insufficient_gift_card_balance",
             remaining=remaining.as_dict(),
         )

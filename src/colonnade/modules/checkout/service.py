@@ -100,6 +100,11 @@ class _Progress:
     payment_id: str | None = None
     order_id: str | None = None
 
+    @property
+    def rest_reference(self) -> str:
+        """The card payment's reference when a gift card pays only part (split tender)."""
+        return f"{self.id}:card"
+
 
 class CheckoutService:
     def __init__(
@@ -219,12 +224,14 @@ class CheckoutService:
         market = await self._step(self._pricing.market(cart.market))
         titles = await self._catalog.titles_for([sku for sku, _ in lines], market.locale)
 
+        # With a gift card, a card token (if given) pays what the gift card does not cover.
+        split = request.payment_method == "gift_card"
         payment = await self._step(
             self._payments.authorize(
                 progress.id,
                 quote.total,
                 request.payment_method,
-                token=request.payment_token,
+                token=None if split else request.payment_token,
                 gift_card_code=request.gift_card_code,
             )
         )
@@ -232,7 +239,18 @@ class CheckoutService:
         if payment.status == PaymentStatus.FAILED:
             raise _Failed(PaymentRefused(payment.decline_reason or "declined"))
         if payment.remaining.amount > 0:
-            raise _Failed(GiftCardShort(payment.remaining))
+            if request.payment_token is None:
+                raise _Failed(GiftCardShort(payment.remaining))
+            rest = await self._step(
+                self._payments.authorize(
+                    progress.rest_reference,
+                    payment.remaining,
+                    "card",
+                    token=request.payment_token,
+                )
+            )
+            if rest.status == PaymentStatus.FAILED:
+                raise _Failed(PaymentRefused(rest.decline_reason or "declined"))
 
         placed = await self._step(
             self._orders.place(
@@ -289,9 +307,15 @@ class CheckoutService:
         if not (progress.payment_id and progress.order_id and progress.reservation_id):
             raise RuntimeError(f"checkout {progress.id} has no order to settle")
         await self._payments.attach_order(progress.payment_id, progress.order_id)
+        rest = await self._payment_of(progress.rest_reference)
+        if rest is not None:
+            await self._payments.attach_order(rest.id, progress.order_id)
         if not awaiting_transfer:
             payment = await self._step(self._payments.capture(progress.payment_id))
-            await self._orders.mark_paid(progress.order_id, payment.captured)
+            captured = payment.captured
+            if rest is not None:
+                captured += (await self._step(self._payments.capture(rest.id))).captured
+            await self._orders.mark_paid(progress.order_id, captured)
         await self._inventory.commit(progress.reservation_id)
         await self._carts.close(progress.cart_id)
 
@@ -327,12 +351,17 @@ class CheckoutService:
             progress.payment_id = payment.id if payment else None
         if progress.payment_id is not None:
             await self._give_money_back(progress, progress.payment_id)
+        rest = await self._payment_of(progress.rest_reference)
+        if rest is not None:
+            await self._give_money_back(progress, rest.id, key=f"{progress.id}:undo-card")
         if progress.reservation_id is not None:
             await self._inventory.release(progress.reservation_id)
         else:
             await self._inventory.release_for(progress.id)
 
-    async def _give_money_back(self, progress: _Progress, payment_id: str) -> None:
+    async def _give_money_back(
+        self, progress: _Progress, payment_id: str, *, key: str | None = None
+    ) -> None:
         """Void an authorization; refund a capture (a capture that landed before a crash)."""
         payment = await self._payments.payment(payment_id)
         if payment.captured.amount == 0:
@@ -340,11 +369,9 @@ class CheckoutService:
             return
         owed = payment.captured - payment.refunded
         if owed.amount > 0:
-            payment = await self._payments.refund(payment.id, owed, key=f"{progress.id}:undo")
+            await self._payments.refund(payment.id, owed, key=key or f"{progress.id}:undo")
             if progress.order_id is not None:
-                await self._orders.record_refunded_total(
-                    progress.order_id, payment.refunded, actor="checkout"
-                )
+                await self._sync_refunded(progress.order_id)
 
     async def _payment_of(self, checkout_id: str) -> Payment | None:
         try:
@@ -415,33 +442,65 @@ class CheckoutService:
                 await self._inventory.release(reservation_id)
             elif reservation.status.value == "committed":
                 await self._inventory.return_stock(reservation_id)
-        if order.payment_id is not None:
-            payment = await self._payments.payment(order.payment_id)
+        for payment in await self._tenders(order):
             if payment.status in (PaymentStatus.AUTHORIZED, PaymentStatus.PENDING):
                 await self._payments.void(payment.id)
             elif (owed := payment.captured - payment.refunded).amount > 0:
-                await self._payments.refund(payment.id, owed, key=f"{order_id}:cancel")
+                rest = payment.id != order.payment_id
+                await self._payments.refund(
+                    payment.id, owed, key=f"{order_id}:cancel" + (":card" if rest else "")
+                )
         return await self._sync_refunded(order_id)
 
     async def refund_order(self, order_id: str, amount: Money, key: str) -> Order:
         """Give back part or all of what an order paid; never more than was captured."""
         order = await self._orders.order(order_id)
-        if order.payment_id is None:
+        tenders = await self._tenders(order)
+        if not tenders:
             raise NothingToRefund(order_id)
-        await self._payments.refund(order.payment_id, amount, key=f"{order_id}:{key}")
+        if len(tenders) == 1:
+            await self._payments.refund(tenders[0].id, amount, key=f"{order_id}:{key}")
+            return await self._sync_refunded(order_id)
+        # Split tender: the card first, then the gift card. A retry repeats the card part the
+        # first attempt chose, so both attempts split the amount alike.
+        gift, card = tenders
+        card_key = f"{order_id}:{key}:card"
+        first = await self._payments.refund_under(card_key)
+        on_card = (
+            first.amount
+            if first is not None
+            else min(amount.amount, (card.captured - card.refunded).amount)
+        )
+        if on_card > 0:
+            await self._payments.refund(card.id, Money(on_card, amount.currency), key=card_key)
+        if amount.amount > on_card:
+            await self._payments.refund(
+                gift.id, Money(amount.amount - on_card, amount.currency), key=f"{order_id}:{key}"
+            )
         return await self._sync_refunded(order_id)
 
     async def _sync_refunded(self, order_id: str) -> Order:
-        """Make the order's refunded amount what its payment says was refunded."""
+        """Make the order's refunded amount what its payments say was refunded."""
         order = await self._orders.order(order_id)
-        if order.payment_id is None:
+        tenders = await self._tenders(order)
+        if not tenders:
             return order
-        payment = await self._payments.payment(order.payment_id)
-        if payment.refunded.amount > order.refunded.amount:
-            order = await self._orders.record_refunded_total(
-                order_id, payment.refunded, actor="checkout"
-            )
+        refunded = Money.zero(order.currency)
+        for payment in tenders:
+            refunded += payment.refunded
+        if refunded.amount > order.refunded.amount:
+            order = await self._orders.record_refunded_total(order_id, refunded, actor="checkout")
         return order
+
+    async def _tenders(self, order: Order) -> list[Payment]:
+        """What paid the order: its payment, and the card that paid the rest of a gift card."""
+        if order.payment_id is None:
+            return []
+        tenders = [await self._payments.payment(order.payment_id)]
+        rest = await self._payment_of(f"{order.checkout_id}:card")
+        if rest is not None:
+            tenders.append(rest)
+        return tenders
 
     async def _checkout_row(self, checkout_id: str) -> Any:
         async with self._db.reading() as conn:

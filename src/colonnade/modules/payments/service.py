@@ -438,6 +438,15 @@ class PaymentsService:
                 raise ProviderRefused(payment_id, "refund", outcome.decline_reason)
         return await refund_steps.complete_refund(self._db, refund)
 
+    async def refund_under(self, key: str) -> Money | None:
+        """The amount a refund with this key asked for, if there is one (to repeat it)."""
+        async with self._db.reading() as conn:
+            refund = await refund_by_key(conn, key)
+            if refund is None:
+                return None
+            currency = (await payment_row(conn, refund.payment_id)).currency
+        return Money(int(refund.amount), currency)
+
     # --- gift cards -----------------------------------------------------------------------
 
     async def issue_gift_card(self, amount: Money) -> IssuedGiftCard:
