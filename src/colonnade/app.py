@@ -162,6 +162,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
             Job("recover-checkouts", 10, lambda: checkout.recover(recover_after)),
             Job("reconcile-payments", 30, payments.reconcile),
             Job("erase-guest-data", 3600, compliance.erase_guest_data),
+            Job("prune-sign-ins", 3600, identity.prune),
             # New values go under the newest key within this long of `colonnade keys rotate`.
             Job("refresh-keys", 30, keyring.refresh),
         ]

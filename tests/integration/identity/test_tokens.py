@@ -207,3 +207,21 @@ async def test_parallel_guesses_cannot_slip_past_the_lockout(http: httpx.AsyncCl
     answers = await asyncio.gather(*(login(http, "ada@example.com", WRONG) for _ in range(10)))
 
     assert Counter(a.status_code for a in answers) == {401: 5, 429: 5}
+
+
+async def test_pruning_forgets_expired_refresh_tokens_and_forgiven_throttles_only(
+    db: Database, http: httpx.AsyncClient, identity: IdentityService, clock: SettableClock
+) -> None:
+    await register(http)
+    assert (await login(http, "ada@example.com")).status_code == 200
+    assert (await login(http, "old@example.com", WRONG)).status_code == 401
+    clock.advance(timedelta(days=31))
+    assert (await login(http, "ada@example.com")).status_code == 200
+    assert (await login(http, "new@example.com", WRONG)).status_code == 401
+
+    assert await identity.prune() == 2
+
+    assert len(await rows(db, "identity_refresh_tokens")) == 1
+    assert len(await rows(db, "identity_login_throttles")) == 1
+    locked_out = [await login(http, "new@example.com", WRONG) for _ in range(5)]
+    assert locked_out[-1].status_code == 429

@@ -23,7 +23,7 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from colonnade.kernel.clock import Clock
@@ -484,6 +484,27 @@ class IdentityService:
                 return
             await uow.execute(delete(refresh_tokens).where(refresh_tokens.c.family_id == family))
             await uow.commit()
+
+    async def prune(self) -> int:
+        """Forget what no longer counts: refresh tokens past their expiry (they cannot be used,
+        nor betray a thief) and login throttles a quiet window has forgiven."""
+        now = self._clock.now()
+        forgiven = now - self._lockout.window
+        async with self._db.transaction() as uow:
+            tokens = await uow.execute(
+                delete(refresh_tokens).where(refresh_tokens.c.expires_at <= now)
+            )
+            throttles = await uow.execute(
+                delete(login_throttles).where(
+                    login_throttles.c.last_failure_at <= forgiven,
+                    or_(
+                        login_throttles.c.locked_until.is_(None),
+                        login_throttles.c.locked_until <= forgiven,
+                    ),
+                )
+            )
+            await uow.commit()
+        return int(tokens.rowcount + throttles.rowcount)
 
     async def logout_all(self, subject: str) -> None:
         async with self._db.transaction() as uow:
