@@ -99,6 +99,9 @@ class _Progress:
     reservation_id: str | None = None
     payment_id: str | None = None
     order_id: str | None = None
+    # The card payment for what a gift card left, once this process knows whether there is one.
+    rest_payment_id: str | None = None
+    rest_known: bool = False
 
     @property
     def rest_reference(self) -> str:
@@ -251,6 +254,8 @@ class CheckoutService:
             )
             if rest.status == PaymentStatus.FAILED:
                 raise _Failed(PaymentRefused(rest.decline_reason or "declined"))
+            progress.rest_payment_id = rest.id
+        progress.rest_known = True
 
         placed = await self._step(
             self._orders.place(
@@ -307,14 +312,18 @@ class CheckoutService:
         if not (progress.payment_id and progress.order_id and progress.reservation_id):
             raise RuntimeError(f"checkout {progress.id} has no order to settle")
         await self._payments.attach_order(progress.payment_id, progress.order_id)
-        rest = await self._payment_of(progress.rest_reference)
-        if rest is not None:
-            await self._payments.attach_order(rest.id, progress.order_id)
+        if not progress.rest_known:
+            # Recovery: whether a card paid the rest is in payments, not in this process.
+            rest = await self._payment_of(progress.rest_reference)
+            progress.rest_payment_id = rest.id if rest else None
+        if progress.rest_payment_id is not None:
+            await self._payments.attach_order(progress.rest_payment_id, progress.order_id)
         if not awaiting_transfer:
             payment = await self._step(self._payments.capture(progress.payment_id))
             captured = payment.captured
-            if rest is not None:
-                captured += (await self._step(self._payments.capture(rest.id))).captured
+            if progress.rest_payment_id is not None:
+                rest_payment = await self._step(self._payments.capture(progress.rest_payment_id))
+                captured += rest_payment.captured
             await self._orders.mark_paid(progress.order_id, captured)
         await self._inventory.commit(progress.reservation_id)
         await self._carts.close(progress.cart_id)
