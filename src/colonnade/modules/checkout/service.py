@@ -224,8 +224,7 @@ class CheckoutService:
         progress.reservation_id = reservation.id
 
         quote = await self._step(self._pricing.quote(cart.market, lines))
-        market = await self._step(self._pricing.market(cart.market))
-        titles = await self._catalog.titles_for([sku for sku, _ in lines], market.locale)
+        titles = await self._catalog.titles_for([sku for sku, _ in lines], quote.locale)
 
         # With a gift card, a card token (if given) pays what the gift card does not cover.
         split = request.payment_method == "gift_card"

@@ -246,6 +246,8 @@ class QuoteLine:
 @dataclass(frozen=True, slots=True)
 class Quote:
     market: str
+    # The market's language, for whatever is shown with the quote (line titles).
+    locale: str
     tax_inclusive: bool
     lines: tuple[QuoteLine, ...]
     subtotal: Money
@@ -288,6 +290,7 @@ def quote(
     tax = sum_money([q.tax for q in quoted], market.currency)
     return Quote(
         market=market.code,
+        locale=market.locale,
         tax_inclusive=market.tax_inclusive,
         lines=tuple(quoted),
         subtotal=subtotal,
