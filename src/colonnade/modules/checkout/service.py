@@ -29,7 +29,7 @@ from colonnade.kernel.db import Database
 from colonnade.kernel.errors import ColonnadeError
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.money import Money
-from colonnade.modules.cart.service import CartService, CartStatus
+from colonnade.modules.cart.service import CartService, CartSnapshot, CartStatus
 from colonnade.modules.catalog.service import CatalogService
 from colonnade.modules.checkout.domain import (
     FINISHED,
@@ -142,8 +142,9 @@ class CheckoutService:
     ) -> Outcome:
         """Buy what is in the cart. The same key returns the first outcome, charging nothing."""
         key = checked_key(idempotency_key)
-        # Before anything is stored: another customer's cart is answered like no cart.
-        await self._carts.snapshot(cart_id, request.customer_id)
+        # Before anything is stored: another customer's cart is answered like no cart. What
+        # the cart holds now is what this checkout buys.
+        cart = await self._carts.snapshot(cart_id, request.customer_id)
         print_ = self._keyring.blind_index(
             canonical_request(cart_id, request.as_dict()), context=_REQUEST_DIGEST
         )
@@ -152,7 +153,7 @@ class CheckoutService:
             return await self._first_outcome(key, print_)
         self._running.add(progress.id)
         try:
-            body = await self._run(progress, request)
+            body = await self._run(progress, request, cart)
         except _Failed as failed:
             await self._compensate(progress)
             return await self._finish_failed(progress, failed.error)
@@ -212,8 +213,9 @@ class CheckoutService:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.25)
 
-    async def _run(self, progress: _Progress, request: CheckoutRequest) -> dict[str, Any]:
-        cart = await self._step(self._carts.snapshot(progress.cart_id, request.customer_id))
+    async def _run(
+        self, progress: _Progress, request: CheckoutRequest, cart: CartSnapshot
+    ) -> dict[str, Any]:
         if cart.status != CartStatus.OPEN:
             raise _Failed(CartNotOpen(cart.id, cart.status.value))
         if not cart.lines:
