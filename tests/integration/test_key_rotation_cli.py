@@ -16,6 +16,8 @@ from colonnade.kernel.crypto import decode_master_key, new_master_key
 from colonnade.kernel.money import Money
 from colonnade.kernel.schema import data_keys
 from colonnade.kernel.settings import Settings
+from colonnade.modules.compliance.schema import audit_log
+from colonnade.modules.compliance.service import AuditRecord
 from colonnade.modules.identity.schema import customers
 from colonnade.modules.orders.schema import orders as orders_table
 from colonnade.modules.orders.service import NewOrder, OrderLine
@@ -70,6 +72,15 @@ async def buyers(shop: Shop, count: int = 5) -> None:
                 shipping_address=ADDRESS,
             )
         )
+        await shop.compliance.audit.append(
+            AuditRecord(
+                actor_kind="staff",
+                actor_id="staff-1",
+                client_address="10.0.0.1",
+                action="GET /admin/customers/{customer_id}/export",
+                after={"email": f"buyer{n}@example.com"},
+            )
+        )
 
 
 async def state(shop: Shop) -> dict[str, Any]:
@@ -78,10 +89,12 @@ async def state(shop: Shop) -> dict[str, Any]:
         keys = await conn.scalar(select(func.count()).select_from(data_keys))
         order_rows = (await conn.execute(select(orders_table))).all()
         customer_rows = (await conn.execute(select(customers))).all()
+        payloads = (await conn.execute(select(audit_log.c.payload))).scalars().all()
     tokens = [r.email_encrypted for r in order_rows] + [
         r.shipping_address_encrypted for r in order_rows
     ]
     tokens += [r.email for r in customer_rows] + [r.name for r in customer_rows]
+    tokens += list(payloads)
     orders = [await shop.orders.order(r.id) for r in order_rows]
     return {
         "keys": keys,
@@ -89,7 +102,10 @@ async def state(shop: Shop) -> dict[str, Any]:
         "under": {token.split(":")[1] for token in tokens},
         "emails": sorted(o.email or "" for o in orders),
         "addresses": [o.shipping_address for o in orders],
-        "stale": await shop.orders.stale_rows() + await shop.identity.stale_rows(),
+        "stale": await shop.orders.stale_rows()
+        + await shop.identity.stale_rows()
+        + await shop.compliance.stale_rows(),
+        "audit": (await shop.compliance.audit.verify()).intact,
     }
 
 
@@ -106,6 +122,7 @@ def test_rotate_puts_every_encrypted_value_under_a_new_key(settings: Settings) -
     assert after["emails"] == [f"buyer{n}@example.com" for n in range(5)]
     assert after["addresses"] == [ADDRESS] * 5
     assert after["stale"] == 0
+    assert after["audit"], "the audit chain must still verify after re-encryption"
     assert after["active"] in rotated.output
 
 
@@ -130,7 +147,8 @@ def test_an_interrupted_rotation_is_finished_by_the_next_run(settings: Settings)
 
     halfway = with_shop(settings, interrupted_rotation)
     assert len(halfway["under"]) == 2
-    assert halfway["stale"] == 3 + 5
+    # Orders left after the first batch, then every customer and every audit payload.
+    assert halfway["stale"] == 3 + 5 + 5
 
     resumed = CliRunner().invoke(cli, ["keys", "rotate"])
 

@@ -382,6 +382,13 @@ class ComplianceService:
         self._clock = clock
         self._retention = guest_data_retention
 
+    async def reencrypt(self, progress: Callable[[int], None] | None = None) -> int:
+        """Re-encrypt what compliance keeps encrypted (the audit payloads), for key rotation."""
+        return await self.audit.reencrypt(progress)
+
+    async def stale_rows(self) -> int:
+        return await self.audit.stale_rows()
+
     async def export(self, customer_id: str) -> dict[str, Any]:
         """Everything the shop keeps about a customer, as JSON-ready values."""
         if not await self._accounts.customer_exists(customer_id):
