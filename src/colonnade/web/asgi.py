@@ -25,8 +25,21 @@ def replaying(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def read_body(receive: Receive) -> bytes:
-    """The whole body (the size limit in front has already bounded it)."""
+# Where the first middleware to read a request's body leaves it for the ones inside it.
+_BODY = "colonnade.body"
+
+
+def keep_body(scope: Scope, body: bytes, receive: Receive) -> Receive:
+    """Remember the already-read `body` for the middlewares inside; the app gets it replayed."""
+    scope[_BODY] = body
+    return replaying(body, receive)
+
+
+async def buffered_body(scope: Scope, receive: Receive) -> tuple[bytes, Receive]:
+    """The whole body, read from the client only once however many middlewares look at it
+    (the size limit in front has already bounded it), and the `receive` to pass on."""
+    if _BODY in scope:
+        return scope[_BODY], receive
     chunks: list[bytes] = []
     while True:
         message: Message = await receive()
@@ -35,7 +48,8 @@ async def read_body(receive: Receive) -> bytes:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             break
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    return body, keep_body(scope, body, receive)
 
 
 def header(scope: Scope, name: bytes) -> str | None:

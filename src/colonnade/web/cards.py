@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from colonnade.kernel.cards import contains_card_number, may_contain_card_number
-from colonnade.web.asgi import media_type, read_body, replaying, send_problem
+from colonnade.web.asgi import buffered_body, media_type, send_problem
 
 _FORM = "application/x-www-form-urlencoded"
 
@@ -60,8 +60,7 @@ class CardNumberGuard:
         location = "query"
         media = media_type(scope)
         if field is None and (_is_json(media) or media == _FORM):
-            body = await read_body(receive)
-            receive = replaying(body, receive)
+            body, receive = await buffered_body(scope, receive)
             field = _body_field(body, media)
             location = "body"
         if field is None:

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from colonnade.web.asgi import header, read_body, replaying, send_problem
+from colonnade.web.asgi import buffered_body, header, keep_body, send_problem
 
 
 class BodySizeLimit:
@@ -55,7 +55,7 @@ class BodySizeLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        await self.app(scope, replaying(b"".join(chunks), receive), send)
+        await self.app(scope, keep_body(scope, b"".join(chunks), receive), send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_problem(
@@ -205,8 +205,7 @@ class RateLimits:
         if limit.account is not None and limit.per_account is not None:
             body = b""
             if scope["method"] in ("POST", "PUT", "PATCH"):
-                body = await read_body(receive)
-                receive = replaying(body, receive)
+                body, receive = await buffered_body(scope, receive)
             account = limit.account(params, body)
             if account is not None:
                 # Hashed: the limiter keeps no e-mail addresses in memory.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from colonnade.web.asgi import media_type, read_body, replaying, send_problem
+from colonnade.web.asgi import buffered_body, media_type, send_problem
 
 # As they arrive: percent-encoded in URLs and forms, escaped in JSON.
 _ENCODED_NUL = (b"%00", b"\\u0000", b"\x00")
@@ -32,8 +32,7 @@ class NulCharacterGuard:
         else:
             media = media_type(scope)
             if media.endswith("json") or media == "application/x-www-form-urlencoded":
-                body = await read_body(receive)
-                receive = replaying(body, receive)
+                body, receive = await buffered_body(scope, receive)
                 if _holds_nul(body):
                     location = "body"
         if location is None:
