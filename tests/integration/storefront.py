@@ -22,16 +22,30 @@ PASSWORD = "correct horse battery staple"
 
 
 @asynccontextmanager
-async def storefront(database_url: str) -> AsyncIterator[tuple[Shop, httpx.AsyncClient]]:
-    """A started app (migrated, keys loaded) with a US market, and a client for it."""
-    app: FastAPI = create_app(Settings(database_url=database_url, secret_key=SECRET))
+async def started(settings: Settings, *, us_tax: Decimal | None = None) -> AsyncIterator[FastAPI]:
+    """The whole app, started (migrated, keys loaded); with a US market when `us_tax` is set."""
+    app: FastAPI = create_app(settings)
     async with app.router.lifespan_context(app):
-        shop: Shop = app.state.shop
-        await shop.pricing.set_market("US", "United States", "USD", "en-US", False, Decimal("0.1"))
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://shop.test"
-        ) as http:
-            yield shop, http
+        if us_tax is not None:
+            shop: Shop = app.state.shop
+            await shop.pricing.set_market("US", "United States", "USD", "en-US", False, us_tax)
+        yield app
+
+
+def client(app: FastAPI, address: str = "127.0.0.1") -> httpx.AsyncClient:
+    """An HTTP client of the app, calling from `address`."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=(address, 50000)),
+        base_url="http://shop.test",
+    )
+
+
+@asynccontextmanager
+async def storefront(database_url: str) -> AsyncIterator[tuple[Shop, httpx.AsyncClient]]:
+    """A started app with a US market, and a client for it."""
+    settings = Settings(database_url=database_url, secret_key=SECRET)
+    async with started(settings, us_tax=Decimal("0.1")) as app, client(app) as http:
+        yield app.state.shop, http
 
 
 async def product(shop: Shop, *, price: int = 1000, on_hand: int = 10) -> str:

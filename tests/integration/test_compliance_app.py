@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import inspect, text
 
-from colonnade.app import Shop, assemble, create_app
+from colonnade.app import Shop, assemble
 from colonnade.kernel.clock import SettableClock
 from colonnade.kernel.db import Database
 from colonnade.kernel.money import Money
@@ -24,6 +24,7 @@ from colonnade.kernel.settings import Settings
 from colonnade.modules.catalog.service import NewProduct, NewVariant
 from colonnade.modules.checkout.service import CheckoutRequest
 from tests.conftest import count_rows
+from tests.integration.storefront import client, started
 
 SECRET = "compliance-tests-" + "s" * 32
 PASSWORD = "a long and secret password"
@@ -44,20 +45,15 @@ PERSONAL = (EMAIL, NAME, STREET, PHONE)
 
 @pytest.fixture
 async def app(database_url: str) -> AsyncIterator[FastAPI]:
-    app = create_app(Settings(database_url=database_url, secret_key=SECRET))
-    async with app.router.lifespan_context(app):
-        shop: Shop = app.state.shop
-        await shop.pricing.set_market("US", "United States", "USD", "en-US", False, Decimal("0.10"))
+    settings = Settings(database_url=database_url, secret_key=SECRET)
+    async with started(settings, us_tax=Decimal("0.10")) as app:
         yield app
 
 
 @pytest.fixture
 async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, client=("203.0.113.9", 4711)),
-        base_url="http://shop.test",
-    ) as client:
-        yield client
+    async with client(app, "203.0.113.9") as http:
+        yield http
 
 
 @pytest.fixture

@@ -8,26 +8,23 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from colonnade.app import create_app
 from colonnade.kernel.settings import Settings
 from tests.integration.identity.shop import IDENTITY_TABLES, PASSWORD, bearer, login, rows
+from tests.integration.storefront import client, started
 
 SECRET = "identity-app-tests-" + "s" * 32
 
 
 @pytest.fixture
 async def app(database_url: str) -> AsyncIterator[FastAPI]:
-    app = create_app(Settings(database_url=database_url, secret_key=SECRET))
-    async with app.router.lifespan_context(app):
+    async with started(Settings(database_url=database_url, secret_key=SECRET)) as app:
         yield app
 
 
 @pytest.fixture
 async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://shop.test"
-    ) as client:
-        yield client
+    async with client(app) as http:
+        yield http
 
 
 async def test_the_shop_registers_logs_in_refreshes_and_keeps_customers_unreadable(

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from colonnade.app import create_app
 from colonnade.kernel.principal import Principal
 from colonnade.kernel.settings import Settings
+from tests.integration.storefront import client, started
 
 # Open to anyone, each for a reason. Guests browse, buy and read their order with its secret.
 PUBLIC: dict[tuple[str, str], str] = {
@@ -61,17 +61,14 @@ def concrete(path: str) -> str:
 
 @pytest.fixture
 async def app(database_url: str) -> AsyncIterator[FastAPI]:
-    app = create_app(Settings(database_url=database_url, secret_key=SECRET))
-    async with app.router.lifespan_context(app):
+    async with started(Settings(database_url=database_url, secret_key=SECRET)) as app:
         yield app
 
 
 @pytest.fixture
 async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://shop.test"
-    ) as client:
-        yield client
+    async with client(app) as http:
+        yield http
 
 
 async def token_of(http: httpx.AsyncClient, email: str) -> dict[str, str]:

@@ -19,6 +19,7 @@ from colonnade.kernel.money import Money
 from colonnade.kernel.settings import Settings
 from colonnade.modules.catalog.service import NewProduct, NewVariant
 from tests.conftest import count_rows
+from tests.integration.storefront import client, started
 
 SECRET = "web-hardening-tests-only-" + "k" * 32
 ADDRESS = {"name": "Ada", "line1": "1 Row", "city": "Town", "postal_code": "1", "country": "US"}
@@ -37,13 +38,6 @@ def key() -> dict[str, str]:
     return {"Idempotency-Key": uuid.uuid4().hex}
 
 
-def client(app: FastAPI, address: str = "203.0.113.7") -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, client=(address, 50000)),
-        base_url="http://shop.test",
-    )
-
-
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return Settings(
@@ -60,16 +54,13 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        shop: Shop = app.state.shop
-        await shop.pricing.set_market("US", "United States", "USD", "en-US", False, Decimal("0"))
+    async with started(settings, us_tax=Decimal("0")) as app:
         yield app
 
 
 @pytest.fixture
 async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with client(app) as http:
+    async with client(app, "203.0.113.7") as http:
         yield http
 
 
@@ -464,7 +455,7 @@ async def test_cors_is_closed_by_default(tmp_path: Path) -> None:
 
 async def test_cors_opens_for_configured_origins_only(tmp_path: Path) -> None:
     app = offline_app(tmp_path, cors_origins=["https://shop.example"])
-    async with client(app) as http:
+    async with client(app, "203.0.113.7") as http:
         asked = await http.options("/store/carts", headers=preflight("https://shop.example"))
         assert asked.status_code == 200
         assert asked.headers["access-control-allow-origin"] == "https://shop.example"
