@@ -94,8 +94,14 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
     else:
         secret = settings.secret_key.get_secret_value()
     keyring = Keyring(db, _master_key(settings), clock=clock)
-    catalog = CatalogService(db, clock=clock)
-    pricing = PricingService(db, base_currency=settings.base_currency)
+    catalog = CatalogService(
+        db, clock=clock, reference_cache_seconds=settings.reference_cache_seconds
+    )
+    pricing = PricingService(
+        db,
+        base_currency=settings.base_currency,
+        reference_cache_seconds=settings.reference_cache_seconds,
+    )
     inventory = InventoryService(
         db,
         clock=clock,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -277,3 +278,23 @@ async def test_a_quote_needs_a_known_market_and_whole_quantities(shop: PricingSe
         await shop.quote("FR", [("MUG", 1)])
     with pytest.raises(InvalidQuantity):
         await shop.quote("US", [("MUG", 0)])
+
+
+async def test_a_kept_market_is_read_once_and_a_change_elsewhere_shows_after_its_time(
+    db: Database,
+) -> None:
+    """Two processes on one database: the one that changes a market sees it at once, the
+    other within its keeping time, and in between a quote costs one query, not two."""
+    here = PricingService(db, base_currency="USD", reference_cache_seconds=0.3)
+    there = PricingService(db, base_currency="USD", reference_cache_seconds=0.3)
+    await here.set_market("US", "United States", "USD", "en-US", False, Decimal("0.05"))
+    await here.set_prices("MUG", [Money(1000, "USD")])
+    assert (await there.quote("US", [("MUG", 1)])).tax == Money(50, "USD")
+    with counting_selects(db) as selects:
+        await there.quote("US", [("MUG", 1)])
+    assert len(selects) == 1
+    await here.set_market("US", "United States", "USD", "en-US", False, Decimal("0.10"))
+    assert (await here.quote("US", [("MUG", 1)])).tax == Money(100, "USD")
+    assert (await there.quote("US", [("MUG", 1)])).tax == Money(50, "USD")
+    await asyncio.sleep(0.4)
+    assert (await there.quote("US", [("MUG", 1)])).tax == Money(100, "USD")

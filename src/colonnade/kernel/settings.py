@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     login_lock_seconds: int = Field(default=30, ge=1)
     login_lock_max_seconds: int = Field(default=3600, ge=1)
     base_currency: str = "USD"
+    # Markets and product titles are kept this long per process; other processes see a change
+    # by staff within this time (the process that made it, at once). 0 turns the keeping off.
+    reference_cache_seconds: float = Field(default=5.0, ge=0)
     default_warehouse: str = "main"
     reservation_ttl_seconds: int = Field(default=900, ge=10)
     payment_provider: Literal["test_gateway", "stripe"] = "test_gateway"

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from colonnade.kernel.cache import Recent
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
 from colonnade.kernel.ids import new_id
@@ -52,6 +53,9 @@ __all__ = [
     "ProductStatus",
     "Variant",
 ]
+
+
+KNOWN_SKU_SECONDS = 3600.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,9 +127,13 @@ _with_category = products.outerjoin(categories, products.c.category_id == catego
 
 
 class CatalogService:
-    def __init__(self, db: Database, *, clock: Clock) -> None:
+    def __init__(self, db: Database, *, clock: Clock, reference_cache_seconds: float = 0.0) -> None:
         self._db = db
         self._clock = clock
+        # Every checkout names its lines; titles change rarely.
+        self._titles: Recent[tuple[str, str], str] = Recent(reference_cache_seconds)
+        # Variants are never deleted, so a SKU once seen stays known: the entry cannot go stale.
+        self._known_skus: Recent[str, bool] = Recent(KNOWN_SKU_SECONDS)
 
     # --- products -------------------------------------------------------------------------
 
@@ -247,6 +255,7 @@ class CatalogService:
                 )
             uow.record(ProductChanged(product_id=product_id))
             await uow.commit()
+        self._titles.forget()
         return product
 
     async def product(
@@ -316,8 +325,25 @@ class CatalogService:
             return await _existing_skus(conn, skus)
 
     async def titles_for(self, skus: list[str], locale: str) -> dict[str, str]:
-        """Each known SKU's product title in `locale` or its closest fallback (two queries)."""
+        """Each known SKU's product title in `locale` or its closest fallback (two queries
+        for the titles not kept from a recent read)."""
         wanted = domain.normal_locale(locale)
+        found: dict[str, str] = {}
+        unread: list[str] = []
+        for sku in skus:
+            title = self._titles.get((sku, wanted))
+            if title is None:
+                unread.append(sku)
+            else:
+                found[sku] = title
+        if unread:
+            read = await self._read_titles(unread, wanted)
+            for sku, title in read.items():
+                self._titles.put((sku, wanted), title)
+            found.update(read)
+        return found
+
+    async def _read_titles(self, skus: list[str], wanted: str) -> dict[str, str]:
         async with self._db.reading() as conn:
             owners = (
                 await conn.execute(
@@ -342,8 +368,13 @@ class CatalogService:
         }
 
     async def sku_exists(self, sku: str) -> bool:
+        if self._known_skus.get(sku):
+            return True
         async with self._db.reading() as conn:
-            return bool(await conn.scalar(select(exists().where(variants.c.sku == sku))))
+            known = bool(await conn.scalar(select(exists().where(variants.c.sku == sku))))
+        if known:
+            self._known_skus.put(sku, True)
+        return known
 
     # --- categories -----------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from colonnade.kernel.cache import Recent
 from colonnade.kernel.clock import Clock, SystemClock
 from colonnade.kernel.db import Database
 from colonnade.kernel.errors import InvalidInput
@@ -55,11 +56,20 @@ class InvalidSku(InvalidInput):
 
 
 class PricingService:
-    def __init__(self, db: Database, *, base_currency: str, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        base_currency: str,
+        clock: Clock | None = None,
+        reference_cache_seconds: float = 0.0,
+    ) -> None:
         self._db = db
         # Prices in this currency are converted for markets that have none of their own.
         self.base_currency = currency_code(base_currency)
         self._clock = clock or SystemClock()
+        # Every cart and checkout reads its market; markets and exchange rates rarely change.
+        self._markets: Recent[str, tuple[Market, Decimal | None]] = Recent(reference_cache_seconds)
 
     # --- markets ---------------------------------------------------------------------------
 
@@ -92,15 +102,17 @@ class PricingService:
             )
             uow.record(MarketChanged(code=found.code))
             await uow.commit()
+        self._markets.forget()
         return found
 
     async def market(self, code: str) -> Market:
         """The market with this code; UnknownMarket (422) naming the known ones otherwise."""
+        kept = self._markets.get(code)
+        if kept is not None:
+            return kept[0]
         async with self._db.reading() as conn:
-            row = (await conn.execute(select(markets).where(markets.c.code == code))).first()
-            if row is None:
-                raise await _unknown_market(conn, code)
-        return _market(row)
+            where, _ = await self._market_and_rate(conn, code)
+        return where
 
     async def markets(self) -> list[Market]:
         async with self._db.reading() as conn:
@@ -161,6 +173,7 @@ class PricingService:
                 )
             )
             await uow.commit()
+        self._markets.forget()
 
     async def prices_for(self, skus: list[str], market_code: str) -> dict[str, Money]:
         """Each SKU's price in the market's currency; SKUs without one are left out."""
@@ -179,21 +192,9 @@ class PricingService:
     async def _priced(
         self, conn: AsyncConnection, skus: Iterable[str], market_code: str
     ) -> tuple[Market, dict[str, Money]]:
-        """The market and the SKUs' prices in it, in two queries."""
-        rate_to_market = and_(
-            fx_rates.c.base_currency == self.base_currency,
-            fx_rates.c.quote_currency == markets.c.currency,
-        )
-        row = (
-            await conn.execute(
-                select(markets, fx_rates.c.rate)
-                .select_from(markets.outerjoin(fx_rates, rate_to_market))
-                .where(markets.c.code == market_code)
-            )
-        ).first()
-        if row is None:
-            raise await _unknown_market(conn, market_code)
-        where = _market(row)
+        """The market and the SKUs' prices in it, in two queries (one while the market is
+        kept)."""
+        where, fx = self._markets.get(market_code) or await self._market_and_rate(conn, market_code)
         wanted = sorted(set(skus))
         if not wanted:
             return where, {}
@@ -206,13 +207,33 @@ class PricingService:
         )
         for r in rows:
             by_sku[r.sku][r.currency] = Money(int(r.amount), r.currency)
-        fx = Decimal(row.rate) if row.rate is not None else None
         found: dict[str, Money] = {}
         for sku, listed in by_sku.items():
             price = domain.price_in(where.currency, listed, self.base_currency, fx)
             if price is not None:
                 found[sku] = price
         return where, found
+
+    async def _market_and_rate(
+        self, conn: AsyncConnection, code: str
+    ) -> tuple[Market, Decimal | None]:
+        """The market and the rate from the base currency into its currency, read and kept."""
+        rate_to_market = and_(
+            fx_rates.c.base_currency == self.base_currency,
+            fx_rates.c.quote_currency == markets.c.currency,
+        )
+        row = (
+            await conn.execute(
+                select(markets, fx_rates.c.rate)
+                .select_from(markets.outerjoin(fx_rates, rate_to_market))
+                .where(markets.c.code == code)
+            )
+        ).first()
+        if row is None:
+            raise await _unknown_market(conn, code)
+        found = (_market(row), Decimal(row.rate) if row.rate is not None else None)
+        self._markets.put(code, found)
+        return found
 
 
 # --- helpers ------------------------------------------------------------------------------
