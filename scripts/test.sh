@@ -3,6 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The operations page's browser test drives Debian's chromium; install it where we may
+# (only the tests need it, so serving the shop never waits for it).
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+    || echo "chromium could not be installed; the browser test will say so"
+fi
 echo "== ruff";          .venv/bin/ruff check src tests bench
 echo "== ruff format";   .venv/bin/ruff format --check src tests bench
 echo "== mypy";          .venv/bin/mypy

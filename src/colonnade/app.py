@@ -6,7 +6,7 @@ their public services, and nowhere else.
 
 from __future__ import annotations
 
-import asyncio
+import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,17 +15,25 @@ from datetime import timedelta
 
 import structlog
 from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+from opentelemetry.sdk.trace.export import SpanExporter
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
 
 from colonnade import migrations
-from colonnade.kernel import inbox
+from colonnade.kernel import inbox, tracing
 from colonnade.kernel.bus import InProcessBus
 from colonnade.kernel.clock import Clock, SystemClock
 from colonnade.kernel.crypto import Keyring, decode_master_key
 from colonnade.kernel.db import Database
+from colonnade.kernel.dead_letters import DeadLetters
+from colonnade.kernel.metrics import MULTIPROCESS_DIRECTORY
 from colonnade.kernel.outbox import OutboxRelay
+from colonnade.kernel.pruning import Pruning
 from colonnade.kernel.redaction import configure_logging
 from colonnade.kernel.settings import Settings
 from colonnade.modules import MODULES
@@ -36,24 +44,34 @@ from colonnade.modules.catalog.service import CatalogService
 from colonnade.modules.checkout import api as checkout_api
 from colonnade.modules.checkout.service import CheckoutService
 from colonnade.modules.compliance import api as compliance_api
+from colonnade.modules.compliance.events import CustomerDataErased
 from colonnade.modules.compliance.service import AuditLog, ComplianceService
 from colonnade.modules.identity import api as identity_api
 from colonnade.modules.identity.domain import LockoutPolicy
 from colonnade.modules.identity.service import IdentityService
 from colonnade.modules.inventory import api as inventory_api
 from colonnade.modules.inventory.service import InventoryService
+from colonnade.modules.notifications.adapters.log_mailer import LogMailer
+from colonnade.modules.notifications.service import NotificationsService
 from colonnade.modules.orders import api as orders_api
-from colonnade.modules.orders.events import OrderCancelled
+from colonnade.modules.orders.events import OrderCancelled, OrderPaid
 from colonnade.modules.orders.service import OrdersService
 from colonnade.modules.payments import api as payments_api
 from colonnade.modules.payments.adapters.stripe_processor import StripeProcessor
 from colonnade.modules.payments.adapters.test_gateway import TestGateway
+from colonnade.modules.payments.circuit import BreakerPolicy, CircuitBreaker
+from colonnade.modules.payments.resilience import ResilientProvider
 from colonnade.modules.payments.service import PaymentProvider, PaymentsService
 from colonnade.modules.pricing import api as pricing_api
 from colonnade.modules.pricing.service import PricingService
+from colonnade.ops import dead_letters_api, health
+from colonnade.ops import page as ops_page
+from colonnade.ops.checks import check_stock_ledger, count_dead_letters
 from colonnade.ops.maintenance import Job, Maintenance
+from colonnade.ops.sampler import Sampler
 from colonnade.web import hardening, problems
-from colonnade.web.problems import problem_response
+from colonnade.web.observability import RequestObservation
+from colonnade.web.tracing import RequestTracing
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +85,7 @@ class Shop:
     keyring: Keyring
     bus: InProcessBus
     relay: OutboxRelay
+    dead_letters: DeadLetters
     identity: IdentityService
     catalog: CatalogService
     pricing: PricingService
@@ -76,6 +95,7 @@ class Shop:
     orders: OrdersService
     checkout: CheckoutService
     compliance: ComplianceService
+    notifications: NotificationsService
     maintenance: Maintenance
 
 
@@ -86,6 +106,8 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         pool_size=settings.database_pool_size,
         sqlite_synchronous=settings.sqlite_synchronous,
     )
+    if tracing.enabled():
+        tracing.trace_statements(db.engine)
     bus = InProcessBus()
     if settings.secret_key is None:
         # Development only (production refuses to start without one): tokens die with the process.
@@ -160,7 +182,38 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         clock=clock,
         guest_data_retention=timedelta(days=settings.guest_data_retention_days),
     )
+    notifications = NotificationsService(
+        db, keyring=keyring, orders=orders, mailer=LogMailer(), clock=clock
+    )
+    guest_retention = timedelta(days=settings.guest_data_retention_days)
+    bus.subscribe(
+        OrderPaid.event_type,
+        "notifications.confirm-order",
+        inbox.guard(
+            db,
+            "notifications.confirm-order",
+            lambda envelope, uow: notifications.confirm_order(envelope.payload["order_id"], uow),
+        ),
+    )
+    bus.subscribe(
+        CustomerDataErased.event_type,
+        "notifications.forget-customer",
+        inbox.guard(
+            db,
+            "notifications.forget-customer",
+            lambda envelope, uow: notifications.forget_customer(
+                envelope.payload["customer_id"], uow
+            ),
+        ),
+    )
     recover_after = timedelta(seconds=settings.checkout_recovery_seconds)
+    dead_letters = DeadLetters(db, clock=clock)
+    pruning = Pruning(
+        db,
+        outbox_retention=timedelta(days=settings.outbox_retention_days),
+        inbox_retention=timedelta(days=settings.inbox_retention_days),
+        clock=clock,
+    )
     maintenance = Maintenance(
         [
             Job("expire-reservations", 5, inventory.expire_due),
@@ -168,9 +221,19 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
             Job("recover-checkouts", 10, lambda: checkout.recover(recover_after)),
             Job("reconcile-payments", 30, payments.reconcile),
             Job("erase-guest-data", 3600, compliance.erase_guest_data),
+            Job(
+                "forget-guest-recipients",
+                3600,
+                lambda: notifications.forget_guest_recipients(clock.now() - guest_retention),
+            ),
             Job("prune-sign-ins", 3600, identity.prune),
             # New values go under the newest key within this long of `colonnade keys rotate`.
             Job("refresh-keys", 30, keyring.refresh),
+            # Stuck outbox rows need no job: the relay claims a row again once its lease ends.
+            Job("prune-outbox", 3600, pruning.prune_outbox),
+            Job("prune-inbox", 3600, pruning.prune_inbox),
+            Job("count-dead-letters", 60, lambda: count_dead_letters(dead_letters.waiting)),
+            Job("check-stock-ledger", 300, lambda: check_stock_ledger(inventory.check_ledger)),
         ]
     )
     return Shop(
@@ -178,7 +241,13 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         db=db,
         keyring=keyring,
         bus=bus,
-        relay=OutboxRelay(db, bus, poll_seconds=settings.outbox_poll_seconds),
+        relay=OutboxRelay(
+            db,
+            bus,
+            poll_seconds=settings.outbox_poll_seconds,
+            max_attempts=settings.outbox_max_attempts,
+        ),
+        dead_letters=dead_letters,
         identity=identity,
         catalog=catalog,
         pricing=pricing,
@@ -188,6 +257,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         orders=orders,
         checkout=checkout,
         compliance=compliance,
+        notifications=notifications,
         maintenance=maintenance,
     )
 
@@ -205,18 +275,56 @@ def _master_key(settings: Settings) -> bytes:
 
 
 def _payment_provider(settings: Settings, db: Database, clock: Clock) -> PaymentProvider:
+    provider: PaymentProvider
     if settings.payment_provider == "stripe" and settings.stripe_api_key is not None:
-        return StripeProcessor(
+        provider = StripeProcessor(
             settings.stripe_api_key.get_secret_value(),
             timeout_seconds=settings.stripe_timeout_seconds,
         )
-    return TestGateway(db, clock=clock)
+    else:
+        provider = TestGateway(
+            db,
+            clock=clock,
+            latency=settings.test_gateway_latency_seconds,
+            timeout_delay=settings.test_gateway_no_answer_seconds,
+        )
+    breaker = CircuitBreaker(
+        BreakerPolicy(
+            consecutive_failures=settings.payment_breaker_failures,
+            failure_rate=settings.payment_breaker_failure_rate,
+            minimum_calls=settings.payment_breaker_minimum_calls,
+            window=timedelta(seconds=settings.payment_breaker_window_seconds),
+            cooldown=timedelta(seconds=settings.payment_breaker_cooldown_seconds),
+        ),
+        clock,
+    )
+    return ResilientProvider(
+        provider,
+        breaker=breaker,
+        timeout_seconds=settings.payment_timeout_seconds,
+        retries=settings.payment_retries,
+        backoff_seconds=settings.payment_retry_backoff_seconds,
+    )
 
 
-def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    migrate: bool = True,
+    span_exporter: SpanExporter | None = None,
+) -> FastAPI:
+    """The shop as an ASGI app; `span_exporter` receives its spans instead of an OTLP collector."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
+    tracing.configure(settings, exporter=span_exporter)
     shop = assemble(settings)
+    sampler = Sampler(
+        every_seconds=settings.ops_sample_seconds,
+        history_points=settings.ops_history_points,
+        window_scale=settings.slo_window_scale,
+        # With several workers the page and the alerts judge the whole shop, not one worker.
+        registry=_shop_registry(),
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -229,12 +337,15 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         await shop.checkout.recover(timedelta(0) if shop.db.is_sqlite else orphaned_after)
         shop.relay.start()
         shop.maintenance.start()
+        sampler.start()
         try:
             yield
         finally:
+            await sampler.stop()
             await shop.maintenance.stop()
-            await shop.relay.stop()
+            await shop.relay.stop(drain_seconds=shop.settings.outbox_drain_seconds)
             await shop.db.dispose()
+            tracing.shutdown()
 
     app = FastAPI(
         title="Colonnade",
@@ -244,6 +355,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     )
     app.state.shop = shop
     app.state.authenticate = shop.identity.authenticate
+    app.state.sampler = sampler
     problems.install(app)
     _health_and_metrics(app, shop)
     app.include_router(identity_api.router(shop.identity))
@@ -255,42 +367,51 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(orders_api.router(shop.orders, shop.checkout.settle_cancellation))
     app.include_router(payments_api.router(shop.payments))
     app.include_router(compliance_api.router(shop.compliance))
+    app.include_router(dead_letters_api.router(shop.dead_letters))
+    ops_page.install(
+        app, sampler=sampler, identity=shop.identity, behind_https=settings.behind_https
+    )
     # Innermost of the middlewares: it sees the principal the route authenticated.
     app.add_middleware(compliance_api.AuditTrail, audit=shop.compliance.audit)
     hardening.install(app, shop.settings)
+    # Around the protective middlewares: its clock and counts include them and what they refuse.
+    app.add_middleware(RequestObservation, routes=app.router.routes)
+    if tracing.enabled():
+        # Around everything, so the request's logs and metrics carry its trace.
+        app.add_middleware(RequestTracing)
     return app
 
 
 def _health_and_metrics(app: FastAPI, shop: Shop) -> None:
-    @app.get("/health/live", tags=["health"])
-    async def live() -> dict[str, str]:
-        """The process answers."""
-        return {"status": "live"}
-
-    @app.get("/health/ready", tags=["health"], responses={503: {"description": "not ready"}})
-    async def ready() -> Response:
-        """The process can serve: its database answers and its outbox relay runs."""
-        checks = {"database": "ok", "outbox_relay": "ok" if shop.relay.running else "stopped"}
-        try:
-            async with asyncio.timeout(2), shop.db.reading() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception as error:  # noqa: BLE001 - whatever fails, the answer is "not ready"
-            checks["database"] = f"failing: {type(error).__name__}"
-        if all(v == "ok" for v in checks.values()):
-            return JSONResponse({"status": "ready", "checks": checks})
-        failing = ", ".join(f"{k} {v}" for k, v in checks.items() if v != "ok")
-        return problem_response(
-            {
-                "type": "https://colonnade.dev/problems/not-ready",
-                "title": "Not ready",
-                "status": 503,
-                "detail": f"not ready: {failing}",
-                "code": "not_ready",
-                "checks": checks,
-            }
+    app.include_router(
+        health.router(
+            health.Readiness(
+                shop.db,
+                shop.bus,
+                shop.relay,
+                timeout_seconds=shop.settings.readiness_timeout_seconds,
+                relay_stuck_seconds=shop.settings.outbox_stuck_seconds,
+            )
         )
+    )
 
     @app.get("/metrics", tags=["health"], response_class=Response)
     async def metrics() -> Response:
         """Prometheus metrics in the text exposition format."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(_exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _exposition() -> bytes:
+    """This process's metrics; with several workers (PROMETHEUS_MULTIPROC_DIR set), the sum
+    of every worker's, whichever worker answers the scrape."""
+    return generate_latest(_shop_registry())
+
+
+def _shop_registry() -> CollectorRegistry:
+    """The registry of the whole shop: this process's, or with several workers one that
+    reads every worker's metrics files."""
+    if MULTIPROCESS_DIRECTORY not in os.environ:
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry

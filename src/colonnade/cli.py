@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import tempfile
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Annotated, Protocol, TypeVar, runtime_checkable
@@ -13,11 +15,13 @@ import uvicorn
 from rich.console import Console
 from rich.panel import Panel
 from rich.progress import Progress
+from rich.table import Table
 
 from colonnade import migrations
 from colonnade.app import Shop, assemble, create_app
 from colonnade.kernel.crypto import new_master_key
 from colonnade.kernel.errors import ColonnadeError
+from colonnade.kernel.metrics import MULTIPROCESS_DIRECTORY
 from colonnade.kernel.redaction import configure_logging
 from colonnade.kernel.settings import Settings
 from colonnade.modules import MODULES
@@ -31,6 +35,10 @@ keys = typer.Typer(help="Field-encryption keys.", no_args_is_help=True)
 cli.add_typer(keys, name="keys")
 audit = typer.Typer(help="The audit log.", no_args_is_help=True)
 cli.add_typer(audit, name="audit")
+dead_letters = typer.Typer(
+    help="Events the outbox gave up delivering, parked until replayed.", no_args_is_help=True
+)
+cli.add_typer(dead_letters, name="dead-letters")
 console = Console()
 
 T = TypeVar("T")
@@ -99,19 +107,32 @@ def serve(
             title="Colonnade is starting",
         )
     )
+    # On SIGTERM uvicorn stops taking connections and lets requests in flight finish for this
+    # long; then the app's shutdown publishes the outbox and closes the database.
+    grace = settings.shutdown_grace_seconds
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=grace,
+        )
         return
     # Each worker builds its own shop from the same environment; migrations take a lock, relays
-    # and jobs share the database through leases and conditional updates.
-    uvicorn.run(
-        "colonnade.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-    )
+    # and jobs share the database through leases and conditional updates. Their metrics meet
+    # in a fresh directory, so /metrics adds up every worker whichever one answers.
+    with tempfile.TemporaryDirectory(prefix="colonnade-metrics-") as shared_metrics:
+        os.environ.setdefault(MULTIPROCESS_DIRECTORY, shared_metrics)
+        uvicorn.run(
+            "colonnade.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            timeout_graceful_shutdown=grace,
+        )
 
 
 @cli.command()
@@ -167,6 +188,61 @@ def verify_audit() -> None:
         return False
 
     if not _with_shop(verify):
+        raise typer.Exit(1)
+
+
+@dead_letters.command("list")
+def list_dead_letters(
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many, oldest first.")] = 100,
+) -> None:
+    """Show parked events: what they are, who refused them, and the last error."""
+
+    async def show(shop: Shop) -> None:
+        parked = await shop.dead_letters.parked(limit)
+        if not parked:
+            console.print("[green]no dead letters[/green]")
+            return
+        table = Table(title=f"Dead letters ({await shop.dead_letters.waiting()} parked)")
+        for column in ("id", "event", "event id", "consumers", "attempts", "parked at"):
+            table.add_column(column)
+        table.add_column("last error", overflow="fold")
+        for letter in parked:
+            table.add_row(
+                str(letter.id),
+                letter.event_type,
+                letter.event_id,
+                letter.consumers or "-",
+                str(letter.attempts),
+                f"{letter.parked_at:%Y-%m-%d %H:%M:%S}",
+                letter.last_error or "",
+            )
+        console.print(table)
+
+    _with_shop(show)
+
+
+@dead_letters.command("replay")
+def replay_dead_letters(
+    ids: Annotated[list[int] | None, typer.Argument(help="Ids from `dead-letters list`.")] = None,
+    replay_all: Annotated[bool, typer.Option("--all", help="Replay every parked event.")] = False,
+) -> None:
+    """Put parked events back into the outbox; the relay delivers them afresh."""
+    if bool(ids) == replay_all:
+        console.print("[red]name the ids to replay, or pass --all[/red]")
+        raise typer.Exit(2)
+
+    async def replay(shop: Shop) -> int:
+        total = await shop.dead_letters.waiting() if replay_all else len(ids or [])
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("replaying dead letters", total=total)
+            return await shop.dead_letters.replay(
+                None if replay_all else ids, progress=partial(progress.advance, task)
+            )
+
+    replayed = _with_shop(replay)
+    console.print(f"[green]replayed {replayed} events[/green] into the outbox")
+    if not replay_all and replayed < len(ids or []):
+        console.print(f"[yellow]{len(ids or []) - replayed} of the ids were not parked[/yellow]")
         raise typer.Exit(1)
 
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.buyers import flash_sale
 from tests.e2e.conftest import RunningShop, shop_environment, start_shop, stop
@@ -43,6 +46,41 @@ def test_two_workers_sell_exactly_the_stock_in_a_flash_sale(two_workers: Running
     assert sorted(o["id"] for o in paid) == sorted(
         p.body["id"] for p in tally.purchases if p.status == 201
     )
+
+
+def checkouts_by_outcome(base_url: str) -> dict[str, float]:
+    scraped = httpx.get(f"{base_url}/metrics", timeout=30).text
+    return {
+        sample.labels["outcome"]: sample.value
+        for family in text_string_to_metric_families(scraped)
+        if family.name == "colonnade_checkouts"
+        for sample in family.samples
+        if sample.name == "colonnade_checkouts_total"
+    }
+
+
+def test_metrics_add_up_every_worker_whichever_one_is_scraped(two_workers: RunningShop) -> None:
+    staff = Staff.sign_in(two_workers)
+    sku = staff.new_product(price_cents=1999, on_hand=5)
+    before = checkouts_by_outcome(two_workers.base_url)
+    shown_before = staff.call("GET", "/ops/data")["totals"]["checkouts"]
+
+    tally = asyncio.run(flash_sale(two_workers.base_url, sku, 40))
+
+    assert tally.statuses == {201: 5, 409: 35}, tally.codes
+    for _ in range(6):
+        now = checkouts_by_outcome(two_workers.base_url)
+        assert now.get("paid", 0) - before.get("paid", 0) == 5
+        assert now.get("out_of_stock", 0) - before.get("out_of_stock", 0) == 35
+    # The operations page judges the whole shop too, whichever worker draws it.
+    deadline = time.monotonic() + 60
+    while True:
+        shown = staff.call("GET", "/ops/data")["totals"]["checkouts"]
+        if shown.get("paid", 0) - shown_before.get("paid", 0) == 5:
+            break
+        assert time.monotonic() < deadline, f"the page never showed every worker: {shown}"
+        time.sleep(0.5)
+    assert shown.get("out_of_stock", 0) - shown_before.get("out_of_stock", 0) == 35
 
 
 @pytest.mark.parametrize(

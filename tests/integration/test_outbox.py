@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
 
+from colonnade.kernel import outbox as outbox_module
 from colonnade.kernel.bus import InProcessBus
 from colonnade.kernel.db import Database
 from colonnade.kernel.events import Envelope, Event
@@ -160,3 +162,26 @@ async def test_an_idempotent_handler_is_marked_only_after_it_succeeded(notes_db:
     await handler(envelope)
     await handler(envelope)
     assert calls == 2
+
+
+async def test_the_backlog_gauge_follows_a_long_run_of_full_batches(
+    notes_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under steady load the relay goes from full batch to full batch without pausing; the
+    backlog it reports must still fall while it works, not only once it catches up."""
+    monkeypatch.setattr(outbox_module, "BACKLOG_REPORT_SECONDS", 0.0)
+    for n in range(8):
+        await write_note(notes_db, f"note {n}", commit=True)
+    seen: list[float | None] = []
+
+    async def look(_: Envelope) -> None:
+        seen.append(REGISTRY.get_sample_value("colonnade_outbox_backlog"))
+
+    bus = InProcessBus()
+    bus.subscribe(NoteWritten.event_type, "test.watcher", look)
+    relay = OutboxRelay(notes_db, bus, batch_size=2)
+    await relay.report_backlog()
+
+    assert await relay.publish_due() == 8
+    # One look per event, two events a batch: the gauge moved between batches.
+    assert seen[::2] == [8.0, 6.0, 4.0, 2.0]

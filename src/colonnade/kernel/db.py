@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 from sqlalchemy import event
@@ -20,6 +21,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from colonnade.kernel.metrics import DB_POOL_CONNECTIONS, DB_POOL_SIZE, DB_QUERY_DURATION
 from colonnade.kernel.uow import UnitOfWork
 
 _IMMEDIATE = "colonnade_immediate"
@@ -40,6 +42,7 @@ class Database:
             if self.is_sqlite
             else _server_engine(url, pool_size)
         )
+        _measure(self.engine)
         # PostgreSQL reads at READ COMMITTED: every statement sees its own snapshot whether or
         # not a transaction wraps it, so reads skip BEGIN and COMMIT (two round trips each).
         self._reader: AsyncEngine | None = (
@@ -98,6 +101,59 @@ async def _rolling_back(
     finally:
         if conn.in_transaction():
             await conn.rollback()
+
+
+_STARTED = "colonnade.statement_started"
+# Keyed by the statement's first six characters: the four verbs are six letters each, and a
+# slice and a dict lookup are all the hot path can spare (no regex, no parsing).
+_TIMERS = {
+    verb: DB_QUERY_DURATION.labels(verb.lower())
+    for verb in ("SELECT", "INSERT", "UPDATE", "DELETE", "select", "insert", "update", "delete")
+}
+_OTHER = DB_QUERY_DURATION.labels("other")
+_IN_USE = DB_POOL_CONNECTIONS.labels("in_use")
+_IDLE = DB_POOL_CONNECTIONS.labels("idle")
+
+
+def _measure(engine: AsyncEngine) -> None:
+    """Time every statement by its operation, and follow the pool's connections.
+
+    Connections are counted by the pool's own events: a new one is idle until checked out,
+    a checked-in one is idle again, a closed one (also an invalidated one, which is then
+    checked in without a connection) leaves the pool.
+    """
+    sync = engine.sync_engine
+    size = getattr(sync.pool, "size", None)
+    if callable(size):
+        DB_POOL_SIZE.set(size())
+
+    @event.listens_for(sync, "before_cursor_execute")
+    def _started(conn: Connection, *_: Any) -> None:
+        conn.info[_STARTED] = perf_counter()
+
+    @event.listens_for(sync, "after_cursor_execute")
+    def _finished(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        started = conn.info.pop(_STARTED, None)
+        if started is not None:
+            _TIMERS.get(statement[:6], _OTHER).observe(perf_counter() - started)
+
+    @event.listens_for(sync, "connect")
+    def _opened(*_: Any) -> None:
+        _IDLE.inc()
+
+    @event.listens_for(sync, "checkout")
+    def _checked_out(*_: Any) -> None:
+        _IDLE.dec()
+        _IN_USE.inc()
+
+    @event.listens_for(sync, "checkin")
+    def _checked_in(*_: Any) -> None:
+        _IN_USE.dec()
+        _IDLE.inc()
+
+    @event.listens_for(sync, "close")
+    def _closed(*_: Any) -> None:
+        _IDLE.dec()
 
 
 def _sqlite_engine(url: str, synchronous: str) -> AsyncEngine:

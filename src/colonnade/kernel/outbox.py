@@ -1,26 +1,33 @@
 """The outbox relay: moves committed events from the outbox table to the bus.
 
 It claims a batch with a short lease (so several relays can share one outbox), delivers each
-event, and marks it published; a failed delivery is offered again later with back-off.
+event, and marks it published; a failed delivery is offered again later with back-off. A row
+whose relay died holding it is claimed again once its lease runs out. An event that fails
+`max_attempts` times is parked as a dead letter and no longer offered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy import func, select, update
 
-from colonnade.kernel.bus import EventBus
+from colonnade.kernel.bus import DeliveryFailed, EventBus
 from colonnade.kernel.db import Database
+from colonnade.kernel.dead_letters import DeadLetters
 from colonnade.kernel.events import Envelope
+from colonnade.kernel.metrics import OUTBOX_BACKLOG, OUTBOX_LAG, OUTBOX_PUBLISHED
 from colonnade.kernel.schema import outbox
 
 log = structlog.get_logger(__name__)
 
 LEASE = timedelta(seconds=30)
+# The backlog gauges cost a query, so a busy relay refreshes them at most this often.
+BACKLOG_REPORT_SECONDS = 1.0
 MAX_BACKOFF = timedelta(minutes=10)
 
 
@@ -33,14 +40,22 @@ class OutboxRelay:
         poll_seconds: float = 1.0,
         gather_seconds: float = 0.05,
         batch_size: int = 200,
+        max_attempts: int = 10,
+        lease: timedelta = LEASE,
     ) -> None:
         self._db = db
+        self._max_attempts = max_attempts
+        self._lease = lease
+        self._dead_letters = DeadLetters(db)
         self._bus = bus
         self._poll_seconds = poll_seconds
         self._gather_seconds = gather_seconds
         self._batch_size = batch_size
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._reported_at = float("-inf")
+        self._progressed_at = time.monotonic()
+        self._stopping = False
         db.after_commit_with_events(self.wake)
 
     @property
@@ -49,6 +64,11 @@ class OutboxRelay:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def idle_seconds(self) -> float:
+        """Seconds since the relay last got through a batch or found nothing due: a relay
+        that is alive never lets this grow much past its poll interval."""
+        return time.monotonic() - self._progressed_at
 
     async def pending(self) -> int:
         """How many events wait to be published."""
@@ -67,9 +87,33 @@ class OutboxRelay:
                 return delivered
             done = [row_id for row_id, envelope in batch if await self._deliver(row_id, envelope)]
             await self._mark_published(done)
+            self._progressed_at = time.monotonic()
+            OUTBOX_PUBLISHED.inc(len(done))
             delivered += len(done)
             if len(batch) < self._batch_size:
                 return delivered
+            # Under steady load this loop may not end for a long time; the gauges must not
+            # stand still meanwhile.
+            await self._report_now_and_then()
+
+    async def _report_now_and_then(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._reported_at >= BACKLOG_REPORT_SECONDS:
+            self._reported_at = now
+            await self.report_backlog()
+
+    async def report_backlog(self) -> None:
+        """Set the backlog gauges: how many events wait, and how long the oldest has waited."""
+        async with self._db.reading() as conn:
+            count, oldest = (
+                await conn.execute(
+                    select(func.count(), func.min(outbox.c.occurred_at)).where(
+                        outbox.c.published_at.is_(None)
+                    )
+                )
+            ).one()
+        OUTBOX_BACKLOG.set(count or 0)
+        OUTBOX_LAG.set(0 if oldest is None else (datetime.now(UTC) - oldest).total_seconds())
 
     async def _claim(self) -> list[tuple[int, Envelope]]:
         now = datetime.now(UTC)
@@ -88,7 +132,7 @@ class OutboxRelay:
             await uow.execute(
                 update(outbox)
                 .where(outbox.c.id.in_([r["id"] for r in rows]))
-                .values(next_attempt_at=now + LEASE)
+                .values(next_attempt_at=now + self._lease)
             )
             await uow.commit()
         return [
@@ -125,30 +169,53 @@ class OutboxRelay:
             await uow.commit()
 
     async def _retry_later(self, row_id: int, error: Exception) -> None:
+        """Offer the event again after a back-off, or park it when it has failed too often.
+        Counted per event: the bus delivers to all its consumers at once, and those that took
+        it already skip it by their inbox when it comes again."""
+        reason = f"{type(error).__name__}: {error}"[:2000]
         async with self._db.transaction() as uow:
-            attempts = await uow.connection.scalar(
-                select(outbox.c.attempts).where(outbox.c.id == row_id)
-            )
-            attempts = int(attempts or 0) + 1
-            backoff = min(timedelta(seconds=2**attempts), MAX_BACKOFF)
-            await uow.execute(
-                update(outbox)
-                .where(outbox.c.id == row_id)
-                .values(
-                    attempts=attempts,
-                    last_error=f"{type(error).__name__}: {error}"[:2000],
-                    next_attempt_at=datetime.now(UTC) + backoff,
+            row = (await uow.execute(select(outbox).where(outbox.c.id == row_id))).mappings().one()
+            attempts = int(row["attempts"]) + 1
+            parked = attempts >= self._max_attempts
+            if parked:
+                consumers = error.consumers if isinstance(error, DeliveryFailed) else None
+                await self._dead_letters.park(
+                    uow, row, attempts=attempts, error=reason, consumers=consumers
                 )
-            )
+            else:
+                backoff = min(timedelta(seconds=2**attempts), MAX_BACKOFF)
+                await uow.execute(
+                    update(outbox)
+                    .where(outbox.c.id == row_id)
+                    .values(
+                        attempts=attempts,
+                        last_error=reason,
+                        next_attempt_at=datetime.now(UTC) + backoff,
+                    )
+                )
             await uow.commit()
+        if parked:
+            log.error(
+                "outbox.parked_as_dead_letter",
+                event_id=row["event_id"],
+                event_type=row["event_type"],
+                attempts=attempts,
+                error=reason,
+            )
+            await self._dead_letters.waiting()
+            return
         log.warning("outbox.delivery_failed", row_id=row_id, attempts=attempts, error=str(error))
 
     async def run(self) -> None:
         while True:
             try:
                 await self.publish_due()
+                self._progressed_at = time.monotonic()
+                await self._report_now_and_then()
             except Exception:  # a lost database must not end the relay
                 log.exception("outbox.relay_failed")
+            if self._stopping:
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
                 # Let the commits of the next few milliseconds join this batch: under load one
@@ -158,14 +225,31 @@ class OutboxRelay:
 
     def start(self) -> None:
         if self._task is None:
+            self._progressed_at = time.monotonic()
             self._task = asyncio.create_task(self.run(), name="outbox-relay")
 
-    async def stop(self) -> None:
-        """Stop after a last flush, so nothing committed waits for the next start."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        with contextlib.suppress(Exception):
-            await self.publish_due()
+    async def stop(self, drain_seconds: float = 10.0) -> None:
+        """Stop after publishing what is committed, so nothing waits for the next start.
+
+        The loop finishes the pass it is in (a cancelled pass would leave its batch leased),
+        then one more pass takes what was committed meanwhile; after `drain_seconds` the
+        relay stops anyway and the rest waits for the next start."""
+        deadline = asyncio.get_running_loop().time() + drain_seconds
+        try:
+            async with asyncio.timeout_at(deadline):
+                if self._task is not None:
+                    self._stopping = True
+                    self._wake.set()
+                    await asyncio.shield(self._task)
+                await self.publish_due()
+        except TimeoutError:
+            log.warning("outbox.drain_unfinished", drain_seconds=drain_seconds)
+        except Exception:  # a lost database: what is left waits for the next start
+            log.exception("outbox.drain_failed")
+        finally:
+            if self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+                self._task = None
+            self._stopping = False

@@ -15,6 +15,7 @@ import structlog
 from structlog.typing import EventDict, WrappedLogger
 
 from colonnade.kernel.cards import blot_card_numbers
+from colonnade.kernel.log_context import add_trace_ids
 
 REDACTED = "[redacted]"
 _EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
@@ -86,6 +87,8 @@ def configure_logging(level: str = "INFO", output: TextIO | None = None) -> None
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             redact,
+            # After redaction: trace ids are ours and carry nothing to hide.
+            add_trace_ids,
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

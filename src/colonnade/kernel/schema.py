@@ -1,4 +1,5 @@
-"""The kernel's own tables: the outbox and the inbox, present in every module's database."""
+"""The kernel's own tables: the outbox, the inbox and the dead letters, present in every
+module's database."""
 
 from __future__ import annotations
 
@@ -37,6 +38,27 @@ inbox = Table(
     Column("consumer", String(120), primary_key=True),
     Column("event_id", String(36), primary_key=True),
     Column("processed_at", UTCDateTime, nullable=False),
+)
+# For pruning old marks without reading the whole inbox.
+Index("ix_kernel_inbox_processed_at", inbox.c.processed_at)
+
+# Poison messages: events whose delivery failed too often, out of the outbox until replayed.
+dead_letters = Table(
+    "kernel_dead_letters",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("event_type", String(120), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("headers", JSON, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    # The consumers that refused it, when the bus can tell.
+    Column("consumers", Text, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("parked_at", UTCDateTime, nullable=False),
 )
 
 # Data keys for field encryption, each wrapped (AES-GCM) by the master key from the environment.

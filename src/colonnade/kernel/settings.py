@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Signing keys shorter than this can be brute-forced from a single token.
@@ -39,12 +39,66 @@ class Settings(BaseSettings):
     payment_provider: Literal["test_gateway", "stripe"] = "test_gateway"
     stripe_api_key: SecretStr | None = None
     stripe_timeout_seconds: float = Field(default=10, gt=0)
+    # Each call to the payment provider gets this long; no answer by then counts as a failure.
+    payment_timeout_seconds: float = Field(default=10, gt=0)
+    # Calls that did not answer are asked again this many times (all provider calls carry an
+    # idempotency key), after a back-off starting here and doubling, with jitter.
+    payment_retries: int = Field(default=2, ge=0, le=10)
+    payment_retry_backoff_seconds: float = Field(default=0.2, ge=0)
+    # The circuit breaker opens after this many failed calls in a row, or when at least
+    # payment_breaker_failure_rate of the calls in the window failed (with enough calls to
+    # judge); while open, checkouts fail at once, and after the cool-down one trial call goes.
+    payment_breaker_failures: int = Field(default=5, ge=1)
+    payment_breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
+    payment_breaker_minimum_calls: int = Field(default=20, ge=1)
+    payment_breaker_window_seconds: float = Field(default=60, gt=0)
+    payment_breaker_cooldown_seconds: float = Field(default=30, gt=0)
+    # The built-in test gateway: how long each answer takes, and how long tok_timeout keeps
+    # the caller waiting before it gives up (above payment_timeout_seconds, the shop's own
+    # timeout ends the call first, as with a processor that never answers).
+    test_gateway_latency_seconds: float = Field(default=0, ge=0)
+    test_gateway_no_answer_seconds: float = Field(default=0, ge=0)
     cart_idle_seconds: int = Field(default=86_400, ge=60)
     # A checkout untouched this long is taken to be orphaned by a dead process and recovered.
     checkout_recovery_seconds: int = Field(default=60, ge=1)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    # The relay is reported stuck (not ready) when it made no progress this long while events
+    # wait; on shutdown it gets outbox_drain_seconds to publish what is committed.
+    outbox_stuck_seconds: float = Field(default=60, gt=0)
+    outbox_drain_seconds: float = Field(default=10, gt=0)
+    # A readiness probe waits this long for the database before calling it failing.
+    readiness_timeout_seconds: float = Field(default=1.0, gt=0)
+    # On shutdown, requests in flight get this long to finish before they are cut off.
+    shutdown_grace_seconds: int = Field(default=30, ge=1)
+    # An event whose delivery failed this often is parked as a dead letter, no longer retried.
+    # With the relay's back-off (2, 4, 8 s ... up to 10 min) ten attempts span about 17 minutes.
+    outbox_max_attempts: int = Field(default=10, ge=1)
+    # Published events are kept this long for looking into, then pruned.
+    outbox_retention_days: int = Field(default=7, ge=1)
+    # The inbox is what stops a redelivered event being taken twice, so a mark must outlive any
+    # redelivery: the relay's retries end within the hour, but a bus may replay its stream
+    # (JetStream keeps messages for days) and a restored backup may offer events again. A month
+    # covers those with room; events parked as dead letters keep their marks until delivered.
+    inbox_retention_days: int = Field(default=30, ge=7)
     # Guest orders older than this lose their personal data (e-mail, address); amounts stay.
     guest_data_retention_days: int = Field(default=365, ge=1)
+    # An OTLP/HTTP collector's base URL (e.g. http://collector:4318) turns tracing on; the
+    # standard OTEL_EXPORTER_OTLP_ENDPOINT is read too. Unset, tracing is off and costs nothing.
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "COLONNADE_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint"
+        ),
+    )
+    # The share of new traces kept; a request that arrives inside a caller's trace follows it.
+    trace_sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    # The shop samples its own metrics this often for the operations page and its SLO alerts,
+    # and keeps this many samples for the page's charts (360 x 5 s: the last half hour).
+    ops_sample_seconds: float = Field(default=5.0, gt=0, le=60)
+    ops_history_points: int = Field(default=360, ge=10, le=100_000)
+    # Shortens every SLO alert window by this factor (1/720 turns an hour into 5 s): for
+    # drills and tests of the alerts, never for a real shop.
+    slo_window_scale: float = Field(default=1.0, gt=0, le=1)
     log_level: str = "INFO"
     # Request bodies larger than this are refused (413) before anything reads them whole.
     max_body_bytes: int = Field(default=65_536, ge=1_024)

@@ -10,6 +10,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
+from colonnade.kernel import tracing
 from colonnade.kernel.events import Envelope, Event
 from colonnade.kernel.schema import outbox
 
@@ -22,6 +23,7 @@ class UnitOfWork:
     ) -> None:
         self.connection = connection
         self._pending: list[Envelope] = []
+        self._flushed = False
         self._on_events_committed = on_events_committed
 
     async def execute(self, statement: Executable, parameters: Any = None) -> Any:
@@ -34,28 +36,36 @@ class UnitOfWork:
             occurred_at=datetime.now(UTC),
             headers=dict(headers or {}),
         )
+        # The trace that caused the event travels with it, to every consumer.
+        tracing.stamp(envelope)
         self._pending.append(envelope)
         return envelope
 
+    async def flush(self) -> None:
+        """Write the events recorded so far to the outbox now, so that the transaction's last
+        statement can be the one that takes a contended lock (held until commit)."""
+        if not self._pending:
+            return
+        await self.connection.execute(
+            insert(outbox),
+            [
+                {
+                    "event_id": e.event_id,
+                    "event_type": e.event_type,
+                    "payload": e.payload,
+                    "headers": e.headers,
+                    "occurred_at": e.occurred_at,
+                    "next_attempt_at": e.occurred_at,
+                    "attempts": 0,
+                }
+                for e in self._pending
+            ],
+        )
+        self._pending.clear()
+        self._flushed = True
+
     async def commit(self) -> None:
-        published = bool(self._pending)
-        if published:
-            await self.connection.execute(
-                insert(outbox),
-                [
-                    {
-                        "event_id": e.event_id,
-                        "event_type": e.event_type,
-                        "payload": e.payload,
-                        "headers": e.headers,
-                        "occurred_at": e.occurred_at,
-                        "next_attempt_at": e.occurred_at,
-                        "attempts": 0,
-                    }
-                    for e in self._pending
-                ],
-            )
-            self._pending.clear()
+        await self.flush()
         await self.connection.commit()
-        if published:
+        if self._flushed:
             self._on_events_committed()

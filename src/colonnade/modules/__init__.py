@@ -11,4 +11,5 @@ MODULES: tuple[str, ...] = (
     "orders",
     "checkout",
     "compliance",
+    "notifications",
 )

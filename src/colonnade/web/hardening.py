@@ -40,6 +40,15 @@ def rate_limits(settings: Settings) -> list[RateLimit]:
             per_account=settings.rate_limit_login_per_account,
             account=form_field("username"),
         ),
+        # The operations page's login form: the same allowance as the API's door.
+        RateLimit(
+            "login",
+            "POST",
+            "/ops/login",
+            per_address=settings.rate_limit_login_per_address,
+            per_account=settings.rate_limit_login_per_account,
+            account=form_field("email"),
+        ),
         RateLimit(
             "registration",
             "POST",

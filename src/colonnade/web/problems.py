@@ -22,6 +22,9 @@ _BASE = "https://colonnade.dev/problems/"
 def problem_response(
     problem: dict[str, Any], headers: dict[str, str] | None = None
 ) -> JSONResponse:
+    if "retry_after" in problem:
+        # A problem that knows when to come back says so in the header clients act on.
+        headers = {"Retry-After": str(problem["retry_after"]), **(headers or {})}
     return JSONResponse(
         problem, status_code=problem["status"], media_type=PROBLEM_JSON, headers=headers
     )

@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
 from colonnade.kernel.ids import new_id
+from colonnade.kernel.metrics import CARTS_CREATED
 from colonnade.kernel.money import Money
 from colonnade.kernel.uow import UnitOfWork
 from colonnade.modules.cart import domain
@@ -217,6 +218,7 @@ class CartService:
                 )
             )
             await uow.commit()
+        CARTS_CREATED.inc()
         return _view(cart, None)
 
     async def cart(self, cart_id: str, customer_id: str | None = None) -> CartView:

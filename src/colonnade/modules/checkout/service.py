@@ -14,7 +14,9 @@ address, and the e-mail lives only, encrypted, in the order.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -23,11 +25,13 @@ import structlog
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from colonnade.kernel import tracing
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.crypto import Keyring
 from colonnade.kernel.db import Database
 from colonnade.kernel.errors import ColonnadeError
 from colonnade.kernel.ids import new_id
+from colonnade.kernel.metrics import CHECKOUTS, PAYMENT_DECLINES
 from colonnade.kernel.money import Money
 from colonnade.modules.cart.service import CartService, CartSnapshot, CartStatus
 from colonnade.modules.catalog.service import CatalogService
@@ -222,22 +226,26 @@ class CheckoutService:
             raise _Failed(CartEmpty(cart.id))
         lines = [(sku, quantity) for sku, quantity in cart.lines]
 
-        reservation = await self._step(self._inventory.reserve(progress.id, lines))
+        reservation = await self._step(
+            "reserve", progress.id, self._inventory.reserve(progress.id, lines)
+        )
         progress.reservation_id = reservation.id
 
-        quote = await self._step(self._pricing.quote(cart.market, lines))
+        quote = await self._step("quote", progress.id, self._pricing.quote(cart.market, lines))
         titles = await self._catalog.titles_for([sku for sku, _ in lines], quote.locale)
 
         # With a gift card, a card token (if given) pays what the gift card does not cover.
         split = request.payment_method == "gift_card"
         payment = await self._step(
+            "authorize",
+            progress.id,
             self._payments.authorize(
                 progress.id,
                 quote.total,
                 request.payment_method,
                 token=None if split else request.payment_token,
                 gift_card_code=request.gift_card_code,
-            )
+            ),
         )
         progress.payment_id = payment.id
         if payment.status == PaymentStatus.FAILED:
@@ -246,12 +254,14 @@ class CheckoutService:
             if request.payment_token is None:
                 raise _Failed(GiftCardShort(payment.remaining))
             rest = await self._step(
+                "authorize",
+                progress.id,
                 self._payments.authorize(
                     progress.rest_reference,
                     payment.remaining,
                     "card",
                     token=request.payment_token,
-                )
+                ),
             )
             if rest.status == PaymentStatus.FAILED:
                 raise _Failed(PaymentRefused(rest.decline_reason or "declined"))
@@ -259,6 +269,8 @@ class CheckoutService:
         progress.rest_known = True
 
         placed = await self._step(
+            "place",
+            progress.id,
             self._orders.place(
                 NewOrder(
                     checkout_id=progress.id,
@@ -282,7 +294,7 @@ class CheckoutService:
                     shipping_address=request.shipping_address,
                     payment_id=payment.id,
                 )
-            )
+            ),
         )
         progress.order_id = placed.order.id
         # The one step noted before the end: from here a crash is finished, not undone. Before
@@ -320,20 +332,26 @@ class CheckoutService:
         if progress.rest_payment_id is not None:
             await self._payments.attach_order(progress.rest_payment_id, progress.order_id)
         if not awaiting_transfer:
-            payment = await self._step(self._payments.capture(progress.payment_id))
+            payment = await self._step(
+                "capture", progress.id, self._payments.capture(progress.payment_id)
+            )
             captured = payment.captured
             if progress.rest_payment_id is not None:
-                rest_payment = await self._step(self._payments.capture(progress.rest_payment_id))
+                rest_payment = await self._step(
+                    "capture", progress.id, self._payments.capture(progress.rest_payment_id)
+                )
                 captured += rest_payment.captured
             await self._orders.mark_paid(progress.order_id, captured)
-        await self._inventory.commit(progress.reservation_id)
-        await self._carts.close(progress.cart_id)
+        with _traced("commit", progress.id):
+            await self._inventory.commit(progress.reservation_id)
+            await self._carts.close(progress.cart_id)
 
-    async def _step(self, call: Awaitable[T]) -> T:
-        try:
-            return await call
-        except ColonnadeError as error:
-            raise _Failed(error) from error
+    async def _step(self, name: str, checkout_id: str, call: Awaitable[T]) -> T:
+        with _traced(name, checkout_id):
+            try:
+                return await call
+            except ColonnadeError as error:
+                raise _Failed(error) from error
 
     async def _advance(self, progress: _Progress, step: Step, **ids: str) -> None:
         progress.step = step
@@ -351,23 +369,28 @@ class CheckoutService:
         A step may have committed without the checkout noting it (the process died in
         between), so what is not noted is looked up by the checkout's id.
         """
-        if progress.order_id is None:
-            order = await self._orders.order_for_checkout(progress.id)
-            progress.order_id = order.id if order else None
-        if progress.order_id is not None:
-            await self._orders.cancel(progress.order_id, actor="checkout", reason="checkout failed")
-        if progress.payment_id is None:
-            payment = await self._payment_of(progress.id)
-            progress.payment_id = payment.id if payment else None
-        if progress.payment_id is not None:
-            await self._give_money_back(progress, progress.payment_id)
-        rest = await self._payment_of(progress.rest_reference)
-        if rest is not None:
-            await self._give_money_back(progress, rest.id, key=f"{progress.id}:undo-card")
-        if progress.reservation_id is not None:
-            await self._inventory.release(progress.reservation_id)
-        else:
-            await self._inventory.release_for(progress.id)
+        with _traced("compensate", progress.id):
+            if progress.order_id is None:
+                order = await self._orders.order_for_checkout(progress.id)
+                progress.order_id = order.id if order else None
+            if progress.order_id is not None:
+                with _traced("cancel_order", progress.id):
+                    await self._orders.cancel(
+                        progress.order_id, actor="checkout", reason="checkout failed"
+                    )
+            if progress.payment_id is None:
+                payment = await self._payment_of(progress.id)
+                progress.payment_id = payment.id if payment else None
+            if progress.payment_id is not None:
+                await self._give_money_back(progress, progress.payment_id)
+            rest = await self._payment_of(progress.rest_reference)
+            if rest is not None:
+                await self._give_money_back(progress, rest.id, key=f"{progress.id}:undo-card")
+            with _traced("release", progress.id):
+                if progress.reservation_id is not None:
+                    await self._inventory.release(progress.reservation_id)
+                else:
+                    await self._inventory.release_for(progress.id)
 
     async def _give_money_back(
         self, progress: _Progress, payment_id: str, *, key: str | None = None
@@ -375,11 +398,13 @@ class CheckoutService:
         """Void an authorization; refund a capture (a capture that landed before a crash)."""
         payment = await self._payments.payment(payment_id)
         if payment.captured.amount == 0:
-            await self._payments.void(payment.id)
+            with _traced("void", progress.id):
+                await self._payments.void(payment.id)
             return
         owed = payment.captured - payment.refunded
         if owed.amount > 0:
-            await self._payments.refund(payment.id, owed, key=key or f"{progress.id}:undo")
+            with _traced("refund", progress.id):
+                await self._payments.refund(payment.id, owed, key=key or f"{progress.id}:undo")
             if progress.order_id is not None:
                 await self._sync_refunded(progress.order_id)
 
@@ -410,10 +435,16 @@ class CheckoutService:
                 )
             )
             await uow.commit()
+        paid = body["status"] == OrderStatus.PAID.value
+        CHECKOUTS.labels("paid" if paid else "pending_payment").inc()
         return Outcome(201, body)
 
     async def _finish_failed(self, progress: _Progress, error: ColonnadeError) -> Outcome:
         problem = {**error.problem(), "checkout_id": progress.id}
+        if error.status >= 500:
+            # The answer is kept for this Idempotency-Key like any other, so a later attempt
+            # must come under a new key; everything this one did has been undone.
+            problem["detail"] = f"{problem['detail']}; retry with a new Idempotency-Key"
         async with self._db.transaction() as uow:
             await uow.execute(
                 update(checkouts)
@@ -430,6 +461,7 @@ class CheckoutService:
                 CheckoutFailed(checkout_id=progress.id, cart_id=progress.cart_id, code=error.code)
             )
             await uow.commit()
+        _count_failure(error)
         return Outcome(error.status, problem)
 
     # --- after the sale: cancellations and refunds ---------------------------------------
@@ -595,6 +627,30 @@ class CheckoutService:
         await self._compensate(progress)
         await self._finish_failed(progress, CheckoutInterrupted())
         log.info("checkout.recovered_back", checkout_id=progress.id)
+
+
+def _traced(step: str, checkout_id: str) -> AbstractContextManager[Any]:
+    """The span of one step of a checkout, or of one of its compensations."""
+    return tracing.span(f"checkout.{step}", {"colonnade.checkout.id": checkout_id})
+
+
+# What the operations page tells apart; every other refusal is an `error`.
+_FAILURE_OUTCOMES = {
+    "out_of_stock": "out_of_stock",
+    "payment_declined": "payment_declined",
+    "payment_provider_unavailable": "provider_unavailable",
+}
+# A decline reason becomes a metric label only when it looks like a provider's code, so the
+# number of series stays bounded whatever a provider answers.
+_DECLINE_REASON = re.compile(r"[a-z_]{1,40}")
+
+
+def _count_failure(error: ColonnadeError) -> None:
+    outcome = _FAILURE_OUTCOMES.get(error.code, "error")
+    CHECKOUTS.labels(outcome).inc()
+    if outcome == "payment_declined":
+        reason = str(error.extensions.get("reason", ""))
+        PAYMENT_DECLINES.labels(reason if _DECLINE_REASON.fullmatch(reason) else "other").inc()
 
 
 def _order_body(

@@ -34,6 +34,7 @@ STAFF_SCOPES: frozenset[str] = frozenset(
         "compliance:admin",
         "audit:read",
         "apikeys:write",
+        "ops:read",
     }
 )
 
@@ -50,6 +51,8 @@ ROLES: dict[str, frozenset[str]] = {
     "support": frozenset({"orders:read", "orders:write", "customers:read"}),
     "finance": frozenset({"orders:read", "orders:refund", "payments:write", "pricing:read"}),
     "compliance_officer": frozenset({"customers:read", "compliance:admin", "audit:read"}),
+    # Watches the shop (the operations page) and changes nothing.
+    "operator": frozenset({"ops:read"}),
 }
 
 # What a customer can say yes or no to; each change is kept with when and from where.

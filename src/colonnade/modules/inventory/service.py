@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
 from colonnade.kernel.ids import new_id
+from colonnade.kernel.metrics import RESERVATIONS_EXPIRED, STOCKOUTS
 from colonnade.kernel.uow import UnitOfWork
 from colonnade.modules.inventory import domain
 from colonnade.modules.inventory.domain import (
@@ -116,6 +117,18 @@ class Warehouse:
 
 
 _available_units = stock.c.on_hand - stock.c.reserved - stock.c.sold
+
+# A reservation outpaced this often by other buyers of the same rows reports what is left.
+RESERVE_ATTEMPTS = 3
+
+
+class _Outpaced(Exception):
+    """Another reservation took the stock between this one's read and its decrement."""
+
+    def __init__(self, sku: str, available: int) -> None:
+        super().__init__(sku)
+        self.sku = sku
+        self.available = available
 
 
 class InventoryService:
@@ -229,19 +242,37 @@ class InventoryService:
     async def reserve(
         self, reference: str, lines: list[tuple[str, int]], ttl: timedelta | None = None
     ) -> Reservation:
-        """Hold every line or none: OutOfStock names the first SKU that falls short."""
+        """Hold every line or none: OutOfStock names the first SKU that falls short.
+
+        In a flash sale every buyer wants the same stock row, so its lock is held as briefly as
+        possible: the row is read without a lock, the reservation is written, and the
+        conditional decrements come last, just before the commit. A decrement that finds too
+        little (someone was faster) undoes everything and the plan is made again from fresh
+        figures, which then name the shortfall.
+        """
         wanted = domain.requested_quantities(reference, lines)
         ttl = self._ttl if ttl is None else domain.valid_ttl(ttl)
+        for _ in range(RESERVE_ATTEMPTS - 1):
+            try:
+                return await self._reserve_once(reference, wanted, ttl)
+            except _Outpaced:
+                continue
+        try:
+            return await self._reserve_once(reference, wanted, ttl)
+        except _Outpaced as outpaced:
+            raise OutOfStock(outpaced.sku, wanted[outpaced.sku], outpaced.available) from None
+
+    async def _reserve_once(
+        self, reference: str, wanted: dict[str, int], ttl: timedelta
+    ) -> Reservation:
         now = self._clock.now()
         reservation_id = new_id()
         async with self._db.transaction() as uow:
-            # One query locks every stock row involved, in (sku, warehouse) order.
             rows = (
                 await uow.execute(
-                    select(stock.c.sku, stock.c.warehouse, _available_units.label("available"))
-                    .where(stock.c.sku.in_(list(wanted)))
-                    .order_by(stock.c.sku, stock.c.warehouse)
-                    .with_for_update()
+                    select(
+                        stock.c.sku, stock.c.warehouse, _available_units.label("available")
+                    ).where(stock.c.sku.in_(list(wanted)))
                 )
             ).all()
             by_sku: dict[str, dict[str, int]] = defaultdict(dict)
@@ -249,24 +280,15 @@ class InventoryService:
                 by_sku[row.sku][row.warehouse] = row.available
             # Plan every line before writing anything, so a shortfall changes nothing.
             plan = {sku: domain.allocate(sku, qty, by_sku[sku]) for sku, qty in wanted.items()}
-            pieces = [
-                ReservationLine(sku, warehouse, quantity)
-                for sku, parts in plan.items()
-                for warehouse, quantity in sorted(parts)
-            ]
-            for piece in pieces:
-                taken = await uow.execute(
-                    update(stock)
-                    .where(
-                        stock.c.sku == piece.sku,
-                        stock.c.warehouse == piece.warehouse,
-                        _available_units >= piece.quantity,
-                    )
-                    .values(reserved=stock.c.reserved + piece.quantity)
-                )
-                if taken.rowcount != 1:
-                    # The lock above makes this unreachable; the row count still has the last word.
-                    raise OutOfStock(piece.sku, wanted[piece.sku], sum(by_sku[piece.sku].values()))
+            # (sku, warehouse) order: every reservation locks stock rows in the same order.
+            pieces = sorted(
+                (
+                    ReservationLine(sku, warehouse, quantity)
+                    for sku, parts in plan.items()
+                    for warehouse, quantity in parts
+                ),
+                key=lambda p: (p.sku, p.warehouse),
+            )
             expires_at = now + ttl
             await uow.execute(
                 reservations.insert().values(
@@ -289,10 +311,28 @@ class InventoryService:
                     lines=[_line_dict(p) for p in pieces],
                 )
             )
-            for sku, qty in wanted.items():
-                if sum(by_sku[sku].values()) - qty == 0:
-                    uow.record(StockDepleted(sku=sku))
+            await uow.flush()
+            for piece in pieces:
+                left = (
+                    await uow.execute(
+                        update(stock)
+                        .where(
+                            stock.c.sku == piece.sku,
+                            stock.c.warehouse == piece.warehouse,
+                            _available_units >= piece.quantity,
+                        )
+                        .values(reserved=stock.c.reserved + piece.quantity)
+                        .returning(_available_units)
+                    )
+                ).scalar_one_or_none()
+                if left is None:
+                    raise _Outpaced(piece.sku, sum(by_sku[piece.sku].values()))
+                by_sku[piece.sku][piece.warehouse] = left
+            depleted = [sku for sku in wanted if sum(by_sku[sku].values()) == 0]
+            for sku in depleted:
+                uow.record(StockDepleted(sku=sku))
             await uow.commit()
+        STOCKOUTS.inc(len(depleted))
         return Reservation(
             id=reservation_id,
             reference=reference,
@@ -303,11 +343,17 @@ class InventoryService:
         )
 
     async def commit(self, reservation_id: str) -> None:
-        """Turn held stock into sold stock. Committing twice is harmless."""
+        """Turn held stock into sold stock. Committing twice is harmless.
+
+        The stock rows are written last, so their locks are held only until the commit."""
         async with self._db.transaction() as uow:
             status, lines = await _locked_reservation(uow, reservation_id)
             if not domain.should_commit(reservation_id, status):
                 return
+            await _set_status(uow, [reservation_id], ReservationStatus.COMMITTED)
+            await _write_ledger(uow, lines, LedgerReason.COMMIT, reservation_id, self._clock.now())
+            uow.record(StockCommitted(reservation_id=reservation_id))
+            await uow.flush()
             await uow.execute(
                 update(stock)
                 .where(stock.c.sku == bindparam("b_sku"), stock.c.warehouse == bindparam("b_wh"))
@@ -317,9 +363,6 @@ class InventoryService:
                 ),
                 [{"b_sku": ln.sku, "b_wh": ln.warehouse, "b_q": ln.quantity} for ln in lines],
             )
-            await _set_status(uow, [reservation_id], ReservationStatus.COMMITTED)
-            await _write_ledger(uow, lines, LedgerReason.COMMIT, reservation_id, self._clock.now())
-            uow.record(StockCommitted(reservation_id=reservation_id))
             await uow.commit()
 
     async def release(self, reservation_id: str) -> None:
@@ -406,6 +449,7 @@ class InventoryService:
                 )
                 uow.record(StockReleased(reservation_id=reservation_id, reason="expired"))
             await uow.commit()
+        RESERVATIONS_EXPIRED.inc(len(due))
         return len(due)
 
     async def reservation(self, reservation_id: str) -> Reservation:
@@ -451,32 +495,40 @@ class InventoryService:
             ]
 
     async def check_ledger(self) -> list[str]:
-        """SKUs whose ledger, summed per warehouse, disagrees with their stock levels."""
-        async with self._db.reading() as conn:
-            sums = await conn.execute(
-                select(
-                    ledger.c.sku,
-                    ledger.c.warehouse,
-                    func.sum(ledger.c.delta_on_hand).label("on_hand"),
-                    func.sum(ledger.c.delta_reserved).label("reserved"),
-                    func.sum(ledger.c.delta_sold).label("sold"),
-                ).group_by(ledger.c.sku, ledger.c.warehouse)
-            )
-            from_ledger = {
-                (r.sku, r.warehouse): (int(r.on_hand), int(r.reserved), int(r.sold)) for r in sums
-            }
-            levels = await conn.execute(
-                select(
-                    stock.c.sku, stock.c.warehouse, stock.c.on_hand, stock.c.reserved, stock.c.sold
+        """SKUs whose stock levels (per warehouse) differ from the sums of their ledger deltas.
+
+        One grouped query over the ledger and the levels together, so the whole check is one
+        pass for the database, cheap enough to run every few minutes on a large catalog."""
+        both = union_all(
+            select(
+                ledger.c.sku,
+                ledger.c.warehouse,
+                ledger.c.delta_on_hand.label("on_hand"),
+                ledger.c.delta_reserved.label("reserved"),
+                ledger.c.delta_sold.label("sold"),
+            ),
+            select(
+                stock.c.sku,
+                stock.c.warehouse,
+                (-stock.c.on_hand).label("on_hand"),
+                (-stock.c.reserved).label("reserved"),
+                (-stock.c.sold).label("sold"),
+            ),
+        ).subquery()
+        drifting = (
+            select(both.c.sku)
+            .group_by(both.c.sku, both.c.warehouse)
+            .having(
+                or_(
+                    func.sum(both.c.on_hand) != 0,
+                    func.sum(both.c.reserved) != 0,
+                    func.sum(both.c.sold) != 0,
                 )
             )
-            from_stock = {(r.sku, r.warehouse): (r.on_hand, r.reserved, r.sold) for r in levels}
-        wrong = {
-            key[0]
-            for key in from_ledger.keys() | from_stock.keys()
-            if from_ledger.get(key, (0, 0, 0)) != from_stock.get(key, (0, 0, 0))
-        }
-        return sorted(wrong)
+        )
+        async with self._db.reading() as conn:
+            skus = (await conn.execute(drifting)).scalars().all()
+        return sorted(set(skus))
 
 
 # --- helpers ------------------------------------------------------------------------------

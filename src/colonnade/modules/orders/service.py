@@ -31,6 +31,7 @@ from colonnade.kernel.db import Database
 from colonnade.kernel.errors import Conflict, InvalidInput
 from colonnade.kernel.events import Event
 from colonnade.kernel.ids import new_id
+from colonnade.kernel.metrics import ORDERS_PLACED, count_revenue
 from colonnade.kernel.money import Money, currency_code
 from colonnade.kernel.uow import UnitOfWork
 from colonnade.modules.orders import domain
@@ -212,6 +213,7 @@ class OrdersService:
                 )
             )
             await uow.commit()
+        ORDERS_PLACED.inc()
         # What was just written, without reading it back (three queries fewer per purchase).
         order = Order(
             id=order_id,
@@ -395,7 +397,7 @@ class OrdersService:
     async def mark_paid(self, order_id: str, amount: Money, *, actor: str = "checkout") -> None:
         """The payment for the whole total was captured (the caller knows the order)."""
         async with self._db.transaction() as uow:
-            await self._apply(
+            paid = await self._apply(
                 uow,
                 order_id,
                 actor,
@@ -409,6 +411,8 @@ class OrdersService:
                 ),
             )
             await uow.commit()
+        if paid:
+            count_revenue(amount)
 
     async def cancel(self, order_id: str, actor: str, reason: str) -> Order:
         reason = domain.valid_text("reason", reason)
@@ -517,8 +521,9 @@ class OrdersService:
         event: Callable[[Any, OrderState, OrderState], Event],
         *,
         note: str | None = None,
-    ) -> None:
-        """Move the order by `change` and record it; a change already made writes nothing."""
+    ) -> bool:
+        """Move the order by `change` and record it; a change already made writes nothing
+        (and answers False)."""
         actor = domain.valid_text("actor", actor, limit=120)
         now = self._clock.now()
         for _ in range(5):
@@ -529,7 +534,7 @@ class OrdersService:
             after = change(before)
             if after == before:
                 # A repeated payment or cancel: already recorded, nothing to write.
-                return
+                return False
             # Only if nobody moved the order since we read it; else read again and re-decide.
             moved = await uow.execute(
                 update(orders)
@@ -552,6 +557,7 @@ class OrdersService:
             raise OrderBusy(order_id)
         await _append_history(uow, order_id, before.status, after.status, now, actor, note)
         uow.record(event(row, before, after))
+        return True
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from colonnade.kernel.errors import ColonnadeError, Conflict, InvalidInput, NotFound
 from colonnade.kernel.money import Money
@@ -69,8 +69,23 @@ class ProviderUnavailable(ColonnadeError):
     title = "Payment provider unavailable"
     code = "payment_provider_unavailable"
 
-    def __init__(self, detail: str = "the payment provider did not answer; try again") -> None:
-        super().__init__(detail)
+    def __init__(
+        self, detail: str = "the payment provider did not answer; try again", **extensions: Any
+    ) -> None:
+        super().__init__(detail, **extensions)
+
+
+class ProviderCircuitOpen(ProviderUnavailable):
+    """The provider failed too often lately, so it was not asked at all: nothing happened
+    there. `retry_after` (seconds) says when it will be tried again."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "the payment provider is unavailable right now and was not asked, so nothing "
+            f"happened there; try again later (in about {retry_after} seconds)",
+            retry_after=retry_after,
+        )
+        self.retry_after = retry_after
 
 
 class InvalidPayment(InvalidInput):

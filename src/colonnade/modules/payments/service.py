@@ -36,6 +36,7 @@ from colonnade.modules.payments.domain import (
     PaymentProvider,
     PaymentStateConflict,
     PaymentStatus,
+    ProviderCircuitOpen,
     ProviderOutcome,
     ProviderRefused,
     ProviderUnavailable,
@@ -118,6 +119,11 @@ class PaymentsService:
         assert token is not None
         try:
             outcome = await self._provider.authorize(row.id, amount, token)
+        except ProviderCircuitOpen:
+            # The provider was not asked. Under a fresh key it has nothing to void; a key
+            # asked before may hold an answer we never got, which reconcile voids.
+            await self._settle(row, PaymentStatus.VOIDED if created else PaymentStatus.UNKNOWN)
+            raise
         except ProviderUnavailable:
             await self._settle(row, PaymentStatus.UNKNOWN)
             raise
@@ -339,9 +345,16 @@ class PaymentsService:
             return payment_of(row)
         if row.method == PaymentMethod.CARD.value:
             # Without the provider's reference, void under the authorization's own key.
-            outcome = await self._provider.void(
-                f"{payment_id}:void", row.provider_reference or payment_id
-            )
+            try:
+                outcome = await self._provider.void(
+                    f"{payment_id}:void", row.provider_reference or payment_id
+                )
+            except ProviderUnavailable:
+                if status not in (PaymentStatus.UNKNOWN, PaymentStatus.AUTHORIZING):
+                    raise
+                # No authorization is known to exist, so nothing is held for sure: it stays
+                # unknown, and reconcile voids it once the provider answers again.
+                return payment_of(await self._settle(row, PaymentStatus.UNKNOWN))
             if not outcome.approved:
                 raise ProviderRefused(payment_id, "void", outcome.decline_reason)
         async with self._db.transaction() as uow:
@@ -386,8 +399,8 @@ class PaymentsService:
         voided = 0
         for payment_id in ids:
             try:
-                await self.void(payment_id)
-                voided += 1
+                if (await self.void(payment_id)).status is PaymentStatus.VOIDED:
+                    voided += 1
             except (ProviderUnavailable, ProviderRefused, PaymentStateConflict):
                 continue  # the next run tries again
         return voided

@@ -7,7 +7,12 @@ It knows a handful of test tokens and nothing else; it never sees a card number:
 - `tok_chargeDeclinedInsufficientFunds` declines with "insufficient_funds";
 - `tok_timeout` waits `timeout_delay` seconds and raises ProviderUnavailable (never authorizes);
 - `tok_captureFails` approves, but every capture of that charge raises ProviderUnavailable;
+- `tok_answerLost` approves, but the first answer under a key is lost on its way back
+  (ProviderUnavailable after the charge was made); asking again under that key gets the
+  approval, and no second charge;
 - any other token declines with "invalid_token".
+
+`latency` seconds pass before every answer, as with a real processor over the network.
 
 Its state lives in its own tables, so it stays idempotent across restarts: every idempotency
 key it has answered is in payments_gateway_requests with the answer it gave, and a repeated
@@ -38,18 +43,23 @@ _DECLINES = {
 }
 _TIMES_OUT = "tok_timeout"
 _CAPTURE_FAILS = "tok_captureFails"
-_APPROVES = {"tok_visa", _CAPTURE_FAILS}
+_ANSWER_LOST = "tok_answerLost"
+_APPROVES = {"tok_visa", _CAPTURE_FAILS, _ANSWER_LOST}
 
 
 class TestGateway:
     __test__ = False  # not a pytest test class, despite the name
 
-    def __init__(self, db: Database, *, clock: Clock, timeout_delay: float = 0.0) -> None:
+    def __init__(
+        self, db: Database, *, clock: Clock, timeout_delay: float = 0.0, latency: float = 0.0
+    ) -> None:
         self._db = db
         self._clock = clock
         self._timeout_delay = timeout_delay
+        self._latency = latency
 
     async def authorize(self, key: str, amount: Money, token: str) -> ProviderOutcome:
+        await asyncio.sleep(self._latency)
         if token == _TIMES_OUT:
             # A key that was answered (voided meanwhile) keeps its answer; otherwise no answer.
             known = await self._known(key)
@@ -80,9 +90,12 @@ class TestGateway:
                 outcome = ProviderOutcome.decline(_DECLINES.get(token, "invalid_token"))
             await self._answer(uow, key, outcome)
             await uow.commit()
+        if token == _ANSWER_LOST:
+            raise ProviderUnavailable("the test gateway's answer was lost (tok_answerLost)")
         return outcome
 
     async def capture(self, key: str, reference: str, amount: Money) -> ProviderOutcome:
+        await asyncio.sleep(self._latency)
         async with self._db.transaction() as uow:
             if not await self._claim(uow, key, "capture"):
                 return await self._answer_of(uow, key)
@@ -108,6 +121,7 @@ class TestGateway:
         return outcome
 
     async def void(self, key: str, reference: str) -> ProviderOutcome:
+        await asyncio.sleep(self._latency)
         async with self._db.transaction() as uow:
             if not await self._claim(uow, key, "void"):
                 return await self._answer_of(uow, key)
@@ -142,6 +156,7 @@ class TestGateway:
         return outcome
 
     async def refund(self, key: str, reference: str, amount: Money) -> ProviderOutcome:
+        await asyncio.sleep(self._latency)
         async with self._db.transaction() as uow:
             if not await self._claim(uow, key, "refund"):
                 return await self._answer_of(uow, key)

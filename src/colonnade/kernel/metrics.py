@@ -1,0 +1,198 @@
+"""Every metric the shop exports, defined once, in the default prometheus_client registry.
+
+Modules import the metric they move from here, so a name is never declared twice and the
+catalog (what `/metrics` may show) is readable in one place. Label values stay few and
+known in advance (route templates, outcomes, currencies, job names), never ids.
+
+With several worker processes, prometheus_client's multiprocess mode (the
+PROMETHEUS_MULTIPROC_DIR environment variable, set before this module is imported) keeps
+each worker's values in files that `/metrics` adds up; gauges then say how to combine them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from colonnade.kernel.events import Envelope
+from colonnade.kernel.money import Money
+
+# Seconds; from a cache hit to a checkout waiting on a slow payment provider.
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Database statements are mostly sub-millisecond on a warm connection.
+_QUERY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+# From an event's commit to its consumer: milliseconds in process, minutes when a relay lags.
+_LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+# --- HTTP --------------------------------------------------------------------------------
+
+HTTP_REQUESTS = Counter(
+    "colonnade_http_requests_total",
+    "HTTP requests answered, by method, route template and status.",
+    ["method", "route", "status"],
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "colonnade_http_request_duration_seconds",
+    "Time from a request's arrival to the end of its answer.",
+    ["method", "route", "status"],
+    buckets=_LATENCY_BUCKETS,
+)
+HTTP_REQUESTS_IN_FLIGHT = Gauge(
+    "colonnade_http_requests_in_flight",
+    "HTTP requests being answered right now.",
+    multiprocess_mode="livesum",
+)
+
+# --- database ----------------------------------------------------------------------------
+
+DB_POOL_CONNECTIONS = Gauge(
+    "colonnade_db_pool_connections",
+    "Database connections of the pool, by state (in_use or idle).",
+    ["state"],
+    multiprocess_mode="livesum",
+)
+DB_POOL_SIZE = Gauge(
+    "colonnade_db_pool_size",
+    "Connections the database pool keeps open (before overflow).",
+    multiprocess_mode="livesum",
+)
+DB_QUERY_DURATION = Histogram(
+    "colonnade_db_query_duration_seconds",
+    "Time of one database statement, by operation (select, insert, update, delete, other).",
+    ["operation"],
+    buckets=_QUERY_BUCKETS,
+)
+
+# --- events ------------------------------------------------------------------------------
+
+OUTBOX_BACKLOG = Gauge(
+    "colonnade_outbox_backlog",
+    "Events committed to the outbox and not yet published.",
+    multiprocess_mode="max",
+)
+OUTBOX_LAG = Gauge(
+    "colonnade_outbox_lag_seconds",
+    "Age of the oldest event not yet published (0 when none waits).",
+    multiprocess_mode="max",
+)
+OUTBOX_PUBLISHED = Counter(
+    "colonnade_outbox_published_total",
+    "Events the outbox relay delivered to the bus.",
+)
+CONSUMER_LAG = Histogram(
+    "colonnade_consumer_lag_seconds",
+    "Time from an event occurring to a consumer handling it.",
+    ["consumer"],
+    buckets=_LAG_BUCKETS,
+)
+EVENTS_CONSUMED = Counter(
+    "colonnade_events_consumed_total",
+    "Events handed to a consumer, by outcome (ok or failed).",
+    ["consumer", "outcome"],
+)
+
+
+def consumed(consumer: str, envelope: Envelope) -> None:
+    """A consumer handled `envelope`: count it, and how long after it occurred."""
+    EVENTS_CONSUMED.labels(consumer, "ok").inc()
+    lag = (datetime.now(UTC) - envelope.occurred_at).total_seconds()
+    CONSUMER_LAG.labels(consumer).observe(max(lag, 0.0))
+
+
+# --- the shop's business -----------------------------------------------------------------
+
+CARTS_CREATED = Counter("colonnade_carts_created_total", "Carts opened.")
+CHECKOUTS = Counter(
+    "colonnade_checkouts_total",
+    "Checkouts finished, by outcome (paid, pending_payment, out_of_stock, payment_declined, "
+    "provider_unavailable, error). A retry answered from the first result is not counted.",
+    ["outcome"],
+)
+ORDERS_PLACED = Counter("colonnade_orders_placed_total", "Orders placed.")
+REVENUE = Counter(
+    "colonnade_revenue_total",
+    "Money captured for orders, in the currency's major units.",
+    ["currency"],
+)
+STOCKOUTS = Counter(
+    "colonnade_stockouts_total",
+    "Stock-outs: a SKU reaching 0 available (buyers turned away are checkouts out_of_stock).",
+)
+PAYMENT_DECLINES = Counter(
+    "colonnade_payment_declines_total",
+    "Payments the provider declined, by reason.",
+    ["reason"],
+)
+RESERVATIONS_EXPIRED = Counter(
+    "colonnade_reservations_expired_total",
+    "Stock reservations released because their time ran out.",
+)
+
+
+def count_revenue(amount: Money) -> None:
+    """Add `amount` to the revenue of its currency, in major units (cents become dollars)."""
+    # A float is fine here: a metric sums for charts, it never holds money owed.
+    REVENUE.labels(currency=amount.currency).inc(float(amount.to_decimal()))
+
+
+# --- self-maintenance --------------------------------------------------------------------
+
+MAINTENANCE_RUNS = Counter(
+    "colonnade_maintenance_runs_total",
+    "Runs of a maintenance job, by outcome (ok or failed).",
+    ["job", "outcome"],
+)
+MAINTENANCE_ITEMS = Counter(
+    "colonnade_maintenance_items_total",
+    "Rows a maintenance job handled (reservations expired, carts closed, ...).",
+    ["job"],
+)
+MAINTENANCE_DURATION = Histogram(
+    "colonnade_maintenance_duration_seconds",
+    "Time one run of a maintenance job took.",
+    ["job"],
+    buckets=_LATENCY_BUCKETS,
+)
+MAINTENANCE_LAST_SUCCESS = Gauge(
+    "colonnade_maintenance_last_success_timestamp_seconds",
+    "When a maintenance job last finished without failing (Unix time).",
+    ["job"],
+    multiprocess_mode="max",
+)
+STOCK_LEDGER_DRIFT = Gauge(
+    "colonnade_stock_ledger_drift_skus",
+    "SKUs whose stock levels disagree with their stock ledger.",
+    multiprocess_mode="max",
+)
+DEAD_LETTERS = Gauge(
+    "colonnade_dead_letters",
+    "Poison messages parked in the dead-letter table, waiting for a replay.",
+    multiprocess_mode="max",
+)
+
+# --- the payment provider ----------------------------------------------------------------
+
+PAYMENT_PROVIDER_CALLS = Counter(
+    "colonnade_payment_provider_calls_total",
+    "Calls to the payment provider, by operation and outcome.",
+    ["operation", "outcome"],
+)
+PAYMENT_CIRCUIT_STATE = Gauge(
+    "colonnade_payment_circuit_state",
+    "The payment provider's circuit breaker: 0 closed, 1 half-open, 2 open.",
+    multiprocess_mode="max",
+)
+
+# --- alerts ------------------------------------------------------------------------------
+
+ALERTS_FIRING = Gauge(
+    "colonnade_alerts_firing",
+    "Whether an alert fires now (1) or not (0).",
+    ["alert"],
+    multiprocess_mode="max",
+)
+
+# Where worker processes keep their values when several serve one shop (prometheus_client's
+# multiprocess mode); it must be set before any worker imports this module.
+MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"

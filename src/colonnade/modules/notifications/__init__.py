@@ -1,0 +1,1 @@
+"""Notifications: what the shop tells its customers, and the record of what it told them."""

@@ -1,0 +1,1 @@
+"""Mailers: adapters behind the Mailer port."""
