@@ -212,13 +212,18 @@ class PaymentsService:
                 updated_at=now,
             )
             .on_conflict_do_nothing(index_elements=[payments.c.checkout_id])
+            .returning(*payments.c)
         )
+        row = created.one_or_none()
+        if row is not None:
+            return row, True
+        # The checkout already has a payment (a retry): it must be the same one.
         row = (
             await uow.execute(select(payments).where(payments.c.checkout_id == checkout_id))
         ).one()
         if row.method != method.value or Money(row.amount, row.currency) != amount:
             raise CheckoutAlreadyPaid(checkout_id)
-        return row, created.rowcount == 1
+        return row, False
 
     async def _settle(self, row: Any, status: PaymentStatus, **values: Any) -> Any:
         async with self._db.transaction() as uow:
