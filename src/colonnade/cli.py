@@ -102,6 +102,7 @@ def serve(
         Panel.fit(
             f"Storefront API  {base}/store/products?market=US\n"
             f"API docs        {base}/docs\n"
+            f"Operations      {base}/ops  (staff with ops:read)\n"
             f"Health          {base}/health/ready\n"
             f"Metrics         {base}/metrics",
             title="Colonnade is starting",
