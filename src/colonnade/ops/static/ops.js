@@ -31,6 +31,8 @@
         width: width(figure),
         height: 200,
         scales: { x: { time: true } },
+        // Room for five-digit values (an outbox backlog in the thousands) beside the y axis.
+        axes: [{}, { size: 64 }],
         series: [{}].concat(names.map((name) => ({
           label: name, stroke: colours[name] || "#37474f", width: 2, spanGaps: false,
         }))),
