@@ -4,31 +4,15 @@ can go from a log line to its trace and back; outside a span it names none."""
 from __future__ import annotations
 
 import io
-import json
-from collections.abc import Iterator
-from typing import Any
 
-import pytest
 import structlog
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from colonnade.kernel.redaction import configure_logging
+from tests.unit.conftest import rendered
 
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
 SPAN_ID = 0x00F067AA0BA902B7
-
-
-@pytest.fixture
-def lines() -> Iterator[io.StringIO]:
-    output = io.StringIO()
-    configure_logging("INFO", output)
-    yield output
-    structlog.reset_defaults()
-
-
-def rendered(output: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in output.getvalue().splitlines()]
 
 
 def test_a_line_inside_a_span_names_its_trace_and_span(lines: io.StringIO) -> None:

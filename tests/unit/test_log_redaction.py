@@ -4,26 +4,11 @@ whatever the code that logs passes in."""
 from __future__ import annotations
 
 import io
-import json
-from collections.abc import Iterator
-from typing import Any
 
-import pytest
 import structlog
 
 from colonnade.kernel.redaction import configure_logging
-
-
-@pytest.fixture
-def lines() -> Iterator[io.StringIO]:
-    output = io.StringIO()
-    configure_logging("INFO", output)
-    yield output
-    structlog.reset_defaults()
-
-
-def rendered(output: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in output.getvalue().splitlines()]
+from tests.unit.conftest import rendered
 
 
 def test_secrets_are_redacted_by_their_names(lines: io.StringIO) -> None:
