@@ -6,10 +6,11 @@ prices and taxes, a 422 for an unknown market and a 409 `price_missing` for an u
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from colonnade.kernel.errors import Conflict, InvalidInput
+from colonnade.kernel.errors import ColonnadeError, Conflict, InvalidInput
 from colonnade.kernel.money import Money, sum_money
 
 
@@ -88,6 +89,18 @@ class Pricing:
             tax=tax,
             total=subtotal if market.tax_inclusive else subtotal + tax,
         )
+
+
+    async def quote_batch(
+        self, conn: object, wanted: Sequence[tuple[str, list[tuple[str, int]]]]
+    ) -> list[Quote | ColonnadeError]:
+        answers: list[Quote | ColonnadeError] = []
+        for market_code, lines in wanted:
+            try:
+                answers.append(await self.quote(market_code, lines))
+            except ColonnadeError as refused:
+                answers.append(refused)
+        return answers
 
 
 @dataclass

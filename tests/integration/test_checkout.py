@@ -6,17 +6,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import event, insert
 
 from colonnade.app import Shop, assemble
 from colonnade.kernel.clock import SettableClock
 from colonnade.kernel.money import Money
 from colonnade.kernel.settings import Settings
 from colonnade.modules.catalog.service import NewProduct, NewVariant
+from colonnade.modules.checkout.domain import IdempotencyKeyReused, Outcome
 from colonnade.modules.checkout.schema import checkouts
 from colonnade.modules.checkout.service import CheckoutRequest
 from colonnade.modules.orders.service import IllegalTransition, NewOrder, OrderLine
@@ -459,3 +461,95 @@ async def test_recovery_gives_back_both_tenders_of_a_split_checkout_that_died(
     assert (await shop.payments.payment(rest.id)).status.value == "voided"
     assert await shop.payments.gift_card_balance(card.code) == Money(500, "USD")
     assert (await shop.inventory.stock(sku)).available == 2
+
+
+# --- checkouts that meet the database together --------------------------------------------
+
+
+async def test_a_batch_mixing_every_kind_of_buyer_answers_each_as_if_alone(shop: Shop) -> None:
+    plenty = await product(shop, price=1000, on_hand=100)
+    scarce_sku = await product(shop, price=1000, on_hand=1)
+    gift = await shop.payments.issue_gift_card(Money(500, "USD"))
+    paid_carts = [await cart_with(shop, plenty, 1) for _ in range(3)]
+    scarce_carts = [await cart_with(shop, scarce_sku, 1) for _ in range(2)]
+    declined_cart = await cart_with(shop, plenty, 2)
+    split_cart = await cart_with(shop, plenty, 1)
+    twice_cart = await cart_with(shop, plenty, 1)
+
+    outcomes = await asyncio.gather(
+        *(shop.checkout.check_out(c, f"mix-paid-{i}", paying()) for i, c in enumerate(paid_carts)),
+        *(
+            shop.checkout.check_out(c, f"mix-scarce-{i}", paying())
+            for i, c in enumerate(scarce_carts)
+        ),
+        shop.checkout.check_out(declined_cart, "mix-declined", paying("tok_chargeDeclined")),
+        shop.checkout.check_out(split_cart, "mix-split", gift_card_and(gift.code, "tok_visa")),
+        shop.checkout.check_out(twice_cart, "mix-twice", paying()),
+        shop.checkout.check_out(twice_cart, "mix-twice", paying()),
+    )
+    paid, scarce_out, (declined, split, first, second) = outcomes[:3], outcomes[3:5], outcomes[5:]
+
+    assert [o.status for o in paid] == [201, 201, 201]
+    assert sorted(o.status for o in scarce_out) == [201, 409]
+    [sold_out] = [o for o in scarce_out if o.status == 409]
+    assert (sold_out.body["code"], sold_out.body["sku"]) == ("out_of_stock", scarce_sku)
+    assert (declined.status, declined.body["code"]) == (402, "payment_declined")
+    assert declined.body["reason"] == "card_declined"
+    assert split.status == 201
+    assert first == second
+    assert first.status == 201
+    for outcome in [*paid, split, first, *(o for o in scarce_out if o.status == 201)]:
+        order = await shop.orders.order(outcome.body["id"])
+        assert (order.status.value, order.paid) == ("paid", Money(1100, "USD"))
+    # 3 paid, 1 split, 1 bought twice over one key: 5 of plenty; the declined 2 are back.
+    stock = await shop.inventory.stock(plenty)
+    assert (stock.sold, stock.reserved, stock.available) == (5, 0, 95)
+    assert (await shop.inventory.stock(scarce_sku)).sold == 1
+    assert await count_rows(shop.db, "orders_orders") == 6
+    assert await shop.inventory.check_ledger() == []
+    declined_payment = await shop.payments.payment_for_checkout(declined.body["checkout_id"])
+    assert (declined_payment.status.value, declined_payment.captured.amount) == ("failed", 0)
+    assert (await shop.carts.snapshot(declined_cart)).status.value == "open"
+    assert await shop.payments.gift_card_balance(gift.code) == Money(0, "USD")
+
+
+async def test_a_key_reused_with_another_body_in_the_same_batch_is_refused(shop: Shop) -> None:
+    sku = await product(shop, on_hand=10)
+    cart_id = await cart_with(shop, sku, 1)
+    other = replace(paying(), email="bob@example.com")
+
+    first, second = await asyncio.gather(
+        shop.checkout.check_out(cart_id, "mix-reused", paying()),
+        shop.checkout.check_out(cart_id, "mix-reused", other),
+        return_exceptions=True,
+    )
+
+    assert isinstance(first, Outcome)
+    assert first.status == 201
+    assert isinstance(second, IdempotencyKeyReused)
+    assert (await shop.inventory.stock(sku)).sold == 1
+
+
+async def test_a_burst_of_card_checkouts_costs_a_few_statements_each(shop: Shop) -> None:
+    sku = await product(shop, price=1000, on_hand=1000)
+    carts = [await cart_with(shop, sku, 1) for _ in range(40)]
+    await paid_order(shop, sku, 1, "warm-up-key")  # reference data read once, as in a running shop
+    statements = 0
+
+    def count(*_: object) -> None:
+        nonlocal statements
+        statements += 1
+
+    event.listen(shop.db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        outcomes = await asyncio.gather(
+            *(shop.checkout.check_out(c, f"burst-{i:04d}", paying()) for i, c in enumerate(carts))
+        )
+    finally:
+        event.remove(shop.db.engine.sync_engine, "before_cursor_execute", count)
+
+    assert [o.status for o in outcomes] == [201] * 40
+    # One by one a checkout took 30 statements; in batches, a few each (all steps, the
+    # provider's own bookkeeping included).
+    assert statements / 40 <= 3, f"{statements} statements for 40 checkouts"
+    assert (await shop.inventory.stock(sku)).sold == 41

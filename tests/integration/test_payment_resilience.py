@@ -128,7 +128,7 @@ async def test_an_answer_lost_on_the_way_back_is_asked_again_and_charges_once(
     sku = await product(shop, price=1000, on_hand=5)
     cart_id = await open_cart(http, sku)
     lost = await metric(
-        http, "colonnade_payment_provider_calls_total", operation="authorize", outcome="unavailable"
+        http, "colonnade_payment_provider_calls_total", operation="charge", outcome="unavailable"
     )
 
     paid = await checkout(http, cart_id, "tok_answerLost")
@@ -139,7 +139,7 @@ async def test_an_answer_lost_on_the_way_back_is_asked_again_and_charges_once(
         await metric(
             http,
             "colonnade_payment_provider_calls_total",
-            operation="authorize",
+            operation="charge",
             outcome="unavailable",
         )
         == lost + 1

@@ -33,7 +33,7 @@ ADDRESS = {
     "postal_code": "1",
     "country": "US",
 }
-STEPS = {"reserve", "quote", "authorize", "place", "capture", "commit"}
+STEPS = {"reserve", "charge", "settle"}
 
 
 @asynccontextmanager

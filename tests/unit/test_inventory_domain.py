@@ -18,6 +18,7 @@ from colonnade.modules.inventory.domain import (
     ReservationStatus,
     StockBelowCommitments,
     allocate,
+    allocate_in_order,
     available,
     check_on_hand,
     requested_quantities,
@@ -141,3 +142,61 @@ def test_releasing_is_idempotent_but_not_after_commit() -> None:
     assert should_release("r1", ReservationStatus.EXPIRED) is False
     with pytest.raises(ReservationNotHeld):
         should_release("r1", ReservationStatus.COMMITTED)
+
+
+# --- a batch of reservations served from one reading of the stock --------------------------
+
+batch_requests = st.lists(
+    st.dictionaries(st.sampled_from(["A", "B", "C"]), st.integers(1, 8), min_size=1, max_size=3),
+    max_size=30,
+)
+batch_stock = st.dictionaries(st.sampled_from(["A", "B", "C"]), warehouse_stock, max_size=3)
+
+
+@given(batch_requests, batch_stock)
+def test_a_batch_never_takes_more_than_there_is_and_answers_everyone(
+    wanted: list[dict[str, int]], stock: dict[str, dict[str, int]]
+) -> None:
+    served = allocate_in_order(wanted, stock)
+
+    assert len(served) == len(wanted)
+    taken: dict[tuple[str, str], int] = {}
+    for lines, answer in zip(wanted, served, strict=True):
+        if isinstance(answer, OutOfStock):
+            assert answer.sku in lines
+            continue
+        per_sku: dict[str, int] = {}
+        for sku, warehouse, quantity in answer:
+            assert quantity > 0
+            per_sku[sku] = per_sku.get(sku, 0) + quantity
+            taken[(sku, warehouse)] = taken.get((sku, warehouse), 0) + quantity
+        assert per_sku == lines  # every line whole, or the reservation not at all
+    for (sku, warehouse), units in taken.items():
+        assert units <= stock[sku][warehouse]
+
+
+@given(batch_requests, batch_stock)
+def test_a_batch_serves_earlier_arrivals_first_as_if_each_came_alone(
+    wanted: list[dict[str, int]], stock: dict[str, dict[str, int]]
+) -> None:
+    left = {sku: dict(by_warehouse) for sku, by_warehouse in stock.items()}
+    for lines, answer in zip(wanted, allocate_in_order(wanted, stock), strict=True):
+        short = [sku for sku, qty in lines.items() if sum(left.get(sku, {}).values()) < qty]
+        if short:
+            # Refused exactly when what the earlier ones left falls short, naming that SKU.
+            assert isinstance(answer, OutOfStock)
+            assert answer.sku == short[0]
+            assert answer.available == sum(left.get(answer.sku, {}).values())
+            continue
+        assert not isinstance(answer, OutOfStock)
+        for sku, warehouse, quantity in answer:
+            left[sku][warehouse] -= quantity
+
+
+def test_a_sold_out_buyer_leaves_the_stock_to_those_after_it() -> None:
+    served = allocate_in_order([{"A": 2}, {"A": 5}, {"A": 1}], {"A": {"main": 3}})
+
+    assert served[0] == [("A", "main", 2)]
+    assert isinstance(served[1], OutOfStock)
+    assert (served[1].sku, served[1].available) == ("A", 1)
+    assert served[2] == [("A", "main", 1)]

@@ -63,6 +63,12 @@ DB_QUERY_DURATION = Histogram(
     ["operation"],
     buckets=_QUERY_BUCKETS,
 )
+BATCH_SIZE = Histogram(
+    "colonnade_batch_size",
+    "Requests that went to the database together in one batch, by step of the purchase.",
+    ["step"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 
 # --- events ------------------------------------------------------------------------------
 

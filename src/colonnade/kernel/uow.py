@@ -25,9 +25,15 @@ class UnitOfWork:
         self._pending: list[Envelope] = []
         self._flushed = False
         self._on_events_committed = on_events_committed
+        self._after_commit: list[Callable[[], None]] = []
 
     async def execute(self, statement: Executable, parameters: Any = None) -> Any:
         return await self.connection.execute(statement, parameters)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the transaction has committed (counting what it did, say),
+        and never when it rolls back."""
+        self._after_commit.append(callback)
 
     def record(self, event: Event, headers: dict[str, str] | None = None) -> Envelope:
         envelope = Envelope(
@@ -69,3 +75,5 @@ class UnitOfWork:
         await self.connection.commit()
         if self._flushed:
             self._on_events_committed()
+        for callback in self._after_commit:
+            callback()

@@ -12,16 +12,20 @@ personal data besides that link, which `forget_customer` removes.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import case, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from colonnade.kernel.batching import Batcher, Exclude, Submitted
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
+from colonnade.kernel.errors import ColonnadeError
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.metrics import CARTS_CREATED
 from colonnade.kernel.money import Money
@@ -113,6 +117,12 @@ class PriceQuoter(Protocol):
         """Prices for the lines; raises a 409 `price_missing` error for an unpriced SKU."""
         ...
 
+    async def quote_batch(
+        self, conn: AsyncConnection, wanted: Sequence[tuple[str, list[tuple[str, int]]]]
+    ) -> Sequence[QuoteLike | ColonnadeError]:
+        """A quote (or its refusal) per (market, lines), on the caller's connection."""
+        ...
+
 
 class SkuCatalog(Protocol):
     async def sku_exists(self, sku: str) -> bool: ...
@@ -158,6 +168,13 @@ class CartSnapshot:
 
 
 @dataclass(frozen=True)
+class _LineChange:
+    cart_id: str
+    customer_id: str | None
+    change: Callable[[Lines], Lines]
+
+
+@dataclass(frozen=True)
 class _Cart:
     id: str
     market: str
@@ -189,6 +206,9 @@ class CartService:
         self._clock = clock
         self._idle_ttl = idle_ttl
         self._limits = Limits(max_quantity=max_quantity, max_lines=max_lines)
+        # Carts opened, and lines changed, at the same moment go to the database together.
+        self._opening = Batcher[dict[str, Any], None]("cart.open", self._open_batch)
+        self._changing = Batcher[_LineChange, CartView]("cart.change", self._change_batch)
 
     async def create(self, market: str, customer_id: str | None = None) -> CartView:
         customer_id = domain.valid_customer_id(customer_id)
@@ -203,21 +223,19 @@ class CartService:
             version=1,
             lines=(),
         )
-        async with self._db.transaction() as uow:
-            await uow.execute(
-                carts.insert().values(
-                    id=cart.id,
-                    market=cart.market,
-                    currency=cart.currency,
-                    tax_inclusive=cart.tax_inclusive,
-                    status=cart.status.value,
-                    customer_id=customer_id,
-                    created_at=now,
-                    updated_at=now,
-                    version=cart.version,
-                )
-            )
-            await uow.commit()
+        await self._opening.submit(
+            {
+                "id": cart.id,
+                "market": cart.market,
+                "currency": cart.currency,
+                "tax_inclusive": cart.tax_inclusive,
+                "status": cart.status.value,
+                "customer_id": customer_id,
+                "created_at": now,
+                "updated_at": now,
+                "version": cart.version,
+            }
+        )
         CARTS_CREATED.inc()
         return _view(cart, None)
 
@@ -289,15 +307,34 @@ class CartService:
         raise CartChanged(cart_id, expected_version or 0, row.version)
 
     async def snapshot(self, cart_id: str, customer_id: str | None = None) -> CartSnapshot:
-        cart = await self._load(cart_id, customer_id)
-        return CartSnapshot(
-            id=cart.id,
-            market=cart.market,
-            currency=cart.currency,
-            lines=tuple((line.sku, line.quantity) for line in cart.lines),
-            version=cart.version,
-            status=cart.status,
-            customer_id=cart.customer_id,
+        return _snapshot_of(await self._load(cart_id, customer_id))
+
+    async def snapshot_batch(
+        self, conn: AsyncConnection, wanted: Sequence[tuple[str, str | None]]
+    ) -> list[CartSnapshot | CartNotFound]:
+        """Each (cart id, customer id)'s cart as `snapshot` reads it, all in one query on the
+        caller's connection."""
+        return [
+            found if isinstance(found, CartNotFound) else _snapshot_of(found)
+            for found in await self._load_many(conn, wanted)
+        ]
+
+    async def close_batch(self, uow: UnitOfWork, cart_ids: Sequence[str]) -> None:
+        """Mark these carts checked out in the caller's transaction, one statement for all;
+        a cart closed already stays as it is."""
+        if not cart_ids:
+            return
+        await uow.execute(
+            update(carts)
+            .where(
+                carts.c.id.in_(sorted(set(cart_ids))),
+                carts.c.status != CartStatus.CHECKED_OUT.value,
+            )
+            .values(
+                status=CartStatus.CHECKED_OUT.value,
+                version=carts.c.version + 1,
+                updated_at=self._clock.now(),
+            )
         )
 
     async def forget_customer(self, customer_id: str) -> int:
@@ -355,120 +392,180 @@ class CartService:
     async def _change(
         self, cart_id: str, customer_id: str | None, change: Callable[[Lines], Lines]
     ) -> CartView:
-        cart = await self._load(cart_id, customer_id)
-        domain.ensure_open(cart_id, cart.status)
-        planned = change(cart.lines)
-        # Price before writing: a SKU without a price in this market changes nothing.
-        quote = await self._quote(cart.market, planned)
+        return await self._changing.submit(_LineChange(cart_id, customer_id, change))
+
+    async def _open_batch(self, batch: Sequence[Submitted[dict[str, Any]]]) -> list[None]:
+        async with self._db.transaction() as uow:
+            await uow.execute(carts.insert(), [s.request for s in batch])
+            await uow.commit()
+        return [None for _ in batch]
+
+    async def _change_batch(self, batch: Sequence[Submitted[_LineChange]]) -> list[CartView]:
+        """Change the lines of the carts in the batch in one transaction, each change as if
+        alone and in arrival order (two changes of one cart apply one after the other).
+
+        A change that breaks a rule (limits), finds its cart closed or prices a SKU the
+        market has no price for is refused alone: it is taken out of the batch (Exclude),
+        which runs again without it, so its refusal leaves nothing written."""
+        changes = [s.request for s in batch]
+        per_cart = Counter(c.cart_id for c in changes)
         now = self._clock.now()
         async with self._db.transaction() as uow:
-            claimed = await self._claim(uow, cart_id, customer_id, now)
-            # The claim holds the cart row, so these lines stay as read until we commit.
-            current = await _lines(uow, cart_id)
-            after = change(current)
-            upserts, deletes = domain.changes(current, after)
-            await _write(uow, cart_id, upserts, deletes, now, claimed.version)
-            uow.record(
-                CartUpdated(
-                    cart_id=cart_id,
-                    market=claimed.market,
-                    lines=[{"sku": ln.sku, "quantity": ln.quantity} for ln in after],
-                )
+            claimed = await self._claim_batch(uow, per_cart, now)
+            refused: dict[int, Exception] = {}
+            before = await _lines_of(uow, list(claimed))
+            current = dict(before)
+            version = {cart_id: row.version - per_cart[cart_id] for cart_id, row in claimed.items()}
+            position: dict[tuple[str, str], int] = {}
+            after: dict[int, tuple[Lines, int]] = {}
+            for i, c in enumerate(changes):
+                try:
+                    row = claimed.get(c.cart_id)
+                    if row is None:
+                        raise await _unclaimable(uow, c.cart_id, c.customer_id)
+                    domain.ensure_reachable(c.cart_id, row.customer_id, c.customer_id)
+                    lines = c.change(current[c.cart_id])
+                except ColonnadeError as error:
+                    refused[i] = error
+                    continue
+                version[c.cart_id] += 1
+                held = {ln.sku for ln in current[c.cart_id]}
+                for ln in lines:
+                    if ln.sku not in held:
+                        position[(c.cart_id, ln.sku)] = version[c.cart_id]
+                current[c.cart_id] = lines
+                after[i] = (lines, version[c.cart_id])
+            if refused:
+                raise Exclude(refused)
+            priced = [i for i in after if after[i][0]]
+            quotes = await self._pricing.quote_batch(
+                uow.connection,
+                [(claimed[changes[i].cart_id].market, _pairs(after[i][0])) for i in priced],
             )
+            quote_of: dict[int, QuoteLike] = {}
+            for i, quote in zip(priced, quotes, strict=True):
+                if isinstance(quote, ColonnadeError):
+                    refused[i] = quote
+                else:
+                    quote_of[i] = quote
+            if refused:
+                raise Exclude(refused)
+            await _write_batch(uow, before, current, position, now)
+            for i, (lines, _) in after.items():
+                batch[i].context.run(
+                    uow.record,
+                    CartUpdated(
+                        cart_id=changes[i].cart_id,
+                        market=claimed[changes[i].cart_id].market,
+                        lines=[{"sku": ln.sku, "quantity": ln.quantity} for ln in lines],
+                    ),
+                )
             await uow.commit()
-        if after != planned:
-            # Someone changed the cart between our read and our write: price what is there.
-            quote = await self._quote(claimed.market, after)
-        return _view(
-            _Cart(
-                id=cart_id,
-                market=claimed.market,
-                currency=claimed.currency,
-                tax_inclusive=claimed.tax_inclusive,
+        views: list[CartView] = []
+        for i, c in enumerate(changes):
+            row = claimed[c.cart_id]
+            lines, at_version = after[i]
+            cart = _Cart(
+                id=c.cart_id,
+                market=row.market,
+                currency=row.currency,
+                tax_inclusive=row.tax_inclusive,
                 status=CartStatus.OPEN,
-                version=claimed.version,
-                lines=after,
-                customer_id=claimed.customer_id,
-            ),
-            quote,
-        )
+                version=at_version,
+                lines=lines,
+                customer_id=row.customer_id,
+            )
+            views.append(_view(cart, quote_of.get(i)))
+        return views
 
-    async def _claim(
-        self, uow: UnitOfWork, cart_id: str, customer_id: str | None, now: datetime
-    ) -> Any:
-        """Bump the version of an open, live cart the caller may use and lock its row; refuse
-        any other cart."""
-        row = (
-            await uow.execute(
-                update(carts)
-                .where(
-                    carts.c.id == cart_id,
-                    carts.c.status == CartStatus.OPEN.value,
-                    carts.c.updated_at >= now - self._idle_ttl,
-                    or_(carts.c.customer_id.is_(None), carts.c.customer_id == customer_id),
-                )
-                .values(version=carts.c.version + 1, updated_at=now)
-                .returning(
-                    carts.c.market,
-                    carts.c.currency,
-                    carts.c.tax_inclusive,
-                    carts.c.version,
-                    carts.c.customer_id,
-                )
+    async def _claim_batch(
+        self, uow: UnitOfWork, per_cart: Counter[str], now: datetime
+    ) -> dict[str, Any]:
+        """Bump each open, live cart's version once per change it gets and lock its row;
+        carts that are not open (closed, expired, gone) are left out."""
+        rows = await uow.execute(
+            update(carts)
+            .where(
+                carts.c.id.in_(sorted(per_cart)),
+                carts.c.status == CartStatus.OPEN.value,
+                carts.c.updated_at >= now - self._idle_ttl,
             )
-        ).one_or_none()
-        if row is not None:
-            return row
-        # The cart closed, expired or was forgotten by its owner after we read it.
-        found = (
-            await uow.execute(
-                select(carts.c.status, carts.c.customer_id).where(carts.c.id == cart_id)
+            .values(
+                version=carts.c.version + case(dict(per_cart), value=carts.c.id, else_=1),
+                updated_at=now,
             )
-        ).one_or_none()
-        if found is not None and found.status == CartStatus.CHECKED_OUT.value:
-            domain.ensure_reachable(cart_id, found.customer_id, customer_id)
-            raise CartClosed(cart_id)
-        raise CartNotFound(cart_id)
+            .returning(
+                carts.c.id,
+                carts.c.market,
+                carts.c.currency,
+                carts.c.tax_inclusive,
+                carts.c.version,
+                carts.c.customer_id,
+            )
+        )
+        return {row.id: row for row in rows}
 
     async def _load(self, cart_id: str, customer_id: str | None) -> _Cart:
         """The cart and its lines in one query; CartNotFound when there is no such cart, or
         when it is another customer's."""
         async with self._db.reading() as conn:
-            rows = (
-                await conn.execute(
-                    select(
-                        carts.c.id,
-                        carts.c.market,
-                        carts.c.currency,
-                        carts.c.tax_inclusive,
-                        carts.c.status,
-                        carts.c.updated_at,
-                        carts.c.version,
-                        carts.c.customer_id,
-                        cart_lines.c.sku,
-                        cart_lines.c.quantity,
-                    )
-                    .select_from(carts.outerjoin(cart_lines, cart_lines.c.cart_id == carts.c.id))
-                    .where(carts.c.id == cart_id)
-                    .order_by(cart_lines.c.position)
+            [found] = await self._load_many(conn, [(cart_id, customer_id)])
+        if isinstance(found, CartNotFound):
+            raise found
+        return found
+
+    async def _load_many(
+        self, conn: AsyncConnection, wanted: Sequence[tuple[str, str | None]]
+    ) -> list[_Cart | CartNotFound]:
+        rows = (
+            await conn.execute(
+                select(
+                    carts.c.id,
+                    carts.c.market,
+                    carts.c.currency,
+                    carts.c.tax_inclusive,
+                    carts.c.status,
+                    carts.c.updated_at,
+                    carts.c.version,
+                    carts.c.customer_id,
+                    cart_lines.c.sku,
+                    cart_lines.c.quantity,
                 )
-            ).all()
-        if not rows:
-            raise CartNotFound(cart_id)
-        head = rows[0]
-        domain.ensure_reachable(cart_id, head.customer_id, customer_id)
-        return _Cart(
-            id=head.id,
-            market=head.market,
-            currency=head.currency,
-            tax_inclusive=head.tax_inclusive,
-            status=domain.effective_status(
-                CartStatus(head.status), head.updated_at, self._clock.now(), self._idle_ttl
-            ),
-            version=head.version,
-            lines=tuple(Line(r.sku, r.quantity) for r in rows if r.sku is not None),
-            customer_id=head.customer_id,
-        )
+                .select_from(carts.outerjoin(cart_lines, cart_lines.c.cart_id == carts.c.id))
+                .where(carts.c.id.in_(sorted({cart_id for cart_id, _ in wanted})))
+                .order_by(carts.c.id, cart_lines.c.position)
+            )
+        ).all()
+        by_cart: dict[str, list[Any]] = {}
+        for row in rows:
+            by_cart.setdefault(row.id, []).append(row)
+        now = self._clock.now()
+        found: list[_Cart | CartNotFound] = []
+        for cart_id, customer_id in wanted:
+            cart_rows = by_cart.get(cart_id, [])
+            try:
+                if not cart_rows:
+                    raise CartNotFound(cart_id)
+                head = cart_rows[0]
+                domain.ensure_reachable(cart_id, head.customer_id, customer_id)
+            except CartNotFound as missing:
+                found.append(missing)
+                continue
+            found.append(
+                _Cart(
+                    id=head.id,
+                    market=head.market,
+                    currency=head.currency,
+                    tax_inclusive=head.tax_inclusive,
+                    status=domain.effective_status(
+                        CartStatus(head.status), head.updated_at, now, self._idle_ttl
+                    ),
+                    version=head.version,
+                    lines=tuple(Line(r.sku, r.quantity) for r in cart_rows if r.sku is not None),
+                    customer_id=head.customer_id,
+                )
+            )
+        return found
 
     async def _quote(self, market: str, lines: Lines) -> QuoteLike | None:
         if not lines:
@@ -476,36 +573,58 @@ class CartService:
         return await self._pricing.quote(market, [(ln.sku, ln.quantity) for ln in lines])
 
 
-async def _lines(uow: UnitOfWork, cart_id: str) -> Lines:
+def _pairs(lines: Lines) -> list[tuple[str, int]]:
+    return [(ln.sku, ln.quantity) for ln in lines]
+
+
+async def _unclaimable(uow: UnitOfWork, cart_id: str, customer_id: str | None) -> ColonnadeError:
+    """Why a cart could not be claimed: it closed, expired or is not the caller's."""
+    found = (
+        await uow.execute(select(carts.c.status, carts.c.customer_id).where(carts.c.id == cart_id))
+    ).one_or_none()
+    if found is not None and found.status == CartStatus.CHECKED_OUT.value:
+        domain.ensure_reachable(cart_id, found.customer_id, customer_id)
+        return CartClosed(cart_id)
+    return CartNotFound(cart_id)
+
+
+async def _lines_of(uow: UnitOfWork, cart_ids: list[str]) -> dict[str, Lines]:
     rows = await uow.execute(
-        select(cart_lines.c.sku, cart_lines.c.quantity)
-        .where(cart_lines.c.cart_id == cart_id)
-        .order_by(cart_lines.c.position)
+        select(cart_lines.c.cart_id, cart_lines.c.sku, cart_lines.c.quantity)
+        .where(cart_lines.c.cart_id.in_(cart_ids))
+        .order_by(cart_lines.c.cart_id, cart_lines.c.position)
     )
-    return tuple(Line(r.sku, r.quantity) for r in rows)
+    found: dict[str, list[Line]] = {cart_id: [] for cart_id in cart_ids}
+    for r in rows:
+        found[r.cart_id].append(Line(r.sku, r.quantity))
+    return {cart_id: tuple(lines) for cart_id, lines in found.items()}
 
 
-async def _write(
+async def _write_batch(
     uow: UnitOfWork,
-    cart_id: str,
-    upserts: Lines,
-    deletes: tuple[str, ...],
+    before: dict[str, Lines],
+    after: dict[str, Lines],
+    position: dict[tuple[str, str], int],
     now: datetime,
-    version: int,
 ) -> None:
-    if upserts:
-        insert = _insert(uow).values(
-            [
-                {
-                    "cart_id": cart_id,
-                    "sku": ln.sku,
-                    "quantity": ln.quantity,
-                    "added_at": now,
-                    "position": version,
-                }
-                for ln in upserts
-            ]
+    """The lines of every cart in the batch as they are now: one upsert, one delete."""
+    upserts: list[dict[str, Any]] = []
+    deletes: list[tuple[str, str]] = []
+    for cart_id, lines in after.items():
+        changed, gone = domain.changes(before[cart_id], lines)
+        upserts.extend(
+            {
+                "cart_id": cart_id,
+                "sku": ln.sku,
+                "quantity": ln.quantity,
+                "added_at": now,
+                "position": position.get((cart_id, ln.sku), 0),
+            }
+            for ln in changed
         )
+        deletes.extend((cart_id, sku) for sku in gone)
+    if upserts:
+        insert = _insert(uow).values(upserts)
         # A line keeps when it was first added, so it keeps its place in the cart.
         await uow.execute(
             insert.on_conflict_do_update(
@@ -515,10 +634,20 @@ async def _write(
         )
     if deletes:
         await uow.execute(
-            cart_lines.delete().where(
-                cart_lines.c.cart_id == cart_id, cart_lines.c.sku.in_(list(deletes))
-            )
+            cart_lines.delete().where(tuple_(cart_lines.c.cart_id, cart_lines.c.sku).in_(deletes))
         )
+
+
+def _snapshot_of(cart: _Cart) -> CartSnapshot:
+    return CartSnapshot(
+        id=cart.id,
+        market=cart.market,
+        currency=cart.currency,
+        lines=tuple((line.sku, line.quantity) for line in cart.lines),
+        version=cart.version,
+        status=cart.status,
+        customer_id=cart.customer_id,
+    )
 
 
 def _insert(uow: UnitOfWork) -> Any:

@@ -14,9 +14,7 @@ address, and the e-mail lives only, encrypted, in the order.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -25,16 +23,22 @@ import structlog
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from colonnade.kernel import tracing
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.crypto import Keyring
 from colonnade.kernel.db import Database
 from colonnade.kernel.errors import ColonnadeError
 from colonnade.kernel.ids import new_id
-from colonnade.kernel.metrics import CHECKOUTS, PAYMENT_DECLINES
+from colonnade.kernel.metrics import CHECKOUTS
 from colonnade.kernel.money import Money
 from colonnade.modules.cart.service import CartService, CartSnapshot, CartStatus
 from colonnade.modules.catalog.service import CatalogService
+from colonnade.modules.checkout.answers import (
+    count_failure,
+    failure_body,
+    order_body,
+    step_span,
+)
+from colonnade.modules.checkout.card_purchase import CardCheckout, CardPurchases
 from colonnade.modules.checkout.domain import (
     FINISHED,
     CartEmpty,
@@ -52,7 +56,7 @@ from colonnade.modules.checkout.domain import (
 )
 from colonnade.modules.checkout.events import CheckoutCompleted, CheckoutFailed
 from colonnade.modules.checkout.schema import checkouts
-from colonnade.modules.inventory.service import InventoryService
+from colonnade.modules.inventory.service import InventoryService, Reservation
 from colonnade.modules.orders.service import NewOrder, Order, OrderLine, OrdersService, OrderStatus
 from colonnade.modules.payments.service import Payment, PaymentsService, PaymentStatus
 from colonnade.modules.pricing.service import PricingService
@@ -140,18 +144,32 @@ class CheckoutService:
         self._wait_for_first = wait_for_first
         # Checkouts this process is running now: recovery must never undo a live one.
         self._running: set[str] = set()
+        self._cards = CardPurchases(
+            db,
+            carts=carts,
+            catalog=catalog,
+            inventory=inventory,
+            pricing=pricing,
+            payments=payments,
+            orders=orders,
+            clock=clock,
+            undo=self._undo_card,
+            repeat=self._first_outcome,
+        )
 
     async def check_out(
         self, cart_id: str, idempotency_key: str | None, request: CheckoutRequest
     ) -> Outcome:
         """Buy what is in the cart. The same key returns the first outcome, charging nothing."""
         key = checked_key(idempotency_key)
-        # Before anything is stored: another customer's cart is answered like no cart. What
-        # the cart holds now is what this checkout buys.
-        cart = await self._carts.snapshot(cart_id, request.customer_id)
         print_ = self._keyring.blind_index(
             canonical_request(cart_id, request.as_dict()), context=_REQUEST_DIGEST
         )
+        if request.payment_method == "card" and request.payment_token is not None:
+            return await self._buy_by_card(cart_id, key, print_, request, request.payment_token)
+        # Before anything is stored: another customer's cart is answered like no cart. What
+        # the cart holds now is what this checkout buys.
+        cart = await self._carts.snapshot(cart_id, request.customer_id)
         progress = await self._begin(key, print_, cart_id)
         if progress is None:
             return await self._first_outcome(key, print_)
@@ -170,6 +188,45 @@ class CheckoutService:
         finally:
             self._running.discard(progress.id)
         return await self._finish_completed(progress, body)
+
+    async def _buy_by_card(
+        self, cart_id: str, key: str, print_: str, request: CheckoutRequest, token: str
+    ) -> Outcome:
+        """Most checkouts: one card pays all, captured at once, in batches (card_purchase)."""
+        asked = CardCheckout(
+            checkout_id=new_id(),
+            cart_id=cart_id,
+            key=key,
+            fingerprint=print_,
+            email=request.email,
+            shipping_address=request.shipping_address,
+            token=token,
+            customer_id=request.customer_id,
+        )
+        self._running.add(asked.checkout_id)
+        try:
+            return await self._cards.buy(asked)
+        finally:
+            self._running.discard(asked.checkout_id)
+
+    async def _undo_card(
+        self,
+        asked: CardCheckout,
+        reservation: Reservation,
+        payment: Payment,
+        error: ColonnadeError,
+    ) -> Outcome:
+        """A card checkout that got no further than its charge: give back what it holds,
+        alone, through the saga's own compensation, and store its refusal."""
+        progress = _Progress(
+            id=asked.checkout_id,
+            cart_id=asked.cart_id,
+            step=Step.STARTED,
+            reservation_id=reservation.id,
+            payment_id=payment.id,
+        )
+        await self._compensate(progress)
+        return await self._finish_failed(progress, error)
 
     async def _begin(self, key: str, print_: str, cart_id: str) -> _Progress | None:
         now = self._clock.now()
@@ -310,7 +367,7 @@ class CheckoutService:
         awaiting_transfer = payment.status == PaymentStatus.PENDING
         await self._settle(progress, awaiting_transfer)
         status = OrderStatus.PLACED if awaiting_transfer else OrderStatus.PAID
-        return _order_body(
+        return order_body(
             replace(placed.order, status=status),
             placed.access_token,
             payment.method.value,
@@ -342,12 +399,12 @@ class CheckoutService:
                 )
                 captured += rest_payment.captured
             await self._orders.mark_paid(progress.order_id, captured)
-        with _traced("commit", progress.id):
+        with step_span("commit", progress.id):
             await self._inventory.commit(progress.reservation_id)
             await self._carts.close(progress.cart_id)
 
     async def _step(self, name: str, checkout_id: str, call: Awaitable[T]) -> T:
-        with _traced(name, checkout_id):
+        with step_span(name, checkout_id):
             try:
                 return await call
             except ColonnadeError as error:
@@ -369,12 +426,12 @@ class CheckoutService:
         A step may have committed without the checkout noting it (the process died in
         between), so what is not noted is looked up by the checkout's id.
         """
-        with _traced("compensate", progress.id):
+        with step_span("compensate", progress.id):
             if progress.order_id is None:
                 order = await self._orders.order_for_checkout(progress.id)
                 progress.order_id = order.id if order else None
             if progress.order_id is not None:
-                with _traced("cancel_order", progress.id):
+                with step_span("cancel_order", progress.id):
                     await self._orders.cancel(
                         progress.order_id, actor="checkout", reason="checkout failed"
                     )
@@ -386,7 +443,7 @@ class CheckoutService:
             rest = await self._payment_of(progress.rest_reference)
             if rest is not None:
                 await self._give_money_back(progress, rest.id, key=f"{progress.id}:undo-card")
-            with _traced("release", progress.id):
+            with step_span("release", progress.id):
                 if progress.reservation_id is not None:
                     await self._inventory.release(progress.reservation_id)
                 else:
@@ -398,12 +455,12 @@ class CheckoutService:
         """Void an authorization; refund a capture (a capture that landed before a crash)."""
         payment = await self._payments.payment(payment_id)
         if payment.captured.amount == 0:
-            with _traced("void", progress.id):
+            with step_span("void", progress.id):
                 await self._payments.void(payment.id)
             return
         owed = payment.captured - payment.refunded
         if owed.amount > 0:
-            with _traced("refund", progress.id):
+            with step_span("refund", progress.id):
                 await self._payments.refund(payment.id, owed, key=key or f"{progress.id}:undo")
             if progress.order_id is not None:
                 await self._sync_refunded(progress.order_id)
@@ -440,11 +497,7 @@ class CheckoutService:
         return Outcome(201, body)
 
     async def _finish_failed(self, progress: _Progress, error: ColonnadeError) -> Outcome:
-        problem = {**error.problem(), "checkout_id": progress.id}
-        if error.status >= 500:
-            # The answer is kept for this Idempotency-Key like any other, so a later attempt
-            # must come under a new key; everything this one did has been undone.
-            problem["detail"] = f"{problem['detail']}; retry with a new Idempotency-Key"
+        problem = failure_body(error, progress.id)
         async with self._db.transaction() as uow:
             await uow.execute(
                 update(checkouts)
@@ -461,7 +514,7 @@ class CheckoutService:
                 CheckoutFailed(checkout_id=progress.id, cart_id=progress.cart_id, code=error.code)
             )
             await uow.commit()
-        _count_failure(error)
+        count_failure(error)
         return Outcome(error.status, problem)
 
     # --- after the sale: cancellations and refunds ---------------------------------------
@@ -620,60 +673,10 @@ class CheckoutService:
                 await self._finish_failed(progress, error)
                 return
             order = await self._orders.order(progress.order_id or "")
-            body = _order_body(order, None, payment.method.value, progress.id)
+            body = order_body(order, None, payment.method.value, progress.id)
             await self._finish_completed(progress, body)
             log.info("checkout.recovered_forward", checkout_id=progress.id)
             return
         await self._compensate(progress)
         await self._finish_failed(progress, CheckoutInterrupted())
         log.info("checkout.recovered_back", checkout_id=progress.id)
-
-
-def _traced(step: str, checkout_id: str) -> AbstractContextManager[Any]:
-    """The span of one step of a checkout, or of one of its compensations."""
-    return tracing.span(f"checkout.{step}", {"colonnade.checkout.id": checkout_id})
-
-
-# What the operations page tells apart; every other refusal is an `error`.
-_FAILURE_OUTCOMES = {
-    "out_of_stock": "out_of_stock",
-    "payment_declined": "payment_declined",
-    "payment_provider_unavailable": "provider_unavailable",
-}
-# A decline reason becomes a metric label only when it looks like a provider's code, so the
-# number of series stays bounded whatever a provider answers.
-_DECLINE_REASON = re.compile(r"[a-z_]{1,40}")
-
-
-def _count_failure(error: ColonnadeError) -> None:
-    outcome = _FAILURE_OUTCOMES.get(error.code, "error")
-    CHECKOUTS.labels(outcome).inc()
-    if outcome == "payment_declined":
-        reason = str(error.extensions.get("reason", ""))
-        PAYMENT_DECLINES.labels(reason if _DECLINE_REASON.fullmatch(reason) else "other").inc()
-
-
-def _order_body(
-    order: Order, access_token: str | None, method: str, checkout_id: str
-) -> dict[str, Any]:
-    return {
-        "id": order.id,
-        "number": order.number,
-        "status": order.status.value,
-        "checkout_id": checkout_id,
-        "total": order.total.as_dict(),
-        "tax": order.tax.as_dict(),
-        "lines": [
-            {
-                "sku": line.sku,
-                "title": line.title,
-                "quantity": line.quantity,
-                "unit_price": line.unit_price.as_dict(),
-                "line_total": line.line_total.as_dict(),
-                "tax": line.tax.as_dict(),
-            }
-            for line in order.lines
-        ],
-        "payment": {"method": method},
-        "access_token": access_token,
-    }

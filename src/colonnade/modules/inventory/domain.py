@@ -4,7 +4,7 @@ what a reservation may do next. Pure functions and types; the service does the I
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from enum import StrEnum
 
@@ -221,6 +221,33 @@ def allocate(sku: str, quantity: int, by_warehouse: Mapping[str, int]) -> list[t
             pieces.append((warehouse, take))
             remaining -= take
     return pieces
+
+
+def allocate_in_order(
+    wanted: Sequence[Mapping[str, int]], available_now: Mapping[str, Mapping[str, int]]
+) -> list[list[tuple[str, str, int]] | OutOfStock]:
+    """Serve a batch of reservations from one reading of the stock, earliest first.
+
+    Each reservation gets every line or nothing: its (sku, warehouse, quantity) pieces in
+    (sku, warehouse) order, or OutOfStock naming its first short SKU with what was left for
+    it. What one takes is gone for those after it, so no unit is promised twice and the
+    batch as a whole never takes more than `available_now`.
+    """
+    left = {sku: dict(by_warehouse) for sku, by_warehouse in available_now.items()}
+    served: list[list[tuple[str, str, int]] | OutOfStock] = []
+    for lines in wanted:
+        try:
+            plan = {sku: allocate(sku, qty, left.get(sku, {})) for sku, qty in lines.items()}
+        except OutOfStock as short:
+            served.append(short)
+            continue
+        pieces = []
+        for sku, parts in plan.items():
+            for warehouse, quantity in parts:
+                left[sku][warehouse] -= quantity
+                pieces.append((sku, warehouse, quantity))
+        served.append(sorted(pieces))
+    return served
 
 
 def should_commit(reservation_id: str, status: ReservationStatus) -> bool:

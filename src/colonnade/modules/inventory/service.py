@@ -9,7 +9,7 @@ the table's CHECK constraints refuse anything that would still slip through.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
+from colonnade.kernel.errors import ColonnadeError
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.metrics import RESERVATIONS_EXPIRED, STOCKOUTS
 from colonnade.kernel.uow import UnitOfWork
@@ -26,6 +27,7 @@ from colonnade.modules.inventory import domain
 from colonnade.modules.inventory.domain import (
     LedgerReason,
     OutOfStock,
+    ReservationNotHeld,
     ReservationStatus,
     UnknownReservation,
     UnknownWarehouse,
@@ -342,6 +344,159 @@ class InventoryService:
             lines=tuple(pieces),
         )
 
+    # --- batches, on the caller's unit of work (the batched purchase) ----------------------
+
+    async def reserve_batch(
+        self, uow: UnitOfWork, requests: Sequence[tuple[str, list[tuple[str, int]]]]
+    ) -> list[Reservation | ColonnadeError]:
+        """Hold stock for each (reference, lines), all lines or none, earliest first.
+
+        The stock rows of the whole batch are read and locked once, in (sku, warehouse)
+        order, so batches never deadlock, and each row is written once per batch however
+        many buyers share it: a flash sale's one hot row costs one update per batch, not one
+        per sale. Who gets what is decided by `domain.allocate_in_order`.
+        """
+        wanted: list[dict[str, int] | ColonnadeError] = []
+        for reference, lines in requests:
+            try:
+                wanted.append(domain.requested_quantities(reference, lines))
+            except ColonnadeError as invalid:
+                wanted.append(invalid)
+        skus = sorted({sku for lines in wanted if isinstance(lines, dict) for sku in lines})
+        query = (
+            select(stock.c.sku, stock.c.warehouse, _available_units.label("available"))
+            .where(stock.c.sku.in_(skus))
+            .order_by(stock.c.sku, stock.c.warehouse)
+        )
+        if uow.connection.dialect.name == "postgresql":
+            query = query.with_for_update()  # SQLite's writer holds the whole database already
+        by_sku: dict[str, dict[str, int]] = defaultdict(dict)
+        for row in await uow.execute(query):
+            by_sku[row.sku][row.warehouse] = row.available
+        plans = iter(domain.allocate_in_order([w for w in wanted if isinstance(w, dict)], by_sku))
+        now = self._clock.now()
+        expires_at = now + self._ttl
+        answers: list[Reservation | ColonnadeError] = []
+        for (reference, _), asked in zip(requests, wanted, strict=True):
+            plan = next(plans) if isinstance(asked, dict) else asked
+            if isinstance(plan, ColonnadeError):
+                answers.append(plan)
+                continue
+            answers.append(
+                Reservation(
+                    id=new_id(),
+                    reference=reference,
+                    status=ReservationStatus.HELD,
+                    expires_at=expires_at,
+                    created_at=now,
+                    lines=tuple(ReservationLine(*piece) for piece in plan),
+                )
+            )
+        held = [a for a in answers if isinstance(a, Reservation)]
+        if not held:
+            return answers
+        await uow.execute(
+            reservations.insert(),
+            [
+                {
+                    "id": r.id,
+                    "reference": r.reference,
+                    "status": r.status.value,
+                    "expires_at": r.expires_at,
+                    "created_at": r.created_at,
+                }
+                for r in held
+            ],
+        )
+        await uow.execute(
+            reservation_lines.insert(),
+            [{"reservation_id": r.id, **_line_dict(ln)} for r in held for ln in r.lines],
+        )
+        await _write_batch_ledger(uow, held, LedgerReason.RESERVE, now)
+        taken = _units_per_row(held)
+        await uow.execute(
+            update(stock)
+            .where(stock.c.sku == bindparam("b_sku"), stock.c.warehouse == bindparam("b_wh"))
+            .values(reserved=stock.c.reserved + bindparam("b_q")),
+            [{"b_sku": s, "b_wh": w, "b_q": q} for (s, w), q in taken.items()],
+        )
+        for (sku, warehouse), quantity in taken.items():
+            by_sku[sku][warehouse] -= quantity
+        depleted = sorted({s for s, _ in taken if sum(by_sku[s].values()) == 0})
+        for sku in depleted:
+            uow.record(StockDepleted(sku=sku))
+        if depleted:
+            uow.after_commit(lambda: STOCKOUTS.inc(len(depleted)))
+        return answers
+
+    async def commit_batch(
+        self, uow: UnitOfWork, held: Sequence[Reservation]
+    ) -> list[ColonnadeError | None]:
+        """Turn each held reservation's stock into sold stock, one statement per table for
+        the whole batch; a reservation no longer held (it expired) is refused alone."""
+        return await self._settle_batch(uow, held, ReservationStatus.COMMITTED)
+
+    async def release_batch(
+        self, uow: UnitOfWork, held: Sequence[Reservation]
+    ) -> list[ColonnadeError | None]:
+        """Give each held reservation's stock back; one no longer held is left as it is."""
+        return await self._settle_batch(uow, held, ReservationStatus.RELEASED)
+
+    async def _settle_batch(
+        self, uow: UnitOfWork, held: Sequence[Reservation], to: ReservationStatus
+    ) -> list[ColonnadeError | None]:
+        if not held:
+            return []
+        moved = set(
+            (
+                await uow.execute(
+                    update(reservations)
+                    .where(
+                        reservations.c.id.in_([r.id for r in held]),
+                        reservations.c.status == ReservationStatus.HELD.value,
+                    )
+                    .values(status=to.value)
+                    .returning(reservations.c.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        done = [r for r in held if r.id in moved]
+        if done:
+            committing = to is ReservationStatus.COMMITTED
+            reason = LedgerReason.COMMIT if committing else LedgerReason.RELEASE
+            await _write_batch_ledger(uow, done, reason, self._clock.now())
+            units = {"reserved": stock.c.reserved - bindparam("b_q")}
+            if committing:
+                units["sold"] = stock.c.sold + bindparam("b_q")
+            await uow.execute(
+                update(stock)
+                .where(stock.c.sku == bindparam("b_sku"), stock.c.warehouse == bindparam("b_wh"))
+                .values(**units),
+                [{"b_sku": s, "b_wh": w, "b_q": q} for (s, w), q in _units_per_row(done).items()],
+            )
+        if to is ReservationStatus.RELEASED or len(done) == len(held):
+            return [None for _ in held]
+        # Rare: a reservation expired under a slow payment. Say what became of it.
+        now_is = dict(
+            (
+                await uow.execute(
+                    select(reservations.c.id, reservations.c.status).where(
+                        reservations.c.id.in_([r.id for r in held if r.id not in moved])
+                    )
+                )
+            )
+            .tuples()
+            .all()
+        )
+        return [
+            None
+            if r.id in moved
+            else ReservationNotHeld(r.id, ReservationStatus(now_is[r.id]), "committed")
+            for r in held
+        ]
+
     async def commit(self, reservation_id: str) -> None:
         """Turn held stock into sold stock. Committing twice is harmless.
 
@@ -600,6 +755,38 @@ async def _write_ledger(
     ]
     if rows:
         await uow.execute(ledger.insert(), rows)
+
+
+async def _write_batch_ledger(
+    uow: UnitOfWork, held: Sequence[Reservation], reason: LedgerReason, at: datetime
+) -> None:
+    per_reserved, per_sold = _RESERVATION_DELTAS[reason]
+    await uow.execute(
+        ledger.insert(),
+        [
+            _ledger_row(
+                ln.sku,
+                ln.warehouse,
+                reason,
+                at,
+                r.id,
+                reserved=per_reserved * ln.quantity,
+                sold=per_sold * ln.quantity,
+            )
+            for r in held
+            for ln in r.lines
+        ],
+    )
+
+
+def _units_per_row(held: Sequence[Reservation]) -> dict[tuple[str, str], int]:
+    """Units per stock row over a batch, in (sku, warehouse) order: the order rows are locked
+    in, and one update per row however many reservations share it."""
+    units: dict[tuple[str, str], int] = defaultdict(int)
+    for r in held:
+        for ln in r.lines:
+            units[(ln.sku, ln.warehouse)] += ln.quantity
+    return dict(sorted(units.items()))
 
 
 async def _stock_level(conn: Any, sku: str) -> StockLevel:

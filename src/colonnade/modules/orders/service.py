@@ -16,7 +16,7 @@ import hmac
 import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -28,7 +28,7 @@ from sqlalchemy.sql import ColumnElement
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.crypto import Keyring, count_stale, reencrypt
 from colonnade.kernel.db import Database
-from colonnade.kernel.errors import Conflict, InvalidInput
+from colonnade.kernel.errors import ColonnadeError, Conflict, InvalidInput
 from colonnade.kernel.events import Event
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.metrics import ORDERS_PLACED, count_revenue
@@ -121,6 +121,22 @@ class Page(Generic[T]):
     offset: int
 
 
+@dataclass(frozen=True)
+class _Draft:
+    """An order about to be written: what the caller gets back, the row, the guest secret."""
+
+    order: Order
+    values: dict[str, Any]
+    token: str
+
+    def numbered(self, order_id: str, number: str) -> _Draft:
+        return replace(self, order=replace(self.order, id=order_id, number=number))
+
+    @property
+    def row(self) -> dict[str, Any]:
+        return {"id": self.order.id, "number": self.order.number, **self.values}
+
+
 class OrderBusy(Conflict):
     code = "order_busy"
 
@@ -140,6 +156,59 @@ class OrdersService:
 
     async def place(self, new: NewOrder) -> PlacedOrder:
         """Record a new order; placing the same checkout again returns the first order."""
+        draft = self._draft(new, self._clock.now())
+        async with self._db.transaction() as uow:
+            placed = await _insert_order(uow, draft.values)
+            if placed is None:
+                # Another call placed this checkout first (perhaps this very moment): its order.
+                checkout_id = draft.order.checkout_id
+                existing = await _for_checkout(uow.connection, checkout_id, self._keyring)
+                return PlacedOrder(existing, access_token=None)
+            order_id, number = placed
+            draft = draft.numbered(order_id, number)
+            await uow.execute(lines.insert(), _line_rows(draft.order))
+            await uow.execute(history.insert(), _history_rows(draft.order))
+            uow.record(_placed_event(draft.order))
+            await uow.commit()
+        ORDERS_PLACED.inc()
+        return PlacedOrder(draft.order, access_token=draft.token)
+
+    async def place_paid_batch(
+        self, uow: UnitOfWork, placing: Sequence[tuple[NewOrder, Money]]
+    ) -> list[PlacedOrder | ColonnadeError]:
+        """Record orders whose whole total was captured already (one charge), paid from the
+        start, in the caller's transaction: one statement per table for the whole batch.
+        Each order keeps both steps in its history and publishes OrderPlaced and OrderPaid,
+        as placing and then marking it paid would."""
+        now = self._clock.now()
+        answers: list[_Draft | ColonnadeError] = []
+        for new, paid in placing:
+            try:
+                answers.append(self._draft(new, now, paid=paid))
+            except ColonnadeError as refused:
+                answers.append(refused)
+        drafts = [a for a in answers if isinstance(a, _Draft)]
+        await _insert_orders(uow, drafts)
+        if drafts:
+            await uow.execute(lines.insert(), [r for d in drafts for r in _line_rows(d.order)])
+            await uow.execute(history.insert(), [r for d in drafts for r in _history_rows(d.order)])
+        for d in drafts:
+            uow.record(_placed_event(d.order))
+            uow.record(_paid_event(d.order))
+
+        def count() -> None:
+            ORDERS_PLACED.inc(len(drafts))
+            for d in drafts:
+                count_revenue(d.order.paid)
+
+        uow.after_commit(count)
+        return [
+            PlacedOrder(a.order, access_token=a.token) if isinstance(a, _Draft) else a
+            for a in answers
+        ]
+
+    def _draft(self, new: NewOrder, now: datetime, *, paid: Money | None = None) -> _Draft:
+        """The order as it will be written, checked, with its guest secret."""
         checkout_id = domain.valid_text("checkout_id", new.checkout_id, limit=64)
         market = domain.valid_text("market", new.market, limit=16)
         currency = currency_code(new.currency)
@@ -151,8 +220,40 @@ class OrdersService:
                 f"expected {new.expected_total.amount} {new.expected_total.currency}",
                 field="expected_total",
             )
+        order_id = new_id()
+        if paid is not None and paid != totals.total:
+            raise PaymentMismatch(order_id, paid, totals.total)
         token = secrets.token_urlsafe(24)
-        now = self._clock.now()
+        status = OrderStatus.PLACED if paid is None else OrderStatus.PAID
+        order = Order(
+            id=order_id,
+            number=domain.new_number(),
+            checkout_id=checkout_id,
+            customer_id=new.customer_id,
+            email=email,
+            market=market,
+            currency=currency,
+            status=status,
+            lines=tuple(new.lines),
+            subtotal=totals.subtotal,
+            tax=totals.tax,
+            shipping=totals.shipping,
+            total=totals.total,
+            tax_inclusive=new.tax_inclusive,
+            paid=paid or Money.zero(currency),
+            refunded=Money.zero(currency),
+            shipping_address=dict(new.shipping_address),
+            payment_id=new.payment_id,
+            placed_at=now,
+            updated_at=now,
+            history=(HistoryEntry(None, OrderStatus.PLACED, now, "checkout", None),)
+            + (
+                ()
+                if paid is None
+                else (HistoryEntry(OrderStatus.PLACED, OrderStatus.PAID, now, "checkout", None),)
+            ),
+            anonymized_at=None,
+        )
         values = {
             "checkout_id": checkout_id,
             "customer_id": new.customer_id,
@@ -165,9 +266,9 @@ class OrdersService:
             "shipping": totals.shipping.amount,
             "total": totals.total.amount,
             "tax_inclusive": new.tax_inclusive,
-            "paid_amount": 0,
+            "paid_amount": order.paid.amount,
             "refunded_amount": 0,
-            "status": OrderStatus.PLACED.value,
+            "status": status.value,
             "shipping_address_encrypted": self._keyring.encrypt(
                 json.dumps(dict(new.shipping_address), sort_keys=True), context=ADDRESS_CONTEXT
             ),
@@ -176,70 +277,7 @@ class OrdersService:
             "placed_at": now,
             "updated_at": now,
         }
-        async with self._db.transaction() as uow:
-            placed = await _insert_order(uow, values)
-            if placed is None:
-                # Another call placed this checkout first (perhaps this very moment): its order.
-                existing = await _for_checkout(uow.connection, checkout_id, self._keyring)
-                return PlacedOrder(existing, access_token=None)
-            order_id, number = placed
-            await uow.execute(
-                lines.insert(),
-                [
-                    {
-                        "order_id": order_id,
-                        "position": position,
-                        "sku": line.sku,
-                        "title": line.title,
-                        "quantity": line.quantity,
-                        "unit_price": line.unit_price.amount,
-                        "line_total": line.line_total.amount,
-                        "tax": line.tax.amount,
-                    }
-                    for position, line in enumerate(new.lines)
-                ],
-            )
-            await _append_history(uow, order_id, None, OrderStatus.PLACED, now, "checkout", None)
-            uow.record(
-                OrderPlaced(
-                    order_id=order_id,
-                    number=number,
-                    checkout_id=checkout_id,
-                    payment_id=new.payment_id,
-                    customer_id=new.customer_id,
-                    market=market,
-                    total=totals.total.as_dict(),
-                    lines=[_line_payload(line) for line in new.lines],
-                )
-            )
-            await uow.commit()
-        ORDERS_PLACED.inc()
-        # What was just written, without reading it back (three queries fewer per purchase).
-        order = Order(
-            id=order_id,
-            number=number,
-            checkout_id=checkout_id,
-            customer_id=new.customer_id,
-            email=email,
-            market=market,
-            currency=currency,
-            status=OrderStatus.PLACED,
-            lines=tuple(new.lines),
-            subtotal=totals.subtotal,
-            tax=totals.tax,
-            shipping=totals.shipping,
-            total=totals.total,
-            tax_inclusive=new.tax_inclusive,
-            paid=Money.zero(currency),
-            refunded=Money.zero(currency),
-            shipping_address=dict(new.shipping_address),
-            payment_id=new.payment_id,
-            placed_at=now,
-            updated_at=now,
-            history=(HistoryEntry(None, OrderStatus.PLACED, now, "checkout", None),),
-            anonymized_at=None,
-        )
-        return PlacedOrder(order, access_token=token)
+        return _Draft(order, values, token)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -628,6 +666,86 @@ def _line_payload(line: OrderLine) -> dict[str, Any]:
         "line_total": line.line_total.as_dict(),
         "tax": line.tax.as_dict(),
     }
+
+
+def _line_rows(order: Order) -> list[dict[str, Any]]:
+    return [
+        {
+            "order_id": order.id,
+            "position": position,
+            "sku": line.sku,
+            "title": line.title,
+            "quantity": line.quantity,
+            "unit_price": line.unit_price.amount,
+            "line_total": line.line_total.amount,
+            "tax": line.tax.amount,
+        }
+        for position, line in enumerate(order.lines)
+    ]
+
+
+def _history_rows(order: Order) -> list[dict[str, Any]]:
+    return [
+        {
+            "order_id": order.id,
+            "from_status": entry.from_status.value if entry.from_status else None,
+            "to_status": entry.to_status.value,
+            "at": entry.at,
+            "actor": entry.actor,
+            "note": entry.note,
+        }
+        for entry in order.history
+    ]
+
+
+def _placed_event(order: Order) -> OrderPlaced:
+    return OrderPlaced(
+        order_id=order.id,
+        number=order.number,
+        checkout_id=order.checkout_id,
+        payment_id=order.payment_id,
+        customer_id=order.customer_id,
+        market=order.market,
+        total=order.total.as_dict(),
+        lines=[_line_payload(line) for line in order.lines],
+    )
+
+
+def _paid_event(order: Order) -> OrderPaid:
+    return OrderPaid(
+        order_id=order.id,
+        number=order.number,
+        checkout_id=order.checkout_id,
+        payment_id=order.payment_id,
+        amount=order.paid.as_dict(),
+    )
+
+
+async def _insert_orders(uow: UnitOfWork, drafts: list[_Draft]) -> None:
+    """Insert a batch of orders in one statement; an order whose random number was taken
+    (rare) draws another and goes again."""
+    dialect = postgresql if uow.connection.dialect.name == "postgresql" else sqlite
+    waiting = list(range(len(drafts)))
+    for _ in range(5):
+        if not waiting:
+            return
+        inserted = set(
+            (
+                await uow.execute(
+                    dialect.insert(orders)
+                    .values([drafts[i].row for i in waiting])
+                    .on_conflict_do_nothing(index_elements=[orders.c.number])
+                    .returning(orders.c.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        waiting = [i for i in waiting if drafts[i].order.id not in inserted]
+        for i in waiting:
+            drafts[i] = drafts[i].numbered(drafts[i].order.id, domain.new_number())
+    if waiting:
+        raise Conflict("could not find free order numbers; try again")
 
 
 async def _insert_order(uow: UnitOfWork, values: dict[str, Any]) -> tuple[str, str] | None:

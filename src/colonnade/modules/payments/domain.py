@@ -216,15 +216,26 @@ class ProviderOutcome:
         return cls(approved=False, reference=reference, decline_reason=reason)
 
 
+# A void's decline when the money was captured already (a charge whose answer was lost).
+CHARGE_CAPTURED = "charge_captured"
+
+
 class PaymentProvider(Protocol):
     """A card processor. Every call carries an idempotency key: a repeated key gets the
     first outcome back and acts no second time. ProviderUnavailable means "no answer".
 
-    `void` accepts the reference an authorization returned or, when that answer never
-    arrived, the authorization's own idempotency key, so an unknown outcome can be undone.
+    `void` accepts the reference an authorization (or a charge) returned or, when that
+    answer never arrived, its own idempotency key, so an unknown outcome can be undone. A
+    void of money already captured is declined with CHARGE_CAPTURED and the charge's
+    reference: that money comes back by a refund.
+
+    `charge` authorizes and captures in one call, as card processors offer for goods that
+    ship at once.
     """
 
     async def authorize(self, key: str, amount: Money, token: str) -> ProviderOutcome: ...
+
+    async def charge(self, key: str, amount: Money, token: str) -> ProviderOutcome: ...
 
     async def capture(self, key: str, reference: str, amount: Money) -> ProviderOutcome: ...
 

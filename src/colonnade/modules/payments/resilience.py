@@ -34,7 +34,7 @@ from colonnade.modules.payments.domain import (
 log = structlog.get_logger(__name__)
 
 # Every operation of the port is keyed, so every one may be asked again.
-RETRY_SAFE = frozenset({"authorize", "capture", "void", "refund"})
+RETRY_SAFE = frozenset({"authorize", "charge", "capture", "void", "refund"})
 
 
 class ResilientProvider:
@@ -60,6 +60,9 @@ class ResilientProvider:
 
     async def authorize(self, key: str, amount: Money, token: str) -> ProviderOutcome:
         return await self._call("authorize", lambda: self._provider.authorize(key, amount, token))
+
+    async def charge(self, key: str, amount: Money, token: str) -> ProviderOutcome:
+        return await self._call("charge", lambda: self._provider.charge(key, amount, token))
 
     async def capture(self, key: str, reference: str, amount: Money) -> ProviderOutcome:
         return await self._call("capture", lambda: self._provider.capture(key, reference, amount))

@@ -14,19 +14,23 @@ Split payments: a gift card pays what its balance covers and the payment reports
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
+from colonnade.kernel.errors import ColonnadeError
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.money import Money
 from colonnade.kernel.uow import UnitOfWork
 from colonnade.modules.payments import domain
 from colonnade.modules.payments import refunds as refund_steps
 from colonnade.modules.payments.domain import (
+    CHARGE_CAPTURED,
     CheckoutAlreadyPaid,
     InvalidPayment,
     NoPaymentForCheckout,
@@ -50,6 +54,7 @@ from colonnade.modules.payments.domain import (
 from colonnade.modules.payments.events import (
     PaymentAuthorized,
     PaymentFailed,
+    PaymentRefunded,
     PaymentVoided,
 )
 from colonnade.modules.payments.records import (
@@ -81,6 +86,10 @@ __all__ = [
     "RefundExceedsCapture",
     "UnknownPayment",
 ]
+
+
+# Payments whose provider answer never reached us: their void may find the money captured.
+_UNANSWERED = (PaymentStatus.AUTHORIZING, PaymentStatus.UNKNOWN)
 
 
 class PaymentsService:
@@ -138,6 +147,121 @@ class PaymentsService:
             reason = outcome.decline_reason or "declined"
             settled = await self._settle(row, PaymentStatus.FAILED, decline_reason=reason)
         return settled_payment(settled)
+
+    # --- the batched purchase: one charge per card checkout ---------------------------------
+
+    async def open_charges(
+        self, uow: UnitOfWork, requests: Sequence[tuple[str, Money]]
+    ) -> list[Payment]:
+        """A card payment per (checkout id, amount), written as `authorizing` in the caller's
+        transaction before the provider is asked, so recovery finds it whatever happens."""
+        now = self._clock.now()
+        opened = [
+            Payment(
+                id=new_id(),
+                checkout_id=domain.valid_reference(checkout_id, "checkout_id"),
+                order_id=None,
+                method=PaymentMethod.CARD,
+                status=PaymentStatus.AUTHORIZING,
+                amount=domain.valid_amount(amount),
+                authorized=Money.zero(amount.currency),
+                captured=Money.zero(amount.currency),
+                refunded=Money.zero(amount.currency),
+                remaining=Money.zero(amount.currency),
+                transfer_reference=None,
+                decline_reason=None,
+                created_at=now,
+                updated_at=now,
+            )
+            for checkout_id, amount in requests
+        ]
+        if opened:
+            await uow.execute(payments.insert(), [_opened_row(p) for p in opened])
+        return opened
+
+    async def charge(self, payment: Payment, token: str) -> ProviderOutcome:
+        """Ask the provider to authorize and capture an opened payment in one call, under
+        the payment's id as the key. An approval or a decline is recorded by
+        `record_charges`; no answer is recorded here, as `authorize` does."""
+        domain.checked_instrument(PaymentMethod.CARD, token, None)
+        try:
+            return await self._provider.charge(payment.id, payment.amount, token)
+        except ProviderCircuitOpen:
+            # The provider was not asked under this fresh key: nothing to void there.
+            await self._settle(payment, PaymentStatus.VOIDED)
+            raise
+        except ProviderUnavailable:
+            await self._settle(payment, PaymentStatus.UNKNOWN)
+            raise
+
+    async def record_charges(
+        self, uow: UnitOfWork, charged: Sequence[tuple[Payment, ProviderOutcome, str | None]]
+    ) -> list[Payment | ColonnadeError]:
+        """Record each provider answer (payment, outcome, the order it pays) in the caller's
+        transaction: captured in full, or failed with the decline's reason. A payment that
+        is no longer `authorizing` (reconcile took it) is refused alone."""
+        if not charged:
+            return []
+        query = select(payments.c.id).where(
+            payments.c.id.in_([p.id for p, _, _ in charged]),
+            payments.c.status == PaymentStatus.AUTHORIZING.value,
+        )
+        if uow.connection.dialect.name == "postgresql":
+            query = query.with_for_update()
+        still_open = set((await uow.execute(query)).scalars().all())
+        now = self._clock.now()
+        answers: list[Payment | ColonnadeError] = []
+        rows: list[dict[str, Any]] = []
+        for payment, outcome, order_id in charged:
+            if payment.id not in still_open:
+                answers.append(PaymentStateConflict(payment.id, "settled", "charged"))
+                continue
+            amount = payment.amount if outcome.approved else Money.zero(payment.amount.currency)
+            settled = replace(
+                payment,
+                order_id=order_id,
+                status=PaymentStatus.CAPTURED if outcome.approved else PaymentStatus.FAILED,
+                authorized=amount,
+                captured=amount,
+                decline_reason=None if outcome.approved else outcome.decline_reason or "declined",
+                updated_at=now,
+            )
+            answers.append(settled)
+            rows.append(
+                {
+                    "b_id": settled.id,
+                    "b_status": settled.status.value,
+                    "b_amount": amount.amount,
+                    "b_reference": outcome.reference,
+                    "b_reason": settled.decline_reason,
+                    "b_order": order_id,
+                }
+            )
+            if settled.decline_reason is not None:
+                uow.record(
+                    PaymentFailed(
+                        payment_id=payment.id,
+                        checkout_id=payment.checkout_id,
+                        method=payment.method.value,
+                        reason=settled.decline_reason,
+                    )
+                )
+        if rows:
+            await uow.execute(
+                update(payments)
+                .where(payments.c.id == bindparam("b_id"))
+                .values(
+                    status=bindparam("b_status"),
+                    authorized_amount=bindparam("b_amount"),
+                    captured_amount=bindparam("b_amount"),
+                    provider_reference=bindparam("b_reference"),
+                    decline_reason=bindparam("b_reason"),
+                    order_id=bindparam("b_order"),
+                    updated_at=now,
+                ),
+                rows,
+            )
+        return answers
 
     async def _pay_with_gift_card(self, checkout_id: str, amount: Money, code: str) -> Payment:
         """All in one transaction: the gift card is ours, so no provider is waited on."""
@@ -361,6 +485,8 @@ class PaymentsService:
                 # unknown, and reconcile voids it once the provider answers again.
                 return payment_of(await self._settle(row, PaymentStatus.UNKNOWN))
             if not outcome.approved:
+                if outcome.decline_reason == CHARGE_CAPTURED and status in _UNANSWERED:
+                    return await self._refund_lost_charge(row, outcome.reference or payment_id)
                 raise ProviderRefused(payment_id, "void", outcome.decline_reason)
         async with self._db.transaction() as uow:
             voided = (
@@ -382,6 +508,43 @@ class PaymentsService:
             uow.record(PaymentVoided(payment_id=payment_id, checkout_id=voided.checkout_id))
             await uow.commit()
         return payment_of(voided)
+
+    async def _refund_lost_charge(self, row: Any, reference: str) -> Payment:
+        """A charge captured the money but its answer never reached us (the process died
+        between the provider's answer and its recording): give it all back."""
+        amount = Money(row.amount, row.currency)
+        outcome = await self._provider.refund(f"refund:{row.id}:lost-charge", reference, amount)
+        if not outcome.approved:
+            raise ProviderRefused(row.id, "refund", outcome.decline_reason)
+        async with self._db.transaction() as uow:
+            refunded = (
+                await uow.execute(
+                    update(payments)
+                    .where(payments.c.id == row.id, payments.c.status == row.status)
+                    .values(
+                        status=PaymentStatus.REFUNDED.value,
+                        authorized_amount=amount.amount,
+                        captured_amount=amount.amount,
+                        refunded_amount=amount.amount,
+                        provider_reference=reference,
+                        updated_at=self._clock.now(),
+                    )
+                    .returning(*payments.c)
+                )
+            ).one_or_none()
+            if refunded is None:
+                return payment_of(await payment_row(uow.connection, row.id))
+            uow.record(
+                PaymentRefunded(
+                    payment_id=row.id,
+                    refund_id=outcome.reference or reference,
+                    order_id=row.order_id,
+                    amount=amount.amount,
+                    currency=amount.currency,
+                )
+            )
+            await uow.commit()
+        return payment_of(refunded)
 
     async def reconcile(self, stale_after: timedelta = timedelta(minutes=5)) -> int:
         """Void every payment whose authorization has no known answer: `unknown` ones, and
@@ -515,3 +678,19 @@ class PaymentsService:
     async def _read(self, payment_id: str) -> Any:
         async with self._db.reading() as conn:
             return await payment_row(conn, payment_id)
+
+
+def _opened_row(payment: Payment) -> dict[str, Any]:
+    return {
+        "id": payment.id,
+        "checkout_id": payment.checkout_id,
+        "method": payment.method.value,
+        "currency": payment.amount.currency,
+        "amount": payment.amount.amount,
+        "authorized_amount": 0,
+        "captured_amount": 0,
+        "refunded_amount": 0,
+        "status": payment.status.value,
+        "created_at": payment.created_at,
+        "updated_at": payment.updated_at,
+    }

@@ -7,7 +7,7 @@ queries whatever their number: the market with its exchange rate, then every pri
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from colonnade.kernel.cache import Recent
 from colonnade.kernel.clock import Clock, SystemClock
 from colonnade.kernel.db import Database
-from colonnade.kernel.errors import InvalidInput
+from colonnade.kernel.errors import ColonnadeError, InvalidInput
 from colonnade.kernel.money import Money, currency_code
 from colonnade.kernel.uow import UnitOfWork
 from colonnade.modules.pricing import domain
@@ -188,6 +188,29 @@ class PricingService:
         async with self._db.reading() as conn:
             where, unit_prices = await self._priced(conn, [sku for sku, _ in lines], market_code)
         return domain.quote(where, lines, unit_prices)
+
+    async def quote_batch(
+        self, conn: AsyncConnection, wanted: Sequence[tuple[str, list[tuple[str, int]]]]
+    ) -> list[Quote | ColonnadeError]:
+        """A quote per (market, lines), as `quote` gives it, on the caller's connection: one
+        price query per market among them, however many carts."""
+        priced: dict[str, tuple[Market, dict[str, Money]] | ColonnadeError] = {}
+        for code in sorted({code for code, _ in wanted}):
+            skus = {sku for market, lines in wanted if market == code for sku, _ in lines}
+            try:
+                priced[code] = await self._priced(conn, skus, code)
+            except ColonnadeError as refused:
+                priced[code] = refused
+        answers: list[Quote | ColonnadeError] = []
+        for code, lines in wanted:
+            found = priced[code]
+            try:
+                if isinstance(found, ColonnadeError):
+                    raise found
+                answers.append(domain.quote(found[0], lines, found[1]))
+            except ColonnadeError as refused:
+                answers.append(refused)
+        return answers
 
     async def _priced(
         self, conn: AsyncConnection, skus: Iterable[str], market_code: str

@@ -24,7 +24,7 @@ import stripe
 
 from colonnade.kernel.errors import ColonnadeError
 from colonnade.kernel.money import Money, exponent
-from colonnade.modules.payments.domain import ProviderOutcome, ProviderUnavailable
+from colonnade.modules.payments.domain import CHARGE_CAPTURED, ProviderOutcome, ProviderUnavailable
 
 # https://docs.stripe.com/currencies: zero-decimal and three-decimal currencies; every other
 # currency, including the special cases ISK, HUF and TWD, is sent with two decimals.
@@ -125,10 +125,18 @@ class StripeProcessor:
         await self._http_client.close_async()  # type: ignore[no-untyped-call]
 
     async def authorize(self, key: str, amount: Money, token: str) -> ProviderOutcome:
+        return await self._confirm(key, amount, token, capture="manual")
+
+    async def charge(self, key: str, amount: Money, token: str) -> ProviderOutcome:
+        return await self._confirm(key, amount, token, capture="automatic")
+
+    async def _confirm(self, key: str, amount: Money, token: str, capture: str) -> ProviderOutcome:
+        """A PaymentIntent confirmed at once: held for a later capture ("manual"), or
+        captured in the same call ("automatic")."""
         params: dict[str, Any] = {
             "amount": stripe_amount(amount),
             "currency": amount.currency.lower(),
-            "capture_method": "manual",
+            "capture_method": capture,
             "confirm": True,
             # Cards only: no redirect-based method could need a return_url.
             "payment_method_types": ["card"],
@@ -147,7 +155,7 @@ class StripeProcessor:
             )
         except stripe.StripeError as error:
             return _outcome_of(error, "authorize")
-        if intent.status == "requires_capture":
+        if intent.status == ("requires_capture" if capture == "manual" else "succeeded"):
             return ProviderOutcome.approve(intent.id)
         if intent.status == "requires_action":
             # 3-D Secure wants the customer; there is no one to ask in a server-side charge.
@@ -201,6 +209,8 @@ class StripeProcessor:
             already = error.error.payment_intent if error.error else None
             if already is not None and already.status == "canceled":
                 return ProviderOutcome.approve(already.id)
+            if already is not None and already.status == "succeeded":
+                return ProviderOutcome.decline(CHARGE_CAPTURED, already.id)
             return _outcome_of(error, "void")
         except stripe.StripeError as error:
             return _outcome_of(error, "void")
@@ -224,7 +234,7 @@ class StripeProcessor:
             if intent.status in _CANCELABLE:
                 return await self._cancel(key, intent.id)
             if intent.status == "succeeded":
-                return ProviderOutcome.decline("payment_intent_succeeded", intent.id)
+                return ProviderOutcome.decline(CHARGE_CAPTURED, intent.id)
         return ProviderOutcome.approve(authorize_key)
 
 

@@ -6,7 +6,8 @@ It knows a handful of test tokens and nothing else; it never sees a card number:
 - `tok_chargeDeclined` declines with "card_declined";
 - `tok_chargeDeclinedInsufficientFunds` declines with "insufficient_funds";
 - `tok_timeout` waits `timeout_delay` seconds and raises ProviderUnavailable (never authorizes);
-- `tok_captureFails` approves, but every capture of that charge raises ProviderUnavailable;
+- `tok_captureFails` approves, but every capture of that charge raises ProviderUnavailable
+  (and a charge, which captures at once, raises it without charging);
 - `tok_answerLost` approves, but the first answer under a key is lost on its way back
   (ProviderUnavailable after the charge was made); asking again under that key gets the
   approval, and no second charge;
@@ -23,12 +24,14 @@ transaction, so concurrent calls with one key queue behind each other on its row
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from colonnade.kernel.batching import Batcher, Submitted
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
 from colonnade.kernel.ids import new_id
@@ -57,6 +60,9 @@ class TestGateway:
         self._clock = clock
         self._timeout_delay = timeout_delay
         self._latency = latency
+        self._charges = Batcher[tuple[str, Money, ProviderOutcome], ProviderOutcome](
+            "gateway", self._write_charges
+        )
 
     async def authorize(self, key: str, amount: Money, token: str) -> ProviderOutcome:
         await asyncio.sleep(self._latency)
@@ -93,6 +99,92 @@ class TestGateway:
         if token == _ANSWER_LOST:
             raise ProviderUnavailable("the test gateway's answer was lost (tok_answerLost)")
         return outcome
+
+    async def charge(self, key: str, amount: Money, token: str) -> ProviderOutcome:
+        """Authorize and capture at once. The answer is decided by the token before anything
+        is written, and the charges asked for meanwhile are written together (as a
+        processor's own ledger would batch them): per batch, one statement claims the keys
+        with their answers and one writes the approved charges."""
+        await asyncio.sleep(self._latency)
+        if token == _TIMES_OUT:
+            known = await self._known(key)
+            if known is not None:
+                return known
+            await asyncio.sleep(self._timeout_delay)
+            raise ProviderUnavailable("the test gateway timed out (tok_timeout)")
+        if token == _CAPTURE_FAILS:
+            # The authorization is let go at once and nothing is written: a retry fails alike.
+            raise ProviderUnavailable("the test gateway failed to capture (tok_captureFails)")
+        outcome = (
+            ProviderOutcome.approve(new_id())
+            if token in _APPROVES
+            else ProviderOutcome.decline(_DECLINES.get(token, "invalid_token"))
+        )
+        answered = await self._charges.submit((key, amount, outcome))
+        if token == _ANSWER_LOST and answered == outcome:
+            raise ProviderUnavailable("the test gateway's answer was lost (tok_answerLost)")
+        return answered
+
+    async def _write_charges(
+        self, batch: Sequence[Submitted[tuple[str, Money, ProviderOutcome]]]
+    ) -> list[ProviderOutcome]:
+        asked = {s.request[0]: s.request for s in batch}
+        now = self._clock.now()
+        async with self._db.transaction() as uow:
+            claimed = set(
+                (
+                    await uow.execute(
+                        _insert(uow.connection, gateway_requests)
+                        .values(
+                            [
+                                {
+                                    "idempotency_key": key,
+                                    "operation": "charge",
+                                    "approved": outcome.approved,
+                                    "charge_id": outcome.reference,
+                                    "decline_reason": outcome.decline_reason,
+                                    "created_at": now,
+                                }
+                                for key, _, outcome in asked.values()
+                            ]
+                        )
+                        .on_conflict_do_nothing()
+                        .returning(gateway_requests.c.idempotency_key)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            approved = [a for key, a in asked.items() if key in claimed and a[2].approved]
+            if approved:
+                await uow.execute(
+                    gateway_charges.insert(),
+                    [
+                        {
+                            "id": outcome.reference,
+                            "authorize_key": key,
+                            "currency": amount.currency,
+                            "amount": amount.amount,
+                            "captured_amount": amount.amount,
+                            "refunded_amount": 0,
+                            "status": "captured",
+                            "capture_fails": False,
+                            "created_at": now,
+                        }
+                        for key, amount, outcome in approved
+                    ],
+                )
+            # A key answered before (a retry) gets its first answer back.
+            earlier = {
+                key: await _stored(uow.connection, key) for key in asked if key not in claimed
+            }
+            await uow.commit()
+        return [
+            asked[s.request[0]][2]
+            if s.request[0] in claimed
+            else _known_answer(earlier, s.request[0])
+            for s in batch
+        ]
 
     async def capture(self, key: str, reference: str, amount: Money) -> ProviderOutcome:
         await asyncio.sleep(self._latency)
@@ -187,14 +279,19 @@ class TestGateway:
         async with self._db.reading() as conn:
             return await _stored(conn, key)
 
-    async def _claim(self, uow: UnitOfWork, key: str, operation: str) -> bool:
-        """Take the key for this transaction; False when someone already answered it."""
+    async def _claim(
+        self, uow: UnitOfWork, key: str, operation: str, answer: ProviderOutcome | None = None
+    ) -> bool:
+        """Take the key for this transaction, with its answer when that is known already;
+        False when someone already answered it."""
         claimed = await uow.execute(
             _insert(uow.connection, gateway_requests)
             .values(
                 idempotency_key=key,
                 operation=operation,
-                approved=False,
+                approved=answer is not None and answer.approved,
+                charge_id=answer.reference if answer else None,
+                decline_reason=answer.decline_reason if answer else None,
                 created_at=self._clock.now(),
             )
             .on_conflict_do_nothing()
@@ -248,6 +345,12 @@ async def _locked_charge(uow: UnitOfWork, reference: str) -> Any:
             .with_for_update()
         )
     ).one_or_none()
+
+
+def _known_answer(earlier: dict[str, ProviderOutcome | None], key: str) -> ProviderOutcome:
+    answer = earlier.get(key)
+    assert answer is not None  # the claim failed because the key is there
+    return answer
 
 
 def _insert(conn: AsyncConnection, table: Any) -> Any:

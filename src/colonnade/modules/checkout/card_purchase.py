@@ -1,0 +1,449 @@
+"""The batched card purchase: what most checkouts are, at the cost of a few statements each.
+
+A card checkout meets the database twice, each time in a batch with the checkouts that
+arrived meanwhile (kernel.batching), and the provider once, alone:
+
+1. **Hold** (one transaction for the batch): read the carts, claim the Idempotency-Keys,
+   quote, reserve the stock and write each payment as `authorizing`. A refusal (sold out,
+   empty cart, unpriced SKU) is that checkout's answer, stored for its key.
+2. **Charge** (no transaction open): one provider call authorizes and captures.
+3. **Settle** (one transaction for the batch): sell the stock, place the orders paid, record
+   the charges, close the carts and store every answer; a decline gives its stock back.
+
+A paid card checkout publishes only its order's OrderPlaced and OrderPaid (with the cart's
+CartUpdated, three events a purchase): they carry the checkout's id, so the saga's own
+CheckoutCompleted would say nothing more. A refused one publishes CheckoutFailed.
+
+Each module writes its own tables through its own batch call on this unit of work, and the
+rules of who gets what are the modules' pure functions. One buyer's refusal never fails a
+neighbour: refusals are answers, and a checkout that cannot be settled with the others (its
+reservation expired under a slow provider, say) is taken out of the batch, the batch runs
+again without it, and it is undone alone by the saga's compensation.
+
+A crash between the steps leaves a `started` checkout whose stock and payment recovery finds
+by the checkout's id and gives back (a charge whose answer was lost is refunded), so nothing
+is kept without an order; a 201 is only ever sent after step 3 committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import structlog
+from sqlalchemy import bindparam, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from colonnade.kernel.batching import Batcher, Exclude, Submitted
+from colonnade.kernel.clock import Clock
+from colonnade.kernel.db import Database
+from colonnade.kernel.errors import ColonnadeError
+from colonnade.kernel.metrics import CHECKOUTS
+from colonnade.kernel.money import Money
+from colonnade.kernel.uow import UnitOfWork
+from colonnade.modules.cart.service import CartService, CartSnapshot, CartStatus
+from colonnade.modules.catalog.service import CatalogService
+from colonnade.modules.checkout.answers import count_failure, failure_body, order_body, step_span
+from colonnade.modules.checkout.domain import (
+    CartEmpty,
+    CartNotOpen,
+    CheckoutInterrupted,
+    Outcome,
+    PaymentRefused,
+    Step,
+)
+from colonnade.modules.checkout.events import CheckoutFailed
+from colonnade.modules.checkout.schema import checkouts
+from colonnade.modules.inventory.service import InventoryService, Reservation
+from colonnade.modules.orders.service import NewOrder, OrderLine, OrdersService, PlacedOrder
+from colonnade.modules.payments.service import Payment, PaymentsService, ProviderOutcome
+from colonnade.modules.pricing.service import PricingService, Quote
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CardCheckout:
+    """One card checkout as the client asked for it."""
+
+    checkout_id: str
+    cart_id: str
+    key: str
+    fingerprint: str
+    email: str
+    shipping_address: dict[str, str]
+    token: str
+    customer_id: str | None
+
+
+@dataclass(frozen=True)
+class _Held:
+    asked: CardCheckout
+    cart: CartSnapshot
+    quote: Quote
+    reservation: Reservation
+    payment: Payment
+
+
+@dataclass(frozen=True)
+class _Charged:
+    held: _Held
+    outcome: ProviderOutcome
+    titles: dict[str, str]
+
+
+class _Repeat:
+    """The key was claimed before (or by an earlier checkout in the same batch)."""
+
+
+_REPEAT = _Repeat()
+
+
+# Give back what a checkout holds (its stock, its payment) and store its refusal.
+Undo = Callable[[CardCheckout, Reservation, Payment, ColonnadeError], Awaitable[Outcome]]
+# The first answer to a key that was used before.
+Repeat = Callable[[str, str], Awaitable[Outcome]]
+
+
+class CardPurchases:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        carts: CartService,
+        catalog: CatalogService,
+        inventory: InventoryService,
+        pricing: PricingService,
+        payments: PaymentsService,
+        orders: OrdersService,
+        clock: Clock,
+        undo: Undo,
+        repeat: Repeat,
+    ) -> None:
+        self._db = db
+        self._carts = carts
+        self._catalog = catalog
+        self._inventory = inventory
+        self._pricing = pricing
+        self._payments = payments
+        self._orders = orders
+        self._clock = clock
+        self._undo = undo
+        self._repeat = repeat
+        self._holding = Batcher[CardCheckout, _Held | _Repeat | Outcome]("hold", self._hold)
+        self._settling = Batcher[_Charged, Outcome]("settle", self._settle)
+
+    async def buy(self, asked: CardCheckout) -> Outcome:
+        with step_span("reserve", asked.checkout_id):
+            held = await self._holding.submit(asked)
+        if isinstance(held, _Repeat):
+            return await self._repeat(asked.key, asked.fingerprint)
+        if isinstance(held, Outcome):
+            return held
+        try:
+            return await self._charge_and_settle(held)
+        except Exception:
+            # Unexpected (the database went away): undo what was done so nothing stays
+            # held, then let it surface.
+            log.exception("checkout.crashed", checkout_id=asked.checkout_id)
+            await self._undo(asked, held.reservation, held.payment, CheckoutInterrupted())
+            raise
+
+    async def _charge_and_settle(self, held: _Held) -> Outcome:
+        asked = held.asked
+        titles = await self._catalog.titles_for(
+            [sku for sku, _ in held.cart.lines], held.quote.locale
+        )
+        try:
+            with step_span("charge", asked.checkout_id):
+                outcome = await self._payments.charge(held.payment, asked.token)
+        except ColonnadeError as error:
+            return await self._undo(asked, held.reservation, held.payment, error)
+        try:
+            with step_span("settle", asked.checkout_id):
+                return await self._settling.submit(_Charged(held, outcome, titles))
+        except ColonnadeError as error:  # taken out of its batch: a module refused it
+            return await self._undo(asked, held.reservation, held.payment, error)
+
+    # --- 1. hold ----------------------------------------------------------------------------
+
+    async def _hold(
+        self, batch: Sequence[Submitted[CardCheckout]]
+    ) -> list[_Held | _Repeat | Outcome | Exception]:
+        asked = [submitted.request for submitted in batch]
+        answers: list[_Held | _Repeat | Outcome | Exception | None] = [None] * len(asked)
+        refused: dict[int, ColonnadeError] = {}
+        async with self._db.transaction() as uow:
+            carts = await self._carts.snapshot_batch(
+                uow.connection, [(a.cart_id, a.customer_id) for a in asked]
+            )
+            claimed = await self._claim_keys(uow, asked, carts, answers)
+            going: list[int] = []
+            for i in claimed:
+                cart = carts[i]
+                assert isinstance(cart, CartSnapshot)
+                if cart.status != CartStatus.OPEN:
+                    refused[i] = CartNotOpen(cart.id, cart.status.value)
+                elif not cart.lines:
+                    refused[i] = CartEmpty(cart.id)
+                else:
+                    going.append(i)
+            quoted = _kept(
+                going,
+                await self._pricing.quote_batch(
+                    uow.connection, [(_cart(carts[i]).market, _lines(carts[i])) for i in going]
+                ),
+                refused,
+            )
+            reserved = _kept(
+                list(quoted),
+                await self._inventory.reserve_batch(
+                    uow, [(asked[i].checkout_id, _lines(carts[i])) for i in quoted]
+                ),
+                refused,
+            )
+            payments = await self._payments.open_charges(
+                uow, [(asked[i].checkout_id, quoted[i].total) for i in reserved]
+            )
+            for (i, reservation), payment in zip(reserved.items(), payments, strict=True):
+                answers[i] = _Held(asked[i], _cart(carts[i]), quoted[i], reservation, payment)
+            rows = []
+            for i, error in refused.items():
+                answers[i] = Outcome(error.status, failure_body(error, asked[i].checkout_id))
+                _record_failure(uow, batch[i], asked[i], error)
+                rows.append(_refusal_row(asked[i], error))
+            await _store_answers(uow, rows, self._clock)
+            await uow.commit()
+        for error in refused.values():
+            count_failure(error)
+        return [a if a is not None else CheckoutInterrupted() for a in answers]
+
+    async def _claim_keys(
+        self,
+        uow: UnitOfWork,
+        asked: list[CardCheckout],
+        carts: Sequence[CartSnapshot | ColonnadeError],
+        answers: list[Any],
+    ) -> list[int]:
+        """Claim each key by inserting its checkout, all in one statement; a key claimed
+        before, or twice in this batch, is a repeat. Another customer's cart, or none, is
+        answered like today's single checkout: 404, nothing stored."""
+        first: dict[str, int] = {}
+        for i, (a, cart) in enumerate(zip(asked, carts, strict=True)):
+            if isinstance(cart, ColonnadeError):
+                answers[i] = cart
+            elif a.key in first:
+                answers[i] = _REPEAT
+            else:
+                first[a.key] = i
+        if not first:
+            return []
+        now = self._clock.now()
+        dialect = postgresql if uow.connection.dialect.name == "postgresql" else sqlite
+        inserted = set(
+            (
+                await uow.execute(
+                    dialect.insert(checkouts)
+                    .values(
+                        [
+                            {
+                                "id": asked[i].checkout_id,
+                                "idempotency_key": key,
+                                "fingerprint": asked[i].fingerprint,
+                                "cart_id": asked[i].cart_id,
+                                "step": Step.STARTED.value,
+                                "created_at": now,
+                                "updated_at": now,
+                            }
+                            for key, i in first.items()
+                        ]
+                    )
+                    .on_conflict_do_nothing(index_elements=[checkouts.c.idempotency_key])
+                    .returning(checkouts.c.idempotency_key)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        for key, i in first.items():
+            if key not in inserted:
+                answers[i] = _REPEAT
+        return sorted(i for key, i in first.items() if key in inserted)
+
+    # --- 3. settle --------------------------------------------------------------------------
+
+    async def _settle(self, batch: Sequence[Submitted[_Charged]]) -> list[Outcome]:
+        """Settle the batch. A checkout a module refuses here (its reservation expired under
+        a slow provider, say) is taken out (Exclude) and the batch runs again without it:
+        a refusal in one module must not leave another module's writes behind."""
+        charged = dict(enumerate(s.request for s in batch))
+        paid = [i for i, c in charged.items() if c.outcome.approved]
+        declined = [i for i, c in charged.items() if not c.outcome.approved]
+        answers: dict[int, Outcome] = {}
+        async with self._db.transaction() as uow:
+            sold = await self._inventory.commit_batch(
+                uow, [charged[i].held.reservation for i in paid]
+            )
+            _exclude_refused(paid, sold)
+            await self._inventory.release_batch(
+                uow, [charged[i].held.reservation for i in declined]
+            )
+            placed = await self._orders.place_paid_batch(
+                uow, [(_new_order(charged[i]), charged[i].held.quote.total) for i in paid]
+            )
+            _exclude_refused(paid, placed)
+            orders = {i: p for i, p in zip(paid, placed, strict=True) if isinstance(p, PlacedOrder)}
+            recorded = await self._payments.record_charges(
+                uow,
+                [
+                    (c.held.payment, c.outcome, orders[i].order.id if i in orders else None)
+                    for i, c in charged.items()
+                ],
+            )
+            _exclude_refused(list(charged), recorded)
+            await self._carts.close_batch(uow, [charged[i].held.cart.id for i in paid])
+            rows: list[dict[str, Any]] = []
+            for i, c in charged.items():
+                held = c.held
+                if i in orders:
+                    order = orders[i].order
+                    body = order_body(order, orders[i].access_token, "card", held.asked.checkout_id)
+                    answers[i] = Outcome(201, body)
+                    rows.append(_answer_row(held, Step.COMPLETED, answers[i], order.id))
+                else:
+                    error = PaymentRefused(c.outcome.decline_reason or "declined")
+                    answers[i] = Outcome(error.status, failure_body(error, held.asked.checkout_id))
+                    _record_failure(uow, batch[i], held.asked, error)
+                    rows.append(_answer_row(held, Step.FAILED, answers[i], None, error))
+            await _store_answers(uow, rows, self._clock)
+            await uow.commit()
+        for i, answer in answers.items():
+            if answer.status == 201:
+                CHECKOUTS.labels("paid").inc()
+            else:
+                count_failure(PaymentRefused(charged[i].outcome.decline_reason or "declined"))
+        return [answers[i] for i in range(len(batch))]
+
+
+def _cart(found: CartSnapshot | ColonnadeError) -> CartSnapshot:
+    assert isinstance(found, CartSnapshot)
+    return found
+
+
+def _lines(found: CartSnapshot | ColonnadeError) -> list[tuple[str, int]]:
+    return list(_cart(found).lines)
+
+
+def _kept(
+    indexes: list[int], results: Sequence[T | ColonnadeError], refused: dict[int, ColonnadeError]
+) -> dict[int, T]:
+    """The checkouts whose result in this step is not a refusal, with it; refusals are noted."""
+    kept: dict[int, T] = {}
+    for i, result in zip(indexes, results, strict=True):
+        if isinstance(result, ColonnadeError):
+            refused[i] = result
+        else:
+            kept[i] = result
+    return kept
+
+
+def _exclude_refused(indexes: list[int], results: Sequence[object]) -> None:
+    failed = {
+        i: result
+        for i, result in zip(indexes, results, strict=True)
+        if isinstance(result, ColonnadeError)
+    }
+    if failed:
+        raise Exclude(failed)
+
+
+def _new_order(charged: _Charged) -> NewOrder:
+    held = charged.held
+    quote = held.quote
+    return NewOrder(
+        checkout_id=held.asked.checkout_id,
+        email=held.asked.email,
+        customer_id=held.asked.customer_id,
+        market=held.cart.market,
+        currency=quote.total.currency,
+        tax_inclusive=quote.tax_inclusive,
+        lines=[
+            OrderLine(
+                sku=line.sku,
+                title=charged.titles.get(line.sku, line.sku),
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                line_total=line.line_total,
+                tax=line.tax,
+            )
+            for line in quote.lines
+        ],
+        shipping=Money.zero(quote.total.currency),
+        shipping_address=held.asked.shipping_address,
+        payment_id=held.payment.id,
+    )
+
+
+def _record_failure(
+    uow: UnitOfWork, submitted: Submitted[Any], asked: CardCheckout, error: ColonnadeError
+) -> None:
+    # In the buyer's own context, so the event carries that buyer's trace.
+    submitted.context.run(
+        uow.record,
+        CheckoutFailed(checkout_id=asked.checkout_id, cart_id=asked.cart_id, code=error.code),
+    )
+
+
+def _refusal_row(asked: CardCheckout, error: ColonnadeError) -> dict[str, Any]:
+    return {
+        "b_id": asked.checkout_id,
+        "b_step": Step.FAILED.value,
+        "b_status": error.status,
+        "b_body": failure_body(error, asked.checkout_id),
+        "b_error": error.detail,
+        "b_reservation": None,
+        "b_payment": None,
+        "b_order": None,
+    }
+
+
+def _answer_row(
+    held: _Held,
+    step: Step,
+    answer: Outcome,
+    order_id: str | None,
+    error: ColonnadeError | None = None,
+) -> dict[str, Any]:
+    return {
+        "b_id": held.asked.checkout_id,
+        "b_step": step.value,
+        "b_status": answer.status,
+        "b_body": answer.body,
+        "b_error": error.detail if error else None,
+        "b_reservation": held.reservation.id,
+        "b_payment": held.payment.id,
+        "b_order": order_id,
+    }
+
+
+async def _store_answers(uow: UnitOfWork, rows: list[dict[str, Any]], clock: Clock) -> None:
+    """Each checkout's answer and what it holds, kept for its key: one statement."""
+    if not rows:
+        return
+    await uow.execute(
+        update(checkouts)
+        .where(checkouts.c.id == bindparam("b_id"))
+        .values(
+            step=bindparam("b_step"),
+            response_status=bindparam("b_status"),
+            response_body=bindparam("b_body"),
+            error=bindparam("b_error"),
+            reservation_id=bindparam("b_reservation"),
+            payment_id=bindparam("b_payment"),
+            order_id=bindparam("b_order"),
+            updated_at=clock.now(),
+        ),
+        rows,
+    )
