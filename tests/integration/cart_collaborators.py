@@ -90,7 +90,6 @@ class Pricing:
             total=subtotal if market.tax_inclusive else subtotal + tax,
         )
 
-
     async def quote_batch(
         self, conn: object, wanted: Sequence[tuple[str, list[tuple[str, int]]]]
     ) -> list[Quote | ColonnadeError]:
