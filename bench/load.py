@@ -17,7 +17,7 @@ from typing import Literal
 import aiohttp
 from tests.e2e.buyers import checkout_body
 
-from bench.measure import CpuShares, CpuSnapshot, percentile
+from bench.measure import CpuShares, CpuSnapshot, ShopCounters, batch_percentiles, percentile
 
 Scenario = Literal["throughput", "flash_sale"]
 SOLD_OUT = "409 out_of_stock"
@@ -58,6 +58,11 @@ class LoadReport:
     sold_out_answers: int = 0
     sale_seconds: float | None = None  # flash sale: from the first request to the last sale
     notes: list[str] = field(default_factory=list)
+    # From the shop's /metrics over the window: statements per finished purchase attempt,
+    # batch sizes per step (p50, p99) and the outbox's lag when the window closed.
+    statements_per_purchase: float | None = None
+    batch_sizes: dict[str, list[float]] = field(default_factory=dict)
+    outbox_lag_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,7 @@ async def _drive(plan: LoadPlan) -> LoadReport:
         if plan.scenario == "throughput":
             await _warm_up(plan, attempts, began)
         first = CpuSnapshot.take(plan.server_pid, plan.watch_database)
+        counted = await _counters(session, plan.base_url)
         opened = loop.time()
         if plan.scenario == "throughput":
             await asyncio.sleep(plan.seconds)
@@ -142,10 +148,21 @@ async def _drive(plan: LoadPlan) -> LoadReport:
             await asyncio.wait(shoppers, timeout=plan.deadline_seconds)
         last = CpuSnapshot.take(plan.server_pid, plan.watch_database)
         closed = loop.time()
+        recounted = await _counters(session, plan.base_url)
         closing.set()
         # Purchases still under way finish outside the window and are not counted.
         await asyncio.gather(*shoppers)
-    return _report(plan, attempts, first, last, opened, closed)
+    report = _report(plan, attempts, first, last, opened, closed)
+    finished = sum(opened <= a.finished <= closed for a in attempts)
+    report.statements_per_purchase = (recounted.statements - counted.statements) / max(finished, 1)
+    report.batch_sizes = batch_percentiles(counted, recounted)
+    report.outbox_lag_seconds = recounted.outbox_lag_seconds
+    return report
+
+
+async def _counters(session: aiohttp.ClientSession, base_url: str) -> ShopCounters:
+    async with session.get(f"{base_url}/metrics") as response:
+        return ShopCounters.parse(await response.text())
 
 
 async def _warm_up(plan: LoadPlan, attempts: list[Attempt], began: float) -> None:

@@ -1,4 +1,5 @@
-"""CPU accounting read from /proc, and the percentiles the tables quote.
+"""CPU accounting read from /proc, the shop's own counters, and the percentiles the tables
+quote.
 
 The machine is small and shared, so every figure is quoted with who used the CPU while it
 was taken: the shop's server process, the load generator, PostgreSQL's processes and the
@@ -11,6 +12,8 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PROC = Path("/proc")
@@ -136,3 +139,45 @@ def percentile(sorted_values: list[float], fraction: float) -> float | None:
         return None
     rank = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values)) - 1))
     return sorted_values[rank]
+
+
+@dataclass(frozen=True)
+class ShopCounters:
+    """What the shop's own /metrics said at one moment: statements run, batch sizes per step
+    (cumulative histogram buckets), and how late the outbox is."""
+
+    statements: float
+    batch_buckets: dict[str, dict[float, float]]
+    outbox_lag_seconds: float
+
+    @classmethod
+    def parse(cls, exposition: str) -> ShopCounters:
+        statements = 0.0
+        buckets: dict[str, dict[float, float]] = {}
+        lag = 0.0
+        for family in text_string_to_metric_families(exposition):
+            for sample in family.samples:
+                if sample.name == "colonnade_db_query_duration_seconds_count":
+                    statements += sample.value
+                elif sample.name == "colonnade_batch_size_bucket":
+                    step = buckets.setdefault(sample.labels["step"], {})
+                    step[float(sample.labels["le"])] = sample.value
+                elif sample.name == "colonnade_outbox_lag_seconds":
+                    lag = max(lag, sample.value)
+        return cls(statements, buckets, lag)
+
+
+def batch_percentiles(
+    start: ShopCounters, end: ShopCounters, fractions: tuple[float, ...] = (0.5, 0.99)
+) -> dict[str, list[float]]:
+    """Per step, the batch sizes at these fractions of the batches run between two readings
+    (the upper bound of the histogram bucket each falls in)."""
+    found: dict[str, list[float]] = {}
+    for step, after in end.batch_buckets.items():
+        before = start.batch_buckets.get(step, {})
+        counts = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
+        total = counts[-1][1] if counts else 0.0
+        if total <= 0:
+            continue
+        found[step] = [next(le for le, n in counts if n >= q * total) for q in fractions]
+    return found

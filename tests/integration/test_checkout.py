@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -553,3 +554,27 @@ async def test_a_burst_of_card_checkouts_costs_a_few_statements_each(shop: Shop)
     # provider's own bookkeeping included).
     assert statements / 40 <= 3, f"{statements} statements for 40 checkouts"
     assert (await shop.inventory.stock(sku)).sold == 41
+
+
+async def test_ten_thousand_buyers_of_five_hundred_units_buy_exactly_five_hundred(
+    shop: Shop,
+) -> None:
+    sku = await product(shop, price=1000, on_hand=500)
+    carts = []
+    for _wave in range(10):  # shoppers arrive a thousand at a time
+        opened = await asyncio.gather(*(shop.carts.create("US") for _ in range(1_000)))
+        await asyncio.gather(*(shop.carts.add_line(c.id, sku, 1) for c in opened))
+        carts.extend(c.id for c in opened)
+
+    outcomes = await asyncio.gather(
+        *(shop.checkout.check_out(c, f"flash-{i:05d}", paying()) for i, c in enumerate(carts))
+    )
+
+    statuses = Counter(o.status for o in outcomes)
+    assert statuses == {201: 500, 409: 9_500}
+    assert {o.body["code"] for o in outcomes if o.status == 409} == {"out_of_stock"}
+    stock = await shop.inventory.stock(sku)
+    assert (stock.sold, stock.reserved, stock.available) == (500, 0, 0)
+    assert await count_rows(shop.db, "orders_orders") == 500
+    assert await count_rows(shop.db, "payments_payments") == 500
+    assert await shop.inventory.check_ledger() == []

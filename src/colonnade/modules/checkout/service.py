@@ -1,10 +1,13 @@
-"""The purchase saga: reserve -> quote -> authorize -> place -> capture -> commit.
+"""Checkout: a card checkout goes through the batched purchase (card_purchase.py); gift
+cards and bank transfers through the saga here: reserve -> quote -> authorize -> place ->
+capture -> commit.
 
-Each step is a local transaction in the module that owns it; this module remembers, per
+Each saga step is a local transaction in the module that owns it; this module remembers, per
 Idempotency-Key, how far a checkout got. A failure runs the compensations of the steps
 before it (release stock, void the authorization, cancel the order); a checkout interrupted
 by a crash is finished or undone by `recover`, so no money is kept without an order and no
-stock without a buyer. No transaction is open while the payment provider is called.
+stock without a buyer. Both paths share the compensation and the recovery. No transaction
+is open while the payment provider is called.
 
 A checkout row holds nothing personal: the request is kept as a keyed digest (to recognise
 a retry), the stored answer carries ids, amounts and lines but not the buyer's e-mail or
