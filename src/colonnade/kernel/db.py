@@ -186,10 +186,17 @@ def _server_engine(url: str, pool_size: int) -> AsyncEngine:
     if url.startswith("postgresql+asyncpg"):
         # Short OLTP statements: the JIT only adds planning time.
         connect_args["server_settings"] = {"jit": "off"}
+        # A batch's statements differ by its size (IN lists, VALUES rows): keep enough of
+        # them prepared that a busy shop does not prepare them again and again.
+        connect_args["prepared_statement_cache_size"] = _STATEMENTS_KEPT
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,
         connect_args=connect_args,
+        query_cache_size=_STATEMENTS_KEPT,
     )
+
+
+_STATEMENTS_KEPT = 2000

@@ -624,13 +624,14 @@ async def _write_batch(
         )
         deletes.extend((cart_id, sku) for sku in gone)
     if upserts:
-        insert = _insert(uow).values(upserts)
+        insert = _insert(uow)
         # A line keeps when it was first added, so it keeps its place in the cart.
         await uow.execute(
             insert.on_conflict_do_update(
                 index_elements=[cart_lines.c.cart_id, cart_lines.c.sku],
                 set_={"quantity": insert.excluded.quantity},
-            )
+            ),
+            upserts,
         )
     if deletes:
         await uow.execute(

@@ -242,31 +242,24 @@ class CardPurchases:
             return []
         now = self._clock.now()
         dialect = postgresql if uow.connection.dialect.name == "postgresql" else sqlite
-        inserted = set(
-            (
-                await uow.execute(
-                    dialect.insert(checkouts)
-                    .values(
-                        [
-                            {
-                                "id": asked[i].checkout_id,
-                                "idempotency_key": key,
-                                "fingerprint": asked[i].fingerprint,
-                                "cart_id": asked[i].cart_id,
-                                "step": Step.STARTED.value,
-                                "created_at": now,
-                                "updated_at": now,
-                            }
-                            for key, i in first.items()
-                        ]
-                    )
-                    .on_conflict_do_nothing(index_elements=[checkouts.c.idempotency_key])
-                    .returning(checkouts.c.idempotency_key)
-                )
-            )
-            .scalars()
-            .all()
+        claim = (
+            dialect.insert(checkouts)
+            .on_conflict_do_nothing(index_elements=[checkouts.c.idempotency_key])
+            .returning(checkouts.c.idempotency_key)
         )
+        rows = [
+            {
+                "id": asked[i].checkout_id,
+                "idempotency_key": key,
+                "fingerprint": asked[i].fingerprint,
+                "cart_id": asked[i].cart_id,
+                "step": Step.STARTED.value,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for key, i in first.items()
+        ]
+        inserted = set((await uow.execute(claim, rows)).scalars().all())
         for key, i in first.items():
             if key not in inserted:
                 answers[i] = _REPEAT

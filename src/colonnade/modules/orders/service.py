@@ -733,9 +733,9 @@ async def _insert_orders(uow: UnitOfWork, drafts: list[_Draft]) -> None:
             (
                 await uow.execute(
                     dialect.insert(orders)
-                    .values([drafts[i].row for i in waiting])
                     .on_conflict_do_nothing(index_elements=[orders.c.number])
-                    .returning(orders.c.id)
+                    .returning(orders.c.id),
+                    [drafts[i].row for i in waiting],
                 )
             )
             .scalars()

@@ -131,30 +131,23 @@ class TestGateway:
         asked = {s.request[0]: s.request for s in batch}
         now = self._clock.now()
         async with self._db.transaction() as uow:
-            claimed = set(
-                (
-                    await uow.execute(
-                        _insert(uow.connection, gateway_requests)
-                        .values(
-                            [
-                                {
-                                    "idempotency_key": key,
-                                    "operation": "charge",
-                                    "approved": outcome.approved,
-                                    "charge_id": outcome.reference,
-                                    "decline_reason": outcome.decline_reason,
-                                    "created_at": now,
-                                }
-                                for key, _, outcome in asked.values()
-                            ]
-                        )
-                        .on_conflict_do_nothing()
-                        .returning(gateway_requests.c.idempotency_key)
-                    )
-                )
-                .scalars()
-                .all()
+            claim = (
+                _insert(uow.connection, gateway_requests)
+                .on_conflict_do_nothing()
+                .returning(gateway_requests.c.idempotency_key)
             )
+            rows = [
+                {
+                    "idempotency_key": key,
+                    "operation": "charge",
+                    "approved": outcome.approved,
+                    "charge_id": outcome.reference,
+                    "decline_reason": outcome.decline_reason,
+                    "created_at": now,
+                }
+                for key, _, outcome in asked.values()
+            ]
+            claimed = set((await uow.execute(claim, rows)).scalars().all())
             approved = [a for key, a in asked.items() if key in claimed and a[2].approved]
             if approved:
                 await uow.execute(
