@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, text
 
 from colonnade.app import Shop, assemble
 from colonnade.kernel.clock import SettableClock
@@ -22,6 +22,7 @@ from colonnade.modules.catalog.service import NewProduct, NewVariant
 from colonnade.modules.checkout.domain import IdempotencyKeyReused, Outcome
 from colonnade.modules.checkout.schema import checkouts
 from colonnade.modules.checkout.service import CheckoutRequest
+from colonnade.modules.inventory.service import Reservation
 from colonnade.modules.orders.service import IllegalTransition, NewOrder, OrderLine
 from colonnade.modules.payments.service import RefundExceedsCapture
 from tests.conftest import count_rows
@@ -578,3 +579,53 @@ async def test_ten_thousand_buyers_of_five_hundred_units_buy_exactly_five_hundre
     assert await count_rows(shop.db, "orders_orders") == 500
     assert await count_rows(shop.db, "payments_payments") == 500
     assert await shop.inventory.check_ledger() == []
+
+
+async def test_recovery_refunds_a_charge_whose_answer_was_never_recorded(shop: Shop) -> None:
+    """The process died after the provider captured the money and before the checkout
+    settled: no order, so the money goes back."""
+    sku = await product(shop, on_hand=2)
+    checkout_id = str(uuid.uuid4())
+    cart_id = await cart_with(shop, sku, 1)
+    quote = await shop.pricing.quote("US", [(sku, 1)])
+    async with shop.db.transaction() as uow:
+        [reservation] = await shop.inventory.reserve_batch(uow, [(checkout_id, [(sku, 1)])])
+        [payment] = await shop.payments.open_charges(uow, [(checkout_id, quote.total)])
+        long_ago = datetime.now(UTC) - timedelta(hours=1)
+        await uow.execute(
+            insert(checkouts).values(
+                id=checkout_id,
+                idempotency_key=f"crashed-{checkout_id}",
+                fingerprint="x" * 64,
+                cart_id=cart_id,
+                step="started",
+                created_at=long_ago,
+                updated_at=long_ago,
+            )
+        )
+        await uow.commit()
+    charged = await shop.payments.charge(payment, "tok_visa")
+    assert charged.approved
+
+    assert await shop.checkout.recover(timedelta(minutes=1)) == 1
+
+    settled = await shop.payments.payment(payment.id)
+    assert (settled.status.value, settled.captured, settled.refunded) == (
+        "refunded",
+        quote.total,
+        quote.total,
+    )
+    async with shop.db.reading() as conn:
+        charge = (
+            await conn.execute(
+                text(
+                    "SELECT captured_amount, refunded_amount FROM payments_gateway_charges"
+                    " WHERE authorize_key = :key"
+                ),
+                {"key": payment.id},
+            )
+        ).one()
+    assert tuple(charge) == (quote.total.amount, quote.total.amount)
+    assert (await shop.inventory.stock(sku)).available == 2
+    assert await count_rows(shop.db, "orders_orders") == 0
+    assert isinstance(reservation, Reservation)
