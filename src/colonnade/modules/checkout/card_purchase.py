@@ -276,13 +276,12 @@ class CardPurchases:
         declined = [i for i, c in charged.items() if not c.outcome.approved]
         answers: dict[int, Outcome] = {}
         async with self._db.transaction() as uow:
-            sold = await self._inventory.commit_batch(
-                uow, [charged[i].held.reservation for i in paid]
+            sold = await self._inventory.settle_batch(
+                uow,
+                [charged[i].held.reservation for i in paid],
+                [charged[i].held.reservation for i in declined],
             )
             _exclude_refused(paid, sold)
-            await self._inventory.release_batch(
-                uow, [charged[i].held.reservation for i in declined]
-            )
             placed = await self._orders.place_paid_batch(
                 uow, [(_new_order(charged[i]), charged[i].held.quote.total) for i in paid]
             )

@@ -429,61 +429,54 @@ class InventoryService:
             uow.after_commit(lambda: STOCKOUTS.inc(len(depleted)))
         return answers
 
-    async def commit_batch(
-        self, uow: UnitOfWork, held: Sequence[Reservation]
+    async def settle_batch(
+        self, uow: UnitOfWork, sold: Sequence[Reservation], released: Sequence[Reservation]
     ) -> list[ColonnadeError | None]:
-        """Turn each held reservation's stock into sold stock, one statement per table for
-        the whole batch; a reservation no longer held (it expired) is refused alone."""
-        return await self._settle_batch(uow, held, ReservationStatus.COMMITTED)
-
-    async def release_batch(
-        self, uow: UnitOfWork, held: Sequence[Reservation]
-    ) -> list[ColonnadeError | None]:
-        """Give each held reservation's stock back; one no longer held is left as it is."""
-        return await self._settle_batch(uow, held, ReservationStatus.RELEASED)
-
-    async def _settle_batch(
-        self, uow: UnitOfWork, held: Sequence[Reservation], to: ReservationStatus
-    ) -> list[ColonnadeError | None]:
+        """Turn the `sold` reservations' stock into sold stock and give the `released` ones'
+        back, one statement per table for the whole batch. The stock rows are written in one
+        pass in (sku, warehouse) order, the order every reservation locks them in, so a batch
+        never deadlocks with another. A sold reservation no longer held (it expired under a
+        slow payment) is refused alone; a released one no longer held is left as it is."""
+        held = [*sold, *released]
         if not held:
             return []
-        moved = set(
-            (
-                await uow.execute(
-                    update(reservations)
-                    .where(
-                        reservations.c.id.in_([r.id for r in held]),
-                        reservations.c.status == ReservationStatus.HELD.value,
-                    )
-                    .values(status=to.value)
-                    .returning(reservations.c.id)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        done = [r for r in held if r.id in moved]
-        if done:
-            committing = to is ReservationStatus.COMMITTED
-            reason = LedgerReason.COMMIT if committing else LedgerReason.RELEASE
-            await _write_batch_ledger(uow, done, reason, self._clock.now())
-            units = {"reserved": stock.c.reserved - bindparam("b_q")}
-            if committing:
-                units["sold"] = stock.c.sold + bindparam("b_q")
+        moved = await _move_held(uow, sold, ReservationStatus.COMMITTED)
+        moved |= await _move_held(uow, released, ReservationStatus.RELEASED)
+        now = self._clock.now()
+        selling = [r for r in sold if r.id in moved]
+        giving_back = [r for r in released if r.id in moved]
+        units: dict[tuple[str, str], tuple[int, int]] = {}
+        for reservations_of, reason, selling_them in (
+            (selling, LedgerReason.COMMIT, 1),
+            (giving_back, LedgerReason.RELEASE, 0),
+        ):
+            if not reservations_of:
+                continue
+            await _write_batch_ledger(uow, reservations_of, reason, now)
+            for row, quantity in _units_per_row(reservations_of).items():
+                reserved, sold_units = units.get(row, (0, 0))
+                units[row] = (reserved + quantity, sold_units + quantity * selling_them)
+        if units:
             await uow.execute(
                 update(stock)
                 .where(stock.c.sku == bindparam("b_sku"), stock.c.warehouse == bindparam("b_wh"))
-                .values(**units),
-                [{"b_sku": s, "b_wh": w, "b_q": q} for (s, w), q in _units_per_row(done).items()],
+                .values(
+                    reserved=stock.c.reserved - bindparam("b_held"),
+                    sold=stock.c.sold + bindparam("b_sold"),
+                ),
+                [
+                    {"b_sku": s, "b_wh": w, "b_held": held_units, "b_sold": sold_units}
+                    for (s, w), (held_units, sold_units) in sorted(units.items())
+                ],
             )
-        if to is ReservationStatus.RELEASED or len(done) == len(held):
-            return [None for _ in held]
+        if len(selling) == len(sold):
+            return [None for _ in sold]
         # Rare: a reservation expired under a slow payment. Say what became of it.
         now_is = dict(
             (
                 await uow.execute(
                     select(reservations.c.id, reservations.c.status).where(
-                        reservations.c.id.in_([r.id for r in held if r.id not in moved])
+                        reservations.c.id.in_([r.id for r in sold if r.id not in moved])
                     )
                 )
             )
@@ -494,7 +487,7 @@ class InventoryService:
             None
             if r.id in moved
             else ReservationNotHeld(r.id, ReservationStatus(now_is[r.id]), "committed")
-            for r in held
+            for r in sold
         ]
 
     async def commit(self, reservation_id: str) -> None:
@@ -777,6 +770,24 @@ async def _write_batch_ledger(
             for ln in r.lines
         ],
     )
+
+
+async def _move_held(
+    uow: UnitOfWork, held: Sequence[Reservation], to: ReservationStatus
+) -> set[str]:
+    """Move these reservations on from `held`; the ids of those that were still held."""
+    if not held:
+        return set()
+    moved = await uow.execute(
+        update(reservations)
+        .where(
+            reservations.c.id.in_([r.id for r in held]),
+            reservations.c.status == ReservationStatus.HELD.value,
+        )
+        .values(status=to.value)
+        .returning(reservations.c.id)
+    )
+    return set(moved.scalars().all())
 
 
 def _units_per_row(held: Sequence[Reservation]) -> dict[tuple[str, str], int]:
