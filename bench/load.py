@@ -138,7 +138,7 @@ async def _drive(plan: LoadPlan) -> LoadReport:
         if plan.scenario == "throughput":
             await _warm_up(plan, attempts, began)
         first = CpuSnapshot.take(plan.server_pid, plan.watch_database)
-        counted = await _counters(session, plan.base_url)
+        counted = await _counters(plan.base_url)
         opened = loop.time()
         if plan.scenario == "throughput":
             await asyncio.sleep(plan.seconds)
@@ -148,7 +148,7 @@ async def _drive(plan: LoadPlan) -> LoadReport:
             await asyncio.wait(shoppers, timeout=plan.deadline_seconds)
         last = CpuSnapshot.take(plan.server_pid, plan.watch_database)
         closed = loop.time()
-        recounted = await _counters(session, plan.base_url)
+        recounted = await _counters(plan.base_url)
         closing.set()
         # Purchases still under way finish outside the window and are not counted.
         await asyncio.gather(*shoppers)
@@ -160,8 +160,9 @@ async def _drive(plan: LoadPlan) -> LoadReport:
     return report
 
 
-async def _counters(session: aiohttp.ClientSession, base_url: str) -> ShopCounters:
-    async with session.get(f"{base_url}/metrics") as response:
+async def _counters(base_url: str) -> ShopCounters:
+    # A session of its own: the shoppers' connections are all busy buying.
+    async with aiohttp.ClientSession() as session, session.get(f"{base_url}/metrics") as response:
         return ShopCounters.parse(await response.text())
 
 

@@ -67,12 +67,7 @@ class TestGateway:
     async def authorize(self, key: str, amount: Money, token: str) -> ProviderOutcome:
         await asyncio.sleep(self._latency)
         if token == _TIMES_OUT:
-            # A key that was answered (voided meanwhile) keeps its answer; otherwise no answer.
-            known = await self._known(key)
-            if known is not None:
-                return known
-            await asyncio.sleep(self._timeout_delay)
-            raise ProviderUnavailable("the test gateway timed out (tok_timeout)")
+            return await self._time_out(key)
         async with self._db.transaction() as uow:
             if not await self._claim(uow, key, "authorize"):
                 return await self._answer_of(uow, key)
@@ -107,11 +102,7 @@ class TestGateway:
         with their answers and one writes the approved charges."""
         await asyncio.sleep(self._latency)
         if token == _TIMES_OUT:
-            known = await self._known(key)
-            if known is not None:
-                return known
-            await asyncio.sleep(self._timeout_delay)
-            raise ProviderUnavailable("the test gateway timed out (tok_timeout)")
+            return await self._time_out(key)
         if token == _CAPTURE_FAILS:
             # The authorization is let go at once and nothing is written: a retry fails alike.
             raise ProviderUnavailable("the test gateway failed to capture (tok_captureFails)")
@@ -267,6 +258,14 @@ class TestGateway:
         return outcome
 
     # --- keys -----------------------------------------------------------------------------
+
+    async def _time_out(self, key: str) -> ProviderOutcome:
+        """A key that was answered (voided meanwhile) keeps its answer; otherwise no answer."""
+        known = await self._known(key)
+        if known is not None:
+            return known
+        await asyncio.sleep(self._timeout_delay)
+        raise ProviderUnavailable("the test gateway timed out (tok_timeout)")
 
     async def _known(self, key: str) -> ProviderOutcome | None:
         async with self._db.reading() as conn:
