@@ -1,22 +1,31 @@
 """The relay publishes in batches and consumers take them whole: one call and one transaction
-per batch, one poison event failing alone, a redelivered batch taken once."""
+per batch, one poison event failing alone, a redelivered batch taken once, and a cost in
+statements that does not grow with the batch."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import Column, MetaData, String, Table, insert, select, update
+from sqlalchemy import Column, MetaData, String, Table, event, insert, select, update
 
+from colonnade.app import Shop, assemble
 from colonnade.kernel.bus import InProcessBus
 from colonnade.kernel.db import Database
 from colonnade.kernel.events import Envelope, Event
 from colonnade.kernel.inbox import guard_batch, once_batch
+from colonnade.kernel.money import Money
 from colonnade.kernel.outbox import OutboxRelay
 from colonnade.kernel.schema import dead_letters, outbox
+from colonnade.kernel.settings import Settings
 from colonnade.kernel.uow import UnitOfWork
+from colonnade.modules.orders.service import NewOrder, OrderLine
+from tests.integration.storefront import SECRET
 
 labels = Table(
     "test_labels",
@@ -209,3 +218,74 @@ async def test_an_idempotent_batch_handler_is_marked_only_after_it_succeeded(
     await deliver(envelopes_of("P-3"))
 
     assert settled == [["P-1", "P-2"], ["P-3"]]
+
+
+# --- what a batch costs ------------------------------------------------------------------
+
+
+@pytest.fixture
+async def shop(database_url: str) -> AsyncIterator[Shop]:
+    """The shop with its consumers, its relay not running: the test drives it."""
+    shop = assemble(Settings(database_url=database_url, secret_key=SECRET))
+    await shop.keyring.load()
+    yield shop
+    await shop.db.dispose()
+
+
+async def pay_orders(shop: Shop, count: int) -> list[str]:
+    """Orders placed and paid, each leaving OrderPlaced and OrderPaid in the outbox."""
+    usd = "USD"
+    paid = []
+    for _ in range(count):
+        line = OrderLine("MUG-RED", "Red mug", 2, Money(1200, usd), Money(2400, usd), Money(0, usd))
+        placed = await shop.orders.place(
+            NewOrder(
+                checkout_id=f"chk-{uuid.uuid4().hex}",
+                email="ada@example.com",
+                market="US",
+                currency=usd,
+                tax_inclusive=False,
+                lines=[line],
+                shipping=Money(500, usd),
+                shipping_address={"name": "Ada", "line1": "1 Row", "country": "US"},
+            )
+        )
+        await shop.orders.mark_paid(placed.order.id, placed.order.total)
+        paid.append(placed.order.id)
+    return paid
+
+
+@contextmanager
+def counting_statements(db: Database) -> Iterator[list[str]]:
+    """The statements run meanwhile, but BEGIN (which only SQLite's driver sends as one)."""
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.startswith("BEGIN"):
+            statements.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+
+
+async def publish_counting(shop: Shop, orders: int) -> list[str]:
+    """The statements the relay and its consumers run to publish `orders` paid orders."""
+    paid = await pay_orders(shop, orders)
+    with counting_statements(shop.db) as statements:
+        assert await shop.relay.publish_due() == 2 * orders
+    for order_id in paid:
+        assert len(await shop.notifications.sent_for_order(order_id)) == 1
+    return statements
+
+
+async def test_a_batch_of_confirmations_costs_the_same_statements_as_one(shop: Shop) -> None:
+    one = await publish_counting(shop, 1)
+    forty = await publish_counting(shop, 40)
+
+    assert len(forty) == len(one), "\n".join(forty)
+    # Claim (select, lease), the consumer (marks, orders with their lines, their history,
+    # messages), the mark of the batch: a handful, whatever the batch's size.
+    assert len(one) <= 7, "\n".join(one)
