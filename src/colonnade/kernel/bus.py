@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
@@ -59,6 +60,13 @@ class EventBus(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class _Subscriber:
+    takes: BatchHandler
+    # False: `takes` wraps a handler of single events, so it is only ever given one at a time.
+    in_batches: bool
+
+
 class InProcessBus:
     """Hands the events of a batch to every subscriber of their type, in this process.
 
@@ -67,24 +75,22 @@ class InProcessBus:
     """
 
     def __init__(self) -> None:
-        self._subscribers: dict[str, dict[str, BatchHandler]] = defaultdict(dict)
-        self._takes_batches: set[tuple[str, str]] = set()
+        self._subscribers: dict[str, dict[str, _Subscriber]] = defaultdict(dict)
 
     def subscribe(self, event_type: str, consumer: str, handler: Handler) -> None:
-        async def one_by_one(envelopes: Sequence[Envelope]) -> None:
-            for envelope in envelopes:
-                await handler(envelope)
+        async def one(envelopes: Sequence[Envelope]) -> None:
+            [envelope] = envelopes
+            await handler(envelope)
 
-        self._add(event_type, consumer, one_by_one)
+        self._add(event_type, consumer, _Subscriber(one, in_batches=False))
 
     def subscribe_batch(self, event_type: str, consumer: str, handler: BatchHandler) -> None:
-        self._add(event_type, consumer, handler)
-        self._takes_batches.add((event_type, consumer))
+        self._add(event_type, consumer, _Subscriber(handler, in_batches=True))
 
-    def _add(self, event_type: str, consumer: str, handler: BatchHandler) -> None:
+    def _add(self, event_type: str, consumer: str, subscriber: _Subscriber) -> None:
         if consumer in self._subscribers[event_type]:
             raise ValueError(f"{consumer} already subscribes to {event_type}")
-        self._subscribers[event_type][consumer] = handler
+        self._subscribers[event_type][consumer] = subscriber
 
     async def health(self) -> str:
         return "ok"  # in this process: it works whenever the process does
@@ -98,11 +104,9 @@ class InProcessBus:
     async def publish_batch(self, envelopes: Sequence[Envelope]) -> list[DeliveryResult]:
         refusals: dict[str, dict[str, str]] = defaultdict(dict)  # event id -> consumer -> why
         for event_type, of_type in _by_type(envelopes).items():
-            for consumer, handler in self._subscribers.get(event_type, {}).items():
-                if (event_type, consumer) in self._takes_batches:
-                    refused = await _hand_batch(consumer, handler, of_type)
-                else:
-                    refused = await _hand_one_by_one(consumer, handler, of_type)
+            for consumer, subscriber in self._subscribers.get(event_type, {}).items():
+                hand = _hand_batch if subscriber.in_batches else _hand_one_by_one
+                refused = await hand(consumer, subscriber.takes, of_type)
                 for event_id, reason in refused.items():
                     refusals[event_id][consumer] = reason
         return [_result(refusals.get(envelope.event_id)) for envelope in envelopes]

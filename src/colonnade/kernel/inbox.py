@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import ReturningInsert
 
 from colonnade.kernel.bus import BatchHandler, Handler
 from colonnade.kernel.db import Database
@@ -30,11 +32,8 @@ def guard_batch(db: Database, consumer: str, handler: BatchConsumerHandler) -> B
 
     async def deliver(envelopes: Sequence[Envelope]) -> None:
         async with db.transaction() as uow:
-            marked = set(
-                (await uow.execute(_marks(db, consumer, envelopes).returning(inbox.c.event_id)))
-                .scalars()
-                .all()
-            )
+            marking = await uow.execute(_marking(db), _marks(consumer, envelopes))
+            marked = set(marking.scalars().all())
             untaken = [e for e in envelopes if e.event_id in marked]
             if not untaken:
                 return
@@ -80,7 +79,7 @@ def once_batch(
             return
         await handler(untaken)
         async with db.transaction() as uow:
-            await uow.execute(_marks(db, consumer, untaken))
+            await uow.execute(_marking(db), _marks(consumer, untaken))
             await uow.commit()
 
     return deliver
@@ -103,16 +102,18 @@ def _one_at_a_time(deliver_batch: BatchHandler) -> Handler:
     return deliver
 
 
-def _marks(
-    db: Database, consumer: str, envelopes: Sequence[Envelope]
-) -> postgresql.Insert | sqlite.Insert:
-    """One multi-row INSERT of the marks; a mark already there (taken before, or by a
-    delivery running at the same time) is left as it is."""
+def _marking(db: Database) -> ReturningInsert[str]:
+    """The INSERT of marks, returning those it made; a mark already there (taken before, or
+    by a delivery running at the same time) is left as it is. With RETURNING, SQLAlchemy
+    sends many rows as one multi-row statement, compiled once whatever their number."""
     insert = sqlite.insert if db.is_sqlite else postgresql.insert
+    return insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
+
+
+def _marks(consumer: str, envelopes: Sequence[Envelope]) -> list[dict[str, Any]]:
     now = datetime.now(UTC)
     # dict.fromkeys: a batch naming one event twice marks it once.
-    rows = [
+    return [
         {"consumer": consumer, "event_id": event_id, "processed_at": now}
         for event_id in dict.fromkeys(e.event_id for e in envelopes)
     ]
-    return insert(inbox).values(rows).on_conflict_do_nothing()
