@@ -3,9 +3,9 @@
 It claims a batch with a short lease (so several relays can share one outbox), publishes the
 batch to the bus at once, and marks the events the bus delivered published; an event whose
 delivery failed is offered again later with back-off, on its own account, while its
-neighbours in the batch are done. A row
-whose relay died holding it is claimed again once its lease runs out. An event that fails
-`max_attempts` times is parked as a dead letter and no longer offered.
+neighbours in the batch are done. A row whose relay died holding it is claimed again once
+its lease runs out. An event that fails `max_attempts` times is parked as a dead letter and
+no longer offered.
 """
 
 from __future__ import annotations
