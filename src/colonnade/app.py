@@ -186,14 +186,10 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         db, keyring=keyring, orders=orders, mailer=LogMailer(), clock=clock
     )
     guest_retention = timedelta(days=settings.guest_data_retention_days)
-    bus.subscribe(
+    bus.subscribe_batch(
         OrderPaid.event_type,
         "notifications.confirm-order",
-        inbox.guard(
-            db,
-            "notifications.confirm-order",
-            lambda envelope, uow: notifications.confirm_order(envelope.payload["order_id"], uow),
-        ),
+        inbox.guard_batch(db, "notifications.confirm-order", notifications.confirm_orders),
     )
     bus.subscribe(
         CustomerDataErased.event_type,

@@ -116,6 +116,41 @@ async def test_one_trace_follows_a_purchase_from_its_request_to_the_email(
     assert message.trace_id == format_trace_id(trace_id)
 
 
+async def test_each_confirmation_of_a_batch_stays_in_the_trace_of_its_purchase(
+    database_url: str,
+) -> None:
+    exporter = InMemorySpanExporter()
+    async with traced_shop(database_url, exporter) as (shop, http):
+        await shop.relay.stop()  # both purchases' events then leave in one batch
+        sku = await product(shop)
+        bought = []
+        for buyer in ("ada", "grace"):
+            answer = await check_out(
+                http, await open_cart(http, sku), f"{buyer}@example.com", ADDRESS
+            )
+            assert answer.status_code == 201, answer.text
+            bought.append(answer.json()["id"])
+        await shop.relay.publish_due()
+        [first], [second] = [await shop.notifications.sent_for_order(o) for o in bought]
+
+    spans = exporter.get_finished_spans()
+    batch = named(spans, "process orders.OrderPaid")
+    assert batch.kind == SpanKind.CONSUMER
+    assert batch.parent is None
+    assert len(batch.links) == 2, "the batch's span links to both purchases"
+    requests = [s for s in spans if s.name == "POST /store/carts/{cart_id}/checkout"]
+    assert {first.trace_id, second.trace_id} == {
+        format_trace_id(r.context.trace_id) for r in requests
+    }
+    for request in requests:
+        in_trace = [s for s in spans if s.context.trace_id == request.context.trace_id]
+        by_id = {s.context.span_id: s for s in in_trace}
+        published = named(in_trace, "publish orders.OrderPaid")
+        sent = named(in_trace, "notifications.send")
+        assert published in ancestors(sent, by_id)
+        assert request in ancestors(sent, by_id)
+
+
 async def test_a_redelivered_order_paid_sends_one_email(database_url: str) -> None:
     exporter = InMemorySpanExporter()
     async with traced_shop(database_url, exporter) as (shop, http):

@@ -1,9 +1,11 @@
 """The outbox relay: moves committed events from the outbox table to the bus.
 
-It claims a batch with a short lease (so several relays can share one outbox), delivers each
-event, and marks it published; a failed delivery is offered again later with back-off. A row
-whose relay died holding it is claimed again once its lease runs out. An event that fails
-`max_attempts` times is parked as a dead letter and no longer offered.
+It claims a batch with a short lease (so several relays can share one outbox), publishes the
+batch to the bus at once, and marks the events the bus delivered published; an event whose
+delivery failed is offered again later with back-off, on its own account, while its
+neighbours in the batch are done. A row whose relay died holding it is claimed again once
+its lease runs out. An event that fails `max_attempts` times is parked as a dead letter and
+no longer offered.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ class OutboxRelay:
             batch = await self._claim()
             if not batch:
                 return delivered
-            done = [row_id for row_id, envelope in batch if await self._deliver(row_id, envelope)]
+            done = await self._deliver(batch)
             await self._mark_published(done)
             self._progressed_at = time.monotonic()
             OUTBOX_PUBLISHED.inc(len(done))
@@ -149,13 +151,20 @@ class OutboxRelay:
             for r in rows
         ]
 
-    async def _deliver(self, row_id: int, envelope: Envelope) -> bool:
+    async def _deliver(self, batch: list[tuple[int, Envelope]]) -> list[int]:
+        """Publish the batch; the rows the bus delivered are returned, each other one is
+        offered again later."""
         try:
-            await self._bus.publish(envelope)
-        except Exception as error:  # noqa: BLE001 - any failure: offer it again later
-            await self._retry_later(row_id, error)
-            return False
-        return True
+            results = await self._bus.publish_batch([envelope for _, envelope in batch])
+        except Exception as error:  # noqa: BLE001 - the bus itself failed: every event did
+            results = [error] * len(batch)
+        done = []
+        for (row_id, _), failure in zip(batch, results, strict=True):
+            if failure is None:
+                done.append(row_id)
+            else:
+                await self._retry_later(row_id, failure)
+        return done
 
     async def _mark_published(self, row_ids: list[int]) -> None:
         if not row_ids:

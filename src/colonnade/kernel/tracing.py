@@ -12,17 +12,18 @@ alone, so a process (or a test run) can configure tracing more than once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import NoOpTracer, Span, SpanKind, StatusCode, Tracer
+from opentelemetry.trace import Link, NoOpTracer, Span, SpanContext, SpanKind, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, ExceptionContext
@@ -37,7 +38,17 @@ TRACES_PATH = "/v1/traces"
 _STATEMENT_LIMIT = 2_000
 _STATEMENT_SPAN = "colonnade.statement_span"
 
-__all__ = ["StatusCode", "Tracing", "configure", "consuming", "current_trace_id", "enabled"]
+__all__ = [
+    "StatusCode",
+    "Tracing",
+    "configure",
+    "consuming",
+    "consuming_batch",
+    "current_trace_id",
+    "enabled",
+    "following",
+    "trace_id_of",
+]
 
 _propagator = TraceContextTextMapPropagator()
 _nothing: AbstractContextManager[None] = nullcontext()
@@ -148,6 +159,50 @@ def consuming(envelope: Envelope, consumer: str) -> AbstractContextManager[Any]:
         kind=SpanKind.CONSUMER,
         attributes={**_messaging(envelope), "messaging.consumer.group.name": consumer},
     )
+
+
+def consuming_batch(envelopes: Sequence[Envelope], consumer: str) -> AbstractContextManager[Any]:
+    """A consumer's handling of a batch of events of one type: a span of its own, linked to
+    the span that published each event (a span has one parent, a batch many). Work done for
+    one event inside it joins that event's trace through `following`."""
+    if _Current.tracing is None:
+        return _nothing
+    first = envelopes[0]
+    attributes: dict[str, str | int] = {
+        "messaging.system": SERVICE_NAME,
+        "messaging.destination.name": first.event_type,
+        "messaging.batch.message_count": len(envelopes),
+        "messaging.consumer.group.name": consumer,
+    }
+    return _Current.tracer.start_as_current_span(
+        f"process {first.event_type}",
+        context=Context(),  # a root: none of the events is its parent more than the others
+        kind=SpanKind.CONSUMER,
+        links=[Link(_published(envelope)) for envelope in envelopes],
+        attributes=attributes,
+    )
+
+
+def following(
+    envelope: Envelope, name: str, attributes: Mapping[str, str] | None = None
+) -> AbstractContextManager[Any]:
+    """A span for work done for one event, in that event's trace, wherever it runs (in a
+    batch handler the current span is the batch's)."""
+    if _Current.tracing is None:
+        return _nothing
+    return _Current.tracer.start_as_current_span(
+        name, context=_propagator.extract(envelope.headers), attributes=attributes
+    )
+
+
+def trace_id_of(envelope: Envelope) -> str | None:
+    """The trace an event was published in, as 32 hex digits, or None if it carries none."""
+    context = _published(envelope)
+    return trace.format_trace_id(context.trace_id) if context.is_valid else None
+
+
+def _published(envelope: Envelope) -> SpanContext:
+    return trace.get_current_span(_propagator.extract(envelope.headers)).get_span_context()
 
 
 def _messaging(envelope: Envelope) -> dict[str, str]:

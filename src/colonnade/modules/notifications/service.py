@@ -1,13 +1,16 @@
-"""Notifications' public use cases: confirm a paid order to its buyer, forget an erased customer.
+"""Notifications' public use cases: confirm paid orders to their buyers, forget an erased customer.
 
-The message is recorded and handed to the mailer inside the consumer's unit of work, the one
-that also marks the event taken (the inbox): a redelivered event finds the mark and sends
-nothing, and a failed send leaves neither record nor mark, so the event is offered again.
+Messages are recorded and handed to the mailer inside the consumer's unit of work, the one
+that also marks the events taken (the inbox): a redelivered event finds its mark and sends
+nothing, and a failed send leaves neither record nor mark, so the events are offered again.
+Paid orders come in batches: one read of their orders and one insert of their messages,
+however many; a failed send fails its batch, whose events are then offered again one by one
+(so the mails sent before it in the batch go out twice, as after a crash before a commit).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -19,12 +22,14 @@ from colonnade.kernel import tracing
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.crypto import Keyring, count_stale, reencrypt
 from colonnade.kernel.db import Database
+from colonnade.kernel.events import Envelope
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.uow import UnitOfWork
 from colonnade.modules.notifications import domain
 from colonnade.modules.notifications.domain import BoughtLine, Mail, PaidOrder
 from colonnade.modules.notifications.schema import messages
-from colonnade.modules.orders.service import Order
+from colonnade.modules.orders.events import OrderPaid
+from colonnade.modules.orders.service import Order, OrderNotFound
 
 __all__ = ["Mail", "Mailer", "NotificationsService", "OrderBook", "SentMessage"]
 
@@ -41,9 +46,9 @@ class Mailer(Protocol):
 
 
 class OrderBook(Protocol):
-    """The orders module, as notifications need it: an order with its buyer's e-mail."""
+    """The orders module, as notifications need it: orders with their buyers' e-mails."""
 
-    async def order(self, order_id: str) -> Order: ...
+    async def orders(self, order_ids: Sequence[str]) -> Sequence[Order]: ...
 
 
 @dataclass(frozen=True)
@@ -69,28 +74,50 @@ class NotificationsService:
         self._mailer = mailer
         self._clock = clock
 
-    async def confirm_order(self, order_id: str, uow: UnitOfWork) -> None:
-        """Send the buyer of a paid order its confirmation, and record it."""
-        order = await self._orders.order(order_id)
-        if order.email is None:
-            # Erased before its confirmation went out: there is nobody to write to.
-            log.info("notifications.no_recipient", order_id=order_id)
+    async def confirm_orders(self, paid: Sequence[Envelope], uow: UnitOfWork) -> None:
+        """Send the buyer of each paid order (an OrderPaid event each) its confirmation, and
+        record them."""
+        order_ids = [envelope.open(OrderPaid).order_id for envelope in paid]
+        found = {order.id: order for order in await self._orders.orders(order_ids)}
+        letters = []
+        for envelope, order_id in zip(paid, order_ids, strict=True):
+            order = found.get(order_id)
+            if order is None:
+                raise OrderNotFound(order_id)
+            if order.email is None:
+                # Erased before its confirmation went out: there is nobody to write to.
+                log.info("notifications.no_recipient", order_id=order_id)
+                continue
+            letters.append((envelope, order, domain.order_confirmation(order.email, _paid(order))))
+        if not letters:
             return
-        mail = domain.order_confirmation(order.email, _paid(order))
-        with tracing.span("notifications.send", {"colonnade.order.id": order_id}):
-            await uow.execute(
-                insert(messages).values(
-                    id=new_id(),
-                    order_id=order_id,
-                    customer_id=order.customer_id,
-                    recipient_encrypted=self._keyring.encrypt(mail.to, context=RECIPIENT_CONTEXT),
-                    subject=mail.subject,
-                    body=mail.body,
-                    sent_at=self._clock.now(),
-                    trace_id=tracing.current_trace_id(),
-                )
-            )
-            await self._mailer.send(mail)
+        sent_at = self._clock.now()
+        # With RETURNING, SQLAlchemy sends the rows as one multi-row INSERT on every driver
+        # (compiled once, whatever their number) instead of the driver's executemany.
+        await uow.execute(
+            insert(messages).returning(messages.c.id),
+            [
+                {
+                    "id": new_id(),
+                    "order_id": order.id,
+                    "customer_id": order.customer_id,
+                    "recipient_encrypted": self._keyring.encrypt(
+                        mail.to, context=RECIPIENT_CONTEXT
+                    ),
+                    "subject": mail.subject,
+                    "body": mail.body,
+                    "sent_at": sent_at,
+                    "trace_id": tracing.trace_id_of(envelope),
+                }
+                for envelope, order, mail in letters
+            ],
+        )
+        for envelope, order, mail in letters:
+            # In the trace of the request that paid the order, whatever batch this is.
+            with tracing.following(
+                envelope, "notifications.send", {"colonnade.order.id": order.id}
+            ):
+                await self._mailer.send(mail)
 
     async def forget_customer(self, customer_id: str, uow: UnitOfWork) -> None:
         """Remove an erased customer from the messages they were sent: the address and the

@@ -1,4 +1,5 @@
-"""Turning rows into orders: a page of orders costs three queries (orders, lines, history).
+"""Turning rows into orders: a page of orders costs three queries (orders, lines, history),
+orders by their ids two (orders with their lines, history).
 
 The buyer's e-mail and address are opened here, with the keyring, and nowhere else.
 """
@@ -107,13 +108,65 @@ async def assemble(conn: AsyncConnection, rows: Sequence[Any], keyring: Keyring)
     line_rows = await conn.execute(
         select(lines).where(lines.c.order_id.in_(ids)).order_by(lines.c.order_id, lines.c.position)
     )
+    currencies = {row.id: row.currency for row in rows}
+    by_order: dict[str, list[OrderLine]] = defaultdict(list)
+    for line in line_rows:
+        by_order[line.order_id].append(_line(line, currencies[line.order_id]))
+    steps = await _history(conn, ids)
+    return [await _order(row, by_order[row.id], steps[row.id], keyring) for row in rows]
+
+
+async def load_many(
+    conn: AsyncConnection, order_ids: Sequence[str], keyring: Keyring
+) -> list[Order]:
+    """The orders with these ids (unknown ones are passed over), in two statements: the
+    orders joined with their lines, then their history."""
+    if not order_ids:
+        return []
+    joined = await conn.execute(
+        select(*ORDER_COLUMNS, *(lines.c[c].label(f"line_{c}") for c in _LINE_FIELDS))
+        .select_from(orders.outerjoin(lines, lines.c.order_id == orders.c.id))
+        .where(orders.c.id.in_(order_ids))
+        .order_by(orders.c.id, lines.c.position)
+    )
+    heads: dict[str, Any] = {}
+    by_order: dict[str, list[OrderLine]] = defaultdict(list)
+    for row in joined:
+        heads.setdefault(row.id, row)
+        if row.line_sku is not None:  # an order without lines joins one row of nulls
+            by_order[row.id].append(_line(row, row.currency, prefix="line_"))
+    steps = await _history(conn, list(heads))
+    return [await _order(row, by_order[id_], steps[id_], keyring) for id_, row in heads.items()]
+
+
+async def load(conn: AsyncConnection, order_id: str, keyring: Keyring) -> Order | None:
+    rows = await order_rows(conn, [orders.c.id == order_id])
+    found = await assemble(conn, rows, keyring)
+    return found[0] if found else None
+
+
+_LINE_FIELDS = ("sku", "title", "quantity", "unit_price", "line_total", "tax")
+
+
+def _line(row: Any, currency: str, *, prefix: str = "") -> OrderLine:
+    field = row._mapping
+    return OrderLine(
+        sku=field[prefix + "sku"],
+        title=field[prefix + "title"],
+        quantity=field[prefix + "quantity"],
+        unit_price=Money(field[prefix + "unit_price"], currency),
+        line_total=Money(field[prefix + "line_total"], currency),
+        tax=Money(field[prefix + "tax"], currency),
+    )
+
+
+async def _history(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, list[HistoryEntry]]:
+    steps: dict[str, list[HistoryEntry]] = defaultdict(list)
+    if not ids:
+        return steps
     history_rows = await conn.execute(
         select(history).where(history.c.order_id.in_(ids)).order_by(history.c.id)
     )
-    by_order: dict[str, list[Any]] = defaultdict(list)
-    for line in line_rows:
-        by_order[line.order_id].append(line)
-    steps: dict[str, list[HistoryEntry]] = defaultdict(list)
     for step in history_rows:
         steps[step.order_id].append(
             HistoryEntry(
@@ -124,17 +177,11 @@ async def assemble(conn: AsyncConnection, rows: Sequence[Any], keyring: Keyring)
                 note=step.note,
             )
         )
-    return [await _order(row, by_order[row.id], steps[row.id], keyring) for row in rows]
-
-
-async def load(conn: AsyncConnection, order_id: str, keyring: Keyring) -> Order | None:
-    rows = await order_rows(conn, [orders.c.id == order_id])
-    found = await assemble(conn, rows, keyring)
-    return found[0] if found else None
+    return steps
 
 
 async def _order(
-    row: Any, line_rows: list[Any], steps: list[HistoryEntry], keyring: Keyring
+    row: Any, order_lines: list[OrderLine], steps: list[HistoryEntry], keyring: Keyring
 ) -> Order:
     currency = row.currency
     address = await keyring.decrypt_optional(
@@ -153,17 +200,7 @@ async def _order(
         market=row.market,
         currency=currency,
         status=OrderStatus(row.status),
-        lines=tuple(
-            OrderLine(
-                sku=line.sku,
-                title=line.title,
-                quantity=line.quantity,
-                unit_price=money(line.unit_price),
-                line_total=money(line.line_total),
-                tax=money(line.tax),
-            )
-            for line in line_rows
-        ),
+        lines=tuple(order_lines),
         subtotal=money(row.subtotal),
         tax=money(row.tax),
         shipping=money(row.shipping),
