@@ -135,10 +135,11 @@ async def test_a_new_product_is_stored_with_its_variants_and_translations(
     assert await catalog.sku_exists("KENYA-250")
     assert not await catalog.sku_exists("NOPE")
     assert await events(db) == [
+        ("catalog.CategoryChanged", {"slug": "coffee"}),
         (
             "catalog.ProductPublished",
             {"product_id": created.id, "skus": ["KENYA-250", "KENYA-1000"]},
-        )
+        ),
     ]
 
 
