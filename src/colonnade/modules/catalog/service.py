@@ -309,16 +309,11 @@ class CatalogService:
         tokens = domain.search_tokens(q)
         if category is not None:
             domain.valid_slug(category)
-        query = (
+        listed = (
             select(*_product_columns)
             .select_from(_with_category)
             .where(products.c.status == ProductStatus.PUBLISHED.value)
-            .order_by(products.c.created_at, products.c.id)
-            .limit(limit)
-            .offset(offset)
         )
-        if tokens:
-            query = query.where(products.c.id.in_(search.matching_products(self._dialect, tokens)))
         if category is not None:
             tree = (
                 select(categories.c.id)
@@ -328,9 +323,22 @@ class CatalogService:
             tree = tree.union_all(
                 select(categories.c.id).where(categories.c.parent_id == tree.c.id)
             )
-            query = query.where(products.c.category_id.in_(select(tree.c.id)))
+            listed = listed.where(products.c.category_id.in_(select(tree.c.id)))
         async with self._db.reading() as conn:
-            rows = (await conn.execute(query)).all()
+            rows = None
+            if tokens and self._dialect == "postgresql":
+                rows = await search.walk_to_matches(conn, listed, tokens, limit, offset)
+            if rows is None:
+                if tokens:
+                    matching = search.matching_products(self._dialect, tokens)
+                    listed = listed.where(products.c.id.in_(matching))
+                rows = list(
+                    await conn.execute(
+                        listed.order_by(products.c.created_at, products.c.id)
+                        .limit(limit)
+                        .offset(offset)
+                    )
+                )
             if not rows and category is not None:
                 try:
                     await _category_id(conn, category)
@@ -567,7 +575,9 @@ async def _product(conn: AsyncConnection, product_id: str) -> Product:
 
 
 async def _localized(
-    conn: AsyncConnection, rows: Sequence[Row[Any, Any, Any, Any, Any, Any]], locale: str
+    conn: AsyncConnection,
+    rows: Sequence[Row[Any]] | Sequence[Row[Any, Any, Any, Any, Any, Any]],
+    locale: str,
 ) -> list[LocalizedProduct]:
     found_variants, found_texts = await _children(conn, [row.id for row in rows])
     localized = []
