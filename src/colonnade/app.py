@@ -379,8 +379,9 @@ def create_app(
     app.state.sampler = sampler
     problems.install(app)
     _health_and_metrics(app, shop)
-    app.include_router(identity_api.router(shop.identity))
+    # Browsing is most of the traffic: its routes are matched first.
     app.include_router(catalog_api.router(shop.catalog, shop.pricing, shop.pages))
+    app.include_router(identity_api.router(shop.identity))
     app.include_router(pricing_api.router(shop.pricing))
     app.include_router(inventory_api.router(shop.inventory, shop.catalog.sku_exists))
     app.include_router(cart_api.router(shop.carts))
