@@ -27,6 +27,7 @@ from prometheus_client import (
 from colonnade import migrations
 from colonnade.kernel import inbox, tracing
 from colonnade.kernel.bus import InProcessBus
+from colonnade.kernel.changes import Changes
 from colonnade.kernel.clock import Clock, SystemClock
 from colonnade.kernel.crypto import Keyring, decode_master_key
 from colonnade.kernel.db import Database
@@ -40,6 +41,7 @@ from colonnade.modules import MODULES
 from colonnade.modules.cart import api as cart_api
 from colonnade.modules.cart.service import CartService
 from colonnade.modules.catalog import api as catalog_api
+from colonnade.modules.catalog.pages import StorePages
 from colonnade.modules.catalog.service import CatalogService
 from colonnade.modules.checkout import api as checkout_api
 from colonnade.modules.checkout.service import CheckoutService
@@ -70,6 +72,7 @@ from colonnade.ops.checks import check_stock_ledger, count_dead_letters
 from colonnade.ops.maintenance import Job, Maintenance
 from colonnade.ops.sampler import Sampler
 from colonnade.web import hardening, problems
+from colonnade.web.caching import PrivateUnlessPublic
 from colonnade.web.observability import RequestObservation
 from colonnade.web.tracing import RequestTracing
 
@@ -97,6 +100,8 @@ class Shop:
     compliance: ComplianceService
     notifications: NotificationsService
     maintenance: Maintenance
+    changes: Changes
+    pages: StorePages
 
 
 def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
@@ -116,13 +121,15 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
     else:
         secret = settings.secret_key.get_secret_value()
     keyring = Keyring(db, _master_key(settings), clock=clock)
+    changes = Changes(db, poll_seconds=settings.changes_poll_seconds)
     catalog = CatalogService(
-        db, clock=clock, reference_cache_seconds=settings.reference_cache_seconds
+        db, clock=clock, reference_cache_seconds=settings.reference_cache_seconds, changes=changes
     )
     pricing = PricingService(
         db,
         base_currency=settings.base_currency,
         reference_cache_seconds=settings.reference_cache_seconds,
+        changes=changes,
     )
     inventory = InventoryService(
         db,
@@ -137,6 +144,14 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         clock=clock,
         idle_ttl=timedelta(seconds=settings.cart_idle_seconds),
     )
+    pages = StorePages(
+        catalog,
+        pricing,
+        inventory.availability,
+        size=settings.store_pages,
+        stock_seconds=settings.store_stock_seconds,
+    )
+    pages.listen(changes)
     payments = PaymentsService(db, provider=_payment_provider(settings, db, clock), clock=clock)
     orders = OrdersService(db, keyring=keyring, clock=clock)
     checkout = CheckoutService(
@@ -255,6 +270,8 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         compliance=compliance,
         notifications=notifications,
         maintenance=maintenance,
+        changes=changes,
+        pages=pages,
     )
 
 
@@ -334,9 +351,13 @@ def create_app(
         shop.relay.start()
         shop.maintenance.start()
         sampler.start()
+        shop.changes.start()
+        shop.pages.start()
         try:
             yield
         finally:
+            await shop.pages.stop()
+            await shop.changes.stop()
             await sampler.stop()
             await shop.maintenance.stop()
             await shop.relay.stop(drain_seconds=shop.settings.outbox_drain_seconds)
@@ -354,8 +375,9 @@ def create_app(
     app.state.sampler = sampler
     problems.install(app)
     _health_and_metrics(app, shop)
+    # Browsing is most of the traffic: its routes are matched first.
+    app.include_router(catalog_api.router(shop.catalog, shop.pricing, shop.pages))
     app.include_router(identity_api.router(shop.identity))
-    app.include_router(catalog_api.router(shop.catalog, shop.pricing))
     app.include_router(pricing_api.router(shop.pricing))
     app.include_router(inventory_api.router(shop.inventory, shop.catalog.sku_exists))
     app.include_router(cart_api.router(shop.carts))
@@ -370,6 +392,8 @@ def create_app(
     # Innermost of the middlewares: it sees the principal the route authenticated.
     app.add_middleware(compliance_api.AuditTrail, audit=shop.compliance.audit)
     hardening.install(app, shop.settings)
+    # Around the protective middlewares: what they refuse is private too.
+    app.add_middleware(PrivateUnlessPublic)
     # Around the protective middlewares: its clock and counts include them and what they refuse.
     app.add_middleware(RequestObservation, routes=app.router.routes)
     if tracing.enabled():

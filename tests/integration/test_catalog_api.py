@@ -14,12 +14,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from colonnade.kernel.changes import Changes
 from colonnade.kernel.clock import SettableClock
 from colonnade.kernel.db import Database
 from colonnade.kernel.errors import InvalidInput, Unauthorized
 from colonnade.kernel.money import Money
 from colonnade.kernel.principal import Principal
 from colonnade.modules.catalog import api
+from colonnade.modules.catalog.pages import StorePages
 from colonnade.modules.catalog.service import CatalogService
 from colonnade.web import problems
 from tests.conftest import count_rows
@@ -47,7 +49,7 @@ class DictPriceBook:
             "US": Market("US", "USD", "en-US"),
             "DE": Market("DE", "EUR", "de-DE"),
         }
-        self.prices: dict[str, list[Money]] = {}
+        self.price_lists: dict[str, list[Money]] = {}
 
     async def market(self, code: str) -> Market:
         if code not in self.markets:
@@ -59,12 +61,25 @@ class DictPriceBook:
         return {
             sku: price
             for sku in skus
-            for price in self.prices.get(sku, [])
+            for price in self.price_lists.get(sku, [])
             if price.currency == currency
         }
 
     async def set_prices(self, sku: str, prices: list[Money]) -> None:
-        self.prices[sku] = list(prices)
+        self.price_lists[sku] = list(prices)
+
+    async def prices(self, sku: str) -> list[Money]:
+        return self.price_lists.get(sku, [])
+
+
+class DictStock:
+    """Units available per SKU; none for a SKU never stocked."""
+
+    def __init__(self) -> None:
+        self.available: dict[str, int] = {}
+
+    async def __call__(self, skus: list[str]) -> dict[str, int]:
+        return {sku: self.available.get(sku, 0) for sku in skus}
 
 
 async def authenticate(token: str) -> Principal:
@@ -76,8 +91,15 @@ async def authenticate(token: str) -> Principal:
 
 
 @pytest.fixture
-def catalog(db: Database) -> CatalogService:
-    return CatalogService(db, clock=SettableClock(datetime(2025, 11, 28, tzinfo=UTC)))
+def changes(db: Database) -> Changes:
+    return Changes(db)
+
+
+@pytest.fixture
+def catalog(db: Database, changes: Changes) -> CatalogService:
+    return CatalogService(
+        db, clock=SettableClock(datetime(2025, 11, 28, tzinfo=UTC)), changes=changes
+    )
 
 
 @pytest.fixture
@@ -86,11 +108,20 @@ def pricing() -> DictPriceBook:
 
 
 @pytest.fixture
-def client(catalog: CatalogService, pricing: DictPriceBook) -> httpx.AsyncClient:
+def stock() -> DictStock:
+    return DictStock()
+
+
+@pytest.fixture
+def client(
+    catalog: CatalogService, pricing: DictPriceBook, stock: DictStock, changes: Changes
+) -> httpx.AsyncClient:
     app = FastAPI()
     problems.install(app)
     app.state.authenticate = authenticate
-    app.include_router(api.router(catalog, pricing))
+    pages = StorePages(catalog, pricing, stock)
+    pages.listen(changes)
+    app.include_router(api.router(catalog, pricing, pages))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shop")
 
 
@@ -127,7 +158,7 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
 async def nothing_written(db: Database, pricing: DictPriceBook) -> None:
     assert await count_rows(db, "catalog_products") == 0
     assert await count_rows(db, "catalog_variants") == 0
-    assert pricing.prices == {}
+    assert pricing.price_lists == {}
 
 
 # --- the happy path -----------------------------------------------------------------------
@@ -150,7 +181,7 @@ async def test_staff_add_a_product_and_shoppers_see_it_localized_and_priced(
         },
         {"sku": "GRINDER-2", "attributes": {"colour": "white"}, "prices": []},
     ]
-    assert pricing.prices == {"GRINDER-1": [Money(9900, "USD"), Money(8900, "EUR")]}
+    assert pricing.price_lists == {"GRINDER-1": [Money(9900, "USD"), Money(8900, "EUR")]}
 
     us = (await client.get("/store/products", params={"market": "US"})).json()
     assert [(p["id"], p["title"], p["locale"]) for p in us] == [
@@ -315,8 +346,8 @@ async def test_a_sku_already_in_the_shop_is_a_conflict_and_keeps_its_prices(
     assert problem["sku"] == "GRINDER-1"
     assert "GRINDER-1" in problem["detail"]
     assert await count_rows(db, "catalog_products") == 1
-    assert pricing.prices["GRINDER-1"] == [Money(9900, "USD"), Money(8900, "EUR")]
-    assert "NEW-1" not in pricing.prices
+    assert pricing.price_lists["GRINDER-1"] == [Money(9900, "USD"), Money(8900, "EUR")]
+    assert "NEW-1" not in pricing.price_lists
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from sqlalchemy import event, select
 from colonnade.kernel.clock import SettableClock
 from colonnade.kernel.db import Database
 from colonnade.kernel.schema import outbox
+from colonnade.modules.catalog import search
 from colonnade.modules.catalog.domain import (
     CategoryCycle,
     CategoryNotFound,
@@ -135,10 +136,11 @@ async def test_a_new_product_is_stored_with_its_variants_and_translations(
     assert await catalog.sku_exists("KENYA-250")
     assert not await catalog.sku_exists("NOPE")
     assert await events(db) == [
+        ("catalog.CategoryChanged", {"slug": "coffee"}),
         (
             "catalog.ProductPublished",
             {"product_id": created.id, "skus": ["KENYA-250", "KENYA-1000"]},
-        )
+        ),
     ]
 
 
@@ -266,6 +268,27 @@ async def test_search_matches_word_prefixes_and_needs_every_word(
     assert await found("flash kettle") == []
     assert await found("goose") == [kettle]
     assert await found("   ") == [grinder, kettle]
+
+
+async def test_a_search_pages_through_matches_in_listing_order_near_and_far(
+    catalog: CatalogService, clock: SettableClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A short walk, so that a page of few, late matches is found by the index instead.
+    monkeypatch.setattr(search, "WALK", 0)
+    lamps = []
+    for n in range(30):
+        title = f"Reading lamp {n}" if n % 2 == 0 or n == 29 else f"Espresso cup {n}"
+        shown = await add(catalog, clock, product(f"SKU-{n}", titles={"en-US": title}))
+        if "lamp" in title:
+            lamps.append(shown)
+
+    async def found(q: str, limit: int, offset: int = 0) -> list[str]:
+        return [p.id for p in await catalog.products("en-US", q=q, limit=limit, offset=offset)]
+
+    assert await found("reading lamp", 3) == lamps[:3]
+    assert await found("lamp", 4, offset=2) == lamps[2:6]
+    assert await found("lamp", 20) == lamps
+    assert await found("lamp 29", 5) == [lamps[-1]]
 
 
 async def test_a_word_in_another_locale_finds_the_product_shown_in_the_shoppers_locale(

@@ -75,7 +75,7 @@ async def test_staff_log_in_with_the_form_and_see_the_page_and_its_data(
     data = await http.get("/ops/data")
     assert data.status_code == 200
     assert FAST_BURN in {alert["alert"] for alert in data.json()["alerts"]}
-    assert data.headers["cache-control"] == "no-store"
+    assert data.headers["cache-control"] == "private, no-store"
 
 
 async def test_the_session_cookie_is_secure_when_the_shop_is_behind_https(

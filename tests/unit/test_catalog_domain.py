@@ -14,12 +14,14 @@ from colonnade.modules.catalog.domain import (
     MissingTitle,
     ProductStatus,
     RepeatedSku,
+    StockLabel,
     UnknownLocale,
     choose_locale,
     fallback_chain,
     fts5_query,
     normal_locale,
     search_tokens,
+    stock_label,
     tsquery,
     valid_new_product,
     valid_page,
@@ -227,3 +229,14 @@ def test_every_query_becomes_tokens_of_letters_and_digits_only(text: str) -> Non
     query = fts5_query(tokens)
     assert query == " ".join(f'"{t}"*' for t in tokens)
     assert tsquery(tokens) == " & ".join(f"{t}:*" for t in tokens)
+
+
+def test_shoppers_see_whether_a_variant_is_in_stock_running_low_or_sold_out() -> None:
+    assert [stock_label(n) for n in (-1, 0, 1, 5, 6, 500)] == [
+        StockLabel.SOLD_OUT,
+        StockLabel.SOLD_OUT,
+        StockLabel.LOW,
+        StockLabel.LOW,
+        StockLabel.IN_STOCK,
+        StockLabel.IN_STOCK,
+    ]

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     # Markets and product titles are kept this long per process; other processes see a change
     # by staff within this time (the process that made it, at once). 0 turns the keeping off.
     reference_cache_seconds: float = Field(default=5.0, ge=0)
+    # The store's catalog pages kept per process, and how often their stock labels are checked.
+    store_pages: int = Field(default=5000, ge=0)
+    store_stock_seconds: float = Field(default=0.5, gt=0)
+    # How often a process reads the changes other processes committed (prices, products).
+    changes_poll_seconds: float = Field(default=0.25, gt=0)
     default_warehouse: str = "main"
     reservation_ttl_seconds: int = Field(default=900, ge=10)
     payment_provider: Literal["test_gateway", "stripe"] = "test_gateway"

@@ -25,13 +25,14 @@ from colonnade.modules.identity.service import IdentityService
 from colonnade.ops.sampler import Sampler
 from colonnade.ops.view import AlertOut, OpsData, ops_data
 from colonnade.web.auth import bearer, current_principal
+from colonnade.web.caching import PRIVATE_CACHE_CONTROL
 
 SCOPE = "ops:read"
 COOKIE = "colonnade_ops"
 _HERE = Path(__file__).parent
 _TEMPLATES = _HERE / "templates"
 # Pages and data are about now; no browser or proxy should keep them.
-_NO_STORE = {"Cache-Control": "no-store"}
+_NO_STORE = {"Cache-Control": PRIVATE_CACHE_CONTROL}
 
 
 def _template(name: str) -> Template:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -19,15 +19,16 @@ from pydantic import (
 )
 
 from colonnade.kernel.money import Money, currency_code
-from colonnade.modules.catalog.domain import MAX_OFFSET, MAX_PAGE
+from colonnade.modules.catalog.domain import MAX_OFFSET, MAX_PAGE, StockLabel
+from colonnade.modules.catalog.pages import StorePages, StorePrices
 from colonnade.modules.catalog.service import (
     CatalogService,
     Category,
-    LocalizedProduct,
     NewProduct,
     NewVariant,
     Product,
 )
+from colonnade.web import caching
 from colonnade.web.auth import requires
 from colonnade.web.money import MoneyOut
 
@@ -37,27 +38,12 @@ WRITE = "catalog:write"
 # --- what the routes need from pricing ---------------------------------------------------
 
 
-class MarketLike(Protocol):
-    @property
-    def code(self) -> str: ...
-
-    @property
-    def currency(self) -> str: ...
-
-    @property
-    def locale(self) -> str: ...
-
-
-class PriceBook(Protocol):
-    async def market(self, code: str) -> MarketLike:
-        """The market; a 422 problem (unknown_market) when there is none."""
-        ...
-
-    async def prices_for(self, skus: list[str], market_code: str) -> dict[str, Money]:
-        """The price of each SKU in the market's currency; unpriced SKUs are left out."""
-        ...
-
+class PriceBook(StorePrices, Protocol):
     async def set_prices(self, sku: str, prices: list[Money]) -> None: ...
+
+    async def prices(self, sku: str) -> list[Money]:
+        """The SKU's prices as set, one per currency."""
+        ...
 
 
 # --- requests -----------------------------------------------------------------------------
@@ -104,6 +90,18 @@ class NewProductIn(BaseModel):
     variants: list[NewVariantIn] = Field(max_length=100)
 
 
+class ProductChangesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: dict[StrictStr, StrictStr] | None = Field(
+        default=None, description="Titles to add or replace, per locale."
+    )
+    description: dict[StrictStr, StrictStr] | None = None
+    status: Literal["draft", "published"] | None = Field(
+        default=None, description="draft takes the product out of the store at once."
+    )
+
+
 class CategoryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -118,33 +116,18 @@ class StoreVariantOut(BaseModel):
     sku: str
     attributes: dict[str, Any]
     price: MoneyOut | None = Field(description="In the market's currency; null when unpriced.")
+    stock: StockLabel = Field(description="in_stock, low (a few left) or sold_out.")
 
 
 class StoreProductOut(BaseModel):
+    """What the store shows (the routes send it pre-encoded; this documents its shape)."""
+
     id: str
     title: str
     description: str | None
     locale: str = Field(description="The locale the texts are in (after fallback).")
     category: str | None
     variants: list[StoreVariantOut]
-
-    @classmethod
-    def of(cls, product: LocalizedProduct, prices: dict[str, Money]) -> StoreProductOut:
-        return cls(
-            id=product.id,
-            title=product.title,
-            description=product.description,
-            locale=product.locale,
-            category=product.category,
-            variants=[
-                StoreVariantOut(
-                    sku=v.sku,
-                    attributes=v.attributes,
-                    price=MoneyOut.of(prices[v.sku]) if v.sku in prices else None,
-                )
-                for v in product.variants
-            ],
-        )
 
 
 class AdminVariantOut(BaseModel):
@@ -199,16 +182,12 @@ class CategoryOut(BaseModel):
 # --- routes -------------------------------------------------------------------------------
 
 
-def router(catalog: CatalogService, pricing: PriceBook) -> APIRouter:
+def router(catalog: CatalogService, pricing: PriceBook, pages: StorePages) -> APIRouter:
     routes = APIRouter(tags=["catalog"])
-
-    async def priced(products: list[LocalizedProduct], market: MarketLike) -> list[StoreProductOut]:
-        skus = [v.sku for p in products for v in p.variants]
-        prices = await pricing.prices_for(skus, market.code) if skus else {}
-        return [StoreProductOut.of(p, prices) for p in products]
 
     @routes.get("/store/products", response_model=list[StoreProductOut])
     async def list_products(
+        request: Request,
         market: str = Query(min_length=1, max_length=40, description="Market code, e.g. US."),
         locale: str | None = Query(
             default=None, max_length=40, description="e.g. de-AT; the market's locale if left out."
@@ -217,24 +196,21 @@ def router(catalog: CatalogService, pricing: PriceBook) -> APIRouter:
         category: str | None = Query(default=None, max_length=64),
         limit: int = Query(default=20, ge=1, le=MAX_PAGE),
         offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
-    ) -> list[StoreProductOut]:
+    ) -> Response:
         """Published products, localized and priced for a market, oldest first."""
-        where = await pricing.market(market)
-        found = await catalog.products(
-            locale or where.locale, q=q, category=category, limit=limit, offset=offset
-        )
-        return await priced(found, where)
+        page = await pages.listing(market, locale, q, category, limit, offset)
+        return caching.public(request, page.body, page.etag, page.surrogate_key)
 
     @routes.get("/store/products/{product_id}", response_model=StoreProductOut)
     async def show_product(
+        request: Request,
         product_id: str,
         market: str = Query(min_length=1, max_length=40),
         locale: str | None = Query(default=None, max_length=40),
-    ) -> StoreProductOut:
+    ) -> Response:
         """One published product, localized and priced for a market."""
-        where = await pricing.market(market)
-        found = await catalog.product(product_id, locale or where.locale, published_only=True)
-        return (await priced([found], where))[0]
+        page = await pages.product(product_id, market, locale)
+        return caching.public(request, page.body, page.etag, page.surrogate_key)
 
     @routes.post(
         "/admin/products",
@@ -262,6 +238,19 @@ def router(catalog: CatalogService, pricing: PriceBook) -> APIRouter:
         for sku, money in prices.items():
             if money:
                 await pricing.set_prices(sku, money)
+        return AdminProductOut.of(product, prices)
+
+    @routes.patch(
+        "/admin/products/{product_id}",
+        dependencies=[Depends(requires(WRITE))],
+        response_model=AdminProductOut,
+    )
+    async def change_product(product_id: str, body: ProductChangesIn) -> AdminProductOut:
+        """Add or replace texts, publish, or take a product out of the store (draft)."""
+        product = await catalog.update_product(
+            product_id, titles=body.title, descriptions=body.description, status=body.status
+        )
+        prices = {v.sku: await pricing.prices(v.sku) for v in product.variants}
         return AdminProductOut.of(product, prices)
 
     @routes.put(

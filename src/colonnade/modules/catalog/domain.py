@@ -37,6 +37,18 @@ class ProductStatus(StrEnum):
     PUBLISHED = "published"
 
 
+class StockLabel(StrEnum):
+    """What a shopper is told of a variant's stock: never the count itself."""
+
+    IN_STOCK = "in_stock"
+    LOW = "low"
+    SOLD_OUT = "sold_out"
+
+
+# At or below this many units a variant shows as running low.
+LOW_STOCK_UNITS = 5
+
+
 # --- errors -------------------------------------------------------------------------------
 
 
@@ -367,6 +379,17 @@ def _bounded(name: str, value: object, low: int, high: int) -> int:
 
 def valid_page(limit: object, offset: object) -> tuple[int, int]:
     return _bounded("limit", limit, 1, MAX_PAGE), _bounded("offset", offset, 0, MAX_OFFSET)
+
+
+# --- stock --------------------------------------------------------------------------------
+
+
+def stock_label(available: int) -> StockLabel:
+    if available <= 0:
+        return StockLabel.SOLD_OUT
+    if available <= LOW_STOCK_UNITS:
+        return StockLabel.LOW
+    return StockLabel.IN_STOCK
 
 
 # --- search -------------------------------------------------------------------------------

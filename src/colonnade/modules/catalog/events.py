@@ -25,3 +25,12 @@ class ProductChanged(Event):
     event_type: ClassVar[str] = "catalog.ProductChanged"
 
     product_id: str
+
+
+@dataclass(frozen=True)
+class CategoryChanged(Event):
+    """A category was created, renamed or moved (listings by category change with it)."""
+
+    event_type: ClassVar[str] = "catalog.CategoryChanged"
+
+    slug: str

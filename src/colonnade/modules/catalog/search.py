@@ -4,13 +4,19 @@ domain.search_tokens has stripped down to letters and digits."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import Select, delete, select, text
+from sqlalchemy import Row, Select, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from colonnade.modules.catalog import domain
 from colonnade.modules.catalog.schema import search, translations
+
+# How many products a search walks in listing order, beyond the page's own reach, before it
+# asks the index instead: a common phrase fills its page long before, and a phrase rare enough
+# to need the index has few matches to sort.
+WALK = 1000
 
 # Word for word the expression of ix_catalog_translations_search, so the index is used.
 _PG_MATCH = text(
@@ -29,6 +35,47 @@ def matching_products(dialect: str, tokens: list[str]) -> Select[tuple[str]]:
     return select(search.c.product_id).where(
         _FTS5_MATCH.bindparams(catalog_match=domain.fts5_query(tokens))
     )
+
+
+async def walk_to_matches(
+    conn: AsyncConnection,
+    listed: Select[Any],
+    tokens: list[str],
+    limit: int,
+    offset: int,
+) -> Sequence[Row[Any]] | None:
+    """PostgreSQL: the page of `listed` (unordered) whose translations match, found by testing
+    products one by one in listing order until the page is full, so a phrase with thousands of
+    matches costs a few dozen tests instead of fetching and sorting every match. None when the
+    walk ends before the page is full; the index then finds the (few) matches."""
+    window = WALK + 20 * (offset + limit)
+    walked = (
+        listed.order_by(listed.selected_columns.created_at, listed.selected_columns.id)
+        .limit(window)
+        .subquery("walked")
+    )
+    # A correlated count, not EXISTS: the planner would turn EXISTS into a join over every match.
+    matches = (
+        select(func.count())
+        .select_from(translations)
+        .where(
+            translations.c.product_id == walked.c.id,
+            _PG_MATCH.bindparams(catalog_tsquery=domain.tsquery(tokens)),
+        )
+        .scalar_subquery()
+    )
+    # A walk shorter than its window saw every product: what it found is all there is.
+    walked_all = select(func.count()).select_from(walked).scalar_subquery() < window
+    rows = (
+        await conn.execute(
+            select(walked, walked_all.label("walked_all"))
+            .where(matches > 0)
+            .order_by(walked.c.created_at, walked.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+    ).all()
+    return rows if len(rows) == limit or (rows and rows[0].walked_all) else None
 
 
 async def index_translations(

@@ -19,8 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from colonnade.kernel.cache import Recent
+from colonnade.kernel.changes import Changes
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
+from colonnade.kernel.events import Envelope
 from colonnade.kernel.ids import new_id
 from colonnade.modules.catalog import domain, search
 from colonnade.modules.catalog.domain import (
@@ -32,7 +34,7 @@ from colonnade.modules.catalog.domain import (
     ProductStatus,
     UnknownCategory,
 )
-from colonnade.modules.catalog.events import ProductChanged, ProductPublished
+from colonnade.modules.catalog.events import CategoryChanged, ProductChanged, ProductPublished
 from colonnade.modules.catalog.schema import (
     categories,
     category_names,
@@ -127,13 +129,23 @@ _with_category = products.outerjoin(categories, products.c.category_id == catego
 
 
 class CatalogService:
-    def __init__(self, db: Database, *, clock: Clock, reference_cache_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Clock,
+        reference_cache_seconds: float = 0.0,
+        changes: Changes | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._changes = changes
         # Every checkout names its lines; titles change rarely.
         self._titles: Recent[tuple[str, str], str] = Recent(reference_cache_seconds)
         # Variants are never deleted, so a SKU once seen stays known: the entry cannot go stale.
         self._known_skus: Recent[str, bool] = Recent(KNOWN_SKU_SECONDS)
+        if changes is not None:
+            changes.listen(ProductChanged.event_type, lambda *_: self._titles.forget())
 
     # --- products -------------------------------------------------------------------------
 
@@ -186,9 +198,9 @@ class CatalogService:
                 }
                 await _write_translations(conn, product_id, texts)
                 if draft.status is ProductStatus.PUBLISHED:
-                    uow.record(ProductPublished(product_id=product_id, skus=skus))
+                    told = [uow.record(ProductPublished(product_id=product_id, skus=skus))]
                 else:
-                    uow.record(ProductChanged(product_id=product_id))
+                    told = [uow.record(ProductChanged(product_id=product_id))]
                 product = await _product(conn, product_id)
                 await uow.commit()
         except IntegrityError:
@@ -197,6 +209,7 @@ class CatalogService:
             if taken:
                 raise DuplicateSku(taken) from None
             raise
+        self._committed(told)
         return product
 
     async def update_product(
@@ -249,13 +262,19 @@ class CatalogService:
                 )
             )
             product = await _product(conn, product_id)
+            told = []
             if new_status is ProductStatus.PUBLISHED and was is not ProductStatus.PUBLISHED:
-                uow.record(
-                    ProductPublished(product_id=product_id, skus=[v.sku for v in product.variants])
+                told.append(
+                    uow.record(
+                        ProductPublished(
+                            product_id=product_id, skus=[v.sku for v in product.variants]
+                        )
+                    )
                 )
-            uow.record(ProductChanged(product_id=product_id))
+            told.append(uow.record(ProductChanged(product_id=product_id)))
             await uow.commit()
         self._titles.forget()
+        self._committed(told)
         return product
 
     async def product(
@@ -290,16 +309,11 @@ class CatalogService:
         tokens = domain.search_tokens(q)
         if category is not None:
             domain.valid_slug(category)
-        query = (
+        listed = (
             select(*_product_columns)
             .select_from(_with_category)
             .where(products.c.status == ProductStatus.PUBLISHED.value)
-            .order_by(products.c.created_at, products.c.id)
-            .limit(limit)
-            .offset(offset)
         )
-        if tokens:
-            query = query.where(products.c.id.in_(search.matching_products(self._dialect, tokens)))
         if category is not None:
             tree = (
                 select(categories.c.id)
@@ -309,9 +323,22 @@ class CatalogService:
             tree = tree.union_all(
                 select(categories.c.id).where(categories.c.parent_id == tree.c.id)
             )
-            query = query.where(products.c.category_id.in_(select(tree.c.id)))
+            listed = listed.where(products.c.category_id.in_(select(tree.c.id)))
         async with self._db.reading() as conn:
-            rows = (await conn.execute(query)).all()
+            rows = None
+            if tokens and self._dialect == "postgresql":
+                rows = await search.walk_to_matches(conn, listed, tokens, limit, offset)
+            if rows is None:
+                if tokens:
+                    matching = search.matching_products(self._dialect, tokens)
+                    listed = listed.where(products.c.id.in_(matching))
+                rows = list(
+                    await conn.execute(
+                        listed.order_by(products.c.created_at, products.c.id)
+                        .limit(limit)
+                        .offset(offset)
+                    )
+                )
             if not rows and category is not None:
                 try:
                     await _category_id(conn, category)
@@ -411,8 +438,15 @@ class CatalogService:
                     for locale, name in clean_names.items()
                 ],
             )
+            told = [uow.record(CategoryChanged(slug=slug))]
             await uow.commit()
+        self._committed(told)
         return Category(slug=slug, names=clean_names, parent=parent)
+
+    def _committed(self, envelopes: list[Envelope]) -> None:
+        # This process's caches hear of the change before the call returns.
+        if self._changes is not None:
+            self._changes.committed(envelopes)
 
     @property
     def _dialect(self) -> str:
@@ -541,7 +575,9 @@ async def _product(conn: AsyncConnection, product_id: str) -> Product:
 
 
 async def _localized(
-    conn: AsyncConnection, rows: Sequence[Row[Any, Any, Any, Any, Any, Any]], locale: str
+    conn: AsyncConnection,
+    rows: Sequence[Row[Any]] | Sequence[Row[Any, Any, Any, Any, Any, Any]],
+    locale: str,
 ) -> list[LocalizedProduct]:
     found_variants, found_texts = await _children(conn, [row.id for row in rows])
     localized = []

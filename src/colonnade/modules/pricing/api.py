@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from fastapi import APIRouter, Depends
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from colonnade.kernel.money import Money, currency_code
 from colonnade.modules.pricing.service import Market, PricingService
+from colonnade.web import caching
 from colonnade.web.auth import requires
 
 READ = "pricing:read"
@@ -99,14 +101,18 @@ def router(pricing: PricingService) -> APIRouter:
     routes = APIRouter(tags=["pricing"])
 
     @routes.get("/store/markets", response_model=list[MarketOut])
-    async def list_markets() -> list[MarketOut]:
+    async def list_markets(request: Request) -> Response:
         """The markets the shop sells in, by code."""
-        return [MarketOut.of(m) for m in await pricing.markets()]
+        found = await pricing.markets()
+        body = orjson.dumps([MarketOut.of(m).model_dump() for m in found])
+        keys = " ".join(["markets", *(f"market-{m.code}" for m in found)])
+        return caching.public(request, body, caching.etag_of(body), keys)
 
     @routes.get("/store/markets/{code}", response_model=MarketOut)
-    async def show_market(code: str) -> MarketOut:
+    async def show_market(request: Request, code: str) -> Response:
         """One market; a 422 unknown_market problem listing the known codes when there is none."""
-        return MarketOut.of(await pricing.market(code))
+        body = orjson.dumps(MarketOut.of(await pricing.market(code)).model_dump())
+        return caching.public(request, body, caching.etag_of(body), f"market-{code}")
 
     @routes.put(
         "/admin/markets/{code}",

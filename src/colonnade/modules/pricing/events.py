@@ -22,3 +22,14 @@ class MarketChanged(Event):
     event_type: ClassVar[str] = "pricing.MarketChanged"
 
     code: str
+
+
+@dataclass(frozen=True)
+class FxRateChanged(Event):
+    """Prices converted from `base` into `quote` changed with the rate."""
+
+    event_type: ClassVar[str] = "pricing.FxRateChanged"
+
+    base: str
+    quote: str
+    rate: str

@@ -18,9 +18,11 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from colonnade.kernel.cache import Recent
+from colonnade.kernel.changes import Changes
 from colonnade.kernel.clock import Clock, SystemClock
 from colonnade.kernel.db import Database
 from colonnade.kernel.errors import ColonnadeError, InvalidInput
+from colonnade.kernel.events import Envelope
 from colonnade.kernel.money import Money, currency_code
 from colonnade.kernel.uow import UnitOfWork
 from colonnade.modules.pricing import domain
@@ -32,7 +34,7 @@ from colonnade.modules.pricing.domain import (
     UnknownLocale,
     UnknownMarket,
 )
-from colonnade.modules.pricing.events import MarketChanged, PriceChanged
+from colonnade.modules.pricing.events import FxRateChanged, MarketChanged, PriceChanged
 from colonnade.modules.pricing.schema import fx_rates, markets
 from colonnade.modules.pricing.schema import prices as price_rows
 
@@ -63,13 +65,20 @@ class PricingService:
         base_currency: str,
         clock: Clock | None = None,
         reference_cache_seconds: float = 0.0,
+        changes: Changes | None = None,
     ) -> None:
         self._db = db
+        self._changes = changes
         # Prices in this currency are converted for markets that have none of their own.
         self.base_currency = currency_code(base_currency)
         self._clock = clock or SystemClock()
         # Every cart and checkout reads its market; markets and exchange rates rarely change.
         self._markets: Recent[str, tuple[Market, Decimal | None]] = Recent(reference_cache_seconds)
+        # The storefront lists the markets on every page; kept until one changes.
+        self._market_list: list[Market] | None = None
+        if changes is not None:
+            for kind in (MarketChanged, FxRateChanged):
+                changes.listen(kind.event_type, lambda *_: self._forget_markets())
 
     # --- markets ---------------------------------------------------------------------------
 
@@ -100,9 +109,10 @@ class PricingService:
                     set_={k: insert.excluded[k] for k in row if k != "code"},
                 )
             )
-            uow.record(MarketChanged(code=found.code))
+            told = [uow.record(MarketChanged(code=found.code))]
             await uow.commit()
-        self._markets.forget()
+        self._forget_markets()
+        self._committed(told)
         return found
 
     async def market(self, code: str) -> Market:
@@ -115,9 +125,24 @@ class PricingService:
         return where
 
     async def markets(self) -> list[Market]:
+        if self._market_list is not None:
+            return self._market_list
         async with self._db.reading() as conn:
             rows = (await conn.execute(select(markets).order_by(markets.c.code))).all()
-        return [_market(r) for r in rows]
+        found = [_market(r) for r in rows]
+        if self._changes is not None:
+            # Only a process that hears of every market change may keep the list.
+            self._market_list = found
+        return found
+
+    def _forget_markets(self) -> None:
+        self._markets.forget()
+        self._market_list = None
+
+    def _committed(self, envelopes: list[Envelope]) -> None:
+        # This process's caches hear of the change before the call returns.
+        if self._changes is not None:
+            self._changes.committed(envelopes)
 
     # --- prices and exchange rates -----------------------------------------------------------
 
@@ -142,8 +167,9 @@ class PricingService:
                     ),
                     [{"sku": sku, "currency": p.currency, "amount": p.amount} for p in checked],
                 )
-            uow.record(PriceChanged(sku=sku, prices=[p.as_dict() for p in checked]))
+            told = [uow.record(PriceChanged(sku=sku, prices=[p.as_dict() for p in checked]))]
             await uow.commit()
+        self._committed(told)
 
     async def prices(self, sku: str) -> list[Money]:
         """The SKU's prices as set, one per currency, sorted by currency; none when unpriced."""
@@ -172,8 +198,10 @@ class PricingService:
                     set_={"rate": insert.excluded.rate, "updated_at": insert.excluded.updated_at},
                 )
             )
+            told = [uow.record(FxRateChanged(base=base, quote=quote, rate=str(checked)))]
             await uow.commit()
-        self._markets.forget()
+        self._forget_markets()
+        self._committed(told)
 
     async def prices_for(self, skus: list[str], market_code: str) -> dict[str, Money]:
         """Each SKU's price in the market's currency; SKUs without one are left out."""

@@ -1,0 +1,134 @@
+"""Committed changes for the caches of every process.
+
+A cache of what staff change (prices, products, markets) must hear of a change at once in the
+process that made it, and soon in every other process. The outbox relay cannot tell them:
+it hands each event to one process only. So the writer tells its own process right after the
+commit (`committed`), and each process reads the outbox itself every `poll_seconds` for the
+event types its caches listen to, skipping what it was already told.
+
+Outbox ids are taken before commit, so a later id may become visible before an earlier one.
+Each poll therefore reads again what arrived since a watermark that trails the newest id by
+`settle_seconds`, longer than any staff write stays uncommitted, and remembers what it has
+already delivered above it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select
+
+from colonnade.kernel.db import Database
+from colonnade.kernel.events import Envelope
+from colonnade.kernel.schema import outbox
+
+log = structlog.get_logger(__name__)
+
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+class Changes:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        poll_seconds: float = 0.25,
+        settle_seconds: float = 2.0,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._db = db
+        self._poll_seconds = poll_seconds
+        self._settle_seconds = settle_seconds
+        self._now = now
+        self._listeners: dict[str, list[Listener]] = defaultdict(list)
+        self._watermark: int | None = None
+        # Outbox ids above the watermark already delivered, and newest ids seen per poll.
+        self._delivered_rows: set[int] = set()
+        self._newest: deque[tuple[float, int]] = deque()
+        # Events this process delivered at commit, by id, with when: the poll skips them.
+        self._delivered_here: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def listen(self, event_type: str, listener: Listener) -> None:
+        """Call `listener(event_type, payload)` for each committed event of this type."""
+        self._listeners[event_type].append(listener)
+
+    def committed(self, envelopes: Iterable[Envelope]) -> None:
+        """Tell this process's listeners of events just committed here."""
+        for envelope in envelopes:
+            if envelope.event_type in self._listeners:
+                self._delivered_here[envelope.event_id] = self._now()
+                self._deliver(envelope.event_type, envelope.payload)
+
+    async def catch_up(self) -> None:
+        """Read the outbox once and deliver what other processes committed since last time."""
+        if not self._listeners:
+            return
+        async with self._db.reading() as conn:
+            newest = int(await conn.scalar(select(func.coalesce(func.max(outbox.c.id), 0))) or 0)
+            if self._watermark is None:
+                # Caches start empty: what was committed before this process looked is in them.
+                self._watermark = newest
+                return
+            rows = (
+                await conn.execute(
+                    select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.payload)
+                    .where(
+                        outbox.c.id > self._watermark,
+                        outbox.c.event_type.in_(sorted(self._listeners)),
+                    )
+                    .order_by(outbox.c.id)
+                )
+            ).all()
+        for row in rows:
+            if row.id in self._delivered_rows:
+                continue
+            self._delivered_rows.add(row.id)
+            if self._delivered_here.pop(row.event_id, None) is None:
+                self._deliver(row.event_type, row.payload)
+        self._settle(newest)
+
+    def _settle(self, newest: int) -> None:
+        now = self._now()
+        self._newest.append((now, newest))
+        while self._newest and self._newest[0][0] <= now - self._settle_seconds:
+            _, settled = self._newest.popleft()
+            if self._watermark is None or settled > self._watermark:
+                self._watermark = settled
+        floor = self._watermark or 0
+        self._delivered_rows = {i for i in self._delivered_rows if i > floor}
+        forget_before = now - 10 * self._settle_seconds
+        for event_id in [e for e, at in self._delivered_here.items() if at < forget_before]:
+            del self._delivered_here[event_id]
+
+    def _deliver(self, event_type: str, payload: dict[str, Any]) -> None:
+        for listener in self._listeners.get(event_type, ()):
+            try:
+                listener(event_type, payload)
+            except Exception:  # one cache must not keep others stale
+                log.exception("changes.listener_failed", event_type=event_type)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._follow(), name="colonnade-changes")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                await self.catch_up()
+            except Exception:  # a database hiccup must not end the following
+                log.exception("changes.poll_failed")
+            await asyncio.sleep(self._poll_seconds)
