@@ -82,6 +82,12 @@ def test_a_withdrawn_product_leaves_both_workers_within_a_second(
 ) -> None:
     staff = Staff.sign_in(two_workers)
     sku = staff.new_product(price_cents=1000, on_hand=50)
+    # A new product reaches the other worker within a second too: wait for it there first.
+    seconds_until_all(
+        two_workers.base_url,
+        LISTING,
+        lambda r: any(p["variants"][0]["sku"] == sku for p in r.json()),
+    )
     listing = httpx.get(two_workers.base_url + LISTING).json()
     product_id = next(p["id"] for p in listing if p["variants"][0]["sku"] == sku)
     page = f"/store/products/{product_id}?market=US"
