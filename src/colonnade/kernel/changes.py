@@ -14,8 +14,6 @@ already delivered above it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
@@ -26,6 +24,7 @@ from sqlalchemy import func, select
 
 from colonnade.kernel.db import Database
 from colonnade.kernel.events import Envelope
+from colonnade.kernel.periodic import Every
 from colonnade.kernel.schema import outbox
 
 log = structlog.get_logger(__name__)
@@ -53,7 +52,9 @@ class Changes:
         self._newest: deque[tuple[float, int]] = deque()
         # Events this process delivered at commit, by id, with when: the poll skips them.
         self._delivered_here: dict[str, float] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Every(
+            "colonnade-changes", self._poll_seconds, self.catch_up, "changes.poll_failed"
+        )
 
     def listen(self, event_type: str, listener: Listener) -> None:
         """Call `listener(event_type, payload)` for each committed event of this type."""
@@ -115,20 +116,7 @@ class Changes:
                 log.exception("changes.listener_failed", event_type=event_type)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._follow(), name="colonnade-changes")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _follow(self) -> None:
-        while True:
-            try:
-                await self.catch_up()
-            except Exception:  # a database hiccup must not end the following
-                log.exception("changes.poll_failed")
-            await asyncio.sleep(self._poll_seconds)
+        await self._loop.stop()

@@ -13,7 +13,6 @@ read while a change arrived is answered but not kept.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import structlog
 
 from colonnade.kernel.changes import Changes
 from colonnade.kernel.money import Money
+from colonnade.kernel.periodic import Every
 from colonnade.modules.catalog.domain import StockLabel, stock_label
 from colonnade.modules.catalog.events import CategoryChanged, ProductChanged, ProductPublished
 from colonnade.modules.catalog.service import CatalogService, LocalizedProduct
@@ -94,7 +94,12 @@ class StorePages:
         self._reading: dict[Hashable, asyncio.Future[Page]] = {}
         # Bumped by every change: a page read across a change is not kept.
         self._generation = 0
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Every(
+            "colonnade-store-stock",
+            self._stock_seconds,
+            self.check_stock,
+            "store_pages.stock_check_failed",
+        )
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -242,23 +247,10 @@ class StorePages:
             del self._pages[key]
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._follow_stock(), name="colonnade-store-stock")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _follow_stock(self) -> None:
-        while True:
-            try:
-                await self.check_stock()
-            except Exception:  # a database hiccup must not end the checking
-                log.exception("store_pages.stock_check_failed")
-            await asyncio.sleep(self._stock_seconds)
+        await self._loop.stop()
 
 
 def _product_json(
