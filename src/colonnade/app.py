@@ -369,19 +369,23 @@ def create_app(
         version="0.1.0",
         description="Storefront and admin API of a Colonnade shop.",
         lifespan=lifespan,
+        # Colonnade traces and measures its requests itself (web/observability.py,
+        # web/tracing.py); FastAPI's own instrumentation would look up the global
+        # providers on every request to find them unset.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.shop = shop
     app.state.authenticate = shop.identity.authenticate
     app.state.sampler = sampler
     problems.install(app)
     _health_and_metrics(app, shop)
-    # Browsing is most of the traffic: its routes are matched first.
+    # Routes are matched in order: browsing first (most of the traffic), then buying.
     app.include_router(catalog_api.router(shop.catalog, shop.pricing, shop.pages))
+    app.include_router(cart_api.router(shop.carts))
+    app.include_router(checkout_api.router(shop.checkout))
     app.include_router(identity_api.router(shop.identity))
     app.include_router(pricing_api.router(shop.pricing))
     app.include_router(inventory_api.router(shop.inventory, shop.catalog.sku_exists))
-    app.include_router(cart_api.router(shop.carts))
-    app.include_router(checkout_api.router(shop.checkout))
     app.include_router(orders_api.router(shop.orders, shop.checkout.settle_cancellation))
     app.include_router(payments_api.router(shop.payments))
     app.include_router(compliance_api.router(shop.compliance))

@@ -22,6 +22,7 @@ from colonnade.modules.inventory.domain import (
     available,
     check_on_hand,
     requested_quantities,
+    same_allocation,
     should_commit,
     should_release,
     valid_on_hand,
@@ -200,3 +201,34 @@ def test_a_sold_out_buyer_leaves_the_stock_to_those_after_it() -> None:
     assert isinstance(served[1], OutOfStock)
     assert (served[1].sku, served[1].available) == ("A", 1)
     assert served[2] == [("A", "main", 1)]
+
+
+# --- deciding on one reading and checking the decision on another --------------------------
+
+
+@given(batch_requests, batch_stock)
+def test_the_same_reading_makes_the_same_decision(
+    wanted: list[dict[str, int]], stock: dict[str, dict[str, int]]
+) -> None:
+    again = {sku: dict(by_warehouse) for sku, by_warehouse in stock.items()}
+
+    assert same_allocation(allocate_in_order(wanted, stock), allocate_in_order(wanted, again))
+
+
+@given(batch_requests, batch_stock, st.sampled_from(["A", "B", "C"]), st.integers(1, 50))
+def test_stock_come_back_for_a_refused_buyer_changes_the_decision(
+    wanted: list[dict[str, int]], stock: dict[str, dict[str, int]], sku: str, more: int
+) -> None:
+    before = allocate_in_order(wanted, stock)
+    grown = {s: dict(by_warehouse) for s, by_warehouse in stock.items()}
+    grown.setdefault(sku, {}).setdefault("main", 0)
+    grown[sku]["main"] += more
+
+    if any(isinstance(a, OutOfStock) and a.sku == sku for a in before):
+        assert not same_allocation(before, allocate_in_order(wanted, grown))
+
+
+def test_a_refusal_with_a_different_count_left_is_a_different_decision() -> None:
+    assert not same_allocation([OutOfStock("A", 2, 1)], [OutOfStock("A", 2, 0)])
+    assert not same_allocation([OutOfStock("A", 2, 1)], [[("A", "main", 2)]])
+    assert same_allocation([OutOfStock("A", 2, 1), []], [OutOfStock("A", 2, 1), []])

@@ -69,6 +69,11 @@ BATCH_SIZE = Histogram(
     ["step"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
+HOLD_RETRIES = Counter(
+    "colonnade_checkout_hold_retries_total",
+    "Checkout batches whose unlocked stock decision other buyers overtook before it locked the"
+    " rows, so the batch was held again, locking first.",
+)
 
 # --- events ------------------------------------------------------------------------------
 

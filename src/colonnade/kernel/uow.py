@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,9 +26,16 @@ class UnitOfWork:
         self._flushed = False
         self._on_events_committed = on_events_committed
         self._after_commit: list[Callable[[], None]] = []
+        self._before_commit: list[Callable[[], Awaitable[None]]] = []
 
     async def execute(self, statement: Executable, parameters: Any = None) -> Any:
         return await self.connection.execute(statement, parameters)
+
+    def before_commit(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Run `step` as the transaction's last statements, after its events reach the
+        outbox and just before COMMIT: a step that locks contended rows holds them only for
+        itself and the commit. A step that raises rolls the whole transaction back."""
+        self._before_commit.append(step)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Call `callback` once the transaction has committed (counting what it did, say),
@@ -72,6 +79,9 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         await self.flush()
+        for step in self._before_commit:
+            await step()
+        await self.flush()  # what the last steps recorded (rare: a stock-out, say)
         await self.connection.commit()
         if self._flushed:
             self._on_events_committed()

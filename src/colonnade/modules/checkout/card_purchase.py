@@ -39,7 +39,7 @@ from colonnade.kernel.batching import Batcher, Exclude, Submitted
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
 from colonnade.kernel.errors import ColonnadeError
-from colonnade.kernel.metrics import CHECKOUTS
+from colonnade.kernel.metrics import CHECKOUTS, HOLD_RETRIES
 from colonnade.kernel.money import Money
 from colonnade.kernel.uow import UnitOfWork
 from colonnade.modules.cart.service import CartService, CartSnapshot, CartStatus
@@ -55,7 +55,7 @@ from colonnade.modules.checkout.domain import (
 )
 from colonnade.modules.checkout.events import CheckoutFailed
 from colonnade.modules.checkout.schema import checkouts
-from colonnade.modules.inventory.service import InventoryService, Reservation
+from colonnade.modules.inventory.service import InventoryService, Reservation, StockMoved
 from colonnade.modules.orders.service import NewOrder, OrderLine, OrdersService, PlacedOrder
 from colonnade.modules.payments.service import Payment, PaymentsService, ProviderOutcome
 from colonnade.modules.pricing.service import PricingService, Quote
@@ -172,6 +172,18 @@ class CardPurchases:
     async def _hold(
         self, batch: Sequence[Submitted[CardCheckout]]
     ) -> list[_Held | _Repeat | Outcome | Exception]:
+        """Hold the batch, deciding on stock first without locking it (see
+        `InventoryService.reserve_batch`); when other buyers moved that stock meanwhile, the
+        transaction is abandoned and run again, locking first."""
+        try:
+            return await self._hold_once(batch, optimistic=True)
+        except StockMoved:
+            HOLD_RETRIES.inc()
+            return await self._hold_once(batch, optimistic=False)
+
+    async def _hold_once(
+        self, batch: Sequence[Submitted[CardCheckout]], *, optimistic: bool
+    ) -> list[_Held | _Repeat | Outcome | Exception]:
         asked = [submitted.request for submitted in batch]
         answers: list[_Held | _Repeat | Outcome | Exception | None] = [None] * len(asked)
         refused: dict[int, ColonnadeError] = {}
@@ -200,7 +212,9 @@ class CardPurchases:
             reserved = _kept(
                 list(quoted),
                 await self._inventory.reserve_batch(
-                    uow, [(asked[i].checkout_id, _lines(carts[i])) for i in quoted]
+                    uow,
+                    [(asked[i].checkout_id, _lines(carts[i])) for i in quoted],
+                    optimistic=optimistic,
                 ),
                 refused,
             )

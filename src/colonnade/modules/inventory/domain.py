@@ -250,6 +250,25 @@ def allocate_in_order(
     return served
 
 
+def same_allocation(
+    one: Sequence[list[tuple[str, str, int]] | OutOfStock],
+    other: Sequence[list[tuple[str, str, int]] | OutOfStock],
+) -> bool:
+    """True when two allocations of the same batch promise the same: the same pieces to each
+    reservation, and the same refusal (SKU, units asked, units left) to each refused one."""
+    if len(one) != len(other):
+        return False
+    for a, b in zip(one, other, strict=True):
+        if isinstance(a, OutOfStock) or isinstance(b, OutOfStock):
+            if not (isinstance(a, OutOfStock) and isinstance(b, OutOfStock)):
+                return False
+            if (a.sku, a.requested, a.available) != (b.sku, b.requested, b.available):
+                return False
+        elif a != b:
+            return False
+    return True
+
+
 def should_commit(reservation_id: str, status: ReservationStatus) -> bool:
     """True when the reservation must be committed now; False when it already was."""
     if status is ReservationStatus.HELD:

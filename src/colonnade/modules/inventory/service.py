@@ -133,6 +133,33 @@ class _Outpaced(Exception):
         self.available = available
 
 
+class StockMoved(Exception):
+    """An optimistic batch reservation found, on locking, that other buyers had changed the
+    stock under its decision: run the transaction again, locking first."""
+
+    def __init__(self, skus: Sequence[str]) -> None:
+        super().__init__(", ".join(skus))
+        self.skus = list(skus)
+
+
+async def _available(
+    uow: UnitOfWork, skus: Sequence[str], *, lock: bool
+) -> dict[str, dict[str, int]]:
+    """Units available per SKU and warehouse; `lock` takes the rows in (sku, warehouse)
+    order, the order every batch locks them in, so batches never deadlock."""
+    query = (
+        select(stock.c.sku, stock.c.warehouse, _available_units.label("available"))
+        .where(stock.c.sku.in_(skus))
+        .order_by(stock.c.sku, stock.c.warehouse)
+    )
+    if lock:
+        query = query.with_for_update()
+    by_sku: dict[str, dict[str, int]] = defaultdict(dict)
+    for row in await uow.execute(query):
+        by_sku[row.sku][row.warehouse] = row.available
+    return by_sku
+
+
 class InventoryService:
     def __init__(
         self,
@@ -347,7 +374,11 @@ class InventoryService:
     # --- batches, on the caller's unit of work (the batched purchase) ----------------------
 
     async def reserve_batch(
-        self, uow: UnitOfWork, requests: Sequence[tuple[str, list[tuple[str, int]]]]
+        self,
+        uow: UnitOfWork,
+        requests: Sequence[tuple[str, list[tuple[str, int]]]],
+        *,
+        optimistic: bool = False,
     ) -> list[Reservation | ColonnadeError]:
         """Hold stock for each (reference, lines), all lines or none, earliest first.
 
@@ -355,6 +386,13 @@ class InventoryService:
         order, so batches never deadlock, and each row is written once per batch however
         many buyers share it: a flash sale's one hot row costs one update per batch, not one
         per sale. Who gets what is decided by `domain.allocate_in_order`.
+
+        `optimistic` (PostgreSQL): decide on an unlocked reading and lock the rows only as
+        the transaction's last step, where the decision is made again on the locked rows; if
+        it comes out differently the step raises `StockMoved` and the caller runs its
+        transaction again without `optimistic`. The hot rows are then held for two
+        statements and the commit instead of the whole transaction, which is what lets two
+        workers' batches, and a worker's hold and settle batches, overlap.
         """
         wanted: list[dict[str, int] | ColonnadeError] = []
         for reference, lines in requests:
@@ -363,24 +401,20 @@ class InventoryService:
             except ColonnadeError as invalid:
                 wanted.append(invalid)
         skus = sorted({sku for lines in wanted if isinstance(lines, dict) for sku in lines})
-        query = (
-            select(stock.c.sku, stock.c.warehouse, _available_units.label("available"))
-            .where(stock.c.sku.in_(skus))
-            .order_by(stock.c.sku, stock.c.warehouse)
-        )
-        if uow.connection.dialect.name == "postgresql":
-            query = query.with_for_update()  # SQLite's writer holds the whole database already
-        by_sku: dict[str, dict[str, int]] = defaultdict(dict)
-        for row in await uow.execute(query):
-            by_sku[row.sku][row.warehouse] = row.available
-        plans = iter(domain.allocate_in_order([w for w in wanted if isinstance(w, dict)], by_sku))
+        asking = [w for w in wanted if isinstance(w, dict)]
+        # SQLite's one writer holds the whole database already: nothing to lock, or to recheck.
+        locking = uow.connection.dialect.name == "postgresql"
+        optimistic = optimistic and locking
+        by_sku = await _available(uow, skus, lock=locking and not optimistic)
+        plan = domain.allocate_in_order(asking, by_sku)
         now = self._clock.now()
         expires_at = now + self._ttl
         answers: list[Reservation | ColonnadeError] = []
+        plans = iter(plan)
         for (reference, _), asked in zip(requests, wanted, strict=True):
-            plan = next(plans) if isinstance(asked, dict) else asked
-            if isinstance(plan, ColonnadeError):
-                answers.append(plan)
+            pieces = next(plans) if isinstance(asked, dict) else asked
+            if isinstance(pieces, ColonnadeError):
+                answers.append(pieces)
                 continue
             answers.append(
                 Reservation(
@@ -389,44 +423,41 @@ class InventoryService:
                     status=ReservationStatus.HELD,
                     expires_at=expires_at,
                     created_at=now,
-                    lines=tuple(ReservationLine(*piece) for piece in plan),
+                    lines=tuple(ReservationLine(*piece) for piece in pieces),
                 )
             )
         held = [a for a in answers if isinstance(a, Reservation)]
-        if not held:
-            return answers
-        await uow.execute(
-            reservations.insert(),
-            [
-                {
-                    "id": r.id,
-                    "reference": r.reference,
-                    "status": r.status.value,
-                    "expires_at": r.expires_at,
-                    "created_at": r.created_at,
-                }
-                for r in held
-            ],
-        )
-        await uow.execute(
-            reservation_lines.insert(),
-            [{"reservation_id": r.id, **_line_dict(ln)} for r in held for ln in r.lines],
-        )
-        await _write_batch_ledger(uow, held, LedgerReason.RESERVE, now)
+        if held:
+            await _insert_reservations(uow, held, now)
         taken = _units_per_row(held)
-        await uow.execute(
-            update(stock)
-            .where(stock.c.sku == bindparam("b_sku"), stock.c.warehouse == bindparam("b_wh"))
-            .values(reserved=stock.c.reserved + bindparam("b_q")),
-            [{"b_sku": s, "b_wh": w, "b_q": q} for (s, w), q in taken.items()],
-        )
-        for (sku, warehouse), quantity in taken.items():
-            by_sku[sku][warehouse] -= quantity
-        depleted = sorted({s for s, _ in taken if sum(by_sku[s].values()) == 0})
-        for sku in depleted:
-            uow.record(StockDepleted(sku=sku))
-        if depleted:
-            uow.after_commit(lambda: STOCKOUTS.inc(len(depleted)))
+
+        async def take() -> None:
+            available = by_sku
+            if optimistic:
+                available = await _available(uow, skus, lock=True)
+                if not domain.same_allocation(plan, domain.allocate_in_order(asking, available)):
+                    raise StockMoved(skus)
+            if not taken:
+                return
+            await uow.execute(
+                update(stock)
+                .where(stock.c.sku == bindparam("b_sku"), stock.c.warehouse == bindparam("b_wh"))
+                .values(reserved=stock.c.reserved + bindparam("b_q")),
+                [{"b_sku": s, "b_wh": w, "b_q": q} for (s, w), q in sorted(taken.items())],
+            )
+            for (sku, warehouse), quantity in taken.items():
+                available[sku][warehouse] -= quantity
+            depleted = sorted({s for s, _ in taken if sum(available[s].values()) == 0})
+            for sku in depleted:
+                uow.record(StockDepleted(sku=sku))
+            if depleted:
+                uow.after_commit(lambda: STOCKOUTS.inc(len(depleted)))
+
+        if optimistic and skus:
+            # Refusals too: a "sold out" decided on an unlocked reading is checked as well.
+            uow.before_commit(take)
+        else:
+            await take()
         return answers
 
     async def settle_batch(
@@ -457,18 +488,25 @@ class InventoryService:
                 reserved, sold_units = units.get(row, (0, 0))
                 units[row] = (reserved + quantity, sold_units + quantity * selling_them)
         if units:
-            await uow.execute(
-                update(stock)
-                .where(stock.c.sku == bindparam("b_sku"), stock.c.warehouse == bindparam("b_wh"))
-                .values(
-                    reserved=stock.c.reserved - bindparam("b_held"),
-                    sold=stock.c.sold + bindparam("b_sold"),
-                ),
-                [
-                    {"b_sku": s, "b_wh": w, "b_held": held_units, "b_sold": sold_units}
-                    for (s, w), (held_units, sold_units) in sorted(units.items())
-                ],
-            )
+
+            async def move_units() -> None:
+                await uow.execute(
+                    update(stock)
+                    .where(
+                        stock.c.sku == bindparam("b_sku"), stock.c.warehouse == bindparam("b_wh")
+                    )
+                    .values(
+                        reserved=stock.c.reserved - bindparam("b_held"),
+                        sold=stock.c.sold + bindparam("b_sold"),
+                    ),
+                    [
+                        {"b_sku": s, "b_wh": w, "b_held": held_units, "b_sold": sold_units}
+                        for (s, w), (held_units, sold_units) in sorted(units.items())
+                    ],
+                )
+
+            # The contended stock rows are written as the transaction's last step.
+            uow.before_commit(move_units)
         if len(selling) == len(sold):
             return [None for _ in sold]
         # Rare: a reservation expired under a slow payment. Say what became of it.
@@ -748,6 +786,27 @@ async def _write_ledger(
     ]
     if rows:
         await uow.execute(ledger.insert(), rows)
+
+
+async def _insert_reservations(uow: UnitOfWork, held: Sequence[Reservation], now: datetime) -> None:
+    await uow.execute(
+        reservations.insert(),
+        [
+            {
+                "id": r.id,
+                "reference": r.reference,
+                "status": r.status.value,
+                "expires_at": r.expires_at,
+                "created_at": r.created_at,
+            }
+            for r in held
+        ],
+    )
+    await uow.execute(
+        reservation_lines.insert(),
+        [{"reservation_id": r.id, **_line_dict(ln)} for r in held for ln in r.lines],
+    )
+    await _write_batch_ledger(uow, held, LedgerReason.RESERVE, now)
 
 
 async def _write_batch_ledger(
