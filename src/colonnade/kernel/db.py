@@ -21,7 +21,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from colonnade.kernel.metrics import DB_POOL_CONNECTIONS, DB_POOL_SIZE, DB_QUERY_DURATION
+from colonnade.kernel.metrics import DB_POOL_CONNECTIONS, DB_POOL_SIZE, query_timer
 from colonnade.kernel.uow import UnitOfWork
 
 _IMMEDIATE = "colonnade_immediate"
@@ -104,13 +104,6 @@ async def _rolling_back(
 
 
 _STARTED = "colonnade.statement_started"
-# Keyed by the statement's first six characters: the four verbs are six letters each, and a
-# slice and a dict lookup are all the hot path can spare (no regex, no parsing).
-_TIMERS = {
-    verb: DB_QUERY_DURATION.labels(verb.lower())
-    for verb in ("SELECT", "INSERT", "UPDATE", "DELETE", "select", "insert", "update", "delete")
-}
-_OTHER = DB_QUERY_DURATION.labels("other")
 _IN_USE = DB_POOL_CONNECTIONS.labels("in_use")
 _IDLE = DB_POOL_CONNECTIONS.labels("idle")
 
@@ -135,7 +128,7 @@ def _measure(engine: AsyncEngine) -> None:
     def _finished(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
         started = conn.info.pop(_STARTED, None)
         if started is not None:
-            _TIMERS.get(statement[:6], _OTHER).observe(perf_counter() - started)
+            query_timer(statement).observe(perf_counter() - started)
 
     @event.listens_for(sync, "connect")
     def _opened(*_: Any) -> None:

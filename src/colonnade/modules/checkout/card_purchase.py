@@ -27,6 +27,7 @@ is kept without an order; a 201 is only ever sent after step 3 committed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -44,6 +45,7 @@ from colonnade.kernel.money import Money
 from colonnade.kernel.uow import UnitOfWork
 from colonnade.modules.cart.service import CartService, CartSnapshot, CartStatus
 from colonnade.modules.catalog.service import CatalogService
+from colonnade.modules.checkout import postgres
 from colonnade.modules.checkout.answers import count_failure, failure_body, order_body, step_span
 from colonnade.modules.checkout.domain import (
     CartEmpty,
@@ -255,6 +257,17 @@ class CardPurchases:
         if not first:
             return []
         now = self._clock.now()
+        if uow.on_postgresql:
+            claimed = await uow.fetch(
+                postgres.CLAIM_KEYS,
+                [asked[i].checkout_id for i in first.values()],
+                list(first),
+                [asked[i].fingerprint for i in first.values()],
+                [asked[i].cart_id for i in first.values()],
+                Step.STARTED.value,
+                now,
+            )
+            return self._repeats(first, {row[0] for row in claimed}, answers)
         dialect = postgresql if uow.connection.dialect.name == "postgresql" else sqlite
         claim = (
             dialect.insert(checkouts)
@@ -274,6 +287,11 @@ class CardPurchases:
             for key, i in first.items()
         ]
         inserted = set((await uow.execute(claim, rows)).scalars().all())
+        return self._repeats(first, inserted, answers)
+
+    @staticmethod
+    def _repeats(first: dict[str, int], inserted: set[str], answers: list[Any]) -> list[int]:
+        """Answer each key this batch did not claim as a repeat; the claimed ones, in order."""
         for key, i in first.items():
             if key not in inserted:
                 answers[i] = _REPEAT
@@ -437,6 +455,20 @@ def _answer_row(
 async def _store_answers(uow: UnitOfWork, rows: list[dict[str, Any]], clock: Clock) -> None:
     """Each checkout's answer and what it holds, kept for its key: one statement."""
     if not rows:
+        return
+    if uow.on_postgresql:
+        await uow.fetch(
+            postgres.STORE_ANSWERS,
+            [r["b_id"] for r in rows],
+            [r["b_step"] for r in rows],
+            [r["b_status"] for r in rows],
+            [json.dumps(r["b_body"]) for r in rows],
+            [r["b_error"] for r in rows],
+            [r["b_reservation"] for r in rows],
+            [r["b_payment"] for r in rows],
+            [r["b_order"] for r in rows],
+            clock.now(),
+        )
         return
     await uow.execute(
         update(checkouts)

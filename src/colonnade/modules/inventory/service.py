@@ -23,7 +23,7 @@ from colonnade.kernel.errors import ColonnadeError
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.metrics import RESERVATIONS_EXPIRED, STOCKOUTS
 from colonnade.kernel.uow import UnitOfWork
-from colonnade.modules.inventory import domain
+from colonnade.modules.inventory import domain, postgres
 from colonnade.modules.inventory.domain import (
     LedgerReason,
     OutOfStock,
@@ -155,6 +155,11 @@ async def _available(
     if lock:
         query = query.with_for_update()
     by_sku: dict[str, dict[str, int]] = defaultdict(dict)
+    if uow.on_postgresql:
+        found = await uow.fetch(postgres.AVAILABLE_LOCKED if lock else postgres.AVAILABLE, skus)
+        for sku, warehouse, units in found:
+            by_sku[sku][warehouse] = units
+        return by_sku
     for row in await uow.execute(query):
         by_sku[row.sku][row.warehouse] = row.available
     return by_sku
@@ -439,12 +444,19 @@ class InventoryService:
                     raise StockMoved(skus)
             if not taken:
                 return
-            await uow.execute(
-                update(stock)
-                .where(stock.c.sku == bindparam("b_sku"), stock.c.warehouse == bindparam("b_wh"))
-                .values(reserved=stock.c.reserved + bindparam("b_q")),
-                [{"b_sku": s, "b_wh": w, "b_q": q} for (s, w), q in sorted(taken.items())],
-            )
+            if uow.on_postgresql:
+                await uow.execute_many(
+                    postgres.TAKE_UNITS, [(s, w, q) for (s, w), q in sorted(taken.items())]
+                )
+            else:
+                await uow.execute(
+                    update(stock)
+                    .where(
+                        stock.c.sku == bindparam("b_sku"), stock.c.warehouse == bindparam("b_wh")
+                    )
+                    .values(reserved=stock.c.reserved + bindparam("b_q")),
+                    [{"b_sku": s, "b_wh": w, "b_q": q} for (s, w), q in sorted(taken.items())],
+                )
             for (sku, warehouse), quantity in taken.items():
                 available[sku][warehouse] -= quantity
             depleted = sorted({s for s, _ in taken if sum(available[s].values()) == 0})
@@ -490,6 +502,12 @@ class InventoryService:
         if units:
 
             async def move_units() -> None:
+                if uow.on_postgresql:
+                    await uow.execute_many(
+                        postgres.MOVE_UNITS,
+                        [(s, w, *moving) for (s, w), moving in sorted(units.items())],
+                    )
+                    return
                 await uow.execute(
                     update(stock)
                     .where(
@@ -789,6 +807,26 @@ async def _write_ledger(
 
 
 async def _insert_reservations(uow: UnitOfWork, held: Sequence[Reservation], now: datetime) -> None:
+    if uow.on_postgresql:
+        first = held[0]  # one batch: one status, one expiry, one creation time
+        await uow.fetch(
+            postgres.INSERT_RESERVATIONS,
+            [r.id for r in held],
+            [r.reference for r in held],
+            ReservationStatus.HELD.value,
+            first.expires_at,
+            first.created_at,
+        )
+        lines = [(r.id, ln) for r in held for ln in r.lines]
+        await uow.fetch(
+            postgres.INSERT_RESERVATION_LINES,
+            [rid for rid, _ in lines],
+            [ln.sku for _, ln in lines],
+            [ln.warehouse for _, ln in lines],
+            [ln.quantity for _, ln in lines],
+        )
+        await _write_batch_ledger(uow, held, LedgerReason.RESERVE, now)
+        return
     await uow.execute(
         reservations.insert(),
         [
@@ -813,6 +851,19 @@ async def _write_batch_ledger(
     uow: UnitOfWork, held: Sequence[Reservation], reason: LedgerReason, at: datetime
 ) -> None:
     per_reserved, per_sold = _RESERVATION_DELTAS[reason]
+    if uow.on_postgresql:
+        lines = [(r.id, ln) for r in held for ln in r.lines]
+        await uow.fetch(
+            postgres.INSERT_LEDGER,
+            [ln.sku for _, ln in lines],
+            [ln.warehouse for _, ln in lines],
+            reason.value,
+            [per_reserved * ln.quantity for _, ln in lines],
+            [per_sold * ln.quantity for _, ln in lines],
+            [rid for rid, _ in lines],
+            at,
+        )
+        return
     await uow.execute(
         ledger.insert(),
         [
@@ -837,6 +888,9 @@ async def _move_held(
     """Move these reservations on from `held`; the ids of those that were still held."""
     if not held:
         return set()
+    if uow.on_postgresql:
+        rows = await uow.fetch(postgres.MOVE_HELD, [r.id for r in held], to.value)
+        return {row[0] for row in rows}
     moved = await uow.execute(
         update(reservations)
         .where(
