@@ -12,9 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.dml import ReturningInsert
 
+from colonnade.kernel.bulk import insert_rows
 from colonnade.kernel.bus import BatchHandler, Handler
 from colonnade.kernel.db import Database
 from colonnade.kernel.events import Envelope
@@ -32,8 +31,7 @@ def guard_batch(db: Database, consumer: str, handler: BatchConsumerHandler) -> B
 
     async def deliver(envelopes: Sequence[Envelope]) -> None:
         async with db.transaction() as uow:
-            marking = await uow.execute(_marking(db), _marks(consumer, envelopes))
-            marked = set(marking.scalars().all())
+            marked = set(await _mark(uow, consumer, envelopes))
             untaken = [e for e in envelopes if e.event_id in marked]
             if not untaken:
                 return
@@ -79,7 +77,7 @@ def once_batch(
             return
         await handler(untaken)
         async with db.transaction() as uow:
-            await uow.execute(_marking(db), _marks(consumer, untaken))
+            await _mark(uow, consumer, untaken)
             await uow.commit()
 
     return deliver
@@ -102,12 +100,13 @@ def _one_at_a_time(deliver_batch: BatchHandler) -> Handler:
     return deliver
 
 
-def _marking(db: Database) -> ReturningInsert[str]:
-    """The INSERT of marks, returning those it made; a mark already there (taken before, or
-    by a delivery running at the same time) is left as it is. With RETURNING, SQLAlchemy
-    sends many rows as one multi-row statement, compiled once whatever their number."""
-    insert = sqlite.insert if db.is_sqlite else postgresql.insert
-    return insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
+async def _mark(uow: UnitOfWork, consumer: str, envelopes: Sequence[Envelope]) -> list[str]:
+    """Mark the events taken; the ids of those this marked (a mark already there, made
+    before or by a delivery running at the same time, is left as it is)."""
+    marks = _marks(consumer, envelopes)
+    return await insert_rows(
+        uow, inbox, marks, skip_conflicts_on=("consumer", "event_id"), returning="event_id"
+    )
 
 
 def _marks(consumer: str, envelopes: Sequence[Envelope]) -> list[dict[str, Any]]:

@@ -33,6 +33,17 @@ BACKLOG_REPORT_SECONDS = 1.0
 MAX_BACKOFF = timedelta(minutes=10)
 
 
+# PostgreSQL: claim a batch with one statement; SKIP LOCKED lets relays of other workers
+# take the next events instead of waiting for these.
+_CLAIM = (
+    "UPDATE kernel_outbox SET next_attempt_at = $2 WHERE id IN (SELECT id FROM kernel_outbox"
+    " WHERE published_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $3"
+    " FOR UPDATE SKIP LOCKED)"
+    " RETURNING id, event_id, event_type, payload, headers, occurred_at"
+)  # SQLAlchemy's codecs on the connection hand JSON columns back decoded
+_MARK_PUBLISHED = "UPDATE kernel_outbox SET published_at = $2 WHERE id = ANY($1::bigint[])"
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -119,6 +130,23 @@ class OutboxRelay:
 
     async def _claim(self) -> list[tuple[int, Envelope]]:
         now = datetime.now(UTC)
+        if not self._db.is_sqlite:
+            async with self._db.transaction() as uow:
+                claimed = await uow.fetch(_CLAIM, now, now + self._lease, self._batch_size)
+                await uow.commit()
+            return [
+                (
+                    row_id,
+                    Envelope(
+                        event_type=event_type,
+                        payload=payload,
+                        occurred_at=occurred_at,
+                        event_id=event_id,
+                        headers=headers,
+                    ),
+                )
+                for row_id, event_id, event_type, payload, headers, occurred_at in sorted(claimed)
+            ]
         query = (
             select(outbox)
             .where(outbox.c.published_at.is_(None), outbox.c.next_attempt_at <= now)
@@ -170,11 +198,14 @@ class OutboxRelay:
         if not row_ids:
             return
         async with self._db.transaction() as uow:
-            await uow.execute(
-                update(outbox)
-                .where(outbox.c.id.in_(row_ids))
-                .values(published_at=datetime.now(UTC))
-            )
+            if uow.on_postgresql:
+                await uow.fetch(_MARK_PUBLISHED, row_ids, datetime.now(UTC))
+            else:
+                await uow.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_(row_ids))
+                    .values(published_at=datetime.now(UTC))
+                )
             await uow.commit()
 
     async def _retry_later(self, row_id: int, error: Exception) -> None:

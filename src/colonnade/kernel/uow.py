@@ -46,7 +46,10 @@ class UnitOfWork:
         """Run one of the hot path's PostgreSQL statements (`$1` parameters) straight on
         asyncpg, inside this transaction: prepared once per connection, with none of the
         statement building, caching and parameter processing a SQLAlchemy statement costs
-        on every call. Rows come back as asyncpg records."""
+        on every call. Rows are tuples (read them by position)."""
+        if not self._begun:
+            result = await self._first(sql, tuple(arguments))
+            return list(result) if result.returns_rows else []
         driver = await self._driver()
         started = perf_counter()
         rows: list[Any] = await driver.fetch(sql, *arguments)
@@ -56,6 +59,9 @@ class UnitOfWork:
     async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """`fetch`'s kind of statement once per row, the rows sent together (asyncpg
         pipelines them: one round trip)."""
+        if not self._begun:
+            await self._first(sql, [tuple(row) for row in rows])
+            return
         driver = await self._driver()
         started = perf_counter()
         await driver.executemany(sql, rows)
@@ -64,11 +70,14 @@ class UnitOfWork:
         for _ in rows:  # counted per row, as SQLAlchemy's executemany is
             timer.observe(elapsed)
 
+    async def _first(self, sql: str, parameters: Any) -> Any:
+        """The transaction's first statement goes through SQLAlchemy, which opens the
+        transaction with it (lazily, as it does for its own first statement); the driver
+        is handed the text and parameters as they are."""
+        self._begun = True
+        return await self.connection.exec_driver_sql(sql, parameters)
+
     async def _driver(self) -> Any:
-        if not self._begun:
-            # SQLAlchemy opens the transaction lazily, with its first statement.
-            await self.connection.exec_driver_sql("SELECT 1")
-            self._begun = True
         raw = await self.connection.get_raw_connection()
         return raw.driver_connection
 

@@ -16,13 +16,14 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import case, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from colonnade.kernel.batching import Batcher, Exclude, Submitted
+from colonnade.kernel.bulk import insert_rows
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
 from colonnade.kernel.errors import ColonnadeError
@@ -30,7 +31,7 @@ from colonnade.kernel.ids import new_id
 from colonnade.kernel.metrics import CARTS_CREATED
 from colonnade.kernel.money import Money
 from colonnade.kernel.uow import UnitOfWork
-from colonnade.modules.cart import domain
+from colonnade.modules.cart import domain, postgres
 from colonnade.modules.cart.domain import (
     CartChanged,
     CartClosed,
@@ -324,6 +325,14 @@ class CartService:
         a cart closed already stays as it is."""
         if not cart_ids:
             return
+        if uow.on_postgresql:
+            await uow.fetch(
+                postgres.CLOSE,
+                sorted(set(cart_ids)),
+                CartStatus.CHECKED_OUT.value,
+                self._clock.now(),
+            )
+            return
         await uow.execute(
             update(carts)
             .where(
@@ -396,7 +405,7 @@ class CartService:
 
     async def _open_batch(self, batch: Sequence[Submitted[dict[str, Any]]]) -> list[None]:
         async with self._db.transaction() as uow:
-            await uow.execute(carts.insert(), [s.request for s in batch])
+            await insert_rows(uow, carts, [s.request for s in batch])
             await uow.commit()
         return [None for _ in batch]
 
@@ -480,9 +489,20 @@ class CartService:
 
     async def _claim_batch(
         self, uow: UnitOfWork, per_cart: Counter[str], now: datetime
-    ) -> dict[str, Any]:
+    ) -> dict[str, _Claimed]:
         """Bump each open, live cart's version once per change it gets and lock its row;
         carts that are not open (closed, expired, gone) are left out."""
+        if uow.on_postgresql:
+            ids = sorted(per_cart)
+            found = await uow.fetch(
+                postgres.CLAIM,
+                ids,
+                [per_cart[cart_id] for cart_id in ids],
+                now,
+                CartStatus.OPEN.value,
+                now - self._idle_ttl,
+            )
+            return {row[0]: _Claimed(*row) for row in found}
         rows = await uow.execute(
             update(carts)
             .where(
@@ -503,7 +523,7 @@ class CartService:
                 carts.c.customer_id,
             )
         )
-        return {row.id: row for row in rows}
+        return {row.id: _Claimed(*row) for row in rows}
 
     async def _load(self, cart_id: str, customer_id: str | None) -> _Cart:
         """The cart and its lines in one query; CartNotFound when there is no such cart, or
@@ -589,14 +609,18 @@ async def _unclaimable(uow: UnitOfWork, cart_id: str, customer_id: str | None) -
 
 
 async def _lines_of(uow: UnitOfWork, cart_ids: list[str]) -> dict[str, Lines]:
-    rows = await uow.execute(
-        select(cart_lines.c.cart_id, cart_lines.c.sku, cart_lines.c.quantity)
-        .where(cart_lines.c.cart_id.in_(cart_ids))
-        .order_by(cart_lines.c.cart_id, cart_lines.c.position)
-    )
+    rows: Any
+    if uow.on_postgresql:
+        rows = await uow.fetch(postgres.LINES_OF, cart_ids)
+    else:
+        rows = await uow.execute(
+            select(cart_lines.c.cart_id, cart_lines.c.sku, cart_lines.c.quantity)
+            .where(cart_lines.c.cart_id.in_(cart_ids))
+            .order_by(cart_lines.c.cart_id, cart_lines.c.position)
+        )
     found: dict[str, list[Line]] = {cart_id: [] for cart_id in cart_ids}
-    for r in rows:
-        found[r.cart_id].append(Line(r.sku, r.quantity))
+    for cart_id, sku, quantity in rows:
+        found[cart_id].append(Line(sku, quantity))
     return {cart_id: tuple(lines) for cart_id, lines in found.items()}
 
 
@@ -623,6 +647,22 @@ async def _write_batch(
             for ln in changed
         )
         deletes.extend((cart_id, sku) for sku in gone)
+    if uow.on_postgresql:
+        if upserts:
+            await uow.fetch(
+                postgres.WRITE_LINES,
+                *(
+                    [u[name] for u in upserts]
+                    for name in ("cart_id", "sku", "quantity", "added_at", "position")
+                ),
+            )
+        if deletes:
+            await uow.fetch(
+                postgres.DROP_LINES,
+                [cart_id for cart_id, _ in deletes],
+                [sku for _, sku in deletes],
+            )
+        return
     if upserts:
         insert = _insert(uow)
         # A line keeps when it was first added, so it keeps its place in the cart.
@@ -649,6 +689,17 @@ def _snapshot_of(cart: _Cart) -> CartSnapshot:
         status=cart.status,
         customer_id=cart.customer_id,
     )
+
+
+class _Claimed(NamedTuple):
+    """A cart's row as a batch of changes claimed it."""
+
+    id: str
+    market: str
+    currency: str
+    tax_inclusive: bool
+    version: int
+    customer_id: str | None
 
 
 def _insert(uow: UnitOfWork) -> Any:

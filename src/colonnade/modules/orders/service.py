@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
+from colonnade.kernel.bulk import insert_rows
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.crypto import Keyring, count_stale, reencrypt
 from colonnade.kernel.db import Database
@@ -190,9 +191,8 @@ class OrdersService:
                 answers.append(refused)
         drafts = [a for a in answers if isinstance(a, _Draft)]
         await _insert_orders(uow, drafts)
-        if drafts:
-            await uow.execute(lines.insert(), [r for d in drafts for r in _line_rows(d.order)])
-            await uow.execute(history.insert(), [r for d in drafts for r in _history_rows(d.order)])
+        await insert_rows(uow, lines, [r for d in drafts for r in _line_rows(d.order)])
+        await insert_rows(uow, history, [r for d in drafts for r in _history_rows(d.order)])
         for d in drafts:
             uow.record(_placed_event(d.order))
             uow.record(_paid_event(d.order))
@@ -731,22 +731,18 @@ def _paid_event(order: Order) -> OrderPaid:
 async def _insert_orders(uow: UnitOfWork, drafts: list[_Draft]) -> None:
     """Insert a batch of orders in one statement; an order whose random number was taken
     (rare) draws another and goes again."""
-    dialect = postgresql if uow.connection.dialect.name == "postgresql" else sqlite
     waiting = list(range(len(drafts)))
     for _ in range(5):
         if not waiting:
             return
         inserted = set(
-            (
-                await uow.execute(
-                    dialect.insert(orders)
-                    .on_conflict_do_nothing(index_elements=[orders.c.number])
-                    .returning(orders.c.id),
-                    [drafts[i].row for i in waiting],
-                )
+            await insert_rows(
+                uow,
+                orders,
+                [drafts[i].row for i in waiting],
+                skip_conflicts_on=("number",),
+                returning="id",
             )
-            .scalars()
-            .all()
         )
         waiting = [i for i in waiting if drafts[i].order.id not in inserted]
         for i in waiting:

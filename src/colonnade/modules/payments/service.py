@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, or_, select, update
@@ -27,7 +27,7 @@ from colonnade.kernel.errors import ColonnadeError
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.money import Money
 from colonnade.kernel.uow import UnitOfWork
-from colonnade.modules.payments import domain
+from colonnade.modules.payments import domain, postgres
 from colonnade.modules.payments import refunds as refund_steps
 from colonnade.modules.payments.domain import (
     CHARGE_CAPTURED,
@@ -175,7 +175,18 @@ class PaymentsService:
             )
             for checkout_id, amount in requests
         ]
-        if opened:
+        if opened and uow.on_postgresql:
+            await uow.fetch(
+                postgres.OPEN_CHARGES,
+                [p.id for p in opened],
+                [p.checkout_id for p in opened],
+                [p.amount.currency for p in opened],
+                [p.amount.amount for p in opened],
+                PaymentMethod.CARD.value,
+                PaymentStatus.AUTHORIZING.value,
+                now,
+            )
+        elif opened:
             await uow.execute(payments.insert(), [_opened_row(p) for p in opened])
         return opened
 
@@ -202,13 +213,7 @@ class PaymentsService:
         is no longer `authorizing` (reconcile took it) is refused alone."""
         if not charged:
             return []
-        query = select(payments.c.id).where(
-            payments.c.id.in_([p.id for p, _, _ in charged]),
-            payments.c.status == PaymentStatus.AUTHORIZING.value,
-        )
-        if uow.connection.dialect.name == "postgresql":
-            query = query.with_for_update()
-        still_open = set((await uow.execute(query)).scalars().all())
+        still_open = await _still_authorizing(uow, [p.id for p, _, _ in charged])
         now = self._clock.now()
         answers: list[Payment | ColonnadeError] = []
         rows: list[dict[str, Any]] = []
@@ -247,20 +252,7 @@ class PaymentsService:
                     )
                 )
         if rows:
-            await uow.execute(
-                update(payments)
-                .where(payments.c.id == bindparam("b_id"))
-                .values(
-                    status=bindparam("b_status"),
-                    authorized_amount=bindparam("b_amount"),
-                    captured_amount=bindparam("b_amount"),
-                    provider_reference=bindparam("b_reference"),
-                    decline_reason=bindparam("b_reason"),
-                    order_id=bindparam("b_order"),
-                    updated_at=now,
-                ),
-                rows,
-            )
+            await _record_charges(uow, rows, now)
         return answers
 
     async def _pay_with_gift_card(self, checkout_id: str, amount: Money, code: str) -> Payment:
@@ -678,6 +670,44 @@ class PaymentsService:
     async def _read(self, payment_id: str) -> Any:
         async with self._db.reading() as conn:
             return await payment_row(conn, payment_id)
+
+
+async def _still_authorizing(uow: UnitOfWork, ids: list[str]) -> set[str]:
+    """Which of these payments are still waiting for their provider's answer, locked."""
+    if uow.on_postgresql:
+        rows = await uow.fetch(postgres.STILL_AUTHORIZING, ids, PaymentStatus.AUTHORIZING.value)
+        return {row[0] for row in rows}
+    query = select(payments.c.id).where(
+        payments.c.id.in_(ids), payments.c.status == PaymentStatus.AUTHORIZING.value
+    )
+    return set((await uow.execute(query)).scalars().all())
+
+
+async def _record_charges(uow: UnitOfWork, rows: list[dict[str, Any]], now: datetime) -> None:
+    if uow.on_postgresql:
+        await uow.fetch(
+            postgres.RECORD_CHARGES,
+            *(
+                [r[name] for r in rows]
+                for name in ("b_id", "b_status", "b_amount", "b_reference", "b_reason", "b_order")
+            ),
+            now,
+        )
+        return
+    await uow.execute(
+        update(payments)
+        .where(payments.c.id == bindparam("b_id"))
+        .values(
+            status=bindparam("b_status"),
+            authorized_amount=bindparam("b_amount"),
+            captured_amount=bindparam("b_amount"),
+            provider_reference=bindparam("b_reference"),
+            decline_reason=bindparam("b_reason"),
+            order_id=bindparam("b_order"),
+            updated_at=now,
+        ),
+        rows,
+    )
 
 
 def _opened_row(payment: Payment) -> dict[str, Any]:
