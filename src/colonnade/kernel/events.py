@@ -17,7 +17,21 @@ class Event:
     event_type: ClassVar[str]
 
     def payload(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def _plain(value: Any) -> Any:
+    """`value` as JSON-ready data. What `dataclasses.asdict` does, without deep-copying
+    every leaf: a payload is built for each event the shop records, many per purchase."""
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
 
 
 E = TypeVar("E", bound=Event)

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+import orjson
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
@@ -84,18 +85,24 @@ def redact(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     }
 
 
+def _json_line(event: EventDict, **options: Any) -> str:
+    """One log line as JSON, by orjson: every request writes one, so it is worth the speed."""
+    return orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS, **options).decode()
+
+
 def configure_logging(level: str = "INFO", output: TextIO | None = None) -> None:
     """One JSON object per line on `output` (standard output when None)."""
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             redact,
-            # After redaction: trace ids are ours and carry nothing to hide.
+            # After redaction: the level, the time and the trace ids are ours and carry
+            # nothing to hide.
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
             add_trace_ids,
-            structlog.processors.JSONRenderer(),
+            structlog.processors.JSONRenderer(_json_line),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Header
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt
 
 from colonnade.kernel.money import Money
@@ -89,7 +90,7 @@ def router(checkout: CheckoutService) -> APIRouter:
         body: CheckoutIn,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
         principal: Principal | None = Depends(optional_principal),
-    ) -> JSONResponse:
+    ) -> Response:
         """Buy the cart. Retrying with the same Idempotency-Key returns the first answer."""
         outcome = await checkout.check_out(
             cart_id,
@@ -109,7 +110,9 @@ def router(checkout: CheckoutService) -> APIRouter:
         )
         if outcome.status >= 400:
             return problem_response(outcome.body)
-        return JSONResponse(outcome.body, status_code=outcome.status)
+        return Response(
+            orjson.dumps(outcome.body), status_code=outcome.status, media_type="application/json"
+        )
 
     @routes.post("/admin/orders/{order_id}/refund", tags=["orders"])
     async def refund(
