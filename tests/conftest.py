@@ -20,6 +20,7 @@ from sqlalchemy import text
 from colonnade.kernel.clock import SystemClock
 from colonnade.kernel.crypto import Keyring, decode_master_key, new_master_key
 from colonnade.kernel.db import Database
+from colonnade.kernel.metrics import DB_QUERY_DURATION
 from colonnade.migrations import upgrade
 from colonnade.modules import MODULES
 
@@ -151,6 +152,21 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     database = Database(database_url)
     yield database
     await database.dispose()
+
+
+def statements_run(*operations: str) -> int:
+    """Statements the shop has run in this process so far, of these operations (select,
+    insert, update, delete; all four when none is named), as the shop's own metric counts
+    them: SQLAlchemy's statements and the hot path's driver statements alike."""
+    wanted = set(operations) or {"select", "insert", "update", "delete"}
+    return int(
+        sum(
+            sample.value
+            for metric in DB_QUERY_DURATION.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_count") and sample.labels["operation"] in wanted
+        )
+    )
 
 
 async def count_rows(db: Database, table: str) -> int:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event, insert, text
+from sqlalchemy import insert, text
 
 from colonnade.app import Shop, assemble
 from colonnade.kernel.clock import SettableClock
@@ -25,7 +25,7 @@ from colonnade.modules.checkout.service import CheckoutRequest
 from colonnade.modules.inventory.service import Reservation
 from colonnade.modules.orders.service import IllegalTransition, NewOrder, OrderLine
 from colonnade.modules.payments.service import RefundExceedsCapture
-from tests.conftest import count_rows
+from tests.conftest import count_rows, statements_run
 
 ADDRESS = {"name": "Ada", "line1": "1 Row", "city": "Town", "postal_code": "1", "country": "US"}
 
@@ -536,19 +536,11 @@ async def test_a_burst_of_card_checkouts_costs_a_few_statements_each(shop: Shop)
     sku = await product(shop, price=1000, on_hand=1000)
     carts = [await cart_with(shop, sku, 1) for _ in range(40)]
     await paid_order(shop, sku, 1, "warm-up-key")  # reference data read once, as in a running shop
-    statements = 0
-
-    def count(*_: object) -> None:
-        nonlocal statements
-        statements += 1
-
-    event.listen(shop.db.engine.sync_engine, "before_cursor_execute", count)
-    try:
-        outcomes = await asyncio.gather(
-            *(shop.checkout.check_out(c, f"burst-{i:04d}", paying()) for i, c in enumerate(carts))
-        )
-    finally:
-        event.remove(shop.db.engine.sync_engine, "before_cursor_execute", count)
+    before = statements_run()
+    outcomes = await asyncio.gather(
+        *(shop.checkout.check_out(c, f"burst-{i:04d}", paying()) for i, c in enumerate(carts))
+    )
+    statements = statements_run() - before
 
     assert [o.status for o in outcomes] == [201] * 40
     # One by one a checkout took 30 statements; in batches, a few each (all steps, the

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from colonnade.kernel.clock import SettableClock
 from colonnade.kernel.db import Database
@@ -32,7 +30,7 @@ from colonnade.modules.pricing.service import (
     PricingService,
     UnknownMarket,
 )
-from tests.conftest import count_rows
+from tests.conftest import count_rows, statements_run
 
 NOW = datetime(2025, 11, 28, 9, 0, tzinfo=UTC)
 
@@ -59,21 +57,6 @@ async def events(db: Database) -> list[tuple[str, dict[str, Any]]]:
             select(outbox.c.event_type, outbox.c.payload).order_by(outbox.c.id)
         )
         return [(r.event_type, r.payload) for r in rows]
-
-
-@contextmanager
-def counting_selects(db: Database) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            statements.append(statement)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 
 # --- markets ------------------------------------------------------------------------------
@@ -223,10 +206,10 @@ async def test_prices_for_a_whole_page_take_two_queries(db: Database, shop: Pric
     skus = [f"SKU-{i}" for i in range(60)]
     for sku in skus:
         await shop.set_prices(sku, [Money(1000, "USD")])
-    with counting_selects(db) as selects:
-        found = await shop.prices_for(skus, "DE")
+    before = statements_run("select")
+    found = await shop.prices_for(skus, "DE")
     assert len(found) == 60
-    assert len(selects) <= 2
+    assert statements_run("select") - before <= 2
 
 
 async def test_prices_for_an_unknown_market_are_refused(shop: PricingService) -> None:
@@ -290,9 +273,9 @@ async def test_a_kept_market_is_read_once_and_a_change_elsewhere_shows_after_its
     await here.set_market("US", "United States", "USD", "en-US", False, Decimal("0.05"))
     await here.set_prices("MUG", [Money(1000, "USD")])
     assert (await there.quote("US", [("MUG", 1)])).tax == Money(50, "USD")
-    with counting_selects(db) as selects:
-        await there.quote("US", [("MUG", 1)])
-    assert len(selects) == 1
+    before = statements_run("select")
+    await there.quote("US", [("MUG", 1)])
+    assert statements_run("select") - before == 1
     await here.set_market("US", "United States", "USD", "en-US", False, Decimal("0.10"))
     assert (await here.quote("US", [("MUG", 1)])).tax == Money(100, "USD")
     assert (await there.quote("US", [("MUG", 1)])).tax == Money(50, "USD")

@@ -17,9 +17,25 @@ from colonnade.kernel.events import Envelope, Event
 from colonnade.kernel.metrics import query_timer
 from colonnade.kernel.schema import outbox
 
-_OUTBOX_ROW = (
+
+async def read(connection: AsyncConnection, sql: str, *arguments: Any) -> list[Any]:
+    """A plain read in the hot path's PostgreSQL SQL, straight on asyncpg, on any connection
+    (a unit of work's or a reading one): at READ COMMITTED a read sees the same inside or
+    outside a transaction. Nothing that locks or writes goes here: use UnitOfWork.fetch."""
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    started = perf_counter()
+    rows: list[Any] = await driver.fetch(sql, *arguments)
+    query_timer(sql).observe(perf_counter() - started)
+    return rows
+
+
+# The transaction's events, one statement for all of them.
+_OUTBOX_ROWS = (
     "INSERT INTO kernel_outbox (event_id, event_type, payload, headers, occurred_at,"
-    " next_attempt_at, attempts) VALUES ($1, $2, $3::json, $4::json, $5, $5, 0)"
+    " next_attempt_at, attempts)"
+    " SELECT event_id, event_type, payload::json, headers::json, occurred_at, occurred_at, 0"
+    " FROM unnest($1::varchar[], $2::varchar[], $3::text[], $4::text[], $5::timestamptz[])"
+    " AS e(event_id, event_type, payload, headers, occurred_at)"
 )
 
 
@@ -57,18 +73,16 @@ class UnitOfWork:
         return rows
 
     async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """`fetch`'s kind of statement once per row, the rows sent together (asyncpg
-        pipelines them: one round trip)."""
+        """`fetch`'s kind of statement once per row, in the rows' order (which is the order
+        their locks are taken in), sent together: asyncpg pipelines them in one round trip,
+        counted as one statement, as SQLAlchemy's executemany is."""
         if not self._begun:
             await self._first(sql, [tuple(row) for row in rows])
             return
         driver = await self._driver()
         started = perf_counter()
         await driver.executemany(sql, rows)
-        timer = query_timer(sql)
-        elapsed = (perf_counter() - started) / max(len(rows), 1)
-        for _ in rows:  # counted per row, as SQLAlchemy's executemany is
-            timer.observe(elapsed)
+        query_timer(sql).observe(perf_counter() - started)
 
     async def _first(self, sql: str, parameters: Any) -> Any:
         """The transaction's first statement goes through SQLAlchemy, which opens the
@@ -110,18 +124,13 @@ class UnitOfWork:
         if not self._pending:
             return
         if self.on_postgresql:
-            await self.execute_many(
-                _OUTBOX_ROW,
-                [
-                    (
-                        e.event_id,
-                        e.event_type,
-                        json.dumps(e.payload),
-                        json.dumps(e.headers),
-                        e.occurred_at,
-                    )
-                    for e in self._pending
-                ],
+            await self.fetch(
+                _OUTBOX_ROWS,
+                [e.event_id for e in self._pending],
+                [e.event_type for e in self._pending],
+                [json.dumps(e.payload) for e in self._pending],
+                [json.dumps(e.headers) for e in self._pending],
+                [e.occurred_at for e in self._pending],
             )
             self._pending.clear()
             self._flushed = True

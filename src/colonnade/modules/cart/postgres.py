@@ -11,6 +11,13 @@ CLAIM = (
     " WHERE c.id = b.id AND c.status = $4 AND c.updated_at >= $5"
     " RETURNING c.id, c.market, c.currency, c.tax_inclusive, c.version, c.customer_id"
 )
+# Carts with their lines, as reads of them (snapshots, changes) need them.
+LOAD = (
+    "SELECT c.id, c.market, c.currency, c.tax_inclusive, c.status, c.updated_at, c.version,"
+    " c.customer_id, l.sku, l.quantity FROM cart_carts AS c"
+    " LEFT JOIN cart_lines AS l ON l.cart_id = c.id"
+    " WHERE c.id = ANY($1::varchar[]) ORDER BY c.id, l.position"
+)
 LINES_OF = (
     "SELECT cart_id, sku, quantity FROM cart_lines WHERE cart_id = ANY($1::varchar[])"
     " ORDER BY cart_id, position"

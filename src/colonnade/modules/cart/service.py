@@ -30,7 +30,7 @@ from colonnade.kernel.errors import ColonnadeError
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.metrics import CARTS_CREATED
 from colonnade.kernel.money import Money
-from colonnade.kernel.uow import UnitOfWork
+from colonnade.kernel.uow import UnitOfWork, read
 from colonnade.modules.cart import domain, postgres
 from colonnade.modules.cart.domain import (
     CartChanged,
@@ -537,8 +537,12 @@ class CartService:
     async def _load_many(
         self, conn: AsyncConnection, wanted: Sequence[tuple[str, str | None]]
     ) -> list[_Cart | CartNotFound]:
-        rows = (
-            await conn.execute(
+        ids = sorted({cart_id for cart_id, _ in wanted})
+        rows: Any
+        if conn.dialect.name == "postgresql":
+            rows = await read(conn, postgres.LOAD, ids)
+        else:
+            rows = await conn.execute(
                 select(
                     carts.c.id,
                     carts.c.market,
@@ -552,13 +556,12 @@ class CartService:
                     cart_lines.c.quantity,
                 )
                 .select_from(carts.outerjoin(cart_lines, cart_lines.c.cart_id == carts.c.id))
-                .where(carts.c.id.in_(sorted({cart_id for cart_id, _ in wanted})))
+                .where(carts.c.id.in_(ids))
                 .order_by(carts.c.id, cart_lines.c.position)
             )
-        ).all()
-        by_cart: dict[str, list[Any]] = {}
+        by_cart: dict[str, list[_CartRow]] = {}
         for row in rows:
-            by_cart.setdefault(row.id, []).append(row)
+            by_cart.setdefault(row[0], []).append(_CartRow(*row))
         now = self._clock.now()
         found: list[_Cart | CartNotFound] = []
         for cart_id, customer_id in wanted:
@@ -581,7 +584,11 @@ class CartService:
                         CartStatus(head.status), head.updated_at, now, self._idle_ttl
                     ),
                     version=head.version,
-                    lines=tuple(Line(r.sku, r.quantity) for r in cart_rows if r.sku is not None),
+                    lines=tuple(
+                        Line(r.sku, r.quantity)
+                        for r in cart_rows
+                        if r.sku is not None and r.quantity is not None
+                    ),
                     customer_id=head.customer_id,
                 )
             )
@@ -689,6 +696,22 @@ def _snapshot_of(cart: _Cart) -> CartSnapshot:
         status=cart.status,
         customer_id=cart.customer_id,
     )
+
+
+class _CartRow(NamedTuple):
+    """A cart and one of its lines (none: sku and quantity are None), as `_load_many`
+    reads them."""
+
+    id: str
+    market: str
+    currency: str
+    tax_inclusive: bool
+    status: str
+    updated_at: datetime
+    version: int
+    customer_id: str | None
+    sku: str | None
+    quantity: int | None
 
 
 class _Claimed(NamedTuple):

@@ -24,7 +24,7 @@ from colonnade.kernel.db import Database
 from colonnade.kernel.errors import ColonnadeError, InvalidInput
 from colonnade.kernel.events import Envelope
 from colonnade.kernel.money import Money, currency_code
-from colonnade.kernel.uow import UnitOfWork
+from colonnade.kernel.uow import UnitOfWork, read
 from colonnade.modules.pricing import domain
 from colonnade.modules.pricing.domain import (
     Market,
@@ -55,6 +55,13 @@ class InvalidSku(InvalidInput):
 
     def __init__(self, sku: str) -> None:
         super().__init__(f"a SKU is 1 to {MAX_SKU} characters; got {len(sku)}", sku=sku[:MAX_SKU])
+
+
+# The prices of a batch's SKUs, one fixed statement on PostgreSQL whatever their number.
+_PRICES = (
+    "SELECT sku, amount, currency FROM pricing_prices"
+    " WHERE sku = ANY($1::varchar[]) AND currency = ANY($2::varchar[])"
+)
 
 
 class PricingService:
@@ -250,14 +257,18 @@ class PricingService:
         if not wanted:
             return where, {}
         by_sku: dict[str, dict[str, Money]] = defaultdict(dict)
-        rows = await conn.execute(
-            select(price_rows.c.sku, price_rows.c.amount, price_rows.c.currency).where(
-                price_rows.c.sku.in_(wanted),
-                price_rows.c.currency.in_({where.currency, self.base_currency}),
+        currencies = sorted({where.currency, self.base_currency})
+        rows: Any
+        if conn.dialect.name == "postgresql":
+            rows = await read(conn, _PRICES, wanted, currencies)
+        else:
+            rows = await conn.execute(
+                select(price_rows.c.sku, price_rows.c.amount, price_rows.c.currency).where(
+                    price_rows.c.sku.in_(wanted), price_rows.c.currency.in_(currencies)
+                )
             )
-        )
-        for r in rows:
-            by_sku[r.sku][r.currency] = Money(int(r.amount), r.currency)
+        for sku, amount, currency in rows:
+            by_sku[sku][currency] = Money(int(amount), currency)
         found: dict[str, Money] = {}
         for sku, listed in by_sku.items():
             price = domain.price_in(where.currency, listed, self.base_currency, fx)
