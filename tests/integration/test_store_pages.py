@@ -20,6 +20,7 @@ from colonnade.app import Shop
 from colonnade.kernel.db import Database
 from colonnade.kernel.money import Money
 from colonnade.kernel.settings import Settings
+from colonnade.kernel.uow import listen_to_driver_statements
 from colonnade.modules.catalog.service import NewProduct, NewVariant
 from tests.integration.storefront import client, started
 
@@ -60,7 +61,8 @@ async def staff(store: tuple[Shop, httpx.AsyncClient]) -> dict[str, str]:
 
 @contextmanager
 def statements(db: Database) -> Iterator[list[str]]:
-    """Every statement the app sends to the modules' tables meanwhile (not the outbox relay's)."""
+    """Every statement the app sends to the modules' tables meanwhile (not the outbox relay's),
+    through SQLAlchemy or straight on the driver."""
     seen: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -69,10 +71,12 @@ def statements(db: Database) -> Iterator[list[str]]:
             seen.append(statement)
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    stop = listen_to_driver_statements(lambda statement: count(None, None, statement))
     try:
         yield seen
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+        stop()
 
 
 async def stocked(shop: Shop, title: str, *, price: int = 1000, on_hand: int = 50) -> str:

@@ -17,12 +17,28 @@ from colonnade.kernel.events import Envelope, Event
 from colonnade.kernel.metrics import query_timer
 from colonnade.kernel.schema import outbox
 
+_driver_listeners: list[Callable[[str], None]] = []
+
+
+def listen_to_driver_statements(listener: Callable[[str], None]) -> Callable[[], None]:
+    """Call `listener(sql)` before each statement this process runs straight on the driver
+    (`read`, `UnitOfWork.fetch`, `execute_many`), as SQLAlchemy's `before_cursor_execute`
+    event does for its own; returns the function that stops listening."""
+    _driver_listeners.append(listener)
+    return lambda: _driver_listeners.remove(listener)
+
+
+def _announce(sql: str) -> None:
+    for listener in _driver_listeners:
+        listener(sql)
+
 
 async def read(connection: AsyncConnection, sql: str, *arguments: Any) -> list[Any]:
     """A plain read in the hot path's PostgreSQL SQL, straight on asyncpg, on any connection
     (a unit of work's or a reading one): at READ COMMITTED a read sees the same inside or
     outside a transaction. Nothing that locks or writes goes here: use UnitOfWork.fetch."""
     driver: Any = (await connection.get_raw_connection()).driver_connection
+    _announce(sql)
     started = perf_counter()
     rows: list[Any] = await driver.fetch(sql, *arguments)
     query_timer(sql).observe(perf_counter() - started)
@@ -67,6 +83,7 @@ class UnitOfWork:
             result = await self._first(sql, tuple(arguments))
             return list(result) if result.returns_rows else []
         driver = await self._driver()
+        _announce(sql)
         started = perf_counter()
         rows: list[Any] = await driver.fetch(sql, *arguments)
         query_timer(sql).observe(perf_counter() - started)
@@ -80,6 +97,7 @@ class UnitOfWork:
             await self._first(sql, [tuple(row) for row in rows])
             return
         driver = await self._driver()
+        _announce(sql)
         started = perf_counter()
         await driver.executemany(sql, rows)
         query_timer(sql).observe(perf_counter() - started)
