@@ -71,7 +71,7 @@ def statements(db: Database) -> Iterator[list[str]]:
             seen.append(statement)
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", count)
-    stop = listen_to_driver_statements(lambda statement: count(None, None, statement))
+    stop = listen_to_driver_statements(db.engine, lambda sql: count(None, None, sql))
     try:
         yield seen
     finally:

@@ -10,13 +10,14 @@ declared once, in the module's schema.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Table
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql.base import PGDialect
 
-from colonnade.kernel.uow import UnitOfWork
+if TYPE_CHECKING:  # the unit of work writes its outbox rows with insert_rows
+    from colonnade.kernel.uow import UnitOfWork
 
 _DIALECT = PGDialect()  # type: ignore[no-untyped-call]  # SQLAlchemy leaves it untyped
 _Key = tuple[str, tuple[str, ...], tuple[str, ...], str | None]

@@ -153,9 +153,7 @@ class OutboxRelay:
             .order_by(outbox.c.id)
             .limit(self._batch_size)
         )
-        if not self._db.is_sqlite:
-            query = query.with_for_update(skip_locked=True)
-        async with self._db.transaction() as uow:
+        async with self._db.transaction() as uow:  # SQLite: its one writer holds it all
             rows = (await uow.execute(query)).mappings().all()
             if not rows:
                 return []

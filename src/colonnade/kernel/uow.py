@@ -2,35 +2,40 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 
 from colonnade.kernel import tracing
+from colonnade.kernel.bulk import insert_rows
 from colonnade.kernel.events import Envelope, Event
 from colonnade.kernel.metrics import query_timer
 from colonnade.kernel.schema import outbox
 
-_driver_listeners: list[Callable[[str], None]] = []
+_driver_listeners: list[tuple[Any, Callable[[str], None]]] = []
 
 
-def listen_to_driver_statements(listener: Callable[[str], None]) -> Callable[[], None]:
-    """Call `listener(sql)` before each statement this process runs straight on the driver
-    (`read`, `UnitOfWork.fetch`, `execute_many`), as SQLAlchemy's `before_cursor_execute`
-    event does for its own; returns the function that stops listening."""
-    _driver_listeners.append(listener)
-    return lambda: _driver_listeners.remove(listener)
+def listen_to_driver_statements(
+    engine: AsyncEngine, listener: Callable[[str], None]
+) -> Callable[[], None]:
+    """Call `listener(sql)` before each statement run straight on the driver (`read`,
+    `UnitOfWork.fetch`, `execute_many`) on `engine`'s connections, as SQLAlchemy's
+    `before_cursor_execute` event does for its own; returns the function that stops it."""
+    entry = (engine.sync_engine.pool, listener)
+    _driver_listeners.append(entry)
+    return lambda: _driver_listeners.remove(entry)
 
 
-def _announce(sql: str) -> None:
-    for listener in _driver_listeners:
-        listener(sql)
+def _announce(connection: AsyncConnection, sql: str) -> None:
+    if _driver_listeners:
+        pool = connection.sync_engine.pool
+        for listening_to, listener in _driver_listeners:
+            if listening_to is pool:
+                listener(sql)
 
 
 async def read(connection: AsyncConnection, sql: str, *arguments: Any) -> list[Any]:
@@ -38,21 +43,11 @@ async def read(connection: AsyncConnection, sql: str, *arguments: Any) -> list[A
     (a unit of work's or a reading one): at READ COMMITTED a read sees the same inside or
     outside a transaction. Nothing that locks or writes goes here: use UnitOfWork.fetch."""
     driver: Any = (await connection.get_raw_connection()).driver_connection
-    _announce(sql)
+    _announce(connection, sql)
     started = perf_counter()
     rows: list[Any] = await driver.fetch(sql, *arguments)
     query_timer(sql).observe(perf_counter() - started)
     return rows
-
-
-# The transaction's events, one statement for all of them.
-_OUTBOX_ROWS = (
-    "INSERT INTO kernel_outbox (event_id, event_type, payload, headers, occurred_at,"
-    " next_attempt_at, attempts)"
-    " SELECT event_id, event_type, payload::json, headers::json, occurred_at, occurred_at, 0"
-    " FROM unnest($1::varchar[], $2::varchar[], $3::text[], $4::text[], $5::timestamptz[])"
-    " AS e(event_id, event_type, payload, headers, occurred_at)"
-)
 
 
 class UnitOfWork:
@@ -83,7 +78,7 @@ class UnitOfWork:
             result = await self._first(sql, tuple(arguments))
             return list(result) if result.returns_rows else []
         driver = await self._driver()
-        _announce(sql)
+        _announce(self.connection, sql)
         started = perf_counter()
         rows: list[Any] = await driver.fetch(sql, *arguments)
         query_timer(sql).observe(perf_counter() - started)
@@ -97,7 +92,7 @@ class UnitOfWork:
             await self._first(sql, [tuple(row) for row in rows])
             return
         driver = await self._driver()
-        _announce(sql)
+        _announce(self.connection, sql)
         started = perf_counter()
         await driver.executemany(sql, rows)
         query_timer(sql).observe(perf_counter() - started)
@@ -141,20 +136,9 @@ class UnitOfWork:
         statement can be the one that takes a contended lock (held until commit)."""
         if not self._pending:
             return
-        if self.on_postgresql:
-            await self.fetch(
-                _OUTBOX_ROWS,
-                [e.event_id for e in self._pending],
-                [e.event_type for e in self._pending],
-                [json.dumps(e.payload) for e in self._pending],
-                [json.dumps(e.headers) for e in self._pending],
-                [e.occurred_at for e in self._pending],
-            )
-            self._pending.clear()
-            self._flushed = True
-            return
-        await self.execute(
-            insert(outbox),
+        await insert_rows(
+            self,
+            outbox,
             [
                 {
                     "event_id": e.event_id,

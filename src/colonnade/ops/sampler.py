@@ -10,8 +10,6 @@ registered reads as zero.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import math
 import time
@@ -19,10 +17,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-import structlog
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 
 from colonnade.kernel.metrics import ALERTS_FIRING
+from colonnade.kernel.periodic import Every
 from colonnade.ops.slo import (
     BURN_RULES,
     CONDITIONS,
@@ -35,8 +33,6 @@ from colonnade.ops.slo import (
     Objective,
     evaluate,
 )
-
-log = structlog.get_logger(__name__)
 
 # Latency percentiles on the page are over this much recent traffic: one interval alone holds
 # too few requests in a quiet shop to say anything.
@@ -212,7 +208,7 @@ class Sampler:
         self._coarse: deque[Snapshot] = deque(maxlen=_COARSE_POINTS + 2)
         self.alerts: list[AlertState] = []
         self.conditions: list[ConditionState] = []
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Every("ops-sampler", every_seconds, self._sample_now, "ops.sampling_failed")
         for state in self._evaluate():
             self._firing.labels(alert=state.alert).set(0)
         for condition in CONDITIONS:
@@ -232,23 +228,14 @@ class Sampler:
         for condition in self.conditions:
             self._firing.labels(alert=condition.condition.alert).set(1 if condition.firing else 0)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                self.sample()
-            except Exception:  # a bad reading must not end the watching
-                log.exception("ops.sampling_failed")
-            await asyncio.sleep(self.every_seconds)
+    async def _sample_now(self) -> None:
+        self.sample()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="ops-sampler")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     # Judging
 

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import case, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from colonnade.kernel.batching import Batcher, Exclude, Submitted
@@ -671,7 +671,7 @@ async def _write_batch(
             )
         return
     if upserts:
-        insert = _insert(uow)
+        insert = sqlite.insert(cart_lines)  # PostgreSQL wrote its lines above
         # A line keeps when it was first added, so it keeps its place in the cart.
         await uow.execute(
             insert.on_conflict_do_update(
@@ -723,13 +723,6 @@ class _Claimed(NamedTuple):
     tax_inclusive: bool
     version: int
     customer_id: str | None
-
-
-def _insert(uow: UnitOfWork) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT."""
-    if uow.connection.dialect.name == "postgresql":
-        return postgresql.insert(cart_lines)
-    return sqlite.insert(cart_lines)
 
 
 def _view(cart: _Cart, quote: QuoteLike | None) -> CartView:

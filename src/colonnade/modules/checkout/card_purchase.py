@@ -34,9 +34,9 @@ from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import bindparam, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from colonnade.kernel.batching import Batcher, Exclude, Submitted
+from colonnade.kernel.bulk import insert_rows
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
 from colonnade.kernel.errors import ColonnadeError
@@ -257,45 +257,29 @@ class CardPurchases:
         if not first:
             return []
         now = self._clock.now()
-        if uow.on_postgresql:
-            claimed = await uow.fetch(
-                postgres.CLAIM_KEYS,
-                [asked[i].checkout_id for i in first.values()],
-                list(first),
-                [asked[i].fingerprint for i in first.values()],
-                [asked[i].cart_id for i in first.values()],
-                Step.STARTED.value,
-                now,
-            )
-            return self._repeats(first, {row[0] for row in claimed}, answers)
-        dialect = postgresql if uow.connection.dialect.name == "postgresql" else sqlite
-        claim = (
-            dialect.insert(checkouts)
-            .on_conflict_do_nothing(index_elements=[checkouts.c.idempotency_key])
-            .returning(checkouts.c.idempotency_key)
+        inserted = await insert_rows(
+            uow,
+            checkouts,
+            [
+                {
+                    "id": asked[i].checkout_id,
+                    "idempotency_key": key,
+                    "fingerprint": asked[i].fingerprint,
+                    "cart_id": asked[i].cart_id,
+                    "step": Step.STARTED.value,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for key, i in first.items()
+            ],
+            skip_conflicts_on=("idempotency_key",),
+            returning="idempotency_key",
         )
-        rows = [
-            {
-                "id": asked[i].checkout_id,
-                "idempotency_key": key,
-                "fingerprint": asked[i].fingerprint,
-                "cart_id": asked[i].cart_id,
-                "step": Step.STARTED.value,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for key, i in first.items()
-        ]
-        inserted = set((await uow.execute(claim, rows)).scalars().all())
-        return self._repeats(first, inserted, answers)
-
-    @staticmethod
-    def _repeats(first: dict[str, int], inserted: set[str], answers: list[Any]) -> list[int]:
-        """Answer each key this batch did not claim as a repeat; the claimed ones, in order."""
+        claimed = set(inserted)
         for key, i in first.items():
-            if key not in inserted:
+            if key not in claimed:
                 answers[i] = _REPEAT
-        return sorted(i for key, i in first.items() if key in inserted)
+        return sorted(i for key, i in first.items() if key in claimed)
 
     # --- 3. settle --------------------------------------------------------------------------
 

@@ -1,17 +1,9 @@
-"""The batched card checkout's own statements in PostgreSQL's SQL, run straight on the
-driver (`UnitOfWork.fetch`): a batch's rows travel as arrays, one fixed statement text per
-step, prepared once per connection. SQLite runs the same steps through SQLAlchemy."""
+"""The batched card checkout's answers in PostgreSQL's SQL, run straight on the driver
+(`UnitOfWork.fetch`): a batch's rows travel as arrays, one fixed statement text whatever
+the batch's size. SQLite runs the same step through SQLAlchemy."""
 
 from __future__ import annotations
 
-CLAIM_KEYS = (
-    "INSERT INTO checkout_checkouts"
-    " (id, idempotency_key, fingerprint, cart_id, step, created_at, updated_at)"
-    " SELECT id, idempotency_key, fingerprint, cart_id, $5, $6, $6"
-    " FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[])"
-    " AS c(id, idempotency_key, fingerprint, cart_id)"
-    " ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key"
-)
 # Each checkout row is this batch's own (claimed by it): no other batch waits on them.
 STORE_ANSWERS = (
     "UPDATE checkout_checkouts AS c SET step = a.step, response_status = a.status,"

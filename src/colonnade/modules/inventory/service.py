@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, or_, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from colonnade.kernel.bulk import insert_rows
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
 from colonnade.kernel.errors import ColonnadeError
@@ -147,21 +148,17 @@ async def _available(
 ) -> dict[str, dict[str, int]]:
     """Units available per SKU and warehouse; `lock` takes the rows in (sku, warehouse)
     order, the order every batch locks them in, so batches never deadlock."""
-    query = (
-        select(stock.c.sku, stock.c.warehouse, _available_units.label("available"))
-        .where(stock.c.sku.in_(skus))
-        .order_by(stock.c.sku, stock.c.warehouse)
-    )
-    if lock:
-        query = query.with_for_update()
     by_sku: dict[str, dict[str, int]] = defaultdict(dict)
     if uow.on_postgresql:
         found = await uow.fetch(postgres.AVAILABLE_LOCKED if lock else postgres.AVAILABLE, skus)
-        for sku, warehouse, units in found:
-            by_sku[sku][warehouse] = units
-        return by_sku
-    for row in await uow.execute(query):
-        by_sku[row.sku][row.warehouse] = row.available
+    else:  # SQLite's one writer holds the whole database: nothing to lock
+        found = await uow.execute(
+            select(stock.c.sku, stock.c.warehouse, _available_units)
+            .where(stock.c.sku.in_(skus))
+            .order_by(stock.c.sku, stock.c.warehouse)
+        )
+    for sku, warehouse, units in found:
+        by_sku[sku][warehouse] = units
     return by_sku
 
 
@@ -807,28 +804,9 @@ async def _write_ledger(
 
 
 async def _insert_reservations(uow: UnitOfWork, held: Sequence[Reservation], now: datetime) -> None:
-    if uow.on_postgresql:
-        first = held[0]  # one batch: one status, one expiry, one creation time
-        await uow.fetch(
-            postgres.INSERT_RESERVATIONS,
-            [r.id for r in held],
-            [r.reference for r in held],
-            ReservationStatus.HELD.value,
-            first.expires_at,
-            first.created_at,
-        )
-        lines = [(r.id, ln) for r in held for ln in r.lines]
-        await uow.fetch(
-            postgres.INSERT_RESERVATION_LINES,
-            [rid for rid, _ in lines],
-            [ln.sku for _, ln in lines],
-            [ln.warehouse for _, ln in lines],
-            [ln.quantity for _, ln in lines],
-        )
-        await _write_batch_ledger(uow, held, LedgerReason.RESERVE, now)
-        return
-    await uow.execute(
-        reservations.insert(),
+    await insert_rows(
+        uow,
+        reservations,
         [
             {
                 "id": r.id,
@@ -840,8 +818,9 @@ async def _insert_reservations(uow: UnitOfWork, held: Sequence[Reservation], now
             for r in held
         ],
     )
-    await uow.execute(
-        reservation_lines.insert(),
+    await insert_rows(
+        uow,
+        reservation_lines,
         [{"reservation_id": r.id, **_line_dict(ln)} for r in held for ln in r.lines],
     )
     await _write_batch_ledger(uow, held, LedgerReason.RESERVE, now)
@@ -851,21 +830,9 @@ async def _write_batch_ledger(
     uow: UnitOfWork, held: Sequence[Reservation], reason: LedgerReason, at: datetime
 ) -> None:
     per_reserved, per_sold = _RESERVATION_DELTAS[reason]
-    if uow.on_postgresql:
-        lines = [(r.id, ln) for r in held for ln in r.lines]
-        await uow.fetch(
-            postgres.INSERT_LEDGER,
-            [ln.sku for _, ln in lines],
-            [ln.warehouse for _, ln in lines],
-            reason.value,
-            [per_reserved * ln.quantity for _, ln in lines],
-            [per_sold * ln.quantity for _, ln in lines],
-            [rid for rid, _ in lines],
-            at,
-        )
-        return
-    await uow.execute(
-        ledger.insert(),
+    await insert_rows(
+        uow,
+        ledger,
         [
             _ledger_row(
                 ln.sku,

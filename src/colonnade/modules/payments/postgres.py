@@ -4,13 +4,6 @@ step, prepared once per connection. SQLite runs the same steps through SQLAlchem
 
 from __future__ import annotations
 
-OPEN_CHARGES = (
-    "INSERT INTO payments_payments (id, checkout_id, method, currency, amount,"
-    " authorized_amount, captured_amount, refunded_amount, status, created_at, updated_at)"
-    " SELECT id, checkout_id, $5, currency, amount, 0, 0, 0, $6, $7, $7"
-    " FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::bigint[])"
-    " AS p(id, checkout_id, currency, amount)"
-)
 STILL_AUTHORIZING = (
     "SELECT id FROM payments_payments WHERE id = ANY($1::varchar[]) AND status = $2"
     " ORDER BY id FOR UPDATE"

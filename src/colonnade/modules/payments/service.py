@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, or_, select, update
 
+from colonnade.kernel.bulk import insert_rows
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
 from colonnade.kernel.errors import ColonnadeError
@@ -175,19 +176,7 @@ class PaymentsService:
             )
             for checkout_id, amount in requests
         ]
-        if opened and uow.on_postgresql:
-            await uow.fetch(
-                postgres.OPEN_CHARGES,
-                [p.id for p in opened],
-                [p.checkout_id for p in opened],
-                [p.amount.currency for p in opened],
-                [p.amount.amount for p in opened],
-                PaymentMethod.CARD.value,
-                PaymentStatus.AUTHORIZING.value,
-                now,
-            )
-        elif opened:
-            await uow.execute(payments.insert(), [_opened_row(p) for p in opened])
+        await insert_rows(uow, payments, [_opened_row(p) for p in opened])
         return opened
 
     async def charge(self, payment: Payment, token: str) -> ProviderOutcome:
