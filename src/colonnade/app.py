@@ -25,7 +25,7 @@ from prometheus_client import (
 )
 
 from colonnade import migrations
-from colonnade.kernel import inbox, tracing
+from colonnade.kernel import heap, inbox, tracing
 from colonnade.kernel.bus import InProcessBus
 from colonnade.kernel.changes import Changes
 from colonnade.kernel.clock import Clock, SystemClock
@@ -353,6 +353,8 @@ def create_app(
         sampler.start()
         shop.changes.start()
         shop.pages.start()
+        if shop.settings.settle_heap:
+            heap.settle_after_start()
         try:
             yield
         finally:

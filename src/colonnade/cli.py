@@ -84,6 +84,8 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the embedded shape: every module in this process, migrated on start."""
+    # A long-running server: every worker settles its heap once started (kernel/heap.py).
+    os.environ.setdefault("COLONNADE_SETTLE_HEAP", "true")
     settings = Settings()
     if workers > 1 and settings.database_url.startswith("sqlite"):
         console.print("[red]SQLite is served by one worker:[/red] its writers queue in-process")

@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     # drills and tests of the alerts, never for a real shop.
     slo_window_scale: float = Field(default=1.0, gt=0, le=1)
     log_level: str = "INFO"
+    # A server process freezes what it built while starting and collects garbage less often
+    # (kernel/heap.py); `colonnade serve` turns it on. Off for apps made in tests, which build
+    # and drop many shops in one process.
+    settle_heap: bool = False
     # Request bodies larger than this are refused (413) before anything reads them whole.
     max_body_bytes: int = Field(default=65_536, ge=1_024)
     # Browser origins allowed to call the API; empty means no cross-origin access at all.
