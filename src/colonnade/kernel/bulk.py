@@ -9,9 +9,9 @@ declared once, in the module's schema.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy import JSON, Table
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql.base import PGDialect
@@ -51,11 +51,16 @@ async def insert_rows(
     columns = tuple(rows[0])
     sql, is_json = _statement(table, columns, skip_conflicts_on, returning)
     arrays = [
-        [json.dumps(row[name]) for row in rows] if as_json else [row[name] for row in rows]
+        [json_text(row[name]) for row in rows] if as_json else [row[name] for row in rows]
         for name, as_json in zip(columns, is_json, strict=True)
     ]
     found = await uow.fetch(sql, *arrays)
     return [row[0] for row in found] if returning is not None else []
+
+
+def json_text(value: Any) -> str:
+    """A JSON column's text, by orjson: every purchase writes several (events, answers)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _statement(

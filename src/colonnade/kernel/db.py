@@ -15,12 +15,14 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from colonnade.kernel.bulk import json_text
 from colonnade.kernel.metrics import DB_POOL_CONNECTIONS, DB_POOL_SIZE, query_timer
 from colonnade.kernel.uow import UnitOfWork
 
@@ -153,7 +155,12 @@ def _sqlite_engine(url: str, synchronous: str) -> AsyncEngine:
     database = url.split(":///", 1)[1] if ":///" in url else ""
     if database and database != ":memory:":
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    engine = create_async_engine(
+        url,
+        connect_args={"timeout": 30},
+        json_serializer=json_text,
+        json_deserializer=orjson.loads,
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -186,9 +193,15 @@ def _server_engine(url: str, pool_size: int) -> AsyncEngine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
+        # The most recently used connection goes out first, so the few a steady load needs
+        # stay warm: each prepares its statements, and PostgreSQL plans them, once per
+        # connection, not once per connection of a round robin.
+        pool_use_lifo=True,
         pool_pre_ping=False,
         connect_args=connect_args,
         query_cache_size=_STATEMENTS_KEPT,
+        json_serializer=json_text,
+        json_deserializer=orjson.loads,
     )
 
 

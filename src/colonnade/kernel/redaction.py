@@ -6,6 +6,7 @@ then passes `redact` just before it is rendered as one JSON line.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Mapping
@@ -47,6 +48,8 @@ _SECRET_KEYS = frozenset(
 _SECRET_SUFFIXES = ("_password", "_token", "_secret", "_api_key")
 
 
+# Keys repeat (every log line has the same few names); the bound keeps odd ones from piling up.
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: object) -> bool:
     if not isinstance(key, str):
         return False

@@ -27,7 +27,6 @@ is kept without an order; a 201 is only ever sent after step 3 committed.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -36,7 +35,7 @@ import structlog
 from sqlalchemy import bindparam, update
 
 from colonnade.kernel.batching import Batcher, Exclude, Submitted
-from colonnade.kernel.bulk import insert_rows
+from colonnade.kernel.bulk import insert_rows, json_text
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
 from colonnade.kernel.errors import ColonnadeError
@@ -446,7 +445,7 @@ async def _store_answers(uow: UnitOfWork, rows: list[dict[str, Any]], clock: Clo
             [r["b_id"] for r in rows],
             [r["b_step"] for r in rows],
             [r["b_status"] for r in rows],
-            [json.dumps(r["b_body"]) for r in rows],
+            [json_text(r["b_body"]) for r in rows],
             [r["b_error"] for r in rows],
             [r["b_reservation"] for r in rows],
             [r["b_payment"] for r in rows],

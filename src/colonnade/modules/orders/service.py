@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import orjson
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -271,7 +271,8 @@ class OrdersService:
             "refunded_amount": 0,
             "status": status.value,
             "shipping_address_encrypted": self._keyring.encrypt(
-                json.dumps(dict(new.shipping_address), sort_keys=True), context=ADDRESS_CONTEXT
+                orjson.dumps(dict(new.shipping_address), option=orjson.OPT_SORT_KEYS).decode(),
+                context=ADDRESS_CONTEXT,
             ),
             "payment_id": new.payment_id,
             "access_token_hash": _hash(token),
