@@ -4,13 +4,17 @@ change (markets, product titles).
 Each process keeps its own: a write in this process forgets the entries it touches at once,
 other processes serve the old value for at most `seconds`. Monotonic time, not the shop's
 clock, because freshness is about this process's reads, not about business time.
+
+When an entry expires under load, every request that wants it misses at once; `load_once`
+lets them share one read instead of each taking a database connection for the same row.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -29,6 +33,7 @@ class Recent(Generic[K, V]):
         self._size = size
         self._now = now
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._loading: dict[K, asyncio.Future[V]] = {}
 
     def get(self, key: K) -> V | None:
         """The value kept for `key`, or None when there is none or it is too old."""
@@ -48,6 +53,28 @@ class Recent(Generic[K, V]):
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
 
+    async def load_once(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        """The value kept for `key`; otherwise `load()`'s, which callers asking for the same
+        key meanwhile share. `load` keeps what it read itself (`put`), as it sees fit."""
+        kept = self.get(key)
+        if kept is not None:
+            return kept
+        pending = self._loading.get(key)
+        if pending is None:
+            # A task of its own: a caller that gives up does not cancel the others' read.
+            pending = asyncio.ensure_future(load())
+            self._loading[key] = pending
+            pending.add_done_callback(lambda _: self._done_loading(key, pending))
+        return await asyncio.shield(pending)
+
+    def _done_loading(self, key: K, load: asyncio.Future[V]) -> None:
+        if self._loading.get(key) is load:
+            del self._loading[key]
+        if not load.cancelled():
+            load.exception()  # retrieved: the callers who awaited it have seen it
+
     def forget(self) -> None:
-        """Drop everything: after a write whose reach is not worth working out."""
+        """Drop everything: after a write whose reach is not worth working out. Reads under
+        way are no longer shared, so a caller after the write reads afresh."""
         self._entries.clear()
+        self._loading.clear()

@@ -144,6 +144,8 @@ class CatalogService:
         self._titles: Recent[tuple[str, str], str] = Recent(reference_cache_seconds)
         # Variants are never deleted, so a SKU once seen stays known: the entry cannot go stale.
         self._known_skus: Recent[str, bool] = Recent(KNOWN_SKU_SECONDS)
+        # Keeps nothing itself: checkouts of the same SKUs at the same moment share one read.
+        self._title_reads: Recent[tuple[tuple[str, ...], str], dict[str, str]] = Recent(0)
         if changes is not None:
             changes.listen(ProductChanged.event_type, lambda *_: self._titles.forget())
 
@@ -364,7 +366,9 @@ class CatalogService:
             else:
                 found[sku] = title
         if unread:
-            read = await self._read_titles(unread, wanted)
+            read = await self._title_reads.load_once(
+                (tuple(sorted(unread)), wanted), lambda: self._read_titles(unread, wanted)
+            )
             for sku, title in read.items():
                 self._titles.put((sku, wanted), title)
             found.update(read)
@@ -395,8 +399,9 @@ class CatalogService:
         }
 
     async def sku_exists(self, sku: str) -> bool:
-        if self._known_skus.get(sku):
-            return True
+        return await self._known_skus.load_once(sku, lambda: self._read_sku_exists(sku))
+
+    async def _read_sku_exists(self, sku: str) -> bool:
         async with self._db.reading() as conn:
             known = bool(await conn.scalar(select(exists().where(variants.c.sku == sku))))
         if known:

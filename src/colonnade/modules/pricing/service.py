@@ -124,12 +124,12 @@ class PricingService:
 
     async def market(self, code: str) -> Market:
         """The market with this code; UnknownMarket (422) naming the known ones otherwise."""
-        kept = self._markets.get(code)
-        if kept is not None:
-            return kept[0]
-        async with self._db.reading() as conn:
-            where, _ = await self._market_and_rate(conn, code)
+        where, _ = await self._markets.load_once(code, lambda: self._read_market(code))
         return where
+
+    async def _read_market(self, code: str) -> tuple[Market, Decimal | None]:
+        async with self._db.reading() as conn:
+            return await self._market_and_rate(conn, code)
 
     async def markets(self) -> list[Market]:
         if self._market_list is not None:
