@@ -140,6 +140,7 @@ def _serve(factory: str, port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
             str(port),
             "--log-level",
             "warning",
+            "--no-access-log",
         ],
         stdout=log,
     )

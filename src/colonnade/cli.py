@@ -119,6 +119,8 @@ def serve(
             host=host,
             port=port,
             log_level="warning",
+            # The shop writes its own access log line (web/observability.py).
+            access_log=False,
             timeout_graceful_shutdown=grace,
         )
         return
@@ -134,6 +136,8 @@ def serve(
             port=port,
             workers=workers,
             log_level="warning",
+            # The shop writes its own access log line (web/observability.py).
+            access_log=False,
             timeout_graceful_shutdown=grace,
         )
 
