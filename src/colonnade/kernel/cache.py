@@ -33,7 +33,7 @@ class Recent(Generic[K, V]):
         self._size = size
         self._now = now
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
-        self._loading: dict[K, asyncio.Future[V]] = {}
+        self._loading: SharedReads[K, V] = SharedReads()
 
     def get(self, key: K) -> V | None:
         """The value kept for `key`, or None when there is none or it is too old."""
@@ -59,22 +59,37 @@ class Recent(Generic[K, V]):
         kept = self.get(key)
         if kept is not None:
             return kept
-        pending = self._loading.get(key)
-        if pending is None:
-            # A task of its own: a caller that gives up does not cancel the others' read.
-            pending = asyncio.ensure_future(load())
-            self._loading[key] = pending
-            pending.add_done_callback(lambda _: self._done_loading(key, pending))
-        return await asyncio.shield(pending)
-
-    def _done_loading(self, key: K, load: asyncio.Future[V]) -> None:
-        if self._loading.get(key) is load:
-            del self._loading[key]
-        if not load.cancelled():
-            load.exception()  # retrieved: the callers who awaited it have seen it
+        return await self._loading.read(key, load)
 
     def forget(self) -> None:
         """Drop everything: after a write whose reach is not worth working out. Reads under
         way are no longer shared, so a caller after the write reads afresh."""
         self._entries.clear()
-        self._loading.clear()
+        self._loading.forget()
+
+
+class SharedReads(Generic[K, V]):
+    """Reads under way, by key: a caller asking for a key that is being read awaits that read
+    instead of starting its own."""
+
+    def __init__(self) -> None:
+        self._under_way: dict[K, asyncio.Future[V]] = {}
+
+    async def read(self, key: K, read: Callable[[], Awaitable[V]]) -> V:
+        pending = self._under_way.get(key)
+        if pending is None:
+            # A task of its own: a caller that gives up does not cancel the others' read.
+            pending = asyncio.ensure_future(read())
+            self._under_way[key] = pending
+            pending.add_done_callback(lambda done: self._finished(key, done))
+        return await asyncio.shield(pending)
+
+    def _finished(self, key: K, done: asyncio.Future[V]) -> None:
+        if self._under_way.get(key) is done:
+            del self._under_way[key]
+        if not done.cancelled():
+            done.exception()  # retrieved: the callers who awaited it have seen it
+
+    def forget(self) -> None:
+        """Callers from now on read afresh; reads under way still answer their callers."""
+        self._under_way.clear()

@@ -12,7 +12,6 @@ read while a change arrived is answered but not kept.
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 import orjson
 import structlog
 
+from colonnade.kernel.cache import SharedReads
 from colonnade.kernel.changes import Changes
 from colonnade.kernel.money import Money
 from colonnade.kernel.periodic import Every
@@ -91,7 +91,7 @@ class StorePages:
         self._size = size
         self._stock_seconds = stock_seconds
         self._pages: OrderedDict[Hashable, Page] = OrderedDict()
-        self._reading: dict[Hashable, asyncio.Future[Page]] = {}
+        self._reading: SharedReads[Hashable, Page] = SharedReads()
         # Bumped by every change: a page read across a change is not kept.
         self._generation = 0
         self._loop = Every(
@@ -135,27 +135,16 @@ class StorePages:
         page = self._pages.get(key)
         if page is not None:
             return page
-        reading = self._reading.get(key)
-        if reading is not None:
-            return await asyncio.shield(reading)
-        generation = self._generation
-        reading = asyncio.get_running_loop().create_future()
-        self._reading[key] = reading
-        try:
+
+        async def read_and_keep() -> Page:
+            generation = self._generation
             page = await read()
-        except Exception as error:
-            reading.set_exception(error)
-            # Those waiting see the error; nobody else needs to retrieve it.
-            reading.exception()
-            raise
-        else:
-            reading.set_result(page)
             if generation == self._generation:
                 self._keep(key, page)
             return page
-        finally:
-            del self._reading[key]
-            reading.cancel()  # a no-op unless the read itself was cancelled
+
+        # Shoppers asking for the same page while it is read wait for that one read.
+        return await self._reading.read(key, read_and_keep)
 
     def _keep(self, key: Hashable, page: Page) -> None:
         self._pages[key] = page
@@ -219,6 +208,7 @@ class StorePages:
 
     def _drop(self, wrong: Callable[[Page], bool]) -> None:
         self._generation += 1
+        self._reading.forget()  # a page being read may be wrong already: the next reads afresh
         for key in [key for key, page in self._pages.items() if wrong(page)]:
             del self._pages[key]
 
