@@ -6,8 +6,9 @@
 Three servers answer the same three requests (open a cart, add a line, check out) to the same
 load generator, one after another:
 
-- `routes`: the shop's own routes' request models, auth dependency and answer shapes, on
-  FastAPI and uvicorn as `colonnade serve` runs them, with routes that do nothing else;
+- `routes`: the shop's own cart and checkout routes (their request models, auth dependency
+  and answers), on FastAPI and uvicorn as `colonnade serve` runs them, over services that
+  answer at once;
 - `protected`: the same, behind every middleware the shop mounts (observation with its access
   log line, caching and security headers, body size, NUL and card number guards, rate limits,
   the audit trail) and with the shop's logging;
@@ -27,11 +28,10 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from typing import IO, Annotated, Any
+from typing import IO, cast
 
 import aiohttp
-import orjson
-from fastapi import APIRouter, Depends, FastAPI, Header, Response, status
+from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rich.table import Table
 
@@ -40,56 +40,61 @@ from bench.load import LoadPlan, LoadReport
 from bench.report import console
 from bench.shop import BenchShop, free_port, stock_the_shop
 from colonnade.kernel.ids import new_id
+from colonnade.kernel.money import Money
 from colonnade.kernel.principal import Principal
 from colonnade.kernel.redaction import configure_logging
 from colonnade.kernel.settings import Settings
-from colonnade.modules.cart.api import AddLine, CartOut, OpenCart, shopper
-from colonnade.modules.checkout.api import CheckoutIn
+from colonnade.modules.cart import api as cart_api
+from colonnade.modules.cart.domain import CartStatus
+from colonnade.modules.cart.service import CartLineView, CartService, CartView
+from colonnade.modules.checkout import api as checkout_api
+from colonnade.modules.checkout.domain import Outcome
+from colonnade.modules.checkout.service import CheckoutService
 from colonnade.modules.compliance.api import AuditTrail
 from colonnade.web import hardening
-from colonnade.web.auth import optional_principal
 from colonnade.web.caching import PrivateUnlessPublic
 from colonnade.web.observability import RequestObservation
 
-_MONEY = {"amount": 1850, "currency": "USD"}
-_TAX = {"amount": 134, "currency": "USD"}
+_PRICE = Money(1850, "USD")
+_TAX = Money(134, "USD")
 
 
-def _cart(cart_id: str, lines: int) -> dict[str, Any]:
-    line = {"sku": "BENCH-001", "quantity": 1, "unit_price": _MONEY, "line_total": _MONEY}
-    return {
-        "id": cart_id,
-        "market": "US",
-        "currency": "USD",
-        "status": "open",
-        "lines": [{**line, "tax": _TAX}] * lines,
-        "subtotal": _MONEY,
-        "tax": _TAX,
-        "total": {"amount": 1984, "currency": "USD"},
-        "tax_inclusive": False,
-    }
+def _cart(cart_id: str, lines: int) -> CartView:
+    line = CartLineView("BENCH-001", 1, _PRICE, _PRICE, _TAX)
+    return CartView(
+        id=cart_id,
+        market="US",
+        currency="USD",
+        status=CartStatus.OPEN,
+        lines=(line,) * lines,
+        subtotal=_PRICE,
+        tax=_TAX,
+        total=_PRICE + _TAX,
+        tax_inclusive=False,
+    )
+
+
+class _Carts:
+    """Stands in for the cart service behind the shop's own cart routes: answers at once."""
+
+    async def create(self, market: str, customer: str | None) -> CartView:
+        return _cart(new_id(), 0)
+
+    async def add_line(
+        self, cart_id: str, sku: str, quantity: int, customer: str | None
+    ) -> CartView:
+        return _cart(cart_id, 1)
+
+
+class _Checkout:
+    """Stands in for the checkout service behind the shop's own checkout route."""
+
+    async def check_out(self, cart_id: str, key: str | None, request: object) -> Outcome:
+        return Outcome(201, {"order_id": new_id(), "status": "paid", "total": _PRICE.as_dict()})
 
 
 def _routes() -> APIRouter:
     routes = APIRouter()
-
-    @routes.post("/store/carts", status_code=status.HTTP_201_CREATED, response_model=CartOut)
-    async def open_cart(body: OpenCart, customer: str | None = Depends(shopper)) -> Any:
-        return _cart(new_id(), 0)
-
-    @routes.post("/store/carts/{cart_id}/lines", response_model=CartOut)
-    async def add_line(cart_id: str, body: AddLine, customer: str | None = Depends(shopper)) -> Any:
-        return _cart(cart_id, 1)
-
-    @routes.post("/store/carts/{cart_id}/checkout", status_code=201)
-    async def check_out(
-        cart_id: str,
-        body: CheckoutIn,
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-        principal: Principal | None = Depends(optional_principal),
-    ) -> Response:
-        answer = {"order_id": new_id(), "status": "paid", "total": _MONEY}
-        return Response(orjson.dumps(answer), status_code=201, media_type="application/json")
 
     @routes.get("/metrics")
     async def metrics() -> Response:
@@ -111,6 +116,8 @@ def routes_only() -> FastAPI:
     app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.authenticate = _nobody
     app.include_router(_routes())
+    app.include_router(cart_api.router(cast(CartService, _Carts())))
+    app.include_router(checkout_api.router(cast(CheckoutService, _Checkout())))
     return app
 
 
