@@ -120,8 +120,11 @@ class CpuShares:
         wall = max(end.at - start.at, 1e-9)
         database = None
         if end.database:
-            # Backends opened during the window started from zero CPU.
+            # Backends opened during the window started from zero CPU. Those that ended in it
+            # now count, whole, in the postmaster's reaped-children time: what they had used
+            # before the window is taken off again.
             used = sum(cpu - start.database.get(pid, 0.0) for pid, cpu in end.database.items())
+            used -= sum(cpu for pid, cpu in start.database.items() if pid not in end.database)
             database = used / wall
         machine_total = max(end.machine_total - start.machine_total, 1e-9)
         return cls(
