@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from colonnade.kernel.cache import Recent
+from colonnade.kernel.cache import Recent, SharedReads
 from colonnade.kernel.changes import Changes
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
@@ -144,10 +144,10 @@ class CatalogService:
         self._titles: Recent[tuple[str, str], str] = Recent(reference_cache_seconds)
         # Variants are never deleted, so a SKU once seen stays known: the entry cannot go stale.
         self._known_skus: Recent[str, bool] = Recent(KNOWN_SKU_SECONDS)
-        # Keeps nothing itself: checkouts of the same SKUs at the same moment share one read.
-        self._title_reads: Recent[tuple[tuple[str, ...], str], dict[str, str]] = Recent(0)
+        # Checkouts of the same SKUs at the same moment share one read of their titles.
+        self._title_reads: SharedReads[tuple[tuple[str, ...], str], dict[str, str]] = SharedReads()
         if changes is not None:
-            changes.listen(ProductChanged.event_type, lambda *_: self._titles.forget())
+            changes.listen(ProductChanged.event_type, lambda *_: self._forget_titles())
 
     # --- products -------------------------------------------------------------------------
 
@@ -275,7 +275,7 @@ class CatalogService:
                 )
             told.append(uow.record(ProductChanged(product_id=product_id)))
             await uow.commit()
-        self._titles.forget()
+        self._forget_titles()
         self._committed(told)
         return product
 
@@ -366,7 +366,7 @@ class CatalogService:
             else:
                 found[sku] = title
         if unread:
-            read = await self._title_reads.load_once(
+            read = await self._title_reads.read(
                 (tuple(sorted(unread)), wanted), lambda: self._read_titles(unread, wanted)
             )
             for sku, title in read.items():
@@ -397,6 +397,11 @@ class CatalogService:
             for o in owners
             if texts[o.id]
         }
+
+    def _forget_titles(self) -> None:
+        # Reads under way too: they may hold the texts from before the change.
+        self._titles.forget()
+        self._title_reads.forget()
 
     async def sku_exists(self, sku: str) -> bool:
         return await self._known_skus.load_once(sku, lambda: self._read_sku_exists(sku))
