@@ -1,6 +1,7 @@
 """A batch's rows in one statement (kernel/bulk.py) and the hot path's own PostgreSQL
-statements (UnitOfWork.fetch): the rows land, clashes are skipped, JSON survives the trip,
-and everything stays inside the unit of work's transaction."""
+statements (UnitOfWork.fetch): the rows land, clashes are skipped, updates reach exactly the
+rows they name, JSON survives the trip, and everything stays inside the unit of work's
+transaction."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from colonnade.kernel.bulk import insert_rows
+from colonnade.kernel.bulk import insert_rows, update_rows
 from colonnade.kernel.db import Database
 from colonnade.kernel.schema import inbox, outbox
 from tests.conftest import count_rows
@@ -61,6 +62,34 @@ async def test_rows_that_clash_are_skipped_and_only_the_new_ones_are_named(db: D
 
     assert sorted(made) == ["evt-2", "evt-3"]
     assert await count_rows(db, "kernel_inbox") == 3
+
+
+async def test_an_update_of_a_batch_sets_each_named_row_and_no_other(db: Database) -> None:
+    async with db.transaction() as uow:
+        ids = await insert_rows(uow, outbox, [_event(n) for n in range(1, 4)], returning="id")
+        await uow.commit()
+    later = datetime(2026, 11, 27, 9, 5, tzinfo=UTC)
+    async with db.transaction() as uow:
+        await update_rows(
+            uow,
+            outbox,
+            [
+                {"id": ids[2], "payload": {"order_id": "o-3", "lines": []}, "attempts": 2},
+                {"id": ids[0], "payload": {"order_id": "o-1", "note": "ü"}, "attempts": 1},
+            ],
+        )
+        await update_rows(uow, outbox, [{"id": ids[1], "published_at": later}])
+        await uow.commit()
+
+    async with db.reading() as conn:
+        rows = (await conn.execute(select(outbox).order_by(outbox.c.id))).mappings().all()
+    assert [(r["attempts"], r["payload"]) for r in rows] == [
+        (1, {"order_id": "o-1", "note": "ü"}),
+        (0, {"order_id": "o-2", "lines": [{"sku": "BEANS", "quantity": 2}]}),
+        (2, {"order_id": "o-3", "lines": []}),
+    ]
+    assert [r["published_at"] for r in rows] == [None, later, None]
+    assert [r["event_id"] for r in rows] == ["evt-1", "evt-2", "evt-3"]
 
 
 async def test_the_first_and_later_statements_roll_back_with_the_unit_of_work(

@@ -32,10 +32,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import bindparam, update
 
 from colonnade.kernel.batching import Batcher, Exclude, Submitted
-from colonnade.kernel.bulk import insert_rows, json_text
+from colonnade.kernel.bulk import insert_rows, update_rows
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
 from colonnade.kernel.errors import ColonnadeError
@@ -44,7 +43,6 @@ from colonnade.kernel.money import Money
 from colonnade.kernel.uow import UnitOfWork
 from colonnade.modules.cart.service import CartService, CartSnapshot, CartStatus
 from colonnade.modules.catalog.service import CatalogService
-from colonnade.modules.checkout import postgres
 from colonnade.modules.checkout.answers import count_failure, failure_body, order_body, step_span
 from colonnade.modules.checkout.domain import (
     CartEmpty,
@@ -405,14 +403,14 @@ def _record_failure(
 
 def _refusal_row(asked: CardCheckout, error: ColonnadeError) -> dict[str, Any]:
     return {
-        "b_id": asked.checkout_id,
-        "b_step": Step.FAILED.value,
-        "b_status": error.status,
-        "b_body": failure_body(error, asked.checkout_id),
-        "b_error": error.detail,
-        "b_reservation": None,
-        "b_payment": None,
-        "b_order": None,
+        "id": asked.checkout_id,
+        "step": Step.FAILED.value,
+        "response_status": error.status,
+        "response_body": failure_body(error, asked.checkout_id),
+        "error": error.detail,
+        "reservation_id": None,
+        "payment_id": None,
+        "order_id": None,
     }
 
 
@@ -424,47 +422,19 @@ def _answer_row(
     error: ColonnadeError | None = None,
 ) -> dict[str, Any]:
     return {
-        "b_id": held.asked.checkout_id,
-        "b_step": step.value,
-        "b_status": answer.status,
-        "b_body": answer.body,
-        "b_error": error.detail if error else None,
-        "b_reservation": held.reservation.id,
-        "b_payment": held.payment.id,
-        "b_order": order_id,
+        "id": held.asked.checkout_id,
+        "step": step.value,
+        "response_status": answer.status,
+        "response_body": answer.body,
+        "error": error.detail if error else None,
+        "reservation_id": held.reservation.id,
+        "payment_id": held.payment.id,
+        "order_id": order_id,
     }
 
 
 async def _store_answers(uow: UnitOfWork, rows: list[dict[str, Any]], clock: Clock) -> None:
-    """Each checkout's answer and what it holds, kept for its key: one statement."""
-    if not rows:
-        return
-    if uow.on_postgresql:
-        await uow.fetch(
-            postgres.STORE_ANSWERS,
-            [r["b_id"] for r in rows],
-            [r["b_step"] for r in rows],
-            [r["b_status"] for r in rows],
-            [json_text(r["b_body"]) for r in rows],
-            [r["b_error"] for r in rows],
-            [r["b_reservation"] for r in rows],
-            [r["b_payment"] for r in rows],
-            [r["b_order"] for r in rows],
-            clock.now(),
-        )
-        return
-    await uow.execute(
-        update(checkouts)
-        .where(checkouts.c.id == bindparam("b_id"))
-        .values(
-            step=bindparam("b_step"),
-            response_status=bindparam("b_status"),
-            response_body=bindparam("b_body"),
-            error=bindparam("b_error"),
-            reservation_id=bindparam("b_reservation"),
-            payment_id=bindparam("b_payment"),
-            order_id=bindparam("b_order"),
-            updated_at=clock.now(),
-        ),
-        rows,
-    )
+    """Each checkout's answer and what it holds, kept for its key: one statement. Each row
+    is this batch's own (claimed by it): no other batch waits on them."""
+    now = clock.now()
+    await update_rows(uow, checkouts, [{**row, "updated_at": now} for row in rows])

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, or_, select, update
 
-from colonnade.kernel.bulk import insert_rows
+from colonnade.kernel.bulk import insert_rows, update_rows
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
 from colonnade.kernel.errors import ColonnadeError
@@ -223,12 +223,14 @@ class PaymentsService:
             answers.append(settled)
             rows.append(
                 {
-                    "b_id": settled.id,
-                    "b_status": settled.status.value,
-                    "b_amount": amount.amount,
-                    "b_reference": outcome.reference,
-                    "b_reason": settled.decline_reason,
-                    "b_order": order_id,
+                    "id": settled.id,
+                    "status": settled.status.value,
+                    "authorized_amount": amount.amount,
+                    "captured_amount": amount.amount,
+                    "provider_reference": outcome.reference,
+                    "decline_reason": settled.decline_reason,
+                    "order_id": order_id,
+                    "updated_at": now,
                 }
             )
             if settled.decline_reason is not None:
@@ -241,7 +243,7 @@ class PaymentsService:
                     )
                 )
         if rows:
-            await _record_charges(uow, rows, now)
+            await update_rows(uow, payments, rows)
         return answers
 
     async def _pay_with_gift_card(self, checkout_id: str, amount: Money, code: str) -> Payment:
@@ -670,33 +672,6 @@ async def _still_authorizing(uow: UnitOfWork, ids: list[str]) -> set[str]:
         payments.c.id.in_(ids), payments.c.status == PaymentStatus.AUTHORIZING.value
     )
     return set((await uow.execute(query)).scalars().all())
-
-
-async def _record_charges(uow: UnitOfWork, rows: list[dict[str, Any]], now: datetime) -> None:
-    if uow.on_postgresql:
-        await uow.fetch(
-            postgres.RECORD_CHARGES,
-            *(
-                [r[name] for r in rows]
-                for name in ("b_id", "b_status", "b_amount", "b_reference", "b_reason", "b_order")
-            ),
-            now,
-        )
-        return
-    await uow.execute(
-        update(payments)
-        .where(payments.c.id == bindparam("b_id"))
-        .values(
-            status=bindparam("b_status"),
-            authorized_amount=bindparam("b_amount"),
-            captured_amount=bindparam("b_amount"),
-            provider_reference=bindparam("b_reference"),
-            decline_reason=bindparam("b_reason"),
-            order_id=bindparam("b_order"),
-            updated_at=now,
-        ),
-        rows,
-    )
 
 
 def _opened_row(payment: Payment) -> dict[str, Any]:
