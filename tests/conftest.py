@@ -9,11 +9,15 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
+import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import nats
 import pytest
 from sqlalchemy import text
 
@@ -180,3 +184,97 @@ async def keyring(db: Database) -> Keyring:
     ring = Keyring(db, decode_master_key(new_master_key()), clock=SystemClock())
     await ring.load()
     return ring
+
+
+NATS_URL = os.environ.get("COLONNADE_TEST_NATS_URL", "nats://127.0.0.1:4222")
+REQUIRE_NATS = os.environ.get("CI") == "true" or os.environ.get("COLONNADE_REQUIRE_NATS") == "1"
+
+
+async def _nats_answers(url: str) -> bool:
+    try:
+        client = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=0)
+    except (OSError, nats.errors.Error):
+        return False
+    try:
+        await client.jetstream().account_info()
+    except nats.errors.Error:
+        return False  # a server without JetStream
+    finally:
+        await client.close()
+    return True
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """The NATS server with JetStream that the distributed-shape tests share."""
+    if not asyncio.run(_nats_answers(NATS_URL)):
+        message = f"NATS with JetStream does not answer at {NATS_URL}"
+        if REQUIRE_NATS:
+            pytest.fail(message + " (required in CI)")
+        pytest.skip(message)
+    return NATS_URL
+
+
+@pytest.fixture
+def bus_namespace(nats_url: str) -> Iterator[str]:
+    """Streams and consumers of this test's own, removed at its end."""
+    namespace = f"t{uuid.uuid4().hex[:12]}"
+    yield namespace
+
+    async def remove() -> None:
+        client = await nats.connect(nats_url)
+        try:
+            jetstream = client.jetstream()
+            for name in await jetstream.streams_info():
+                if name.config.name and name.config.name.startswith(namespace.upper() + "_"):
+                    await jetstream.delete_stream(name.config.name)
+        finally:
+            await client.close()
+
+    asyncio.run(remove())
+
+
+class OwnNats:
+    """A `nats-server -js` of the test's own, on its own port and store, to stop and start."""
+
+    def __init__(self, store: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self._store = store
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        self._process = subprocess.Popen(
+            [binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self._store)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        # Polled by plain connects: a test may restart it from inside its event loop.
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("nats-server did not start") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+            self._process = None
+
+
+@pytest.fixture
+def own_nats(nats_url: str, tmp_path: Path) -> Iterator[OwnNats]:
+    server = OwnNats(tmp_path / "jetstream")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -6,9 +6,10 @@ their public services, and nowhere else.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,12 +27,13 @@ from prometheus_client import (
 
 from colonnade import migrations
 from colonnade.kernel import heap, inbox, tracing
-from colonnade.kernel.bus import InProcessBus
+from colonnade.kernel.bus import EventBus, InProcessBus
 from colonnade.kernel.changes import Changes
 from colonnade.kernel.clock import Clock, SystemClock
 from colonnade.kernel.crypto import Keyring, decode_master_key
 from colonnade.kernel.db import Database
 from colonnade.kernel.dead_letters import DeadLetters
+from colonnade.kernel.jetstream import JetStreamBus
 from colonnade.kernel.metrics import MULTIPROCESS_DIRECTORY
 from colonnade.kernel.outbox import OutboxRelay
 from colonnade.kernel.pruning import Pruning
@@ -86,7 +88,7 @@ class Shop:
     settings: Settings
     db: Database
     keyring: Keyring
-    bus: InProcessBus
+    bus: EventBus
     relay: OutboxRelay
     dead_letters: DeadLetters
     identity: IdentityService
@@ -113,7 +115,8 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
     )
     if tracing.enabled():
         tracing.trace_statements(db.engine)
-    bus = InProcessBus()
+    dead_letters = DeadLetters(db, clock=clock)
+    bus = _event_bus(settings, dead_letters)
     if settings.secret_key is None:
         # Development only (production refuses to start without one): tokens die with the process.
         log.warning("settings.ephemeral_secret_key")
@@ -218,7 +221,6 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         ),
     )
     recover_after = timedelta(seconds=settings.checkout_recovery_seconds)
-    dead_letters = DeadLetters(db, clock=clock)
     pruning = Pruning(
         db,
         outbox_retention=timedelta(days=settings.outbox_retention_days),
@@ -272,6 +274,18 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         maintenance=maintenance,
         changes=changes,
         pages=pages,
+    )
+
+
+def _event_bus(settings: Settings, dead_letters: DeadLetters) -> EventBus:
+    if settings.bus_url is None:
+        return InProcessBus()
+    return JetStreamBus(
+        settings.bus_url,
+        dead_letters=dead_letters,
+        namespace=settings.bus_namespace,
+        max_deliver=settings.bus_max_deliver,
+        retention=timedelta(days=settings.outbox_retention_days),
     )
 
 
@@ -348,6 +362,7 @@ def create_app(
         # when it last stopped is finished or undone before new ones start.
         orphaned_after = timedelta(seconds=shop.settings.checkout_recovery_seconds)
         await shop.checkout.recover(timedelta(0) if shop.db.is_sqlite else orphaned_after)
+        await shop.bus.open(consumes=lambda _: True)
         shop.relay.start()
         shop.maintenance.start()
         sampler.start()
@@ -363,6 +378,7 @@ def create_app(
             await sampler.stop()
             await shop.maintenance.stop()
             await shop.relay.stop(drain_seconds=shop.settings.outbox_drain_seconds)
+            await shop.bus.close()
             await shop.db.dispose()
             tracing.shutdown()
 
@@ -406,6 +422,35 @@ def create_app(
         # Around everything, so the request's logs and metrics carry its trace.
         app.add_middleware(RequestTracing)
     return app
+
+
+async def run_without_http(
+    settings: Settings,
+    *,
+    relay: bool,
+    consumes: Callable[[str], bool],
+    stopping: asyncio.Event,
+) -> None:
+    """A process of the distributed shape that serves no HTTP: the outbox relay, bus
+    consumers (those whose names `consumes` accepts), or both, until `stopping` is set. On
+    stopping, the relay publishes what is committed and consumers finish the batch in hand
+    (an event whose ack was cut off comes again, and its inbox mark skips it)."""
+    configure_logging(settings.log_level)
+    tracing.configure(settings)
+    shop = assemble(settings)
+    try:
+        await migrations.upgrade(shop.db, MODULES)
+        await shop.keyring.load()
+        await shop.bus.open(consumes=consumes)
+        if relay:
+            shop.relay.start()
+        await stopping.wait()
+    finally:
+        if relay:
+            await shop.relay.stop(drain_seconds=settings.outbox_drain_seconds)
+        await shop.bus.close()
+        await shop.db.dispose()
+        tracing.shutdown()
 
 
 def _health_and_metrics(app: FastAPI, shop: Shop) -> None:

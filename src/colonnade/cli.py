@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import signal
 import tempfile
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -18,7 +19,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from colonnade import migrations
-from colonnade.app import Shop, assemble, create_app
+from colonnade.app import Shop, assemble, create_app, run_without_http
 from colonnade.kernel.crypto import new_master_key
 from colonnade.kernel.errors import ColonnadeError
 from colonnade.kernel.metrics import MULTIPROCESS_DIRECTORY
@@ -140,6 +141,67 @@ def serve(
             access_log=False,
             timeout_graceful_shutdown=grace,
         )
+
+
+@cli.command()
+def relay() -> None:
+    """Run the outbox relay alone: publish committed events to the bus (COLONNADE_BUS_URL)."""
+    settings = Settings()
+    if settings.bus_url is None:
+        console.print(
+            "[red]The relay alone needs COLONNADE_BUS_URL:[/red] on the in-process bus it runs"
+            " inside colonnade serve, beside the consumers it delivers to"
+        )
+        raise typer.Exit(2)
+    _until_signalled(
+        lambda stopping: run_without_http(
+            settings, relay=True, consumes=lambda _: False, stopping=stopping
+        )
+    )
+
+
+@cli.command()
+def worker(
+    modules: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated modules whose consumers run here; all when omitted."),
+    ] = None,
+) -> None:
+    """Run bus consumers alone (COLONNADE_BUS_URL): e-mails, settlements and the rest of what
+    follows from events, scaled apart from the HTTP processes."""
+    settings = Settings()
+    if settings.bus_url is None:
+        console.print(
+            "[red]A worker needs COLONNADE_BUS_URL:[/red] on the in-process bus, events reach"
+            " their consumers inside colonnade serve"
+        )
+        raise typer.Exit(2)
+    chosen = None if modules is None else {m.strip() for m in modules.split(",") if m.strip()}
+    unknown = sorted((chosen or set()) - set(MODULES))
+    if unknown:
+        console.print(f"[red]No such modules:[/red] {', '.join(unknown)}")
+        raise typer.Exit(2)
+    _until_signalled(
+        lambda stopping: run_without_http(
+            settings,
+            relay=False,
+            consumes=lambda consumer: chosen is None or consumer.split(".")[0] in chosen,
+            stopping=stopping,
+        )
+    )
+
+
+def _until_signalled(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run `work` until SIGTERM or SIGINT asks it to stop."""
+
+    async def run() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(number, stopping.set)
+        await work(stopping)
+
+    asyncio.run(run())
 
 
 @cli.command()

@@ -59,12 +59,51 @@ class EventBus(Protocol):
         """Whether the bus takes events now: "ok", or why not (readiness shows it)."""
         ...
 
+    async def open(self, *, consumes: Callable[[str], bool]) -> None:
+        """Get ready to publish, and hand events to those of this process's subscribers
+        whose consumer names `consumes` accepts."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class BusUnavailable(Exception):
+    """The bus cannot take events at all now (its broker is unreachable): no event's fault,
+    so the relay keeps them without counting an attempt against them."""
+
 
 @dataclass(frozen=True)
-class _Subscriber:
+class Subscriber:
     takes: BatchHandler
     # False: `takes` wraps a handler of single events, so it is only ever given one at a time.
     in_batches: bool
+
+    async def offer(self, consumer: str, envelopes: list[Envelope]) -> dict[str, str]:
+        """Hand `envelopes` over; the ids of those refused, with why."""
+        hand = _hand_batch if self.in_batches else _hand_one_by_one
+        return await hand(consumer, self.takes, envelopes)
+
+
+class Subscriptions:
+    """Who takes which events: event type -> consumer -> how it takes them."""
+
+    def __init__(self) -> None:
+        self.by_type: dict[str, dict[str, Subscriber]] = defaultdict(dict)
+
+    def subscribe(self, event_type: str, consumer: str, handler: Handler) -> None:
+        async def one(envelopes: Sequence[Envelope]) -> None:
+            [envelope] = envelopes
+            await handler(envelope)
+
+        self._add(event_type, consumer, Subscriber(one, in_batches=False))
+
+    def subscribe_batch(self, event_type: str, consumer: str, handler: BatchHandler) -> None:
+        self._add(event_type, consumer, Subscriber(handler, in_batches=True))
+
+    def _add(self, event_type: str, consumer: str, subscriber: Subscriber) -> None:
+        if consumer in self.by_type[event_type]:
+            raise ValueError(f"{consumer} already subscribes to {event_type}")
+        self.by_type[event_type][consumer] = subscriber
 
 
 class InProcessBus:
@@ -75,25 +114,22 @@ class InProcessBus:
     """
 
     def __init__(self) -> None:
-        self._subscribers: dict[str, dict[str, _Subscriber]] = defaultdict(dict)
+        self._subscriptions = Subscriptions()
 
     def subscribe(self, event_type: str, consumer: str, handler: Handler) -> None:
-        async def one(envelopes: Sequence[Envelope]) -> None:
-            [envelope] = envelopes
-            await handler(envelope)
-
-        self._add(event_type, consumer, _Subscriber(one, in_batches=False))
+        self._subscriptions.subscribe(event_type, consumer, handler)
 
     def subscribe_batch(self, event_type: str, consumer: str, handler: BatchHandler) -> None:
-        self._add(event_type, consumer, _Subscriber(handler, in_batches=True))
-
-    def _add(self, event_type: str, consumer: str, subscriber: _Subscriber) -> None:
-        if consumer in self._subscribers[event_type]:
-            raise ValueError(f"{consumer} already subscribes to {event_type}")
-        self._subscribers[event_type][consumer] = subscriber
+        self._subscriptions.subscribe_batch(event_type, consumer, handler)
 
     async def health(self) -> str:
         return "ok"  # in this process: it works whenever the process does
+
+    async def open(self, *, consumes: Callable[[str], bool]) -> None:
+        """Nothing to open: the relay's publishing hands events to every subscriber."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
 
     async def publish(self, envelope: Envelope) -> None:
         """Deliver one event; raises what its delivery failed with."""
@@ -104,9 +140,8 @@ class InProcessBus:
     async def publish_batch(self, envelopes: Sequence[Envelope]) -> list[DeliveryResult]:
         refusals: dict[str, dict[str, str]] = defaultdict(dict)  # event id -> consumer -> why
         for event_type, of_type in _by_type(envelopes).items():
-            for consumer, subscriber in self._subscribers.get(event_type, {}).items():
-                hand = _hand_batch if subscriber.in_batches else _hand_one_by_one
-                refused = await hand(consumer, subscriber.takes, of_type)
+            for consumer, subscriber in self._subscriptions.by_type.get(event_type, {}).items():
+                refused = await subscriber.offer(consumer, of_type)
                 for event_id, reason in refused.items():
                     refusals[event_id][consumer] = reason
         return [_result(refusals.get(envelope.event_id)) for envelope in envelopes]

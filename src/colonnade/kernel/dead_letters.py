@@ -4,6 +4,9 @@ A poison message (one every delivery of which fails) would otherwise be retried 
 fill the logs; parked, it waits, with its last error, for the fault to be fixed. Replaying
 puts it back into the outbox under its own event id, so consumers that took it before it was
 parked still recognise it in their inbox and take it only once.
+
+On the in-process bus the relay parks an event that a consumer keeps refusing; on a broker
+the consumer parks it itself, under its own name, once the broker has delivered it too often.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from colonnade.kernel.clock import Clock, SystemClock
 from colonnade.kernel.db import Database
+from colonnade.kernel.events import Envelope
 from colonnade.kernel.metrics import DEAD_LETTERS
 from colonnade.kernel.schema import dead_letters, outbox
 from colonnade.kernel.uow import UnitOfWork
@@ -32,6 +37,11 @@ class DeadLetter:
     attempts: int
     occurred_at: datetime
     parked_at: datetime
+
+
+# Set on a replayed event: a broker that drops repeats of an event id within a window must
+# take the replay as a new message.
+REPLAY_HEADER = "colonnade-replay"
 
 
 class DeadLetters:
@@ -63,6 +73,35 @@ class DeadLetters:
             )
         )
         await uow.execute(delete(outbox).where(outbox.c.id == row["id"]))
+
+    async def park_delivery(
+        self, envelope: Envelope, *, consumer: str, attempts: int, error: str
+    ) -> None:
+        """Park an event that `consumer` took from a broker and kept refusing. When another
+        consumer parked it already, this one joins it: one replay serves both."""
+        async with self._db.transaction() as uow:
+            statement = _upsert(uow, dead_letters).values(
+                event_id=envelope.event_id,
+                event_type=envelope.event_type,
+                payload=envelope.payload,
+                headers=envelope.headers,
+                occurred_at=envelope.occurred_at,
+                consumers=consumer,
+                last_error=error,
+                attempts=attempts,
+                parked_at=self._clock.now(),
+            )
+            await uow.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[dead_letters.c.event_id],
+                    set_={
+                        "consumers": dead_letters.c.consumers + ", " + statement.excluded.consumers,
+                        "last_error": statement.excluded.last_error,
+                    },
+                )
+            )
+            await uow.commit()
+        await self.waiting()
 
     async def waiting(self) -> int:
         """How many are parked; the colonnade_dead_letters gauge follows."""
@@ -110,14 +149,26 @@ class DeadLetters:
                 if not rows:
                     break
                 now = self._clock.now()
+                # An event a broker's consumer parked is still in the outbox, published:
+                # it is offered anew there.
+                again = _upsert(uow, outbox)
                 await uow.execute(
-                    insert(outbox),
+                    again.on_conflict_do_update(
+                        index_elements=[outbox.c.event_id],
+                        set_={
+                            "headers": again.excluded.headers,
+                            "published_at": None,
+                            "next_attempt_at": again.excluded.next_attempt_at,
+                            "attempts": 0,
+                            "last_error": None,
+                        },
+                    ),
                     [
                         {
                             "event_id": r["event_id"],
                             "event_type": r["event_type"],
                             "payload": r["payload"],
-                            "headers": r["headers"],
+                            "headers": {**(r["headers"] or {}), REPLAY_HEADER: str(r["id"])},
                             "occurred_at": r["occurred_at"],
                             "next_attempt_at": now,
                             "attempts": 0,
@@ -135,3 +186,8 @@ class DeadLetters:
                 progress(len(rows))
         await self.waiting()
         return replayed
+
+
+def _upsert(uow: UnitOfWork, table: Table) -> Any:
+    """An INSERT that can say what to do on a conflict, in the dialect of `uow`."""
+    return postgresql.insert(table) if uow.on_postgresql else sqlite.insert(table)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from sqlalchemy import func, select, update
 
-from colonnade.kernel.bus import DeliveryFailed, EventBus
+from colonnade.kernel.bus import BusUnavailable, DeliveryFailed, EventBus
 from colonnade.kernel.db import Database
 from colonnade.kernel.dead_letters import DeadLetters
 from colonnade.kernel.events import Envelope
@@ -31,6 +31,8 @@ LEASE = timedelta(seconds=30)
 # The backlog gauges cost a query, so a busy relay refreshes them at most this often.
 BACKLOG_REPORT_SECONDS = 1.0
 MAX_BACKOFF = timedelta(minutes=10)
+# While the bus is out of reach, how soon a batch it could not take is claimed again.
+UNREACHABLE_RETRY = timedelta(seconds=1)
 
 
 # PostgreSQL: claim a batch with one statement; SKIP LOCKED lets relays of other workers
@@ -182,6 +184,13 @@ class OutboxRelay:
         offered again later."""
         try:
             results = await self._bus.publish_batch([envelope for _, envelope in batch])
+        except BusUnavailable:
+            # No event's fault: none is charged an attempt (they must not end up parked
+            # for a broker outage), and the batch is free again soon.
+            await self._release(
+                [row_id for row_id, _ in batch], datetime.now(UTC) + UNREACHABLE_RETRY
+            )
+            raise
         except Exception as error:  # noqa: BLE001 - the bus itself failed: every event did
             results = [error] * len(batch)
         done = []
@@ -191,6 +200,13 @@ class OutboxRelay:
             else:
                 await self._retry_later(row_id, failure)
         return done
+
+    async def _release(self, row_ids: list[int], due: datetime) -> None:
+        async with self._db.transaction() as uow:
+            await uow.execute(
+                update(outbox).where(outbox.c.id.in_(row_ids)).values(next_attempt_at=due)
+            )
+            await uow.commit()
 
     async def _mark_published(self, row_ids: list[int]) -> None:
         if not row_ids:
@@ -250,6 +266,12 @@ class OutboxRelay:
                 await self.publish_due()
                 self._progressed_at = time.monotonic()
                 await self._report_now_and_then()
+            except BusUnavailable as error:
+                log.warning("outbox.bus_unavailable", error=str(error))
+                # The lag must keep growing on the gauges while the broker is away; a lost
+                # database as well shows in the next pass's log.
+                with contextlib.suppress(Exception):
+                    await self._report_now_and_then()
             except Exception:  # a lost database must not end the relay
                 log.exception("outbox.relay_failed")
             if self._stopping:

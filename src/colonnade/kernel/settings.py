@@ -80,6 +80,14 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(default=10, ge=1)
     # Published events are kept this long for looking into, then pruned.
     outbox_retention_days: int = Field(default=7, ge=1)
+    # nats://host:4222 carries events on NATS JetStream (the distributed shape); unset, they
+    # stay in this process.
+    bus_url: str | None = Field(default=None, pattern=r"^(nats|tls)://")
+    # Names the shop's streams, subjects and consumers, so several shops share one NATS.
+    bus_namespace: str = Field(default="colonnade", pattern=r"^[A-Za-z0-9_-]+$")
+    # On JetStream a consumer parks an event as a dead letter once this many deliveries of it
+    # failed (with back-off: 2, 4, 8 ... s between them).
+    bus_max_deliver: int = Field(default=5, ge=1)
     # The inbox is what stops a redelivered event being taken twice, so a mark must outlive any
     # redelivery: the relay's retries end within the hour, but a bus may replay its stream
     # (JetStream keeps messages for days) and a restored backup may offer events again. A month
