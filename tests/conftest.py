@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -30,6 +31,12 @@ POSTGRES_ADMIN_DSN = os.environ.get(
 REQUIRE_POSTGRES = (
     os.environ.get("CI") == "true" or os.environ.get("COLONNADE_REQUIRE_POSTGRES") == "1"
 )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def sqlalchemy_url(dsn: str) -> str:
