@@ -176,7 +176,8 @@ async def _floor(
         server = _serve(factory, port, log)
         try:
             await _ready(base_url)
-            plan = _plan(base_url, server.pid, ["BENCH-001"], options)
+            # The stand-ins serve /metrics on their one port.
+            plan = _plan(base_url, base_url, server.pid, ["BENCH-001"], options)
             return await asyncio.get_running_loop().run_in_executor(pool, load.run, plan)
         finally:
             server.terminate()
@@ -188,15 +189,18 @@ async def _shop(pool: ProcessPoolExecutor, options: argparse.Namespace) -> LoadR
     try:
         await shop.open()
         shelves = await stock_the_shop(shop.base_url, 20, 1_000_000)
-        plan = _plan(shop.base_url, shop.pid, shelves.skus, options)
+        plan = _plan(shop.base_url, shop.metrics_url, shop.pid, shelves.skus, options)
         return await asyncio.get_running_loop().run_in_executor(pool, load.run, plan)
     finally:
         await shop.close()
 
 
-def _plan(base_url: str, pid: int, skus: list[str], options: argparse.Namespace) -> LoadPlan:
+def _plan(
+    base_url: str, metrics_url: str, pid: int, skus: list[str], options: argparse.Namespace
+) -> LoadPlan:
     return LoadPlan(
         base_url=base_url,
+        metrics_url=metrics_url,
         server_pid=pid,
         watch_database=False,
         skus=skus,

@@ -26,6 +26,8 @@ SOLD_OUT = "409 out_of_stock"
 @dataclass(frozen=True)
 class LoadPlan:
     base_url: str
+    # Where the shop's /metrics answers: its metrics port, not the port buyers use.
+    metrics_url: str
     server_pid: int
     watch_database: bool
     skus: list[str]
@@ -138,7 +140,7 @@ async def _drive(plan: LoadPlan) -> LoadReport:
         if plan.scenario == "throughput":
             await _warm_up(plan, attempts, began)
         first = CpuSnapshot.take(plan.server_pid, plan.watch_database)
-        counted = await _counters(plan.base_url)
+        counted = await _counters(plan.metrics_url)
         opened = loop.time()
         if plan.scenario == "throughput":
             await asyncio.sleep(plan.seconds)
@@ -148,7 +150,7 @@ async def _drive(plan: LoadPlan) -> LoadReport:
             await asyncio.wait(shoppers, timeout=plan.deadline_seconds)
         last = CpuSnapshot.take(plan.server_pid, plan.watch_database)
         closed = loop.time()
-        recounted = await _counters(plan.base_url)
+        recounted = await _counters(plan.metrics_url)
         closing.set()
         # Purchases still under way finish outside the window and are not counted.
         await asyncio.gather(*shoppers)
@@ -160,9 +162,12 @@ async def _drive(plan: LoadPlan) -> LoadReport:
     return report
 
 
-async def _counters(base_url: str) -> ShopCounters:
+async def _counters(metrics_url: str) -> ShopCounters:
     # A session of its own: the shoppers' connections are all busy buying.
-    async with aiohttp.ClientSession() as session, session.get(f"{base_url}/metrics") as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{metrics_url}/metrics") as response,
+    ):
         return ShopCounters.parse(await response.text())
 
 

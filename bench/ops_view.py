@@ -104,6 +104,7 @@ async def run(options: argparse.Namespace) -> None:
         await stock_flash_sale(shop.base_url, shelves.flash_sku, SCARCE_UNITS)
         plan = LoadPlan(
             base_url=shop.base_url,
+            metrics_url=shop.metrics_url,
             server_pid=shop.pid,
             watch_database=False,
             skus=[*shelves.skus, shelves.flash_sku],

@@ -131,6 +131,7 @@ async def _bench_database(
             print(f"  {kind}: {clients} clients buying for {options.seconds}s ...", flush=True)
             plan = LoadPlan(
                 base_url=shop.base_url,
+                metrics_url=shop.metrics_url,
                 server_pid=shop.pid,
                 watch_database=kind == "postgresql",
                 skus=shelves.skus,
@@ -149,6 +150,7 @@ async def _bench_database(
         print(f"  {kind}: flash sale of {flash_stock} units ...", flush=True)
         flash = LoadPlan(
             base_url=shop.base_url,
+            metrics_url=shop.metrics_url,
             server_pid=shop.pid,
             watch_database=kind == "postgresql",
             skus=[shelves.flash_sku],

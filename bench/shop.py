@@ -72,6 +72,8 @@ class BenchShop:
     base_url: str = ""
     # More COLONNADE_* settings for this shop (e.g. a faster sampling of the operations page).
     settings: dict[str, str] = field(default_factory=dict)
+    # Its metrics port, where the load reads the shop's own counters.
+    metrics_port: int = field(default_factory=free_port)
 
     @property
     def env(self) -> dict[str, str]:
@@ -86,8 +88,13 @@ class BenchShop:
         env["COLONNADE_SECRET_KEY"] = "benchmark-only-" + "k" * 40
         # Every simulated buyer comes from 127.0.0.1: the per-address limit would measure itself.
         env["COLONNADE_RATE_LIMIT_CHECKOUT_PER_ADDRESS"] = "100000000"
+        env["COLONNADE_METRICS_PORT"] = str(self.metrics_port)
         env.update(self.settings)
         return env
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
 
     @property
     def pid(self) -> int:

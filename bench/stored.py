@@ -105,6 +105,7 @@ async def _measure(shop: BenchShop, seconds: int) -> LoadReport:
     shelves = await stock_the_shop(shop.base_url, 50, 10_000_000)
     plan = LoadPlan(
         base_url=shop.base_url,
+        metrics_url=shop.metrics_url,
         server_pid=shop.pid,
         watch_database=True,
         skus=shelves.skus,

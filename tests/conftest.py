@@ -36,6 +36,12 @@ REQUIRE_POSTGRES = (
 )
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def sqlalchemy_url(dsn: str) -> str:
     return dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
 
@@ -238,9 +244,7 @@ class OwnNats:
     """A `nats-server -js` of the test's own, on its own port and store, to stop and start."""
 
     def __init__(self, store: Path) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
+        self.port = free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         self._store = store
         self._process: subprocess.Popen[bytes] | None = None

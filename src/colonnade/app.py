@@ -7,7 +7,6 @@ their public services, and nowhere else.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,15 +14,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
-from fastapi import FastAPI, Response
+from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    generate_latest,
-    multiprocess,
-)
 
 from colonnade import migrations
 from colonnade.kernel import heap, inbox, tracing
@@ -34,7 +26,7 @@ from colonnade.kernel.crypto import Keyring, decode_master_key
 from colonnade.kernel.db import Database
 from colonnade.kernel.dead_letters import DeadLetters
 from colonnade.kernel.jetstream import JetStreamBus
-from colonnade.kernel.metrics import MULTIPROCESS_DIRECTORY
+from colonnade.kernel.metrics import shop_registry
 from colonnade.kernel.outbox import OutboxRelay
 from colonnade.kernel.pruning import Pruning
 from colonnade.kernel.redaction import configure_logging
@@ -68,7 +60,7 @@ from colonnade.modules.payments.resilience import ResilientProvider
 from colonnade.modules.payments.service import PaymentProvider, PaymentsService
 from colonnade.modules.pricing import api as pricing_api
 from colonnade.modules.pricing.service import PricingService
-from colonnade.ops import dead_letters_api, health
+from colonnade.ops import dead_letters_api, health, metrics_port
 from colonnade.ops import page as ops_page
 from colonnade.ops.checks import check_stock_ledger, count_dead_letters
 from colonnade.ops.maintenance import Job, Maintenance
@@ -339,8 +331,11 @@ def create_app(
     *,
     migrate: bool = True,
     span_exporter: SpanExporter | None = None,
+    metrics_listener: bool = False,
 ) -> FastAPI:
-    """The shop as an ASGI app; `span_exporter` receives its spans instead of an OTLP collector."""
+    """The shop as an ASGI app; `span_exporter` receives its spans instead of an OTLP collector.
+    With `metrics_listener` the app, once started, serves its metrics port too (the one process
+    of the shop; with several workers their parent serves it)."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
     tracing.configure(settings, exporter=span_exporter)
@@ -350,7 +345,14 @@ def create_app(
         history_points=settings.ops_history_points,
         window_scale=settings.slo_window_scale,
         # With several workers the page and the alerts judge the whole shop, not one worker.
-        registry=_shop_registry(),
+        registry=shop_registry(),
+    )
+    readiness = health.Readiness(
+        shop.db,
+        shop.bus,
+        shop.relay,
+        timeout_seconds=settings.readiness_timeout_seconds,
+        relay_stuck_seconds=settings.outbox_stuck_seconds,
     )
 
     @asynccontextmanager
@@ -370,9 +372,17 @@ def create_app(
         shop.pages.start()
         if shop.settings.settle_heap:
             heap.settle_after_start()
+        listener = (
+            metrics_port.serve_metrics(settings, checks=readiness.checks)
+            if metrics_listener
+            else None
+        )
         try:
             yield
         finally:
+            if listener is not None:
+                # Off the loop: a details request in flight needs the loop to finish.
+                await asyncio.to_thread(listener.stop)
             await shop.pages.stop()
             await shop.changes.stop()
             await sampler.stop()
@@ -396,7 +406,7 @@ def create_app(
     app.state.authenticate = shop.identity.authenticate
     app.state.sampler = sampler
     problems.install(app)
-    _health_and_metrics(app, shop)
+    _health_and_metrics(app, readiness, settings)
     # Routes are matched in order: browsing first (most of the traffic), then buying.
     app.include_router(catalog_api.router(shop.catalog, shop.pricing, shop.pages))
     app.include_router(cart_api.router(shop.carts))
@@ -438,14 +448,19 @@ async def run_without_http(
     configure_logging(settings.log_level)
     tracing.configure(settings)
     shop = assemble(settings)
+    listener = None
     try:
         await migrations.upgrade(shop.db, MODULES)
         await shop.keyring.load()
         await shop.bus.open(consumes=consumes)
         if relay:
             shop.relay.start()
+        # Metrics and liveness; a process without HTTP has no readiness to offer.
+        listener = metrics_port.serve_metrics(settings)
         await stopping.wait()
     finally:
+        if listener is not None:
+            await asyncio.to_thread(listener.stop)
         if relay:
             await shop.relay.stop(drain_seconds=settings.outbox_drain_seconds)
         await shop.bus.close()
@@ -453,36 +468,9 @@ async def run_without_http(
         tracing.shutdown()
 
 
-def _health_and_metrics(app: FastAPI, shop: Shop) -> None:
-    app.include_router(
-        health.router(
-            health.Readiness(
-                shop.db,
-                shop.bus,
-                shop.relay,
-                timeout_seconds=shop.settings.readiness_timeout_seconds,
-                relay_stuck_seconds=shop.settings.outbox_stuck_seconds,
-            )
-        )
-    )
-
-    @app.get("/metrics", tags=["health"], response_class=Response)
-    async def metrics() -> Response:
-        """Prometheus metrics in the text exposition format."""
-        return Response(_exposition(), media_type=CONTENT_TYPE_LATEST)
-
-
-def _exposition() -> bytes:
-    """This process's metrics; with several workers (PROMETHEUS_MULTIPROC_DIR set), the sum
-    of every worker's, whichever worker answers the scrape."""
-    return generate_latest(_shop_registry())
-
-
-def _shop_registry() -> CollectorRegistry:
-    """The registry of the whole shop: this process's, or with several workers one that
-    reads every worker's metrics files."""
-    if MULTIPROCESS_DIRECTORY not in os.environ:
-        return REGISTRY
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    return registry
+def _health_and_metrics(app: FastAPI, readiness: health.Readiness, settings: Settings) -> None:
+    """Probes on the public port; metrics and health details there only for the bearer of
+    COLONNADE_METRICS_TOKEN (they are served on the metrics port, away from visitors)."""
+    app.include_router(health.router(readiness))
+    if settings.metrics_token is not None:
+        app.include_router(metrics_port.public_router(settings.metrics_token, readiness.checks))

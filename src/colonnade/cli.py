@@ -26,6 +26,7 @@ from colonnade.kernel.metrics import MULTIPROCESS_DIRECTORY
 from colonnade.kernel.redaction import configure_logging
 from colonnade.kernel.settings import Settings
 from colonnade.modules import MODULES
+from colonnade.ops.metrics_port import serve_metrics
 
 cli = typer.Typer(
     help="Colonnade: a commerce platform that survives Black Friday.", no_args_is_help=True
@@ -101,13 +102,18 @@ def serve(
 
         _with_shop(lambda shop: load_demo(shop, console))
     base = f"http://{host}:{port}"
+    operations = f"http://{settings.metrics_host}:{settings.metrics_port}"
     console.print(
         Panel.fit(
             f"Storefront API  {base}/store/products?market=US\n"
             f"API docs        {base}/docs\n"
             f"Operations      {base}/ops  (staff with ops:read)\n"
             f"Health          {base}/health/ready\n"
-            f"Metrics         {base}/metrics",
+            + (
+                f"Metrics         {operations}/metrics"
+                if settings.metrics_port
+                else "Metrics         off (COLONNADE_METRICS_PORT=0)"
+            ),
             title="Colonnade is starting",
         )
     )
@@ -116,7 +122,7 @@ def serve(
     grace = settings.shutdown_grace_seconds
     if workers == 1:
         uvicorn.run(
-            create_app(settings),
+            create_app(settings, metrics_listener=True),
             host=host,
             port=port,
             log_level="warning",
@@ -127,20 +133,26 @@ def serve(
         return
     # Each worker builds its own shop from the same environment; migrations take a lock, relays
     # and jobs share the database through leases and conditional updates. Their metrics meet
-    # in a fresh directory, so /metrics adds up every worker whichever one answers.
+    # in a fresh directory, which this process's one metrics listener adds up (the workers
+    # serve none: they would fight over its port).
     with tempfile.TemporaryDirectory(prefix="colonnade-metrics-") as shared_metrics:
         os.environ.setdefault(MULTIPROCESS_DIRECTORY, shared_metrics)
-        uvicorn.run(
-            "colonnade.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="warning",
-            # The shop writes its own access log line (web/observability.py).
-            access_log=False,
-            timeout_graceful_shutdown=grace,
-        )
+        listener = serve_metrics(settings)
+        try:
+            uvicorn.run(
+                "colonnade.app:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level="warning",
+                # The shop writes its own access log line (web/observability.py).
+                access_log=False,
+                timeout_graceful_shutdown=grace,
+            )
+        finally:
+            if listener is not None:
+                listener.stop()
 
 
 @cli.command()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PostgresServer, sqlalchemy_url
+from tests.conftest import PostgresServer, free_port, sqlalchemy_url
 
 
 @dataclass
@@ -22,6 +21,11 @@ class RunningShop:
     base_url: str
     env: dict[str, str]
     workdir: Path
+
+    @property
+    def metrics_url(self) -> str:
+        """Where its operations listener answers: /metrics, /health/live, /health/details."""
+        return f"http://127.0.0.1:{self.env['COLONNADE_METRICS_PORT']}"
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -33,12 +37,6 @@ class RunningShop:
             timeout=120,
             check=False,
         )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -67,6 +65,8 @@ def shop_environment(
         env["COLONNADE_DATABASE_URL"] = f"sqlite+aiosqlite:///{workdir / 'colonnade.db'}"
     # A fixed key keeps staff tokens valid across a restart of the shop.
     env["COLONNADE_SECRET_KEY"] = "end-to-end-tests-only-" + "k" * 32
+    # A port of its own: shops of tests running side by side would fight over the default one.
+    env["COLONNADE_METRICS_PORT"] = str(free_port())
     env.update({f"COLONNADE_{name.upper()}": value for name, value in settings.items()})
     return env
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.conftest import OwnNats, PostgresServer, sqlalchemy_url
+from tests.conftest import OwnNats, PostgresServer, free_port, sqlalchemy_url
 from tests.e2e.buyers import Tally, flash_sale
 from tests.e2e.conftest import RunningShop, start_shop, stop
 from tests.e2e.staff import Staff
@@ -46,7 +46,7 @@ def _background(env: dict[str, str], workdir: Path, *args: str) -> subprocess.Po
     log = (workdir / f"{args[0]}.log").open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", "colonnade", *args],
-        env=env,
+        env={**env, "COLONNADE_METRICS_PORT": str(free_port())},
         cwd=workdir,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -68,8 +68,10 @@ def cluster(
         COLONNADE_SECRET_KEY="end-to-end-tests-only-" + "k" * 32,
         COLONNADE_OUTBOX_POLL_SECONDS="0.2",
     )
-    first, first_url = start_shop(env, workdir, "--demo-data")
-    second, second_url = start_shop(env, workdir)
+    first, first_url = start_shop(
+        {**env, "COLONNADE_METRICS_PORT": str(free_port())}, workdir, "--demo-data"
+    )
+    second, second_url = start_shop({**env, "COLONNADE_METRICS_PORT": str(free_port())}, workdir)
     relay = _background(env, workdir, "relay")
     running = Cluster(
         web=[RunningShop(first_url, env, workdir), RunningShop(second_url, env, workdir)],

@@ -13,18 +13,23 @@ import httpx
 from fastapi import FastAPI
 
 from colonnade.app import Shop, create_app
+from colonnade.kernel.metrics import shop_registry
 from colonnade.kernel.money import Money
 from colonnade.kernel.settings import Settings
 from colonnade.modules.catalog.service import NewProduct, NewVariant
+from colonnade.ops.metrics_port import operations_app
 
 SECRET = "storefront-tests-" + "s" * 32
 PASSWORD = "correct horse battery staple"
 
 
 @asynccontextmanager
-async def started(settings: Settings, *, us_tax: Decimal | None = None) -> AsyncIterator[FastAPI]:
-    """The whole app, started (migrated, keys loaded); with a US market when `us_tax` is set."""
-    app: FastAPI = create_app(settings)
+async def started(
+    settings: Settings, *, us_tax: Decimal | None = None, metrics_listener: bool = False
+) -> AsyncIterator[FastAPI]:
+    """The whole app, started (migrated, keys loaded); with a US market when `us_tax` is set,
+    and its metrics port listening with `metrics_listener`."""
+    app: FastAPI = create_app(settings, metrics_listener=metrics_listener)
     async with app.router.lifespan_context(app):
         if us_tax is not None:
             shop: Shop = app.state.shop
@@ -38,6 +43,16 @@ def client(app: FastAPI, address: str = "127.0.0.1") -> httpx.AsyncClient:
         transport=httpx.ASGITransport(app=app, client=(address, 50000)),
         base_url="http://shop.test",
     )
+
+
+async def scrape() -> str:
+    """What the metrics port's /metrics shows now (every shop of the test process moves the
+    same registry)."""
+    transport = httpx.ASGITransport(app=operations_app(shop_registry(), None))
+    async with httpx.AsyncClient(transport=transport, base_url="http://metrics.test") as port:
+        answer = await port.get("/metrics")
+        assert answer.status_code == 200, answer.text
+        return answer.text
 
 
 @asynccontextmanager

@@ -1,5 +1,5 @@
-"""What an operator reads at /metrics and in the logs moves when the shop does something: the
-whole app on both databases, driven over HTTP like a shopper would.
+"""What an operator reads on the metrics port and in the logs moves when the shop does
+something: the whole app on both databases, driven over HTTP like a shopper would.
 
 The metrics registry is one per process and shared by every test, so each test compares
 values before and after what it does.
@@ -33,6 +33,7 @@ from tests.integration.storefront import (
     client,
     open_cart,
     product,
+    scrape,
     started,
 )
 
@@ -301,7 +302,7 @@ async def test_requests_are_counted_by_route_template_and_status(
     )
     assert moved("colonnade_http_requests_in_flight") == 0
     # What Prometheus scrapes names the template, never a cart's id.
-    scraped = (await http.get("/metrics")).text
+    scraped = await scrape()
     assert f'route="{cart_route}"' in scraped
     assert cart_id not in scraped
 

@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from colonnade.kernel.settings import Settings
-from tests.integration.storefront import PASSWORD, client, open_cart, product, started
+from tests.integration.storefront import PASSWORD, client, open_cart, product, scrape, started
 
 SECRET = "ops-page-tests-" + "s" * 32
 OPERATOR = "operator@shop.test"
@@ -191,8 +191,8 @@ async def alert_firing(http: httpx.AsyncClient, headers: dict[str, str]) -> bool
     return next(a["firing"] for a in alerts if a["alert"] == FAST_BURN)
 
 
-async def firing_gauge(http: httpx.AsyncClient) -> str:
-    metrics = (await http.get("/metrics")).text
+async def firing_gauge() -> str:
+    metrics = await scrape()
     return next(
         line.split()[-1]
         for line in metrics.splitlines()
@@ -215,8 +215,8 @@ async def test_server_errors_drive_the_availability_alert_to_firing_and_back(
 
         deadline = time.monotonic() + 90
         statuses = set()
-        # The page and /metrics say so alike (the short window ends it soon after the errors).
-        while not (await alert_firing(http, headers) and await firing_gauge(http) == "1.0"):
+        # The page and the metrics say so alike (the short window ends it soon after the errors).
+        while not (await alert_firing(http, headers) and await firing_gauge() == "1.0"):
             assert time.monotonic() < deadline, "the alert never fired"
             statuses.add(await failing_checkout(http, sku))
         assert statuses == {503}
@@ -226,4 +226,4 @@ async def test_server_errors_drive_the_availability_alert_to_firing_and_back(
             assert time.monotonic() < deadline, "the alert never stopped firing"
             await http.get("/health/live")
             await asyncio.sleep(0.05)
-        assert await firing_gauge(http) == "0.0"
+        assert await firing_gauge() == "0.0"

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from colonnade.app import Shop
 from colonnade.kernel.settings import Settings
 from tests.conftest import count_rows
-from tests.integration.storefront import SECRET, client, open_cart, product, started
+from tests.integration.storefront import SECRET, client, open_cart, product, scrape, started
 
 TIMEOUT = 3.0
 COOLDOWN = 4.0
@@ -54,9 +54,9 @@ async def checkout(http: httpx.AsyncClient, cart_id: str, token: str) -> httpx.R
     )
 
 
-async def metric(http: httpx.AsyncClient, name: str, **labels: str) -> float:
-    """The sum of the samples of `name` (with these labels) that /metrics shows now."""
-    exposition = (await http.get("/metrics")).text
+async def metric(name: str, **labels: str) -> float:
+    """The sum of the samples of `name` (with these labels) that the metrics port shows now."""
+    exposition = await scrape()
     return sum(
         sample.value
         for family in text_string_to_metric_families(exposition)
@@ -65,8 +65,8 @@ async def metric(http: httpx.AsyncClient, name: str, **labels: str) -> float:
     )
 
 
-async def provider_calls(http: httpx.AsyncClient) -> float:
-    return await metric(http, "colonnade_payment_provider_calls_total")
+async def provider_calls() -> float:
+    return await metric("colonnade_payment_provider_calls_total")
 
 
 async def payment_statuses(shop: Shop) -> list[str]:
@@ -85,8 +85,8 @@ async def test_a_tripped_breaker_fails_checkouts_fast_and_holds_nothing(
     hung = await checkout(http, cart_id, "tok_timeout")
     assert hung.status_code == 503, hung.text
     assert hung.json()["code"] == "payment_provider_unavailable"
-    assert await metric(http, "colonnade_payment_circuit_state") == 2
-    calls_before = await provider_calls(http)
+    assert await metric("colonnade_payment_circuit_state") == 2
+    calls_before = await provider_calls()
 
     started_at = time.monotonic()
     fast = await checkout(http, cart_id, "tok_visa")
@@ -101,7 +101,7 @@ async def test_a_tripped_breaker_fails_checkouts_fast_and_holds_nothing(
     assert problem["detail"].endswith("retry with a new Idempotency-Key")
     assert 1 <= int(fast.headers["Retry-After"]) <= COOLDOWN
     # Not one provider call, and no waiting for a timeout.
-    assert await provider_calls(http) == calls_before
+    assert await provider_calls() == calls_before
     assert took < TIMEOUT / 2
     stock = await shop.inventory.stock(sku)
     assert (stock.reserved, stock.available) == (0, 5)
@@ -114,7 +114,7 @@ async def test_a_tripped_breaker_fails_checkouts_fast_and_holds_nothing(
     paid = await checkout(http, cart_id, "tok_visa")
 
     assert paid.status_code == 201, paid.text
-    assert await metric(http, "colonnade_payment_circuit_state") == 0
+    assert await metric("colonnade_payment_circuit_state") == 0
     assert (await shop.inventory.stock(sku)).available == 4
     # With the provider back, the reconcile job voids what had no answer.
     assert await shop.payments.reconcile() == 1
@@ -128,7 +128,7 @@ async def test_an_answer_lost_on_the_way_back_is_asked_again_and_charges_once(
     sku = await product(shop, price=1000, on_hand=5)
     cart_id = await open_cart(http, sku)
     lost = await metric(
-        http, "colonnade_payment_provider_calls_total", operation="charge", outcome="unavailable"
+        "colonnade_payment_provider_calls_total", operation="charge", outcome="unavailable"
     )
 
     paid = await checkout(http, cart_id, "tok_answerLost")
@@ -137,7 +137,6 @@ async def test_an_answer_lost_on_the_way_back_is_asked_again_and_charges_once(
     assert paid.json()["total"] == {"amount": 1100, "currency": "USD"}
     assert (
         await metric(
-            http,
             "colonnade_payment_provider_calls_total",
             operation="charge",
             outcome="unavailable",
@@ -150,4 +149,4 @@ async def test_an_answer_lost_on_the_way_back_is_asked_again_and_charges_once(
         ).all()
     assert [tuple(charge) for charge in charges] == [("captured", 1100)]
     assert await payment_statuses(shop) == ["captured"]
-    assert await metric(http, "colonnade_payment_circuit_state") == 0
+    assert await metric("colonnade_payment_circuit_state") == 0

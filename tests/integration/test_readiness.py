@@ -1,5 +1,6 @@
 """Readiness as an orchestrator probes it: a database that goes away turns /health/ready 503
-naming it within seconds, and 200 again when it comes back; so does a stuck outbox relay.
+within seconds, and 200 again when it comes back; so does a stuck outbox relay. The public
+answer names nothing; the metrics port's /health/details names what fails.
 
 PostgreSQL is reached through a small TCP proxy the test starts and kills, so the real server
 keeps running for everyone else. A SQLite file cannot stop answering a connection that has it
@@ -19,10 +20,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from colonnade.kernel.events import Envelope
 from colonnade.kernel.settings import Settings
-from tests.conftest import POSTGRES_ADMIN_DSN, PostgresServer, sqlalchemy_url
+from tests.conftest import POSTGRES_ADMIN_DSN, PostgresServer, free_port, sqlalchemy_url
 from tests.integration.storefront import SECRET, client, open_cart, product, started
 
 DEADLINE = 30.0
@@ -70,15 +72,36 @@ class TcpProxy:
         self._streams.discard(writer)
 
 
-async def readiness_becomes(http: httpx.AsyncClient, status: int) -> httpx.Response:
-    """Poll /health/ready until it answers `status`; fail after a generous deadline."""
+async def readiness_becomes(
+    http: httpx.AsyncClient, operations: httpx.AsyncClient, status: int
+) -> httpx.Response:
+    """Poll the public /health/ready until it answers `status` (fail after a generous
+    deadline); then what the metrics port's /health/details says."""
     deadline = time.monotonic() + DEADLINE
     while True:
         answer = await http.get("/health/ready")
         if answer.status_code == status:
-            return answer
+            assert "checks" not in answer.json(), answer.text
+            details = await operations.get("/health/details")
+            assert details.status_code == status, details.text
+            return details
         assert time.monotonic() < deadline, f"still {answer.status_code}: {answer.text}"
         await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def shop_with_metrics_port(
+    settings: Settings, *, us_tax: Decimal | None = None
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, httpx.AsyncClient]]:
+    """The started app, a client of its public port and one of its metrics port."""
+    port = free_port()
+    settings = settings.model_copy(update={"metrics_port": port})
+    async with (
+        started(settings, us_tax=us_tax, metrics_listener=True) as app,
+        client(app) as http,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as operations,
+    ):
+        yield app, http, operations
 
 
 @pytest.fixture
@@ -102,13 +125,13 @@ async def test_a_lost_postgresql_turns_readiness_503_and_back(
     dsn = urlsplit(postgres_dsn)
     through_proxy = dsn._replace(netloc=f"{dsn.username}@127.0.0.1:{proxy.port}").geturl()
     settings = Settings(database_url=sqlalchemy_url(through_proxy), secret_key=SECRET)
-    async with started(settings) as app, client(app) as http:
-        ready = await readiness_becomes(http, 200)
+    async with shop_with_metrics_port(settings) as (_, http, operations):
+        ready = await readiness_becomes(http, operations, 200)
         assert ready.json()["checks"] == {"database": "ok", "bus": "ok", "outbox_relay": "ok"}
 
         await proxy.kill()
         lost = time.monotonic()
-        down = await readiness_becomes(http, 503)
+        down = await readiness_becomes(http, operations, 503)
 
         assert time.monotonic() - lost < 15  # within seconds, not a connect timeout's minute
         problem = down.json()
@@ -117,7 +140,7 @@ async def test_a_lost_postgresql_turns_readiness_503_and_back(
         assert "database" in problem["detail"]
 
         await proxy.start()
-        back = await readiness_becomes(http, 200)
+        back = await readiness_becomes(http, operations, 200)
         assert back.json()["checks"]["database"] == "ok"
 
 
@@ -130,21 +153,21 @@ async def test_a_sqlite_file_moved_away_turns_readiness_503_and_back(
     settings = Settings(
         database_url=f"sqlite+aiosqlite:///{data / 'colonnade.db'}", secret_key=SECRET
     )
-    async with started(settings) as app, client(app) as http:
-        await readiness_becomes(http, 200)
+    async with shop_with_metrics_port(settings) as (_, http, operations):
+        await readiness_becomes(http, operations, 200)
 
         data.rename(tmp_path / "elsewhere")
-        down = await readiness_becomes(http, 503)
+        down = await readiness_becomes(http, operations, 503)
         assert down.json()["checks"]["database"].startswith("failing")
         assert "database" in down.json()["detail"]
 
         (tmp_path / "elsewhere").rename(data)
-        await readiness_becomes(http, 200)
+        await readiness_becomes(http, operations, 200)
 
 
 async def test_a_stuck_or_stopped_outbox_relay_is_not_ready(database_url: str) -> None:
     settings = Settings(database_url=database_url, secret_key=SECRET, outbox_stuck_seconds=1)
-    async with started(settings, us_tax=Decimal("0")) as app, client(app) as http:
+    async with shop_with_metrics_port(settings, us_tax=Decimal("0")) as (app, http, operations):
         shop = app.state.shop
         released = asyncio.Event()
 
@@ -153,16 +176,16 @@ async def test_a_stuck_or_stopped_outbox_relay_is_not_ready(database_url: str) -
 
         # A consumer that never returns holds the relay inside its delivery of a cart change.
         shop.bus.subscribe("cart.CartUpdated", "test.hangs", hangs)
-        await readiness_becomes(http, 200)
+        await readiness_becomes(http, operations, 200)
         await open_cart(http, await product(shop))
 
-        stuck = await readiness_becomes(http, 503)
+        stuck = await readiness_becomes(http, operations, 503)
         assert stuck.json()["checks"]["outbox_relay"].startswith("stuck")
         assert stuck.json()["checks"]["database"] == "ok"
 
         released.set()
-        await readiness_becomes(http, 200)
+        await readiness_becomes(http, operations, 200)
 
         await shop.relay.stop()
-        stopped = await readiness_becomes(http, 503)
+        stopped = await readiness_becomes(http, operations, 503)
         assert stopped.json()["checks"]["outbox_relay"] == "stopped"

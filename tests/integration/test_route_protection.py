@@ -22,7 +22,6 @@ from tests.integration.storefront import client, started
 PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "/health/live"): "probes",
     ("GET", "/health/ready"): "probes",
-    ("GET", "/metrics"): "scraped from inside the cluster; holds no personal data",
     ("POST", "/auth/token"): "logging in",
     ("POST", "/auth/logout"): "holding the refresh token is the proof",
     ("POST", "/store/customers"): "registration",

@@ -1,6 +1,6 @@
 """The Prometheus rules and the Grafana dashboard in deploy/ stay true to the shop: the rules
-are exactly what the SLO definitions generate, and the dashboard asks only for metrics the
-shop exports (or the rules record)."""
+are exactly what the SLO definitions generate, the dashboard asks only for metrics the shop
+exports (or the rules record), and the scrape configuration reads the shop's metrics port."""
 
 from __future__ import annotations
 
@@ -13,16 +13,18 @@ from prometheus_client import REGISTRY
 
 import colonnade.app  # noqa: F401 - registers every metric the shop exports
 from colonnade.kernel.metrics import HTTP_REQUEST_DURATION
+from colonnade.kernel.settings import Settings
 from colonnade.ops import rules
 from colonnade.ops.slo import CONDITIONS, OBJECTIVES, all_alert_names
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 ALERTS_FILE = DEPLOY / "prometheus" / "alerts.yml"
+SCRAPE_FILE = DEPLOY / "prometheus" / "prometheus.yml"
 DASHBOARD_FILE = DEPLOY / "grafana" / "colonnade.json"
 
 
 def exported_series() -> set[str]:
-    """Every series name /metrics can show, also of labelled metrics not yet used."""
+    """Every series name the metrics port can show, also of labelled metrics not yet used."""
     suffixes = {
         "counter": ["_total"],
         "histogram": ["_bucket", "_count", "_sum"],
@@ -47,6 +49,21 @@ def test_the_committed_alert_rules_are_the_generated_ones() -> None:
     assert ALERTS_FILE.read_text() == rules.render(), (
         "deploy/prometheus/alerts.yml is stale: python -m colonnade.ops.rules > it"
     )
+
+
+def test_prometheus_scrapes_the_metrics_port_and_loads_the_alert_rules() -> None:
+    loaded = yaml.safe_load(SCRAPE_FILE.read_text())
+    fields = Settings.model_fields
+    metrics_port = f"{fields['metrics_host'].default}:{fields['metrics_port'].default}"
+
+    targets = [
+        target
+        for job in loaded["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    ]
+    assert targets == [metrics_port]
+    assert loaded["rule_files"] == [ALERTS_FILE.name]
 
 
 def test_the_alert_rules_are_valid_prometheus_rule_groups() -> None:

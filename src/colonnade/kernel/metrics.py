@@ -6,15 +6,17 @@ known in advance (route templates, outcomes, currencies, job names), never ids.
 
 With several worker processes, prometheus_client's multiprocess mode (the
 PROMETHEUS_MULTIPROC_DIR environment variable, set before this module is imported) keeps
-each worker's values in files that `/metrics` adds up; gauges then say how to combine them.
+each worker's values in files that `shop_registry()` adds up; gauges then say how to combine
+them.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
 from colonnade.kernel.events import Envelope
 from colonnade.kernel.money import Money
@@ -221,3 +223,13 @@ ALERTS_FIRING = Gauge(
 # Where worker processes keep their values when several serve one shop (prometheus_client's
 # multiprocess mode); it must be set before any worker imports this module.
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def shop_registry() -> CollectorRegistry:
+    """The registry of the whole shop: this process's, or with several workers one that
+    reads every worker's metrics files."""
+    if MULTIPROCESS_DIRECTORY not in os.environ:
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry

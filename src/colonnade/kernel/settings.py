@@ -112,6 +112,14 @@ class Settings(BaseSettings):
     # Shortens every SLO alert window by this factor (1/720 turns an hour into 5 s): for
     # drills and tests of the alerts, never for a real shop.
     slo_window_scale: float = Field(default=1.0, gt=0, le=1)
+    # Metrics and the health details are served on a port of their own, away from the shop's
+    # visitors: loopback only by default (a cluster sets 0.0.0.0 to be scraped over the pod
+    # network). Port 0 turns that listener off.
+    metrics_port: int = Field(default=9100, ge=0, le=65_535)
+    metrics_host: str = "127.0.0.1"
+    # When one port is all there is: the public /metrics and /health/details answer whoever
+    # presents this as a bearer token, and nobody else. Unset, the public port has neither.
+    metrics_token: SecretStr | None = None
     log_level: str = "INFO"
     # A server process freezes what it built while starting and collects garbage less often
     # (kernel/heap.py); `colonnade serve` turns it on. Off for apps made in tests, which build

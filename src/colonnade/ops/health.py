@@ -1,8 +1,9 @@
 """Health: is the process alive (`/health/live`), and can it serve (`/health/ready`)?
 
-Readiness checks each dependency on its own, so an orchestrator (and the operator reading
-the answer) sees which one fails: the database, the event bus, the outbox relay. A probe is
-hit every few seconds, so each check is one cheap statement under a short time limit.
+Readiness checks each dependency on its own: the database, the event bus, the outbox relay.
+The public port says only whether the process is ready; which check fails, and how (a relay's
+lag, events waiting), is for operators: on the metrics port's `/health/details` and in the log.
+A probe is hit every few seconds, so each check is one cheap statement under a short time limit.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import os
 from pathlib import Path
 
+import structlog
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -20,6 +22,8 @@ from colonnade.kernel.bus import EventBus
 from colonnade.kernel.db import Database
 from colonnade.kernel.outbox import OutboxRelay
 from colonnade.web.problems import problem_response
+
+log = structlog.get_logger(__name__)
 
 OK = "ok"
 
@@ -128,20 +132,36 @@ def router(readiness: Readiness) -> APIRouter:
     @routes.get("/health/ready", responses={503: {"description": "not ready"}})
     async def ready() -> Response:
         """The process can serve: its database answers, its event bus takes events and its
-        outbox relay publishes them. 503 names what fails."""
+        outbox relay publishes them. Which one fails is logged and shown on the metrics port."""
         checks = await readiness.checks()
         if all(state == OK for state in checks.values()):
-            return JSONResponse({"status": "ready", "checks": checks})
-        failing = ", ".join(f"{name} {state}" for name, state in checks.items() if state != OK)
+            return JSONResponse({"status": "ready"})
+        log.warning("health.not_ready", **checks)
         return problem_response(
             {
                 "type": "https://colonnade.dev/problems/not-ready",
                 "title": "Not ready",
                 "status": 503,
-                "detail": f"not ready: {failing}",
+                "detail": "not ready",
                 "code": "not_ready",
-                "checks": checks,
             }
         )
 
     return routes
+
+
+def details(checks: dict[str, str]) -> Response:
+    """Readiness with each check's state, for operators: 503 names what fails."""
+    if all(state == OK for state in checks.values()):
+        return JSONResponse({"status": "ready", "checks": checks})
+    failing = ", ".join(f"{name} {state}" for name, state in checks.items() if state != OK)
+    return problem_response(
+        {
+            "type": "https://colonnade.dev/problems/not-ready",
+            "title": "Not ready",
+            "status": 503,
+            "detail": f"not ready: {failing}",
+            "code": "not_ready",
+            "checks": checks,
+        }
+    )
