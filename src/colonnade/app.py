@@ -62,7 +62,7 @@ from colonnade.modules.payments import api as payments_api
 from colonnade.modules.payments.adapters.stripe_processor import StripeProcessor
 from colonnade.modules.payments.adapters.test_gateway import TestGateway
 from colonnade.modules.payments.circuit import BreakerPolicy, CircuitBreaker
-from colonnade.modules.payments.resilience import ResilientProvider
+from colonnade.modules.payments.resilience import LocalBreaker, ResilientProvider
 from colonnade.modules.payments.service import PaymentProvider, PaymentsService
 from colonnade.modules.pricing import api as pricing_api
 from colonnade.modules.pricing.service import PricingService
@@ -301,19 +301,16 @@ def _payment_provider(settings: Settings, db: Database, clock: Clock) -> Payment
             latency=settings.test_gateway_latency_seconds,
             timeout_delay=settings.test_gateway_no_answer_seconds,
         )
-    breaker = CircuitBreaker(
-        BreakerPolicy(
-            consecutive_failures=settings.payment_breaker_failures,
-            failure_rate=settings.payment_breaker_failure_rate,
-            minimum_calls=settings.payment_breaker_minimum_calls,
-            window=timedelta(seconds=settings.payment_breaker_window_seconds),
-            cooldown=timedelta(seconds=settings.payment_breaker_cooldown_seconds),
-        ),
-        clock,
+    policy = BreakerPolicy(
+        consecutive_failures=settings.payment_breaker_failures,
+        failure_rate=settings.payment_breaker_failure_rate,
+        minimum_calls=settings.payment_breaker_minimum_calls,
+        window=timedelta(seconds=settings.payment_breaker_window_seconds),
+        cooldown=timedelta(seconds=settings.payment_breaker_cooldown_seconds),
     )
     return ResilientProvider(
         provider,
-        breaker=breaker,
+        breaker=LocalBreaker(CircuitBreaker(policy, clock)),
         timeout_seconds=settings.payment_timeout_seconds,
         retries=settings.payment_retries,
         backoff_seconds=settings.payment_retry_backoff_seconds,
