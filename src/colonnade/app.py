@@ -23,9 +23,10 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from redis.asyncio import Redis
 
 from colonnade import migrations
-from colonnade.kernel import heap, inbox, tracing
+from colonnade.kernel import heap, inbox, shared_state, tracing
 from colonnade.kernel.bus import InProcessBus
 from colonnade.kernel.changes import Changes
 from colonnade.kernel.clock import Clock, SystemClock
@@ -73,7 +74,9 @@ from colonnade.ops.maintenance import Job, Maintenance
 from colonnade.ops.sampler import Sampler
 from colonnade.web import hardening, problems
 from colonnade.web.caching import PrivateUnlessPublic
+from colonnade.web.limits import Limiter, RateLimiter
 from colonnade.web.observability import RequestObservation
+from colonnade.web.shared_limits import SharedRateLimiter
 from colonnade.web.tracing import RequestTracing
 
 log = structlog.get_logger(__name__)
@@ -102,6 +105,9 @@ class Shop:
     maintenance: Maintenance
     changes: Changes
     pages: StorePages
+    limiter: Limiter
+    # What processes and replicas share, when COLONNADE_REDIS_URL is set.
+    redis: Redis | None
 
 
 def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
@@ -121,6 +127,13 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
     else:
         secret = settings.secret_key.get_secret_value()
     keyring = Keyring(db, _master_key(settings), clock=clock)
+    redis = (
+        None
+        if settings.redis_url is None
+        else shared_state.connect(
+            settings.redis_url, timeout_seconds=settings.redis_timeout_seconds
+        )
+    )
     changes = Changes(db, poll_seconds=settings.changes_poll_seconds)
     catalog = CatalogService(
         db, clock=clock, reference_cache_seconds=settings.reference_cache_seconds, changes=changes
@@ -272,6 +285,12 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         maintenance=maintenance,
         changes=changes,
         pages=pages,
+        limiter=(
+            RateLimiter()
+            if redis is None
+            else SharedRateLimiter(redis, prefix=settings.redis_key_prefix, fallback=RateLimiter())
+        ),
+        redis=redis,
     )
 
 
@@ -360,6 +379,8 @@ def create_app(
             await sampler.stop()
             await shop.maintenance.stop()
             await shop.relay.stop(drain_seconds=shop.settings.outbox_drain_seconds)
+            if shop.redis is not None:
+                await shop.redis.aclose()
             await shop.db.dispose()
             tracing.shutdown()
 
@@ -394,7 +415,7 @@ def create_app(
     )
     # Innermost of the middlewares: it sees the principal the route authenticated.
     app.add_middleware(compliance_api.AuditTrail, audit=shop.compliance.audit)
-    hardening.install(app, shop.settings)
+    hardening.install(app, shop.settings, limiter=shop.limiter)
     # Around the protective middlewares: what they refuse is private too.
     app.add_middleware(PrivateUnlessPublic)
     # Around the protective middlewares: its clock and counts include them and what they refuse.

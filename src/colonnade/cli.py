@@ -56,6 +56,8 @@ def _with_shop(work: Callable[[Shop], Awaitable[T]]) -> T:
             await shop.keyring.load()
             return await work(shop)
         finally:
+            if shop.redis is not None:
+                await shop.redis.aclose()
             await shop.db.dispose()
 
     try:
