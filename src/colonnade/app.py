@@ -60,10 +60,11 @@ from colonnade.modules.orders import api as orders_api
 from colonnade.modules.orders.events import OrderCancelled, OrderPaid
 from colonnade.modules.orders.service import OrdersService
 from colonnade.modules.payments import api as payments_api
+from colonnade.modules.payments.adapters.shared_circuit import SharedCircuitBreaker
 from colonnade.modules.payments.adapters.stripe_processor import StripeProcessor
 from colonnade.modules.payments.adapters.test_gateway import TestGateway
 from colonnade.modules.payments.circuit import BreakerPolicy, CircuitBreaker
-from colonnade.modules.payments.resilience import LocalBreaker, ResilientProvider
+from colonnade.modules.payments.resilience import Breaker, LocalBreaker, ResilientProvider
 from colonnade.modules.payments.service import PaymentProvider, PaymentsService
 from colonnade.modules.pricing import api as pricing_api
 from colonnade.modules.pricing.service import PricingService
@@ -165,7 +166,9 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         stock_seconds=settings.store_stock_seconds,
     )
     pages.listen(changes)
-    payments = PaymentsService(db, provider=_payment_provider(settings, db, clock), clock=clock)
+    payments = PaymentsService(
+        db, provider=_payment_provider(settings, db, clock, redis), clock=clock
+    )
     orders = OrdersService(db, keyring=keyring, clock=clock)
     checkout = CheckoutService(
         db,
@@ -306,7 +309,9 @@ def _master_key(settings: Settings) -> bytes:
     return decode_master_key(settings.encryption_key.get_secret_value())
 
 
-def _payment_provider(settings: Settings, db: Database, clock: Clock) -> PaymentProvider:
+def _payment_provider(
+    settings: Settings, db: Database, clock: Clock, redis: Redis | None
+) -> PaymentProvider:
     provider: PaymentProvider
     if settings.payment_provider == "stripe" and settings.stripe_api_key is not None:
         provider = StripeProcessor(
@@ -327,9 +332,22 @@ def _payment_provider(settings: Settings, db: Database, clock: Clock) -> Payment
         window=timedelta(seconds=settings.payment_breaker_window_seconds),
         cooldown=timedelta(seconds=settings.payment_breaker_cooldown_seconds),
     )
+    breaker: Breaker
+    if redis is None:
+        breaker = LocalBreaker(CircuitBreaker(policy, clock))
+    else:
+        breaker = SharedCircuitBreaker(
+            redis,
+            policy,
+            clock,
+            prefix=settings.redis_key_prefix,
+            # A trial call ends within the timeout; one whose process died frees the next
+            # trial after that, or after another cool-down, as a failed trial would.
+            trial_lease=max(policy.cooldown, timedelta(seconds=settings.payment_timeout_seconds)),
+        )
     return ResilientProvider(
         provider,
-        breaker=LocalBreaker(CircuitBreaker(policy, clock)),
+        breaker=breaker,
         timeout_seconds=settings.payment_timeout_seconds,
         retries=settings.payment_retries,
         backoff_seconds=settings.payment_retry_backoff_seconds,
