@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from colonnade import migrations
 from colonnade.kernel import heap, inbox, shared_state, tracing
 from colonnade.kernel.bus import InProcessBus
+from colonnade.kernel.change_fanout import RedisFanout
 from colonnade.kernel.changes import Changes
 from colonnade.kernel.clock import Clock, SystemClock
 from colonnade.kernel.crypto import Keyring, decode_master_key
@@ -135,7 +136,11 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
             settings.redis_url, timeout_seconds=settings.redis_timeout_seconds
         )
     )
-    changes = Changes(db, poll_seconds=settings.changes_poll_seconds)
+    changes = Changes(
+        db,
+        poll_seconds=settings.changes_poll_seconds,
+        fanout=None if redis is None else RedisFanout(redis, prefix=settings.redis_key_prefix),
+    )
     catalog = CatalogService(
         db, clock=clock, reference_cache_seconds=settings.reference_cache_seconds, changes=changes
     )
