@@ -1,7 +1,9 @@
-"""Real databases for every test that needs one: SQLite always, PostgreSQL where it runs.
+"""Real databases for every test that needs one: SQLite always, PostgreSQL where it runs;
+and the real Redis for the tests of what processes share through it.
 
 Locally, PostgreSQL tests skip when no server answers; in CI (CI=true) or with
-COLONNADE_REQUIRE_POSTGRES=1 a missing server fails them instead.
+COLONNADE_REQUIRE_POSTGRES=1 a missing server fails them instead. Redis likewise, with
+COLONNADE_REQUIRE_REDIS=1.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ from pathlib import Path
 import asyncpg
 import nats
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import text
 
 from colonnade.kernel.clock import SystemClock
 from colonnade.kernel.crypto import Keyring, decode_master_key, new_master_key
 from colonnade.kernel.db import Database
 from colonnade.kernel.metrics import DB_QUERY_DURATION
+from colonnade.kernel.shared_state import connect
 from colonnade.migrations import upgrade
 from colonnade.modules import MODULES
 
@@ -34,6 +39,8 @@ POSTGRES_ADMIN_DSN = os.environ.get(
 REQUIRE_POSTGRES = (
     os.environ.get("CI") == "true" or os.environ.get("COLONNADE_REQUIRE_POSTGRES") == "1"
 )
+REDIS_URL = os.environ.get("COLONNADE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REQUIRE_REDIS = os.environ.get("CI") == "true" or os.environ.get("COLONNADE_REQUIRE_REDIS") == "1"
 
 
 def free_port() -> int:
@@ -155,6 +162,54 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
     asyncio.run(truncate())
     return url
+
+
+async def _redis_answers() -> bool:
+    client = Redis.from_url(REDIS_URL, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        await client.ping()
+    except (RedisError, OSError):
+        return False
+    finally:
+        await client.aclose()
+    return True
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The test Redis's URL, once it answers."""
+    if not asyncio.run(_redis_answers()):
+        message = f"Redis does not answer at {REDIS_URL}"
+        if REQUIRE_REDIS:
+            pytest.fail(message + " (required in CI)")
+        pytest.skip(message)
+    return REDIS_URL
+
+
+@pytest.fixture
+async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
+    """A key prefix of this test's own; afterwards its keys, and no others, are deleted."""
+    prefix = f"colonnade:test:{uuid.uuid4().hex[:12]}"
+    yield prefix
+    client = Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def redis_clients(redis_url: str) -> AsyncIterator[tuple[Redis, Redis]]:
+    """Two clients with their own connections, as two processes of the shop have."""
+    clients = (
+        connect(redis_url, timeout_seconds=2.0),
+        connect(redis_url, timeout_seconds=2.0),
+    )
+    yield clients
+    for client in clients:
+        await client.aclose()
 
 
 @pytest.fixture

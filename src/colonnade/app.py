@@ -16,10 +16,12 @@ from datetime import timedelta
 import structlog
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
+from redis.asyncio import Redis
 
 from colonnade import migrations
-from colonnade.kernel import heap, inbox, tracing
+from colonnade.kernel import heap, inbox, shared_state, tracing
 from colonnade.kernel.bus import EventBus, InProcessBus
+from colonnade.kernel.change_fanout import RedisFanout
 from colonnade.kernel.changes import Changes
 from colonnade.kernel.clock import Clock, SystemClock
 from colonnade.kernel.crypto import Keyring, decode_master_key
@@ -53,10 +55,11 @@ from colonnade.modules.orders import api as orders_api
 from colonnade.modules.orders.events import OrderCancelled, OrderPaid
 from colonnade.modules.orders.service import OrdersService
 from colonnade.modules.payments import api as payments_api
+from colonnade.modules.payments.adapters.shared_circuit import SharedCircuitBreaker
 from colonnade.modules.payments.adapters.stripe_processor import StripeProcessor
 from colonnade.modules.payments.adapters.test_gateway import TestGateway
 from colonnade.modules.payments.circuit import BreakerPolicy, CircuitBreaker
-from colonnade.modules.payments.resilience import ResilientProvider
+from colonnade.modules.payments.resilience import Breaker, LocalBreaker, ResilientProvider
 from colonnade.modules.payments.service import PaymentProvider, PaymentsService
 from colonnade.modules.pricing import api as pricing_api
 from colonnade.modules.pricing.service import PricingService
@@ -67,7 +70,9 @@ from colonnade.ops.maintenance import Job, Maintenance
 from colonnade.ops.sampler import Sampler
 from colonnade.web import hardening, problems
 from colonnade.web.caching import PrivateUnlessPublic
+from colonnade.web.limits import Limiter, RateLimiter
 from colonnade.web.observability import RequestObservation
+from colonnade.web.shared_limits import SharedRateLimiter
 from colonnade.web.tracing import RequestTracing
 
 log = structlog.get_logger(__name__)
@@ -96,6 +101,9 @@ class Shop:
     maintenance: Maintenance
     changes: Changes
     pages: StorePages
+    limiter: Limiter
+    # What processes and replicas share, when COLONNADE_REDIS_URL is set.
+    redis: Redis | None
 
 
 def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
@@ -116,7 +124,18 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
     else:
         secret = settings.secret_key.get_secret_value()
     keyring = Keyring(db, _master_key(settings), clock=clock)
-    changes = Changes(db, poll_seconds=settings.changes_poll_seconds)
+    redis = (
+        None
+        if settings.redis_url is None
+        else shared_state.connect(
+            settings.redis_url, timeout_seconds=settings.redis_timeout_seconds
+        )
+    )
+    changes = Changes(
+        db,
+        poll_seconds=settings.changes_poll_seconds,
+        fanout=None if redis is None else RedisFanout(redis, prefix=settings.redis_key_prefix),
+    )
     catalog = CatalogService(
         db, clock=clock, reference_cache_seconds=settings.reference_cache_seconds, changes=changes
     )
@@ -147,7 +166,9 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         stock_seconds=settings.store_stock_seconds,
     )
     pages.listen(changes)
-    payments = PaymentsService(db, provider=_payment_provider(settings, db, clock), clock=clock)
+    payments = PaymentsService(
+        db, provider=_payment_provider(settings, db, clock, redis), clock=clock
+    )
     orders = OrdersService(db, keyring=keyring, clock=clock)
     checkout = CheckoutService(
         db,
@@ -266,6 +287,12 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         maintenance=maintenance,
         changes=changes,
         pages=pages,
+        limiter=(
+            RateLimiter()
+            if redis is None
+            else SharedRateLimiter(redis, prefix=settings.redis_key_prefix, fallback=RateLimiter())
+        ),
+        redis=redis,
     )
 
 
@@ -293,7 +320,9 @@ def _master_key(settings: Settings) -> bytes:
     return decode_master_key(settings.encryption_key.get_secret_value())
 
 
-def _payment_provider(settings: Settings, db: Database, clock: Clock) -> PaymentProvider:
+def _payment_provider(
+    settings: Settings, db: Database, clock: Clock, redis: Redis | None
+) -> PaymentProvider:
     provider: PaymentProvider
     if settings.payment_provider == "stripe" and settings.stripe_api_key is not None:
         provider = StripeProcessor(
@@ -307,16 +336,26 @@ def _payment_provider(settings: Settings, db: Database, clock: Clock) -> Payment
             latency=settings.test_gateway_latency_seconds,
             timeout_delay=settings.test_gateway_no_answer_seconds,
         )
-    breaker = CircuitBreaker(
-        BreakerPolicy(
-            consecutive_failures=settings.payment_breaker_failures,
-            failure_rate=settings.payment_breaker_failure_rate,
-            minimum_calls=settings.payment_breaker_minimum_calls,
-            window=timedelta(seconds=settings.payment_breaker_window_seconds),
-            cooldown=timedelta(seconds=settings.payment_breaker_cooldown_seconds),
-        ),
-        clock,
+    policy = BreakerPolicy(
+        consecutive_failures=settings.payment_breaker_failures,
+        failure_rate=settings.payment_breaker_failure_rate,
+        minimum_calls=settings.payment_breaker_minimum_calls,
+        window=timedelta(seconds=settings.payment_breaker_window_seconds),
+        cooldown=timedelta(seconds=settings.payment_breaker_cooldown_seconds),
     )
+    breaker: Breaker
+    if redis is None:
+        breaker = LocalBreaker(CircuitBreaker(policy, clock))
+    else:
+        breaker = SharedCircuitBreaker(
+            redis,
+            policy,
+            clock,
+            prefix=settings.redis_key_prefix,
+            # A trial call ends within the timeout; one whose process died frees the next
+            # trial after that, or after another cool-down, as a failed trial would.
+            trial_lease=max(policy.cooldown, timedelta(seconds=settings.payment_timeout_seconds)),
+        )
     return ResilientProvider(
         provider,
         breaker=breaker,
@@ -389,6 +428,8 @@ def create_app(
             await shop.maintenance.stop()
             await shop.relay.stop(drain_seconds=shop.settings.outbox_drain_seconds)
             await shop.bus.close()
+            if shop.redis is not None:
+                await shop.redis.aclose()
             await shop.db.dispose()
             tracing.shutdown()
 
@@ -423,7 +464,7 @@ def create_app(
     )
     # Innermost of the middlewares: it sees the principal the route authenticated.
     app.add_middleware(compliance_api.AuditTrail, audit=shop.compliance.audit)
-    hardening.install(app, shop.settings)
+    hardening.install(app, shop.settings, limiter=shop.limiter)
     # Around the protective middlewares: what they refuse is private too.
     app.add_middleware(PrivateUnlessPublic)
     # Around the protective middlewares: its clock and counts include them and what they refuse.
@@ -464,6 +505,8 @@ async def run_without_http(
         if relay:
             await shop.relay.stop(drain_seconds=settings.outbox_drain_seconds)
         await shop.bus.close()
+        if shop.redis is not None:
+            await shop.redis.aclose()
         await shop.db.dispose()
         tracing.shutdown()
 

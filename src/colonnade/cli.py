@@ -58,6 +58,9 @@ def _with_shop(work: Callable[[Shop], Awaitable[T]]) -> T:
             await shop.keyring.load()
             return await work(shop)
         finally:
+            await shop.changes.stop()  # other processes hear at once of what the command changed
+            if shop.redis is not None:
+                await shop.redis.aclose()
             await shop.db.dispose()
 
     try:

@@ -17,7 +17,7 @@ from colonnade.modules.payments.domain import (
     ProviderOutcome,
     ProviderUnavailable,
 )
-from colonnade.modules.payments.resilience import ResilientProvider
+from colonnade.modules.payments.resilience import LocalBreaker, ResilientProvider
 
 USD = Money(1000, "USD")
 
@@ -74,7 +74,8 @@ def resilient(clock: SettableClock) -> Build:
             "backoff_seconds": 0.001,
             **options,
         }
-        return ResilientProvider(processor, breaker=breaker, **settings), breaker  # type: ignore[arg-type]
+        provider = ResilientProvider(processor, breaker=LocalBreaker(breaker), **settings)  # type: ignore[arg-type]
+        return provider, breaker
 
     return build
 

@@ -10,14 +10,18 @@ Outbox ids are taken before commit, so a later id may become visible before an e
 Each poll therefore reads again what arrived since a watermark that trails the newest id by
 `settle_seconds`, longer than any staff write stays uncommitted, and remembers what it has
 already delivered above it.
+
+With a `Fanout` (Redis pub/sub, change_fanout.py) the writer also tells every other process
+at once; the poll goes on as before and delivers whatever a process missed. An event heard
+both ways is delivered once: each way skips the event ids the other delivered lately.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import func, select
@@ -30,6 +34,20 @@ from colonnade.kernel.schema import outbox
 log = structlog.get_logger(__name__)
 
 Listener = Callable[[str, dict[str, Any]], None]
+# Told by another process: (event id, event type, payload).
+Heard = Callable[[str, str, dict[str, Any]], None]
+
+
+class Fanout(Protocol):
+    def tell(self, envelopes: Sequence[Envelope]) -> None:
+        """Tell the other processes of events just committed here, without waiting."""
+        ...
+
+    def start(self, heard: Heard) -> None:
+        """Call `heard` for each event another process tells of, until stopped."""
+        ...
+
+    async def stop(self) -> None: ...
 
 
 class Changes:
@@ -40,8 +58,10 @@ class Changes:
         poll_seconds: float = 0.25,
         settle_seconds: float = 2.0,
         now: Callable[[], float] = time.monotonic,
+        fanout: Fanout | None = None,
     ) -> None:
         self._db = db
+        self._fanout = fanout
         self._poll_seconds = poll_seconds
         self._settle_seconds = settle_seconds
         self._now = now
@@ -50,7 +70,8 @@ class Changes:
         # Outbox ids above the watermark already delivered, and newest ids seen per poll.
         self._delivered_rows: set[int] = set()
         self._newest: deque[tuple[float, int]] = deque()
-        # Events this process delivered at commit, by id, with when: the poll skips them.
+        # Events delivered at commit or as told by the fanout, by id, with when: the poll
+        # skips them (and the fanout the ones the poll delivered).
         self._delivered_here: dict[str, float] = {}
         self._loop = Every(
             "colonnade-changes", self._poll_seconds, self.catch_up, "changes.poll_failed"
@@ -60,12 +81,21 @@ class Changes:
         """Call `listener(event_type, payload)` for each committed event of this type."""
         self._listeners[event_type].append(listener)
 
-    def committed(self, envelopes: Iterable[Envelope]) -> None:
-        """Tell this process's listeners of events just committed here."""
+    def committed(self, envelopes: Sequence[Envelope]) -> None:
+        """Tell this process's listeners, and through the fanout every other process's, of
+        events just committed here."""
         for envelope in envelopes:
             if envelope.event_type in self._listeners:
                 self._delivered_here[envelope.event_id] = self._now()
                 self._deliver(envelope.event_type, envelope.payload)
+        if self._fanout is not None and envelopes:
+            self._fanout.tell(envelopes)
+
+    def heard(self, event_id: str, event_type: str, payload: dict[str, Any]) -> None:
+        """An event another process committed, as its fanout told it."""
+        if event_type in self._listeners and event_id not in self._delivered_here:
+            self._delivered_here[event_id] = self._now()
+            self._deliver(event_type, payload)
 
     async def catch_up(self) -> None:
         """Read the outbox once and deliver what other processes committed since last time."""
@@ -91,7 +121,8 @@ class Changes:
             if row.id in self._delivered_rows:
                 continue
             self._delivered_rows.add(row.id)
-            if self._delivered_here.pop(row.event_id, None) is None:
+            if row.event_id not in self._delivered_here:
+                self._delivered_here[row.event_id] = self._now()
                 self._deliver(row.event_type, row.payload)
         self._settle(newest)
 
@@ -117,6 +148,10 @@ class Changes:
 
     def start(self) -> None:
         self._loop.start()
+        if self._fanout is not None:
+            self._fanout.start(self.heard)
 
     async def stop(self) -> None:
+        if self._fanout is not None:
+            await self._fanout.stop()
         await self._loop.stop()

@@ -211,6 +211,15 @@ PAYMENT_CIRCUIT_STATE = Gauge(
     multiprocess_mode="max",
 )
 
+# --- shared state (Redis) ----------------------------------------------------------------
+
+REDIS_FALLBACKS = Counter(
+    "colonnade_redis_fallbacks_total",
+    "Uses of shared state (rate_limits, payment_circuit, changes) that fell back to this "
+    "process's own state because Redis failed or had just failed.",
+    ["use"],
+)
+
 # --- alerts ------------------------------------------------------------------------------
 
 ALERTS_FIRING = Gauge(

@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     store_stock_seconds: float = Field(default=0.5, gt=0)
     # How often a process reads the changes other processes committed (prices, products).
     changes_poll_seconds: float = Field(default=0.25, gt=0)
+    # Redis (redis://host:6379/0) for what processes and replicas must agree on: rate limit
+    # buckets, the payment circuit breaker, word of committed changes. Unset, each process
+    # keeps its own. Keys and channels start with redis_key_prefix, so shops may share one
+    # Redis; a call Redis does not answer within redis_timeout_seconds counts as Redis down.
+    redis_url: str | None = None
+    redis_key_prefix: str = Field(default="colonnade", min_length=1)
+    redis_timeout_seconds: float = Field(default=0.5, gt=0)
     default_warehouse: str = "main"
     reservation_ttl_seconds: int = Field(default=900, ge=10)
     payment_provider: Literal["test_gateway", "stripe"] = "test_gateway"

@@ -9,9 +9,6 @@ client's allowance), then the routes.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
@@ -20,6 +17,7 @@ from colonnade.web.cards import CardNumberGuard
 from colonnade.web.headers import SecurityHeaders
 from colonnade.web.limits import (
     BodySizeLimit,
+    Limiter,
     RateLimit,
     RateLimiter,
     RateLimits,
@@ -68,11 +66,10 @@ def rate_limits(settings: Settings) -> list[RateLimit]:
     ]
 
 
-def install(
-    app: FastAPI, settings: Settings, *, clock: Callable[[], float] = time.monotonic
-) -> None:
+def install(app: FastAPI, settings: Settings, *, limiter: Limiter | None = None) -> None:
+    """`limiter` keeps the rate limits' buckets: this process's own unless one is given."""
     # Starlette runs the middleware added last first, hence the reverse order.
-    app.add_middleware(RateLimits, limits=rate_limits(settings), limiter=RateLimiter(clock))
+    app.add_middleware(RateLimits, limits=rate_limits(settings), limiter=limiter or RateLimiter())
     app.add_middleware(CardNumberGuard)
     app.add_middleware(NulCharacterGuard)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

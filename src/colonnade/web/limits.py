@@ -1,9 +1,9 @@
 """Limits on what one client may ask of the shop: the size of a request body, and how often it
 may log in, register or check out.
 
-Rate limits live in this process's memory (the embedded shape). With several replicas each
-counts on its own, so a client gets up to replicas x limit; the distributed shape needs the
-buckets in a shared store (Redis) behind the same `RateLimiter` interface.
+Rate limits live in this process's memory (the embedded shape), where with several processes
+each counts on its own, so a client gets up to processes x limit. With Redis configured the
+buckets live there instead (shared_limits.py), behind the same `Limiter` interface.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -70,11 +71,24 @@ class BodySizeLimit:
         )
 
 
+class Limiter(Protocol):
+    async def take(self, wants: Sequence[tuple[str, int, float]]) -> int:
+        """Take one token from each `(key, limit, window seconds)` bucket if every one has a
+        token, and answer 0; otherwise take none and answer the seconds until all would."""
+        ...
+
+
+def whole_seconds(wait: float) -> int:
+    """A wait as the whole seconds of Retry-After: at least 1, rounded up, but rounded first
+    so float noise (1.0000000001 s) does not add a whole second."""
+    return max(1, math.ceil(round(wait, 6)))
+
+
 class RateLimiter:
     """Token buckets by key: each holds up to `limit` tokens and refills `limit` per `window`
     seconds, so a quiet client may burst up to its limit, and a busy one gets the steady rate.
 
-    Single-threaded by design (one event loop): `take` never awaits, so it is atomic.
+    Single-threaded by design (one event loop): `take` awaits nothing, so it is atomic.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -82,9 +96,7 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._swept_at = clock()
 
-    def take(self, wants: Sequence[tuple[str, int, float]]) -> int:
-        """Take one token from each `(key, limit, window seconds)` bucket if every one has a
-        token, and answer 0; otherwise take none and answer the seconds until all would."""
+    async def take(self, wants: Sequence[tuple[str, int, float]]) -> int:
         now = self._clock()
         self._sweep(now, max((window for _, _, window in wants), default=0.0))
         levels = [self._level(key, limit, window, now) for key, limit, window in wants]
@@ -94,8 +106,7 @@ class RateLimiter:
             if level < 1
         ]
         if waits:
-            # Rounded first so float noise (1.0000000001 s) does not add a whole second.
-            return max(1, math.ceil(round(max(waits), 6)))
+            return whole_seconds(max(waits))
         for level, (key, _, _) in zip(levels, wants, strict=True):
             self._buckets[key] = (level - 1, now)
         return 0
@@ -172,7 +183,7 @@ def path_parameter(name: str) -> AccountOf:
 class RateLimits:
     """Applies `RateLimit`s by route, so the routes themselves stay unaware of them."""
 
-    def __init__(self, app: ASGIApp, limits: Sequence[RateLimit], limiter: RateLimiter) -> None:
+    def __init__(self, app: ASGIApp, limits: Sequence[RateLimit], limiter: Limiter) -> None:
         self.app = app
         self.limits = limits
         self.limiter = limiter
@@ -213,7 +224,7 @@ class RateLimits:
                 wants.append(
                     (f"{limit.name}:account:{digest}", limit.per_account, limit.window_seconds)
                 )
-        retry_after = self.limiter.take(wants)
+        retry_after = await self.limiter.take(wants)
         if retry_after == 0:
             return receive
         await send_problem(

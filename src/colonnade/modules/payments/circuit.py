@@ -9,6 +9,9 @@ failure opens it for another cool-down.
 
 A failure is "no answer" (a timeout, the provider down). A declined card is an answer and
 counts as a success: the provider is working.
+
+`CircuitBreaker` keeps the state in this process; the rules it applies are `BreakerPolicy`'s,
+which a breaker shared between processes applies to the state it keeps elsewhere.
 """
 
 from __future__ import annotations
@@ -45,6 +48,26 @@ class BreakerPolicy:
             raise ValueError("the failure rate that opens the breaker is in (0, 1]")
         if self.window <= timedelta(0) or self.cooldown <= timedelta(0):
             raise ValueError("the window and the cool-down must be positive")
+
+    def opens(self, failures_in_a_row: int, calls: int, failures: int) -> bool:
+        """Whether a closed breaker opens, given its failures in a row and the calls and
+        failures of the window."""
+        if failures_in_a_row >= self.consecutive_failures:
+            return True
+        return calls >= self.minimum_calls and failures / calls >= self.failure_rate
+
+    def state_since(self, opened_at: datetime | None, now: datetime) -> CircuitState:
+        """The state of a breaker that opened at `opened_at` (None: it is closed): open for the
+        cool-down, then half-open until a trial call decides."""
+        if opened_at is None:
+            return CircuitState.CLOSED
+        return CircuitState.HALF_OPEN if now >= opened_at + self.cooldown else CircuitState.OPEN
+
+    def retry_after(self, opened_at: datetime | None, now: datetime) -> int:
+        """Whole seconds until a call may be tried again (at least 1)."""
+        if opened_at is None:
+            return 1
+        return max(1, math.ceil((opened_at + self.cooldown - now).total_seconds()))
 
 
 class CircuitBreaker:
@@ -93,7 +116,8 @@ class CircuitBreaker:
             return  # a call let through before the breaker opened; it is open already
         self._failures_in_a_row += 1
         self._remember(failed=True)
-        if self._failures_in_a_row >= self._policy.consecutive_failures or self._rate_too_high():
+        failures = sum(1 for _, failed in self._recent if failed)
+        if self._policy.opens(self._failures_in_a_row, len(self._recent), failures):
             self._open()
 
     def abandoned(self) -> None:
@@ -102,10 +126,7 @@ class CircuitBreaker:
 
     def retry_after(self) -> int:
         """Whole seconds until a call may be tried again (at least 1)."""
-        if self._opened_at is None or self._state is CircuitState.CLOSED:
-            return 1
-        left = (self._opened_at + self._policy.cooldown - self._clock.now()).total_seconds()
-        return max(1, math.ceil(left))
+        return self._policy.retry_after(self._opened_at, self._clock.now())
 
     # --- transitions ----------------------------------------------------------------------
 
@@ -122,18 +143,11 @@ class CircuitBreaker:
         self._recent.clear()
 
     def _cooled_down(self) -> bool:
-        assert self._opened_at is not None
-        return self._clock.now() >= self._opened_at + self._policy.cooldown
+        state = self._policy.state_since(self._opened_at, self._clock.now())
+        return state is CircuitState.HALF_OPEN
 
     def _remember(self, *, failed: bool) -> None:
         now = self._clock.now()
         self._recent.append((now, failed))
         while self._recent and self._recent[0][0] <= now - self._policy.window:
             self._recent.popleft()
-
-    def _rate_too_high(self) -> bool:
-        calls = len(self._recent)
-        if calls < self._policy.minimum_calls:
-            return False
-        failures = sum(1 for _, failed in self._recent if failed)
-        return failures / calls >= self._policy.failure_rate

@@ -9,8 +9,9 @@
 - A circuit breaker (circuit.py) stops asking a provider that keeps failing: while it is
   open a call fails at once with ProviderCircuitOpen, and the provider is not asked.
 
-The breaker lives in this process: each worker process learns on its own that the provider
-is down (a few failed calls each) and tries it again on its own.
+The breaker lives in this process (`LocalBreaker`): each worker process learns on its own that
+the provider is down (a few failed calls each) and tries it again on its own. With Redis
+configured, every process and replica shares one (adapters/shared_circuit.py).
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import structlog
 
 from colonnade.kernel.metrics import PAYMENT_CIRCUIT_STATE, PAYMENT_PROVIDER_CALLS
 from colonnade.kernel.money import Money
-from colonnade.modules.payments.circuit import CircuitBreaker
+from colonnade.modules.payments.circuit import CircuitBreaker, CircuitState
 from colonnade.modules.payments.domain import (
     PaymentProvider,
     ProviderCircuitOpen,
@@ -37,12 +39,58 @@ log = structlog.get_logger(__name__)
 RETRY_SAFE = frozenset({"authorize", "charge", "capture", "void", "refund"})
 
 
+class Breaker(Protocol):
+    """A circuit breaker as the calls use it: `allow` before each call, then one report of how
+    it ended. Asynchronous, because a shared breaker asks Redis."""
+
+    @property
+    def state(self) -> CircuitState:
+        """The state as this process last saw it."""
+        ...
+
+    async def allow(self) -> bool: ...
+
+    async def succeeded(self) -> None: ...
+
+    async def failed(self) -> None: ...
+
+    async def abandoned(self) -> None: ...
+
+    def retry_after(self) -> int: ...
+
+
+class LocalBreaker:
+    """This process's own circuit breaker, as a `Breaker`."""
+
+    def __init__(self, circuit: CircuitBreaker) -> None:
+        self._circuit = circuit
+
+    @property
+    def state(self) -> CircuitState:
+        return self._circuit.state
+
+    async def allow(self) -> bool:
+        return self._circuit.allow()
+
+    async def succeeded(self) -> None:
+        self._circuit.succeeded()
+
+    async def failed(self) -> None:
+        self._circuit.failed()
+
+    async def abandoned(self) -> None:
+        self._circuit.abandoned()
+
+    def retry_after(self) -> int:
+        return self._circuit.retry_after()
+
+
 class ResilientProvider:
     def __init__(
         self,
         provider: PaymentProvider,
         *,
-        breaker: CircuitBreaker,
+        breaker: Breaker,
         timeout_seconds: float,
         retries: int = 2,
         backoff_seconds: float = 0.2,
@@ -97,29 +145,29 @@ class ResilientProvider:
     async def _once(
         self, operation: str, call: Callable[[], Awaitable[ProviderOutcome]]
     ) -> ProviderOutcome:
-        if not self._breaker.allow():
+        if not await self._breaker.allow():
             self._show_state()
             raise ProviderCircuitOpen(self._breaker.retry_after())
         try:
             async with asyncio.timeout(self._timeout):
                 outcome = await call()
         except TimeoutError:
-            self._ended(operation, "timed_out", self._breaker.failed)
+            await self._ended(operation, "timed_out", self._breaker.failed)
             raise ProviderUnavailable(
                 f"the payment provider did not answer the {operation} within "
                 f"{self._timeout:g} seconds; try again later"
             ) from None
         except ProviderUnavailable:
-            self._ended(operation, "unavailable", self._breaker.failed)
+            await self._ended(operation, "unavailable", self._breaker.failed)
             raise
         except Exception:
             # An error of ours or a rejected request: it says nothing about the provider's health.
-            self._ended(operation, "error", self._breaker.abandoned)
+            await self._ended(operation, "error", self._breaker.abandoned)
             raise
         except BaseException:
-            self._breaker.abandoned()  # cancelled: the caller went away
+            await self._breaker.abandoned()  # cancelled: the caller went away
             raise
-        self._ended(
+        await self._ended(
             operation, "approved" if outcome.approved else "declined", self._breaker.succeeded
         )
         return outcome
@@ -130,10 +178,12 @@ class ResilientProvider:
         ceiling = min(self._max_backoff, self._backoff * 2 ** (attempt - 2))
         return float(ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311 - not a secret
 
-    def _ended(self, operation: str, outcome: str, report: Callable[[], None]) -> None:
+    async def _ended(
+        self, operation: str, outcome: str, report: Callable[[], Awaitable[None]]
+    ) -> None:
         PAYMENT_PROVIDER_CALLS.labels(operation, outcome).inc()
         before = self._breaker.state
-        report()
+        await report()
         self._show_state()
         after = self._breaker.state
         if after != before:

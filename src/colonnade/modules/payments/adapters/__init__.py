@@ -1,1 +1,1 @@
-"""Payment providers: adapters behind the PaymentProvider port."""
+"""Payment providers behind the PaymentProvider port, and a circuit breaker kept in Redis."""
