@@ -26,7 +26,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from colonnade.app import assemble
 from colonnade.kernel.crypto import KeyringError, decode_master_key
+from colonnade.kernel.jetstream import JetStreamBus
 from colonnade.kernel.metrics import HTTP_REQUESTS_IN_FLIGHT
 from colonnade.kernel.settings import Settings
 
@@ -384,10 +386,12 @@ def test_workers_scale_on_jetstream_consumer_lag(rendered: list[Manifest]) -> No
         # KEDA takes trigger metadata as strings only.
         assert all(isinstance(value, str) for value in metadata.values())
         assert int(metadata["lagThreshold"]) > 0
-        # JetStream durable names take no dots, spaces, wildcards.
-        assert re.fullmatch(r"[A-Za-z0-9_-]+", metadata["consumer"])
-        consumers.add(metadata["consumer"])
+        consumers.add((metadata["stream"], metadata["consumer"]))
     assert len(consumers) == len(spec["triggers"])
+    # The very streams and durable consumers the shop's bus makes, one trigger each.
+    bus = assemble(Settings(bus_url="nats://nats:4222")).bus
+    assert isinstance(bus, JetStreamBus)
+    assert sorted(consumers) == bus.durable_consumers()
 
 
 def test_prometheus_scrapes_every_role(rendered: list[Manifest]) -> None:

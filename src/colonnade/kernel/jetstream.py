@@ -151,6 +151,15 @@ class JetStreamBus:
     def durable(consumer: str, event_type: str) -> str:
         return _token(f"{consumer}--{event_type.rpartition('.')[2]}")
 
+    def durable_consumers(self) -> list[tuple[str, str]]:
+        """(stream, durable consumer) of every subscription: what a lag-based autoscaler
+        of the workers watches."""
+        return sorted(
+            (self.stream(_module(event_type)), self.durable(consumer, event_type))
+            for event_type, consumers in self._subscriptions.by_type.items()
+            for consumer in consumers
+        )
+
     # Life
 
     async def open(self, *, consumes: Callable[[str], bool]) -> None:
