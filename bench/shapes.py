@@ -1,0 +1,188 @@
+"""The shapes benchmark: `python -m bench.shapes [--seconds N] [--clients N] [--rounds N]`.
+
+Buys on PostgreSQL through one `colonnade serve` process with its events carried two ways,
+in the same run, alternating so the machine's noise falls on both alike:
+
+- embedded: the in-process bus (the relay hands each event to its consumers directly);
+- jetstream: the same process with COLONNADE_BUS_URL on the NATS server at
+  COLONNADE_BENCH_NATS_URL (default nats://127.0.0.1:4222): the relay publishes to streams,
+  durable pull consumers take the events back.
+
+For each: purchases/s and p99 at the given clients, the server's and NATS's CPU per purchase,
+the outbox lag, and how long after the load the last paid order's confirmation e-mail took to
+be sent (the consumers catching up). The ratio of the two rates is the cost of the broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import subprocess
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import asyncpg
+import nats
+from rich.table import Table
+
+from bench import load
+from bench.load import LoadPlan, LoadReport
+from bench.report import console
+from bench.shop import BenchShop, dsn_of, stock_the_shop
+
+NATS_URL = os.environ.get("COLONNADE_BENCH_NATS_URL", "nats://127.0.0.1:4222")
+PRODUCTS = 50
+ON_HAND_PER_SKU = 10_000_000
+
+
+@dataclass
+class Measured:
+    shape: str
+    report: LoadReport
+    nats_cpu_ms_per_purchase: float | None
+    confirmed_after_seconds: float
+
+
+def _nats_cpu_seconds() -> float | None:
+    """CPU the local nats-server has used so far (its own process, read from /proc)."""
+    found = subprocess.run(
+        ["pgrep", "-x", "nats-server"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    if not found:
+        return None
+    total = 0.0
+    for pid in found:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+async def _unconfirmed(database: str) -> int:
+    """Paid orders whose confirmation e-mail is not sent yet."""
+    conn = await asyncpg.connect(dsn_of(database))
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM orders_orders o WHERE o.status = 'paid' AND NOT EXISTS"
+                " (SELECT 1 FROM notifications_messages m WHERE m.order_id = o.id)"
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def _until_confirmed(database: str, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if not await _unconfirmed(database):
+            return
+        await asyncio.sleep(0.1)
+
+
+async def _remove_streams(namespace: str) -> None:
+    client = await nats.connect(NATS_URL)
+    try:
+        jetstream = client.jetstream()
+        for info in await jetstream.streams_info():
+            if info.config.name and info.config.name.startswith(namespace.upper() + "_"):
+                await jetstream.delete_stream(info.config.name)
+    finally:
+        await client.close()
+
+
+async def _measure_shape(
+    shape: str, pool: ProcessPoolExecutor, options: argparse.Namespace
+) -> Measured:
+    namespace = f"bench{uuid.uuid4().hex[:8]}"
+    settings = {}
+    if shape == "jetstream":
+        settings = {"COLONNADE_BUS_URL": NATS_URL, "COLONNADE_BUS_NAMESPACE": namespace}
+    shop = BenchShop("postgresql", settings=settings)
+    try:
+        await shop.open()
+        shelves = await stock_the_shop(shop.base_url, PRODUCTS, ON_HAND_PER_SKU)
+        plan = LoadPlan(
+            base_url=shop.base_url,
+            metrics_url=shop.metrics_url,
+            server_pid=shop.pid,
+            watch_database=True,
+            skus=shelves.skus,
+            clients=options.clients,
+            scenario="throughput",
+            warmup_seconds=options.warmup,
+            seconds=options.seconds,
+        )
+        nats_before = _nats_cpu_seconds()
+        report = await asyncio.get_running_loop().run_in_executor(pool, load.run, plan)
+        nats_after = _nats_cpu_seconds()
+        ended = time.monotonic()
+        assert shop.database is not None
+        await _until_confirmed(shop.database, ended + 120)
+        nats_ms = None
+        if shape == "jetstream" and nats_before is not None and nats_after is not None:
+            nats_ms = (nats_after - nats_before) * 1000 / max(report.attempts_total, 1)
+        return Measured(shape, report, nats_ms, time.monotonic() - ended)
+    finally:
+        await shop.close()
+        if shape == "jetstream":
+            await _remove_streams(namespace)
+
+
+async def run(options: argparse.Namespace) -> list[Measured]:
+    measured = []
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        for round_ in range(options.rounds):
+            for shape in ("embedded", "jetstream"):
+                console.print(f"round {round_ + 1}: {shape}, {options.clients} clients ...")
+                measured.append(await _measure_shape(shape, pool, options))
+    return measured
+
+
+def _print(measured: list[Measured]) -> None:
+    table = Table(title="Events in process and on NATS JetStream (PostgreSQL, one process)")
+    for column in (
+        "shape",
+        "purchases/s",
+        "p99 ms",
+        "server CPU ms/purchase",
+        "NATS CPU ms/purchase",
+        "outbox lag s",
+        "confirmed after s",
+    ):
+        table.add_column(column, justify="right")
+    for m in measured:
+        per_purchase = m.report.cpu.server * m.report.window_seconds / max(m.report.purchases, 1)
+        table.add_row(
+            m.shape,
+            f"{m.report.rate:,.1f}",
+            f"{m.report.p99_ms or 0:,.0f}",
+            f"{per_purchase * 1000:.2f}",
+            "—" if m.nats_cpu_ms_per_purchase is None else f"{m.nats_cpu_ms_per_purchase:.2f}",
+            "—" if m.report.outbox_lag_seconds is None else f"{m.report.outbox_lag_seconds:.2f}",
+            f"{m.confirmed_after_seconds:.1f}",
+        )
+    console.print(table)
+    rates = {
+        shape: [m.report.rate for m in measured if m.shape == shape]
+        for shape in ("embedded", "jetstream")
+    }
+    ratio = sum(rates["jetstream"]) / max(sum(rates["embedded"]), 1e-9)
+    console.print(f"jetstream ÷ embedded purchases/s, same run: [bold]{ratio:.3f}[/bold]")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured, per shape")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2, help="embedded/jetstream pairs")
+    _print(asyncio.run(run(parser.parse_args(argv))))
+
+
+if __name__ == "__main__":
+    main()
