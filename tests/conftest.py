@@ -95,13 +95,22 @@ class PostgresServer:
             asyncio.run(drop())
 
 
+def _needed(answers: bool, message: str, required: bool) -> None:
+    """Skip a test whose service does not answer, or fail it where the service is required."""
+    if answers:
+        return
+    if required:
+        pytest.fail(message + " (required in CI)")
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
-    if not asyncio.run(_postgres_answers()):
-        message = f"PostgreSQL does not answer at {POSTGRES_ADMIN_DSN}"
-        if REQUIRE_POSTGRES:
-            pytest.fail(message + " (required in CI)")
-        pytest.skip(message)
+    _needed(
+        asyncio.run(_postgres_answers()),
+        f"PostgreSQL does not answer at {POSTGRES_ADMIN_DSN}",
+        REQUIRE_POSTGRES,
+    )
     server = PostgresServer()
     yield server
     server.drop_all()
@@ -178,11 +187,7 @@ async def _redis_answers() -> bool:
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     """The test Redis's URL, once it answers."""
-    if not asyncio.run(_redis_answers()):
-        message = f"Redis does not answer at {REDIS_URL}"
-        if REQUIRE_REDIS:
-            pytest.fail(message + " (required in CI)")
-        pytest.skip(message)
+    _needed(asyncio.run(_redis_answers()), f"Redis does not answer at {REDIS_URL}", REQUIRE_REDIS)
     return REDIS_URL
 
 
@@ -268,11 +273,11 @@ async def _nats_answers(url: str) -> bool:
 @pytest.fixture(scope="session")
 def nats_url() -> str:
     """The NATS server with JetStream that the distributed-shape tests share."""
-    if not asyncio.run(_nats_answers(NATS_URL)):
-        message = f"NATS with JetStream does not answer at {NATS_URL}"
-        if REQUIRE_NATS:
-            pytest.fail(message + " (required in CI)")
-        pytest.skip(message)
+    _needed(
+        asyncio.run(_nats_answers(NATS_URL)),
+        f"NATS with JetStream does not answer at {NATS_URL}",
+        REQUIRE_NATS,
+    )
     return NATS_URL
 
 

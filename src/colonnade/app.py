@@ -389,7 +389,7 @@ def create_app(
     readiness = health.Readiness(
         shop.db,
         shop.bus,
-        shop.relay,
+        shop.relay if settings.serve_relay else None,
         timeout_seconds=settings.readiness_timeout_seconds,
         relay_stuck_seconds=settings.outbox_stuck_seconds,
     )
@@ -403,8 +403,9 @@ def create_app(
         # when it last stopped is finished or undone before new ones start.
         orphaned_after = timedelta(seconds=shop.settings.checkout_recovery_seconds)
         await shop.checkout.recover(timedelta(0) if shop.db.is_sqlite else orphaned_after)
-        await shop.bus.open(consumes=lambda _: True)
-        shop.relay.start()
+        await shop.bus.open(consumes=lambda _: settings.serve_consumers)
+        if settings.serve_relay:
+            shop.relay.start()
         shop.maintenance.start()
         sampler.start()
         shop.changes.start()
@@ -426,7 +427,8 @@ def create_app(
             await shop.changes.stop()
             await sampler.stop()
             await shop.maintenance.stop()
-            await shop.relay.stop(drain_seconds=shop.settings.outbox_drain_seconds)
+            if settings.serve_relay:
+                await shop.relay.stop(drain_seconds=shop.settings.outbox_drain_seconds)
             await shop.bus.close()
             if shop.redis is not None:
                 await shop.redis.aclose()

@@ -13,6 +13,7 @@ from typing import Annotated, Protocol, TypeVar, runtime_checkable
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 from rich.console import Console
 from rich.panel import Panel
 from rich.progress import Progress
@@ -87,11 +88,34 @@ def serve(
             help="Worker processes (PostgreSQL only; with COLONNADE_SECRET_KEY, shared by all).",
         ),
     ] = 1,
+    relay: Annotated[
+        bool,
+        typer.Option(
+            "--relay/--no-relay",
+            help="Run an outbox relay here too (--no-relay: `colonnade relay` runs apart).",
+        ),
+    ] = True,
+    consumers: Annotated[
+        bool,
+        typer.Option(
+            "--consumers/--no-consumers",
+            help="Run the bus consumers here too (--no-consumers: `colonnade worker` runs apart).",
+        ),
+    ] = True,
 ) -> None:
     """Serve the embedded shape: every module in this process, migrated on start."""
     # A long-running server: every worker settles its heap once started (kernel/heap.py).
     os.environ.setdefault("COLONNADE_SETTLE_HEAP", "true")
-    settings = Settings()
+    # Through the environment: with several workers each builds its shop from it.
+    if not relay:
+        os.environ["COLONNADE_SERVE_RELAY"] = "false"
+    if not consumers:
+        os.environ["COLONNADE_SERVE_CONSUMERS"] = "false"
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        console.print(f"[red]{error.errors()[0]['msg']}[/red]")
+        raise typer.Exit(2) from error
     if workers > 1 and settings.database_url.startswith("sqlite"):
         console.print("[red]SQLite is served by one worker:[/red] its writers queue in-process")
         raise typer.Exit(2)
@@ -161,13 +185,7 @@ def serve(
 @cli.command()
 def relay() -> None:
     """Run the outbox relay alone: publish committed events to the bus (COLONNADE_BUS_URL)."""
-    settings = Settings()
-    if settings.bus_url is None:
-        console.print(
-            "[red]The relay alone needs COLONNADE_BUS_URL:[/red] on the in-process bus it runs"
-            " inside colonnade serve, beside the consumers it delivers to"
-        )
-        raise typer.Exit(2)
+    settings = _on_a_broker("The relay alone")
     _until_signalled(
         lambda stopping: run_without_http(
             settings, relay=True, consumes=lambda _: False, stopping=stopping
@@ -184,13 +202,7 @@ def worker(
 ) -> None:
     """Run bus consumers alone (COLONNADE_BUS_URL): e-mails, settlements and the rest of what
     follows from events, scaled apart from the HTTP processes."""
-    settings = Settings()
-    if settings.bus_url is None:
-        console.print(
-            "[red]A worker needs COLONNADE_BUS_URL:[/red] on the in-process bus, events reach"
-            " their consumers inside colonnade serve"
-        )
-        raise typer.Exit(2)
+    settings = _on_a_broker("A worker")
     chosen = None if modules is None else {m.strip() for m in modules.split(",") if m.strip()}
     unknown = sorted((chosen or set()) - set(MODULES))
     if unknown:
@@ -204,6 +216,19 @@ def worker(
             stopping=stopping,
         )
     )
+
+
+def _on_a_broker(role: str) -> Settings:
+    """The settings, when they name a broker; a process role apart from `serve` has no use
+    without one (on the in-process bus, events reach their consumers inside colonnade serve)."""
+    settings = Settings()
+    if settings.bus_url is None:
+        console.print(
+            f"[red]{role} needs COLONNADE_BUS_URL:[/red] on the in-process bus, events reach"
+            " their consumers inside colonnade serve"
+        )
+        raise typer.Exit(2)
+    return settings
 
 
 def _until_signalled(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:

@@ -264,7 +264,7 @@ def test_roles_are_the_commands_of_one_image(rendered: list[Manifest]) -> None:
         roles[component(workload)] = (container["image"], container["args"])
     assert {role: args for role, (_, args) in roles.items()} == {
         # Every address of the pod: the Service and the probes reach it from outside.
-        "web": ["serve", "--host", "0.0.0.0", "--port", "8000"],  # noqa: S104
+        "web": ["serve", "--host", "0.0.0.0", "--port", "8000", "--no-relay", "--no-consumers"],  # noqa: S104
         "relay": ["relay"],
         "worker": ["worker"],
         "migrate": ["migrate"],

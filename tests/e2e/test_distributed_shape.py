@@ -1,8 +1,8 @@
 """The shop with its events on NATS JetStream, as separate processes on one PostgreSQL
-database: two `colonnade serve` processes taking purchases, a `colonnade relay` and a
-`colonnade worker` for the consumers. A flash sale split across both web processes sells
-exactly the stock and every paid order is confirmed once, also when the worker is killed
-and the broker restarted in the middle of it."""
+database: two `colonnade serve --no-relay --no-consumers` processes taking purchases, a
+`colonnade relay` and a `colonnade worker` for the consumers. A flash sale split across both
+web processes sells exactly the stock and every paid order is confirmed once, also when the
+relay and the worker are killed and the broker restarted in the middle of it."""
 
 from __future__ import annotations
 
@@ -32,14 +32,19 @@ class Cluster:
     env: dict[str, str]
     workdir: Path
     worker: subprocess.Popen[bytes] | None = None
+    relay: subprocess.Popen[bytes] | None = None
 
     def start_worker(self) -> None:
-        self.worker = _background(self.env, self.workdir, "worker", "--modules", "notifications")
+        self.worker = _background(self.env, self.workdir, "worker")
 
-    def kill_worker(self) -> None:
-        assert self.worker is not None
-        self.worker.kill()
-        self.worker.wait(timeout=10)
+    def start_relay(self) -> None:
+        self.relay = _background(self.env, self.workdir, "relay")
+
+    def kill_worker_and_relay(self) -> None:
+        for process in (self.worker, self.relay):
+            assert process is not None
+            process.kill()
+            process.wait(timeout=10)
 
 
 def _background(env: dict[str, str], workdir: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -68,11 +73,18 @@ def cluster(
         COLONNADE_SECRET_KEY="end-to-end-tests-only-" + "k" * 32,
         COLONNADE_OUTBOX_POLL_SECONDS="0.2",
     )
+    # The web processes serve requests only: events leave through the relay process and
+    # reach their consumers in the worker process, so killing those two is a real fault.
     first, first_url = start_shop(
-        {**env, "COLONNADE_METRICS_PORT": str(free_port())}, workdir, "--demo-data"
+        {**env, "COLONNADE_METRICS_PORT": str(free_port())},
+        workdir,
+        "--demo-data",
+        "--no-relay",
+        "--no-consumers",
     )
-    second, second_url = start_shop({**env, "COLONNADE_METRICS_PORT": str(free_port())}, workdir)
-    relay = _background(env, workdir, "relay")
+    second, second_url = start_shop(
+        {**env, "COLONNADE_METRICS_PORT": str(free_port())}, workdir, "--no-relay", "--no-consumers"
+    )
     running = Cluster(
         web=[RunningShop(first_url, env, workdir), RunningShop(second_url, env, workdir)],
         dsn=dsn,
@@ -81,10 +93,11 @@ def cluster(
         workdir=workdir,
     )
     running.start_worker()
+    running.start_relay()
     try:
         yield running
     finally:
-        for process in (first, second, relay, running.worker):
+        for process in (first, second, running.relay, running.worker):
             if process is not None:
                 stop(process)
         broker.stop()
@@ -162,7 +175,7 @@ def test_a_flash_sale_across_two_web_processes_sells_the_stock_and_confirms_each
     assert asyncio.run(_left_over(cluster.dsn)) == (0, 0)
 
 
-def test_a_killed_worker_and_a_restarted_broker_lose_and_double_nothing(
+def test_a_killed_relay_and_worker_and_a_restarted_broker_lose_and_double_nothing(
     cluster: Cluster, staff: Staff
 ) -> None:
     stock, buyers = 20, 200
@@ -171,10 +184,11 @@ def test_a_killed_worker_and_a_restarted_broker_lose_and_double_nothing(
     async def sale_with_faults() -> Tally:
         sale = asyncio.create_task(_split_sale(cluster, sku, buyers))
         await asyncio.sleep(0.3)
-        cluster.kill_worker()
+        cluster.kill_worker_and_relay()
         cluster.nats.stop()
         await asyncio.sleep(1.5)
         cluster.nats.start()
+        cluster.start_relay()
         cluster.start_worker()
         return await sale
 

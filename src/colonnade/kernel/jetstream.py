@@ -250,8 +250,10 @@ class JetStreamBus:
         while True:
             try:
                 messages = await subscription.fetch(self._fetch_batch, timeout=FETCH_WAIT_SECONDS)
-            except nats.errors.TimeoutError:
-                continue  # nothing came within the wait
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                # Nothing came within the wait (the client raises either, depending on
+                # where in the fetch the wait ran out).
+                continue
             except _UNREACHABLE as error:
                 log.warning("bus.fetch_failed", consumer=consumer, error=str(error))
                 await asyncio.sleep(1.0)

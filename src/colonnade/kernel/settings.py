@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     # On JetStream a consumer parks an event as a dead letter once this many deliveries of it
     # failed (with back-off: 2, 4, 8 ... s between them).
     bus_max_deliver: int = Field(default=5, ge=1)
+    # Whether a `colonnade serve` process also runs an outbox relay and the bus consumers.
+    # On a broker they can run apart (`colonnade relay`, `colonnade worker`), so the HTTP
+    # processes serve requests only; on the in-process bus both must run where the HTTP does.
+    serve_relay: bool = True
+    serve_consumers: bool = True
     # The inbox is what stops a redelivered event being taken twice, so a mark must outlive any
     # redelivery: the relay's retries end within the hour, but a bus may replay its stream
     # (JetStream keeps messages for days) and a restored backup may offer events again. A month
@@ -168,6 +173,12 @@ class Settings(BaseSettings):
         if self.environment == "production" and self.encryption_key is None:
             raise ValueError(
                 "COLONNADE_ENCRYPTION_KEY must be set when COLONNADE_ENVIRONMENT=production"
+            )
+        if self.bus_url is None and not (self.serve_relay and self.serve_consumers):
+            raise ValueError(
+                "COLONNADE_SERVE_RELAY and COLONNADE_SERVE_CONSUMERS can be false only with"
+                " COLONNADE_BUS_URL: on the in-process bus the relay hands events to this"
+                " process's consumers"
             )
         if self.payment_provider == "stripe" and self.stripe_api_key is None:
             raise ValueError("COLONNADE_STRIPE_API_KEY must be set for the stripe payment provider")

@@ -38,7 +38,7 @@ class Readiness:
         self,
         db: Database,
         bus: EventBus,
-        relay: OutboxRelay,
+        relay: OutboxRelay | None,
         *,
         timeout_seconds: float,
         relay_stuck_seconds: float,
@@ -52,13 +52,15 @@ class Readiness:
         self._sqlite_identity: tuple[int, int] | None = None
 
     async def checks(self) -> dict[str, str]:
-        """Each dependency's state: "ok", or what is wrong with it."""
+        """Each dependency's state: "ok", or what is wrong with it. A process whose relay
+        runs elsewhere (`relay` None) does not answer for it."""
         database = await self._database()
-        return {
-            "database": database,
-            "bus": await self._bus_state(),
-            "outbox_relay": await self._relay_state(database_answers=database == OK),
-        }
+        states = {"database": database, "bus": await self._bus_state()}
+        if self._relay is not None:
+            states["outbox_relay"] = await self._relay_state(
+                self._relay, database_answers=database == OK
+            )
+        return states
 
     async def _database(self) -> str:
         try:
@@ -95,16 +97,16 @@ class Readiness:
         except Exception as error:  # noqa: BLE001 - whatever fails, the bus is failing
             return f"failing: {type(error).__name__}"
 
-    async def _relay_state(self, *, database_answers: bool) -> str:
-        if not self._relay.running:
+    async def _relay_state(self, relay: OutboxRelay, *, database_answers: bool) -> str:
+        if not relay.running:
             return "stopped"
-        idle = self._relay.idle_seconds()
+        idle = relay.idle_seconds()
         # Without the database the relay cannot move; the database check says so already.
         if idle < self._stuck_after or not database_answers:
             return OK
         try:
             async with asyncio.timeout(self._timeout):
-                waiting = await self._relay.pending()
+                waiting = await relay.pending()
         except Exception:  # noqa: BLE001 - no count: judge by the idle time alone
             waiting = None
         if waiting == 0:

@@ -1,0 +1,54 @@
+"""Which process runs the relay and the consumers: apart from `colonnade serve` only on a
+broker; the relay and worker commands refuse to run without one."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from colonnade.cli import cli
+from colonnade.kernel.settings import Settings
+
+
+@pytest.mark.parametrize("setting", ["serve_relay", "serve_consumers"])
+def test_the_relay_and_consumers_leave_serve_only_on_a_broker(setting: str) -> None:
+    with pytest.raises(ValidationError, match="only with COLONNADE_BUS_URL"):
+        Settings(**{setting: False})
+    alone = Settings(**{setting: False, "bus_url": "nats://127.0.0.1:4222"})
+    assert getattr(alone, setting) is False
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (["serve", "--no-relay"], "only with COLONNADE_BUS_URL"),
+        (["serve", "--no-consumers"], "only with COLONNADE_BUS_URL"),
+        (["relay"], "The relay alone needs COLONNADE_BUS_URL"),
+        (["worker"], "A worker needs COLONNADE_BUS_URL"),
+    ],
+)
+def test_without_a_broker_the_split_roles_refuse_to_start(
+    command: list[str], says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLONNADE_BUS_URL", raising=False)
+    monkeypatch.setenv("COLUMNS", "250")
+    # `serve` hands its choices to its workers through the environment: set here, they are
+    # put back after the test.
+    for name in ("SERVE_RELAY", "SERVE_CONSUMERS", "SETTLE_HEAP"):
+        monkeypatch.setenv(f"COLONNADE_{name}", "true")
+
+    ran = CliRunner().invoke(cli, command)
+
+    assert ran.exit_code == 2, ran.output
+    assert says in " ".join(ran.output.split())
+
+
+def test_a_worker_names_only_modules_the_shop_has(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLONNADE_BUS_URL", "nats://127.0.0.1:4222")
+    monkeypatch.setenv("COLUMNS", "250")
+
+    ran = CliRunner().invoke(cli, ["worker", "--modules", "notifications,shipping"])
+
+    assert ran.exit_code == 2, ran.output
+    assert "No such modules: shipping" in ran.output
