@@ -123,6 +123,9 @@ def serve(
     # On SIGTERM uvicorn stops taking connections and lets requests in flight finish for this
     # long; then the app's shutdown publishes the outbox and closes the database.
     grace = settings.shutdown_grace_seconds
+    # Rate limits and logs see the client's address: the proxy's word for it only from the
+    # proxies named (uvicorn would otherwise believe any caller on loopback).
+    trusted = settings.forwarded_allow_ips
     if workers == 1:
         uvicorn.run(
             create_app(settings, metrics_listener=True),
@@ -132,6 +135,8 @@ def serve(
             # The shop writes its own access log line (web/observability.py).
             access_log=False,
             timeout_graceful_shutdown=grace,
+            proxy_headers=trusted is not None,
+            forwarded_allow_ips=trusted,
         )
         return
     # Each worker builds its own shop from the same environment; migrations take a lock, relays
@@ -152,6 +157,8 @@ def serve(
                 # The shop writes its own access log line (web/observability.py).
                 access_log=False,
                 timeout_graceful_shutdown=grace,
+                proxy_headers=trusted is not None,
+                forwarded_allow_ips=trusted,
             )
         finally:
             if listener is not None:
