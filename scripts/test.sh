@@ -9,6 +9,12 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" =
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
     || echo "chromium could not be installed; the browser test will say so"
 fi
+# The cluster test puts nginx in front of the shop's replicas; the same where we may.
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ] && command -v apt-get >/dev/null \
+  && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null \
+    || echo "nginx could not be installed; the cluster test will say so"
+fi
 echo "== ruff";          .venv/bin/ruff check src tests bench
 echo "== ruff format";   .venv/bin/ruff format --check src tests bench
 echo "== mypy";          .venv/bin/mypy

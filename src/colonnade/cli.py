@@ -27,6 +27,7 @@ from colonnade.kernel.metrics import MULTIPROCESS_DIRECTORY
 from colonnade.kernel.redaction import configure_logging
 from colonnade.kernel.settings import Settings
 from colonnade.modules import MODULES
+from colonnade.ops import cluster
 from colonnade.ops.metrics_port import serve_metrics
 
 cli = typer.Typer(
@@ -42,6 +43,11 @@ dead_letters = typer.Typer(
     help="Events the outbox gave up delivering, parked until replayed.", no_args_is_help=True
 )
 cli.add_typer(dead_letters, name="dead-letters")
+cluster_commands = typer.Typer(
+    help="The distributed shape on one machine: web replicas, relay, worker, nginx in front.",
+    no_args_is_help=True,
+)
+cli.add_typer(cluster_commands, name="cluster")
 console = Console()
 
 T = TypeVar("T")
@@ -147,6 +153,9 @@ def serve(
     # On SIGTERM uvicorn stops taking connections and lets requests in flight finish for this
     # long; then the app's shutdown publishes the outbox and closes the database.
     grace = settings.shutdown_grace_seconds
+    # Rate limits and logs see the client's address: the proxy's word for it only from the
+    # proxies named (uvicorn would otherwise believe any caller on loopback).
+    trusted = settings.forwarded_allow_ips
     if workers == 1:
         uvicorn.run(
             create_app(settings, metrics_listener=True),
@@ -156,6 +165,8 @@ def serve(
             # The shop writes its own access log line (web/observability.py).
             access_log=False,
             timeout_graceful_shutdown=grace,
+            proxy_headers=trusted is not None,
+            forwarded_allow_ips=trusted,
         )
         return
     # Each worker builds its own shop from the same environment; migrations take a lock, relays
@@ -176,6 +187,8 @@ def serve(
                 # The shop writes its own access log line (web/observability.py).
                 access_log=False,
                 timeout_graceful_shutdown=grace,
+                proxy_headers=trusted is not None,
+                forwarded_allow_ips=trusted,
             )
         finally:
             if listener is not None:
@@ -242,6 +255,61 @@ def _until_signalled(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         await work(stopping)
 
     asyncio.run(run())
+
+
+@cluster_commands.command("up")
+def cluster_up(
+    replicas: Annotated[int, typer.Option(min=1, help="Web processes behind the edge.")] = 2,
+    host: Annotated[str, typer.Option(help="Address the edge (nginx) listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port the edge listens on.")] = 8080,
+    demo_data: Annotated[
+        bool,
+        typer.Option(
+            "--demo-data/--no-demo-data", help="Load the demo shop into an empty database."
+        ),
+    ] = False,
+) -> None:
+    """Run the distributed shape here until `colonnade cluster down`: web replicas, a relay,
+    a worker and nginx, on COLONNADE_DATABASE_URL (PostgreSQL) and COLONNADE_BUS_URL (NATS)."""
+    settings = Settings()
+    problem = cluster.refusal(settings)
+    if problem is not None:
+        console.print(f"[red]Cannot start the cluster:[/red] {problem}")
+        raise typer.Exit(2)
+    running = cluster.running_supervisor()
+    if running is not None:
+        console.print(
+            f"[red]A cluster runs already[/red] (pid {running}, state in {cluster.state_dir()});"
+            " colonnade cluster down stops it"
+        )
+        raise typer.Exit(2)
+    if not cluster.port_is_free(host, port):
+        console.print(f"[red]The edge's port is taken:[/red] {host}:{port} (choose --port)")
+        raise typer.Exit(2)
+    if demo_data:
+        from colonnade.demo import load_demo
+
+        _with_shop(lambda shop: load_demo(shop, console))
+    else:
+        migrate()
+    planned = cluster.plan(settings, console, replicas=replicas, host=host, port=port)
+    raise typer.Exit(planned.run())
+
+
+@cluster_commands.command("down")
+def cluster_down() -> None:
+    """Stop the cluster `colonnade cluster up` runs from this directory (or
+    COLONNADE_CLUSTER_DIR), and wait until every process of it has ended."""
+    pid = cluster.running_supervisor()
+    if pid is None:
+        console.print(f"[yellow]No cluster runs[/yellow] from {cluster.state_dir()}")
+        return
+    console.print(f"stopping the cluster (pid {pid}): edge, web, worker, relay")
+    # Four stages, each waiting at most this long for its processes.
+    if not cluster.bring_down(pid, 4 * cluster.stop_grace_seconds(Settings())):
+        console.print(f"[red]The cluster (pid {pid}) has not ended yet[/red]")
+        raise typer.Exit(1)
+    console.print("[green]the cluster is down[/green]")
 
 
 @cli.command()

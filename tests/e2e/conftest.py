@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import PostgresServer, free_port, sqlalchemy_url
 
@@ -39,18 +40,20 @@ class RunningShop:
         )
 
 
-def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
+def wait_until_ready(
+    url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 90
+) -> None:
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"colonnade serve exited early:\n{log.read_text()}")
+            raise RuntimeError(f"the shop exited early:\n{log.read_text()}")
         try:
             if httpx.get(url + "/health/ready", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"colonnade serve did not become ready:\n{log.read_text()}")
+    raise RuntimeError(f"the shop did not become ready:\n{log.read_text()}")
 
 
 def shop_environment(
@@ -88,6 +91,36 @@ def start_shop(
     base_url = f"http://127.0.0.1:{port}"
     wait_until_ready(base_url, process, log)
     return process, base_url
+
+
+def checkouts_by_outcome(metrics_url: str) -> dict[str, float]:
+    """A process's `colonnade_checkouts_total`, by outcome, from its metrics port."""
+    scraped = httpx.get(metrics_url + "/metrics", timeout=10)
+    scraped.raise_for_status()
+    return {
+        sample.labels["outcome"]: sample.value
+        for family in text_string_to_metric_families(scraped.text)
+        if family.name == "colonnade_checkouts"
+        for sample in family.samples
+        if sample.name == "colonnade_checkouts_total"
+    }
+
+
+def process_tree(pid: int) -> set[int]:
+    """`pid` and every process descending from it now (Linux: read from /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended while we looked
+        parents[int(stat.parent.name)] = int(fields[1])
+    tree = {pid}
+    while True:
+        grown = tree | {child for child, parent in parents.items() if parent in tree}
+        if grown == tree:
+            return tree
+        tree = grown
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -143,6 +143,10 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     # Set when clients reach the shop only over HTTPS: browsers are then told never to use HTTP.
     behind_https: bool = False
+    # Addresses of the proxies in front of `colonnade serve` (comma-separated, e.g. 127.0.0.1),
+    # whose X-Forwarded-For and X-Forwarded-Proto name the client. Unset, nobody is believed:
+    # any client could otherwise claim another address and escape its rate limits.
+    forwarded_allow_ips: str | None = None
     # Requests per minute. Login per account stays above identity's lockout threshold, so a
     # locked account is told so (login_locked) rather than merely rate limited.
     rate_limit_login_per_address: int = Field(default=20, ge=1)
