@@ -250,9 +250,8 @@ class JetStreamBus:
         while True:
             try:
                 messages = await subscription.fetch(self._fetch_batch, timeout=FETCH_WAIT_SECONDS)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                # Nothing came within the wait (the client raises either, depending on
-                # where in the fetch the wait ran out).
+            except TimeoutError:
+                # Nothing came within the wait (the client's own timeout error is one too).
                 continue
             except _UNREACHABLE as error:
                 log.warning("bus.fetch_failed", consumer=consumer, error=str(error))

@@ -355,7 +355,9 @@ def plan(settings: Settings, console: Console, *, replicas: int, host: str, port
         url = None
         if web:
             http_port = _free_port()
+            # Requests only: the relay and the worker of the cluster move and consume events.
             argv += ["--host", "127.0.0.1", "--port", str(http_port)]
+            argv += ["--no-relay", "--no-consumers"]
             url = f"http://127.0.0.1:{http_port}"
             # Only the edge in front of them may name the client.
             env["COLONNADE_FORWARDED_ALLOW_IPS"] = "127.0.0.1"
