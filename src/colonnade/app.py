@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
 from redis.asyncio import Redis
 
@@ -378,6 +378,7 @@ def create_app(
     settings = settings or Settings()
     configure_logging(settings.log_level)
     tracing.configure(settings, exporter=span_exporter)
+    serving = modules_served(settings)
     shop = assemble(settings)
     sampler = Sampler(
         every_seconds=settings.ops_sample_seconds,
@@ -403,7 +404,9 @@ def create_app(
         # when it last stopped is finished or undone before new ones start.
         orphaned_after = timedelta(seconds=shop.settings.checkout_recovery_seconds)
         await shop.checkout.recover(timedelta(0) if shop.db.is_sqlite else orphaned_after)
-        await shop.bus.open(consumes=lambda _: settings.serve_consumers)
+        await shop.bus.open(
+            consumes=lambda consumer: settings.serve_consumers and module_of(consumer) in serving
+        )
         if settings.serve_relay:
             shop.relay.start()
         shop.maintenance.start()
@@ -451,15 +454,23 @@ def create_app(
     problems.install(app)
     _health_and_metrics(app, readiness, settings)
     # Routes are matched in order: browsing first (most of the traffic), then buying.
-    app.include_router(catalog_api.router(shop.catalog, shop.pricing, shop.pages))
-    app.include_router(cart_api.router(shop.carts))
-    app.include_router(checkout_api.router(shop.checkout))
-    app.include_router(identity_api.router(shop.identity))
-    app.include_router(pricing_api.router(shop.pricing))
-    app.include_router(inventory_api.router(shop.inventory, shop.catalog.sku_exists))
-    app.include_router(orders_api.router(shop.orders, shop.checkout.settle_cancellation))
-    app.include_router(payments_api.router(shop.payments))
-    app.include_router(compliance_api.router(shop.compliance))
+    routers: list[tuple[str, Callable[[], APIRouter]]] = [
+        ("catalog", lambda: catalog_api.router(shop.catalog, shop.pricing, shop.pages)),
+        ("cart", lambda: cart_api.router(shop.carts)),
+        ("checkout", lambda: checkout_api.router(shop.checkout)),
+        ("identity", lambda: identity_api.router(shop.identity)),
+        ("pricing", lambda: pricing_api.router(shop.pricing)),
+        ("inventory", lambda: inventory_api.router(shop.inventory, shop.catalog.sku_exists)),
+        (
+            "orders",
+            lambda: orders_api.router(shop.orders, shop.checkout.settle_cancellation),
+        ),
+        ("payments", lambda: payments_api.router(shop.payments)),
+        ("compliance", lambda: compliance_api.router(shop.compliance)),
+    ]
+    for module, router in routers:
+        if module in serving:
+            app.include_router(router())
     app.include_router(dead_letters_api.router(shop.dead_letters))
     ops_page.install(
         app, sampler=sampler, identity=shop.identity, behind_https=settings.behind_https
@@ -475,6 +486,24 @@ def create_app(
         # Around everything, so the request's logs and metrics carry its trace.
         app.add_middleware(RequestTracing)
     return app
+
+
+def modules_served(settings: Settings) -> frozenset[str]:
+    """The modules whose routes and consumers this process serves: COLONNADE_SERVE_MODULES,
+    or every one. Their services all run here regardless, as the in-process adapters of the
+    module ports on the shop's one database."""
+    if not settings.serve_modules:
+        return frozenset(MODULES)
+    chosen = frozenset(m.strip() for m in settings.serve_modules.split(",") if m.strip())
+    unknown = sorted(chosen - set(MODULES))
+    if unknown:
+        raise ValueError(f"COLONNADE_SERVE_MODULES names no such modules: {', '.join(unknown)}")
+    return chosen
+
+
+def module_of(consumer: str) -> str:
+    """A consumer is named after its module: "notifications.confirm-order"."""
+    return consumer.partition(".")[0]
 
 
 async def run_without_http(

@@ -20,7 +20,14 @@ from rich.progress import Progress
 from rich.table import Table
 
 from colonnade import migrations
-from colonnade.app import Shop, assemble, create_app, run_without_http
+from colonnade.app import (
+    Shop,
+    assemble,
+    create_app,
+    module_of,
+    modules_served,
+    run_without_http,
+)
 from colonnade.kernel.crypto import new_master_key
 from colonnade.kernel.errors import ColonnadeError
 from colonnade.kernel.metrics import MULTIPROCESS_DIRECTORY
@@ -108,6 +115,10 @@ def serve(
             help="Run the bus consumers here too (--no-consumers: `colonnade worker` runs apart).",
         ),
     ] = True,
+    modules: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated modules whose routes and consumers this serves."),
+    ] = None,
 ) -> None:
     """Serve the embedded shape: every module in this process, migrated on start."""
     # A long-running server: every worker settles its heap once started (kernel/heap.py).
@@ -117,10 +128,16 @@ def serve(
         os.environ["COLONNADE_SERVE_RELAY"] = "false"
     if not consumers:
         os.environ["COLONNADE_SERVE_CONSUMERS"] = "false"
+    if modules is not None:
+        os.environ["COLONNADE_SERVE_MODULES"] = modules
     try:
         settings = Settings()
+        modules_served(settings)
     except ValidationError as error:
         console.print(f"[red]{error.errors()[0]['msg']}[/red]")
+        raise typer.Exit(2) from error
+    except ValueError as error:
+        console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from error
     if workers > 1 and settings.database_url.startswith("sqlite"):
         console.print("[red]SQLite is served by one worker:[/red] its writers queue in-process")
@@ -225,7 +242,7 @@ def worker(
         lambda stopping: run_without_http(
             settings,
             relay=False,
-            consumes=lambda consumer: chosen is None or consumer.split(".")[0] in chosen,
+            consumes=lambda consumer: chosen is None or module_of(consumer) in chosen,
             stopping=stopping,
         )
     )

@@ -24,6 +24,7 @@ def test_the_relay_and_consumers_leave_serve_only_on_a_broker(setting: str) -> N
     [
         (["serve", "--no-relay"], "only with COLONNADE_BUS_URL"),
         (["serve", "--no-consumers"], "only with COLONNADE_BUS_URL"),
+        (["serve", "--modules", "catalog,shipping"], "no such modules: shipping"),
         (["relay"], "The relay alone needs COLONNADE_BUS_URL"),
         (["worker"], "A worker needs COLONNADE_BUS_URL"),
     ],
@@ -35,8 +36,8 @@ def test_without_a_broker_the_split_roles_refuse_to_start(
     monkeypatch.setenv("COLUMNS", "250")
     # `serve` hands its choices to its workers through the environment: set here, they are
     # put back after the test.
-    for name in ("SERVE_RELAY", "SERVE_CONSUMERS", "SETTLE_HEAP"):
-        monkeypatch.setenv(f"COLONNADE_{name}", "true")
+    for name in ("SERVE_RELAY", "SERVE_CONSUMERS", "SERVE_MODULES", "SETTLE_HEAP"):
+        monkeypatch.setenv(f"COLONNADE_{name}", "" if name == "SERVE_MODULES" else "true")
 
     ran = CliRunner().invoke(cli, command)
 

@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     # processes serve requests only; on the in-process bus both must run where the HTTP does.
     serve_relay: bool = True
     serve_consumers: bool = True
+    # Comma-separated modules whose routes and consumers a `colonnade serve` process serves
+    # (a module group, behind an edge that routes to it); empty, every module's.
+    serve_modules: str = ""
     # The inbox is what stops a redelivered event being taken twice, so a mark must outlive any
     # redelivery: the relay's retries end within the hour, but a bus may replay its stream
     # (JetStream keeps messages for days) and a restored backup may offer events again. A month
