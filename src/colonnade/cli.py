@@ -276,7 +276,16 @@ def _until_signalled(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
 
 @cluster_commands.command("up")
 def cluster_up(
-    replicas: Annotated[int, typer.Option(min=1, help="Web processes behind the edge.")] = 2,
+    replicas: Annotated[
+        int, typer.Option(min=1, help="Web processes behind the edge (per module group).")
+    ] = 2,
+    group: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=MODULE,MODULE[:REPLICAS]: replicas serving only these modules' routes"
+            " (repeatable); the other modules, health and /ops form the group `rest`.",
+        ),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address the edge (nginx) listens on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port the edge listens on.")] = 8080,
     demo_data: Annotated[
@@ -289,6 +298,11 @@ def cluster_up(
     """Run the distributed shape here until `colonnade cluster down`: web replicas, a relay,
     a worker and nginx, on COLONNADE_DATABASE_URL (PostgreSQL) and COLONNADE_BUS_URL (NATS)."""
     settings = Settings()
+    try:
+        groups = cluster.module_groups(group or [], replicas)
+    except ValueError as error:
+        console.print(f"[red]Cannot start the cluster:[/red] {error}")
+        raise typer.Exit(2) from error
     problem = cluster.refusal(settings)
     if problem is not None:
         console.print(f"[red]Cannot start the cluster:[/red] {problem}")
@@ -309,7 +323,7 @@ def cluster_up(
         _with_shop(lambda shop: load_demo(shop, console))
     else:
         migrate()
-    planned = cluster.plan(settings, console, replicas=replicas, host=host, port=port)
+    planned = cluster.plan(settings, console, groups=groups, host=host, port=port)
     raise typer.Exit(planned.run())
 
 

@@ -1,7 +1,8 @@
 """`colonnade cluster up`: the distributed shape on one machine, behind nginx. A flash sale
 through the edge sells exactly the stock, spread over both replicas; the replicas see each
 client by its own address, whatever it claims; a process that dies is started again;
-`colonnade cluster down` ends every process.
+`colonnade cluster down` ends every process. With `--group` each group's replicas take the
+requests of their modules' routes only, and the rest take health and everything else.
 
 Locally the tests skip when nginx is missing; in CI (CI=true) they fail instead.
 scripts/test.sh installs nginx where it can."""
@@ -17,12 +18,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from colonnade.ops.cluster import nginx_binary
 from tests.conftest import OwnNats, PostgresServer, free_port, sqlalchemy_url
@@ -49,8 +52,8 @@ class ClusterUp:
         )
         return state
 
-    def replicas(self) -> list[dict[str, Any]]:
-        return [child for child in self.state()["children"] if child["name"].startswith("web-")]
+    def replicas(self, group: str = "web") -> list[dict[str, Any]]:
+        return [child for child in self.state()["children"] if child["group"] == group]
 
 
 @pytest.fixture(scope="module")
@@ -62,25 +65,21 @@ def nginx() -> None:
         pytest.skip(message)
 
 
-@pytest.fixture(scope="module")
-def cluster(
-    nginx: None,
-    postgres: PostgresServer,
-    nats_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
+@contextmanager
+def _cluster_up(
+    postgres: PostgresServer, workdir: Path, database: str, *options: str
 ) -> Iterator[ClusterUp]:
-    workdir = tmp_path_factory.mktemp("cluster-up")
     broker = OwnNats(workdir / "jetstream")
     broker.start()
     env = {k: v for k, v in os.environ.items() if not k.startswith("COLONNADE_")}
     env.update(
-        COLONNADE_DATABASE_URL=sqlalchemy_url(postgres.create_database("colonnade_cluster_up")),
+        COLONNADE_DATABASE_URL=sqlalchemy_url(postgres.create_database(database)),
         COLONNADE_BUS_URL=broker.url,
         COLONNADE_SECRET_KEY="end-to-end-tests-only-" + "k" * 32,
         COLONNADE_OUTBOX_POLL_SECONDS="0.2",
     )
     port = free_port()
-    up = ["cluster", "up", "--replicas", "2", "--port", str(port), "--demo-data"]
+    up = ["cluster", "up", "--port", str(port), "--demo-data", *options]
     log = workdir / "cluster-up.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -92,13 +91,41 @@ def cluster(
         )
     edge = f"http://127.0.0.1:{port}"
     try:
-        # Migrations, the demo shop and two replicas first: slower than one `serve`.
+        # Migrations, the demo shop and the replicas first: slower than one `serve`.
         wait_until_ready(edge, process, log, seconds=180)
         yield ClusterUp(process, RunningShop(edge, env, workdir), log)
     finally:
         if process.poll() is None:
             stop(process)
         broker.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    nginx: None,
+    postgres: PostgresServer,
+    nats_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ClusterUp]:
+    workdir = tmp_path_factory.mktemp("cluster-up")
+    with _cluster_up(postgres, workdir, "colonnade_cluster_up", "--replicas", "2") as up:
+        yield up
+
+
+@pytest.fixture(scope="module")
+def grouped_cluster(
+    nginx: None,
+    postgres: PostgresServer,
+    nats_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ClusterUp]:
+    workdir = tmp_path_factory.mktemp("cluster-groups")
+    groups = ["--group", "browse=catalog,pricing"]
+    groups += ["--group", "buy=cart,checkout,inventory,payments,orders:2"]
+    with _cluster_up(
+        postgres, workdir, "colonnade_cluster_groups", "--replicas", "1", *groups
+    ) as up:
+        yield up
 
 
 def test_a_flash_sale_through_the_edge_sells_exactly_the_stock_on_both_replicas(
@@ -125,6 +152,64 @@ def test_a_flash_sale_through_the_edge_sells_exactly_the_stock_on_both_replicas(
 
 def _metrics(replica: dict[str, Any]) -> str:
     return f"http://127.0.0.1:{replica['metrics_port']}"
+
+
+def _requests(replica: dict[str, Any], method: str, route: str) -> float:
+    """How many requests for `route` the replica answered, from its metrics port."""
+    scraped = httpx.get(_metrics(replica) + "/metrics", timeout=10)
+    scraped.raise_for_status()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(scraped.text)
+        if family.name == "colonnade_http_requests"
+        for sample in family.samples
+        if sample.name == "colonnade_http_requests_total"
+        and (sample.labels["method"], sample.labels["route"]) == (method, route)
+    )
+
+
+def test_module_groups_take_only_their_modules_requests(grouped_cluster: ClusterUp) -> None:
+    edge = grouped_cluster.shop.base_url
+    staff = Staff.sign_in(grouped_cluster.shop)
+    stock, buyers = 20, 200
+    sku = staff.new_product(price_cents=4999, on_hand=stock)
+    groups = {g: grouped_cluster.replicas(g) for g in ("browse", "buy", "rest")}
+    assert [len(groups[g]) for g in ("browse", "buy", "rest")] == [1, 2, 1]
+    listing = ("GET", "/store/products")
+    readiness = ("GET", "/health/ready")
+    before = {
+        g: [
+            (checkouts_by_outcome(_metrics(r)), _requests(r, *listing), _requests(r, *readiness))
+            for r in replicas
+        ]
+        for g, replicas in groups.items()
+    }
+
+    listed = httpx.get(edge + "/store/products", params={"market": "US"}, timeout=10)
+    assert listed.status_code == 200, listed.text
+    tally = asyncio.run(flash_sale(edge, sku, buyers))
+    assert httpx.get(edge + "/health/ready", timeout=10).status_code == 200
+
+    assert tally.statuses == {201: stock, 409: buyers - stock}, tally.codes
+    level = staff.stock(sku)
+    assert (level["reserved"], level["sold"], level["available"]) == (0, stock, 0)
+    taken = {
+        g: [
+            (
+                sum(checkouts_by_outcome(_metrics(r)).values()) - sum(b[0].values()),
+                _requests(r, *listing) - b[1],
+                _requests(r, *readiness) - b[2],
+            )
+            for r, b in zip(replicas, before[g], strict=True)
+        ]
+        for g, replicas in groups.items()
+    }
+    # (checkouts, listings, readiness checks) each replica answered: browse lists, buy sells
+    # (both of its replicas a share), rest answers readiness.
+    assert taken["browse"] == [(0, 1, 0)], taken
+    assert taken["rest"] == [(0, 0, 1)], taken
+    assert all(listed == ready == 0 and sold > 0 for sold, listed, ready in taken["buy"]), taken
+    assert sum(sold for sold, _, _ in taken["buy"]) == buyers, taken
 
 
 async def _logins(edge: str, address: str, attempts: int) -> list[int]:

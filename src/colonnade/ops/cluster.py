@@ -5,12 +5,16 @@ order when asked to; `colonnade cluster down` asks it to, from another terminal.
 What runs, and where, is kept in a state directory (`.colonnade-cluster/` in the working
 directory, or COLONNADE_CLUSTER_DIR): the nginx configuration, every process's log, and
 `state.json` naming the supervising process and its children.
+
+With `--group` the replicas are split by module: each group's replicas serve only its
+modules' routes, and nginx sends every route of the shop to the group that serves it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -21,14 +25,19 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fastapi.routing import iter_route_contexts
+from pydantic import SecretStr
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 
+from colonnade.app import create_app
 from colonnade.kernel.settings import Settings
+from colonnade.modules import MODULES
 
 STATE_FILE = "state.json"
 # A child that dies is started again, but no sooner than this after its last start, so one
@@ -37,6 +46,118 @@ RESTART_INTERVAL_SECONDS = 5.0
 READY_TIMEOUT_SECONDS = 90.0
 # Stopping waits this long for a process beyond its own grace before it is killed.
 STOP_MARGIN_SECONDS = 10.0
+
+
+# The group of the modules no --group names, and of every route no module owns (health, /ops,
+# /docs, /openapi.json, dead letters).
+REST = "rest"
+# Without --group: one group of replicas serving every module.
+EVERYTHING = "web"
+# Group names become nginx upstream names and process names.
+_GROUP_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+_PARAMETER = re.compile(r"\{[^}]+\}")
+
+
+@dataclass(frozen=True)
+class ModuleGroup:
+    """Replicas serving the routes of these modules; none named: every module's."""
+
+    name: str
+    modules: tuple[str, ...]
+    replicas: int
+
+
+def module_groups(specs: Sequence[str], replicas: int) -> list[ModuleGroup]:
+    """The groups `--group NAME=MODULE,MODULE[:REPLICAS]` asks for (`replicas` each unless
+    said), then `rest` with the modules none names; without any, one group serving all.
+    A ValueError says what is wrong with them."""
+    if not specs:
+        return [ModuleGroup(EVERYTHING, (), replicas)]
+    groups: list[ModuleGroup] = []
+    owner: dict[str, str] = {}
+    for spec in specs:
+        name, equals, listing = spec.partition("=")
+        if not equals or not listing:
+            raise ValueError(f"--group {spec}: expected NAME=MODULE,MODULE[:REPLICAS]")
+        if not _GROUP_NAME.fullmatch(name):
+            raise ValueError(f"--group {spec}: name groups with a-z, 0-9, - and _")
+        if name == REST:
+            raise ValueError(f"--group {spec}: {REST} is the group of the modules none names")
+        if any(g.name == name for g in groups):
+            raise ValueError(f"--group {spec}: two groups are named {name}")
+        listed, colon, count = listing.partition(":")
+        if colon and not (count.isdigit() and int(count) > 0):
+            raise ValueError(f"--group {spec}: replicas must be a whole number from 1")
+        modules = tuple(m.strip() for m in listed.split(",") if m.strip())
+        if not modules:
+            raise ValueError(f"--group {spec}: name its modules")
+        unknown = [m for m in modules if m not in MODULES]
+        if unknown:
+            raise ValueError(f"--group {spec}: no such modules: {', '.join(unknown)}")
+        for module in modules:
+            if module in owner:
+                raise ValueError(f"--group {spec}: {module} is in group {owner[module]} already")
+            owner[module] = name
+        groups.append(ModuleGroup(name, modules, int(count) if colon else replicas))
+    remaining = tuple(m for m in MODULES if m not in owner)
+    return [*groups, ModuleGroup(REST, remaining, replicas)]
+
+
+@dataclass(frozen=True)
+class EdgeRoute:
+    """One route template of the shop at the edge: the anchored regex nginx matches paths
+    with, and the group its requests go to."""
+
+    pattern: str
+    group: str
+    # Methods of the same template another group serves: one path, two modules
+    # (identity reads /store/customers/me, compliance erases it).
+    elsewhere: tuple[tuple[str, str], ...] = ()
+
+
+def edge_routes(
+    routes: Iterable[tuple[str, Iterable[str], str | None]], groups: Sequence[ModuleGroup]
+) -> list[EdgeRoute]:
+    """Where each route goes: `routes` are (template, methods, owning module or None), in the
+    order the shop matches them, and so the order nginx must check them in."""
+    group_of = {module: g.name for g in groups for module in g.modules}
+    by_template: dict[str, dict[str, str]] = {}
+    for template, methods, module in routes:
+        group = group_of.get(module, REST) if module is not None else REST
+        served = by_template.setdefault(template, {})
+        for method in methods:
+            served.setdefault(method, group)
+    edge = []
+    for template, served in by_template.items():
+        first = next(iter(served.values()), REST)
+        elsewhere = tuple(sorted((m, g) for m, g in served.items() if g != first))
+        edge.append(EdgeRoute(_anchored(template), first, elsewhere))
+    return edge
+
+
+def _anchored(template: str) -> str:
+    pieces = _PARAMETER.split(template)
+    return "^" + "[^/]+".join(re.escape(piece) for piece in pieces) + "$"
+
+
+def shop_routes(settings: Settings) -> list[tuple[str, frozenset[str], str | None]]:
+    """Every route of the shop with its methods and the module that owns it (None for the
+    routes every process serves), in matching order. The app is built, not started."""
+    # Every module's routes; a key of its own, or building the app warns it has none.
+    key = settings.secret_key or SecretStr(secrets.token_urlsafe(48))
+    app = create_app(
+        settings.model_copy(update={"serve_modules": "", "secret_key": key}), migrate=False
+    )
+    routes = []
+    for route in iter_route_contexts(app.routes):
+        methods = getattr(route, "methods", None)
+        if not methods or route.path_format is None:
+            continue  # a mount (the /ops page's static files): `location /` reaches it
+        # A module's routes live in colonnade.modules.<module>.api.
+        parts = route.endpoint.__module__.split(".")
+        module = parts[2] if parts[:2] == ["colonnade", "modules"] else None
+        routes.append((route.path_format, frozenset[str](methods), module))
+    return routes
 
 
 def state_dir() -> Path:
@@ -84,13 +205,33 @@ def _free_port() -> int:
 
 
 def nginx_conf(
-    directory: Path, host: str, port: int, replicas: list[int], max_body_bytes: int
+    directory: Path,
+    host: str,
+    port: int,
+    upstreams: dict[str, list[int]],
+    routes: Sequence[EdgeRoute],
+    max_body_bytes: int,
 ) -> str:
-    """nginx in the foreground, everything it writes inside `directory`, balancing the
-    replicas round robin."""
-    servers = "\n".join(
-        f"        server 127.0.0.1:{replica} max_fails=1 fail_timeout=2s;" for replica in replicas
-    )
+    """nginx in the foreground, everything it writes inside `directory`, balancing each
+    group's replicas round robin; `routes` send each route to its group, and what none
+    matches goes to the last group (the only one, or `rest`)."""
+    blocks = []
+    for group, replicas in upstreams.items():
+        servers = "\n".join(
+            f"        server 127.0.0.1:{replica} max_fails=1 fail_timeout=2s;"
+            for replica in replicas
+        )
+        blocks.append(f"""    upstream colonnade_{group} {{
+{servers}
+        keepalive 64;
+        # Below uvicorn's own 5 s: nginx must drop an idle connection before the replica
+        # does, or a request could be sent down one the replica is just closing.
+        keepalive_timeout 4s;
+    }}
+""")
+    upstream_blocks = "\n".join(blocks)
+    locations = "".join(_location(route) for route in routes)
+    default = list(upstreams)[-1]
     return f"""# Written by `colonnade cluster up` on every start; changes here are overwritten.
 worker_processes 1;
 pid {directory}/nginx.pid;
@@ -114,36 +255,55 @@ http {{
     uwsgi_temp_path {directory}/nginx-temp/uwsgi;
     scgi_temp_path {directory}/nginx-temp/scgi;
 
-    upstream colonnade_web {{
-{servers}
-        keepalive 64;
-        # Below uvicorn's own 5 s: nginx must drop an idle connection before the replica
-        # does, or a request could be sent down one the replica is just closing.
-        keepalive_timeout 4s;
-    }}
-
+{upstream_blocks}
     server {{
         listen {host}:{port};
 
+        # Every location below proxies with these.
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $http_host;
+        # nginx is the edge: nothing in front of it is trusted, so the client's own
+        # X-Forwarded-For is replaced, not appended to, and a client cannot pose as
+        # another address to escape its rate limits.
+        proxy_set_header X-Forwarded-For $remote_addr;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        # Another replica is tried only when one cannot be reached. Never for a POST
+        # already sent (nginx's default, kept by leaving out non_idempotent): the first
+        # replica may be charging the card; the client retries under its Idempotency-Key
+        # and is answered from the first result. Not on a timeout either: a slow answer
+        # is still being worked on.
+        proxy_next_upstream error;
+{locations}
         location / {{
-            proxy_pass http://colonnade_web;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $http_host;
-            # nginx is the edge: nothing in front of it is trusted, so the client's own
-            # X-Forwarded-For is replaced, not appended to, and a client cannot pose as
-            # another address to escape its rate limits.
-            proxy_set_header X-Forwarded-For $remote_addr;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            # Another replica is tried only when one cannot be reached. Never for a POST
-            # already sent (nginx's default, kept by leaving out non_idempotent): the first
-            # replica may be charging the card; the client retries under its Idempotency-Key
-            # and is answered from the first result. Not on a timeout either: a slow answer
-            # is still being worked on.
-            proxy_next_upstream error;
+            proxy_pass http://colonnade_{default};
         }}
     }}
 }}
+"""
+
+
+def _location(route: EdgeRoute) -> str:
+    """A regex location: nginx checks them in the order written, before `location /`."""
+    if not route.elsewhere:
+        return f"""
+        location ~ "{route.pattern}" {{
+            proxy_pass http://colonnade_{route.group};
+        }}
+"""
+    # An upstream named in a variable is found among the upstream blocks, no resolver needed.
+    choices = "".join(
+        f"""
+            if ($request_method = {method}) {{
+                set $colonnade_group colonnade_{group};
+            }}"""
+        for method, group in route.elsewhere
+    )
+    return f"""
+        location ~ "{route.pattern}" {{
+            set $colonnade_group colonnade_{route.group};{choices}
+            proxy_pass http://$colonnade_group;
+        }}
 """
 
 
@@ -155,6 +315,8 @@ class Child:
     log: Path
     url: str | None = None
     metrics_port: int | None = None
+    # The module group a web replica serves.
+    group: str | None = None
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
 
@@ -293,6 +455,7 @@ class Cluster:
                     "pid": child.pid,
                     "url": child.url,
                     "metrics_port": child.metrics_port,
+                    "group": child.group,
                     "log": str(child.log),
                 }
                 for child in self.children
@@ -336,7 +499,14 @@ def _ready(url: str) -> bool:
         return False
 
 
-def plan(settings: Settings, console: Console, *, replicas: int, host: str, port: int) -> Cluster:
+def plan(
+    settings: Settings,
+    console: Console,
+    *,
+    groups: Sequence[ModuleGroup],
+    host: str,
+    port: int,
+) -> Cluster:
     """The cluster's children, with their ports, environments and logs, and nginx's
     configuration written to the state directory; nothing started yet."""
     directory = state_dir()
@@ -348,32 +518,46 @@ def plan(settings: Settings, console: Console, *, replicas: int, host: str, port
         base["COLONNADE_SECRET_KEY"] = secrets.token_urlsafe(48)
     colonnade = [sys.executable, "-m", "colonnade"]
 
-    def child(name: str, *args: str, web: bool = False) -> Child:
+    def child(name: str, *args: str, group: ModuleGroup | None = None) -> Child:
         metrics_port = _free_port()
         env = {**base, "COLONNADE_METRICS_PORT": str(metrics_port)}
         argv = [*colonnade, *args]
         url = None
-        if web:
+        if group is not None:
             http_port = _free_port()
             # Requests only: the relay and the worker of the cluster move and consume events.
             argv += ["--host", "127.0.0.1", "--port", str(http_port)]
             argv += ["--no-relay", "--no-consumers"]
+            # None named: every module's routes (a `rest` whose modules the other groups
+            # all took serves them too, but the edge sends it none of their requests).
+            if group.modules:
+                argv += ["--modules", ",".join(group.modules)]
             url = f"http://127.0.0.1:{http_port}"
             # Only the edge in front of them may name the client.
             env["COLONNADE_FORWARDED_ALLOW_IPS"] = "127.0.0.1"
-        return Child(name, argv, env, directory / "logs" / f"{name}.log", url, metrics_port)
-
-    web = [child(f"web-{n}", "serve", web=True) for n in range(1, replicas + 1)]
-    conf = directory / "nginx.conf"
-    conf.write_text(
-        nginx_conf(
-            directory,
-            host,
-            port,
-            [int(c.url.rsplit(":", 1)[1]) for c in web if c.url],
-            settings.max_body_bytes,
+        return Child(
+            name,
+            argv,
+            env,
+            directory / "logs" / f"{name}.log",
+            url,
+            metrics_port,
+            None if group is None else group.name,
         )
-    )
+
+    web = [
+        child(f"{group.name}-{n}", "serve", group=group)
+        for group in groups
+        for n in range(1, group.replicas + 1)
+    ]
+    upstreams = {
+        group.name: [int(c.url.rsplit(":", 1)[1]) for c in web if c.group == group.name and c.url]
+        for group in groups
+    }
+    # One group serves every route; several need nginx to know which serves which.
+    routes = edge_routes(shop_routes(settings), groups) if len(groups) > 1 else []
+    conf = directory / "nginx.conf"
+    conf.write_text(nginx_conf(directory, host, port, upstreams, routes, settings.max_body_bytes))
     nginx = nginx_binary()
     assert nginx is not None  # refusal() said so otherwise
     edge = Child(
