@@ -88,8 +88,11 @@ class Changes:
             if envelope.event_type in self._listeners:
                 self._delivered_here[envelope.event_id] = self._now()
                 self._deliver(envelope.event_type, envelope.payload)
-        if self._fanout is not None and envelopes:
-            self._fanout.tell(envelopes)
+        if self._fanout is not None:
+            # Only what someone listens to: a purchase's events concern no cache.
+            told = [e for e in envelopes if e.event_type in self._listeners]
+            if told:
+                self._fanout.tell(told)
 
     def heard(self, event_id: str, event_type: str, payload: dict[str, Any]) -> None:
         """An event another process committed, as its fanout told it."""
