@@ -129,16 +129,8 @@ async def _bench_database(
         attempts = 0
         for clients in options.clients:
             print(f"  {kind}: {clients} clients buying for {options.seconds}s ...", flush=True)
-            plan = LoadPlan(
-                base_url=shop.base_url,
-                metrics_url=shop.metrics_url,
-                server_pid=shop.pid,
-                watch_database=kind == "postgresql",
-                skus=shelves.skus,
-                clients=clients,
-                scenario="throughput",
-                warmup_seconds=options.warmup,
-                seconds=options.seconds,
+            plan = shop.buying(
+                shelves.skus, clients, warmup_seconds=options.warmup, seconds=options.seconds
             )
             step = await _measure(pool, shop, plan, kind)
             results.steps.append(step)

@@ -30,7 +30,7 @@ import nats
 from rich.table import Table
 
 from bench import load
-from bench.load import LoadPlan, LoadReport
+from bench.load import LoadReport
 from bench.report import console
 from bench.shop import BenchShop, dsn_of, stock_the_shop
 
@@ -105,16 +105,8 @@ async def _measure_shape(
     try:
         await shop.open()
         shelves = await stock_the_shop(shop.base_url, PRODUCTS, ON_HAND_PER_SKU)
-        plan = LoadPlan(
-            base_url=shop.base_url,
-            metrics_url=shop.metrics_url,
-            server_pid=shop.pid,
-            watch_database=True,
-            skus=shelves.skus,
-            clients=options.clients,
-            scenario="throughput",
-            warmup_seconds=options.warmup,
-            seconds=options.seconds,
+        plan = shop.buying(
+            shelves.skus, options.clients, warmup_seconds=options.warmup, seconds=options.seconds
         )
         nats_before = _nats_cpu_seconds()
         report = await asyncio.get_running_loop().run_in_executor(pool, load.run, plan)

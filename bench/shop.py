@@ -22,6 +22,8 @@ from typing import Any, Literal
 import aiohttp
 import asyncpg
 
+from bench.load import LoadPlan
+
 DatabaseKind = Literal["sqlite", "postgresql"]
 POSTGRES_ADMIN_DSN = os.environ.get(
     "COLONNADE_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -95,6 +97,20 @@ class BenchShop:
     @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}"
+
+    def buying(self, skus: list[str], clients: int, **timing: float) -> LoadPlan:
+        """`clients` shoppers buying `skus` here (`timing`: LoadPlan's warm-up and window),
+        watched through this shop's metrics port and, on PostgreSQL, its database."""
+        return LoadPlan(
+            base_url=self.base_url,
+            metrics_url=self.metrics_url,
+            server_pid=self.pid,
+            watch_database=self.kind == "postgresql",
+            skus=skus,
+            clients=clients,
+            scenario="throughput",
+            **timing,
+        )
 
     @property
     def pid(self) -> int:

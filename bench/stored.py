@@ -21,7 +21,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from bench import load
-from bench.load import LoadPlan, LoadReport
+from bench.load import LoadReport
 from bench.shop import BenchShop, dsn_of, stock_the_shop
 
 TARGET = 0.9
@@ -103,16 +103,8 @@ async def _write_the_past(database: str, orders: int) -> float:
 
 async def _measure(shop: BenchShop, seconds: int) -> LoadReport:
     shelves = await stock_the_shop(shop.base_url, 50, 10_000_000)
-    plan = LoadPlan(
-        base_url=shop.base_url,
-        metrics_url=shop.metrics_url,
-        server_pid=shop.pid,
-        watch_database=True,
-        skus=shelves.skus,
-        clients=64,
-        scenario="throughput",
-        warmup_seconds=min(5.0, max(1.0, seconds / 4)),
-        seconds=seconds,
+    plan = shop.buying(
+        shelves.skus, 64, warmup_seconds=min(5.0, max(1.0, seconds / 4)), seconds=seconds
     )
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:

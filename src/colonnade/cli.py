@@ -9,7 +9,7 @@ import signal
 import tempfile
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Annotated, Protocol, TypeVar, runtime_checkable
+from typing import Annotated, Any, Protocol, TypeVar, runtime_checkable
 
 import typer
 import uvicorn
@@ -173,18 +173,18 @@ def serve(
     # Rate limits and logs see the client's address: the proxy's word for it only from the
     # proxies named (uvicorn would otherwise believe any caller on loopback).
     trusted = settings.forwarded_allow_ips
+    served: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "warning",
+        # The shop writes its own access log line (web/observability.py).
+        "access_log": False,
+        "timeout_graceful_shutdown": grace,
+        "proxy_headers": trusted is not None,
+        "forwarded_allow_ips": trusted,
+    }
     if workers == 1:
-        uvicorn.run(
-            create_app(settings, metrics_listener=True),
-            host=host,
-            port=port,
-            log_level="warning",
-            # The shop writes its own access log line (web/observability.py).
-            access_log=False,
-            timeout_graceful_shutdown=grace,
-            proxy_headers=trusted is not None,
-            forwarded_allow_ips=trusted,
-        )
+        uvicorn.run(create_app(settings, metrics_listener=True), **served)
         return
     # Each worker builds its own shop from the same environment; migrations take a lock, relays
     # and jobs share the database through leases and conditional updates. Their metrics meet
@@ -194,19 +194,7 @@ def serve(
         os.environ.setdefault(MULTIPROCESS_DIRECTORY, shared_metrics)
         listener = serve_metrics(settings)
         try:
-            uvicorn.run(
-                "colonnade.app:create_app",
-                factory=True,
-                host=host,
-                port=port,
-                workers=workers,
-                log_level="warning",
-                # The shop writes its own access log line (web/observability.py).
-                access_log=False,
-                timeout_graceful_shutdown=grace,
-                proxy_headers=trusted is not None,
-                forwarded_allow_ips=trusted,
-            )
+            uvicorn.run("colonnade.app:create_app", factory=True, workers=workers, **served)
         finally:
             if listener is not None:
                 listener.stop()
