@@ -447,6 +447,9 @@ def create_app(
         # web/tracing.py); FastAPI's own instrumentation would look up the global
         # providers on every request to find them unset.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Operation ids are the route functions' names (open_cart, checkout...): what generated
+        # clients call their methods, and what OpenAPI links point at.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.shop = shop
     app.state.authenticate = shop.identity.authenticate

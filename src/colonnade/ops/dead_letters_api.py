@@ -42,7 +42,7 @@ def router(dead_letters: DeadLetters) -> APIRouter:
         dependencies=[Depends(requires(SCOPE))],
         response_model=DeadLettersOut,
     )
-    async def parked(limit: int = Query(default=100, ge=1, le=1000)) -> DeadLettersOut:
+    async def list_dead_letters(limit: int = Query(default=100, ge=1, le=1000)) -> DeadLettersOut:
         """Events the outbox gave up delivering, oldest first, with how many are parked."""
         letters = await dead_letters.parked(limit)
         return DeadLettersOut(

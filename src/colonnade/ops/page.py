@@ -146,7 +146,7 @@ def _router(sampler: Sampler, identity: IdentityService, behind_https: bool) -> 
         return HTMLResponse(body, headers=_NO_STORE)
 
     @routes.get("/ops/data", response_model=OpsData)
-    async def ops_data_route(response: Response, _: Principal = Depends(ops_reader)) -> OpsData:
+    async def operations_data(response: Response, _: Principal = Depends(ops_reader)) -> OpsData:
         """What the operations page charts: recent rates, latency percentiles, checkouts by
         outcome, stock-outs, the outbox, and every alert with its burn rates."""
         response.headers.update(_NO_STORE)

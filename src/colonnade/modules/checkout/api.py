@@ -115,7 +115,7 @@ def router(checkout: CheckoutService) -> APIRouter:
         )
 
     @routes.post("/admin/orders/{order_id}/refund", tags=["orders"])
-    async def refund(
+    async def refund_order(
         order_id: str,
         body: RefundIn,
         idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=8)],

@@ -97,7 +97,7 @@ def router(compliance: ComplianceService) -> APIRouter:
         return Response(status_code=204)
 
     @routes.get("/admin/audit", response_model=AuditPageOut, tags=["compliance"])
-    async def audit(
+    async def audit_trail(
         _: Principal = Depends(requires("audit:read")),
         actor: Annotated[str | None, Query(description="Id of the staff member or key.")] = None,
         action: Annotated[

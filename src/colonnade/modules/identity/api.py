@@ -143,7 +143,7 @@ def router(identity: IdentityService) -> APIRouter:
         tags=["auth"],
         responses={429: {"description": "too many failed logins for this e-mail address"}},
     )
-    async def token(
+    async def sign_in(
         grant_type: Annotated[Literal["password", "refresh_token"], Form()] = "password",
         username: Annotated[str | None, Form()] = None,
         password: Annotated[str | None, Form()] = None,
@@ -189,7 +189,7 @@ def router(identity: IdentityService) -> APIRouter:
         )
 
     @routes.get("/store/customers/me", response_model=CustomerOut, tags=["customers"])
-    async def me(principal: Principal = Depends(requires(CUSTOMER))) -> CustomerOut:
+    async def show_me(principal: Principal = Depends(requires(CUSTOMER))) -> CustomerOut:
         return CustomerOut.of(await identity.customer(principal.subject))
 
     @routes.patch("/store/customers/me", response_model=CustomerOut, tags=["customers"])
@@ -207,13 +207,13 @@ def router(identity: IdentityService) -> APIRouter:
         return Response(status_code=204)
 
     @routes.get("/store/customers/me/consents", response_model=list[ConsentOut], tags=["customers"])
-    async def consents(principal: Principal = Depends(requires(CUSTOMER))) -> list[ConsentOut]:
+    async def list_consents(principal: Principal = Depends(requires(CUSTOMER))) -> list[ConsentOut]:
         return [ConsentOut.of(c) for c in await identity.consents(principal.subject)]
 
     @routes.put(
         "/store/customers/me/consents/{purpose}", response_model=ConsentOut, tags=["customers"]
     )
-    async def consent(
+    async def set_consent(
         purpose: str,
         body: ConsentChange,
         request: Request,

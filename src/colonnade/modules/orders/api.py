@@ -225,14 +225,16 @@ def router(orders: OrdersService, after_cancel: AfterCancel | None = None) -> AP
         response_model=StaffOrderOut,
         response_model_by_alias=True,
     )
-    async def fulfil(order_id: str, staff: Principal = Depends(requires(WRITE))) -> StaffOrderOut:
+    async def fulfil_order(
+        order_id: str, staff: Principal = Depends(requires(WRITE))
+    ) -> StaffOrderOut:
         """The order is picked and packed."""
         return StaffOrderOut.of(await orders.fulfil(order_id, staff.subject))
 
     @routes.post(
         "/admin/orders/{order_id}/ship", response_model=StaffOrderOut, response_model_by_alias=True
     )
-    async def ship(
+    async def ship_order(
         order_id: str, body: ShipOrder, staff: Principal = Depends(requires(WRITE))
     ) -> StaffOrderOut:
         """The parcel left with a carrier."""
@@ -245,7 +247,9 @@ def router(orders: OrdersService, after_cancel: AfterCancel | None = None) -> AP
         response_model=StaffOrderOut,
         response_model_by_alias=True,
     )
-    async def deliver(order_id: str, staff: Principal = Depends(requires(WRITE))) -> StaffOrderOut:
+    async def deliver_order(
+        order_id: str, staff: Principal = Depends(requires(WRITE))
+    ) -> StaffOrderOut:
         """The carrier delivered the parcel."""
         return StaffOrderOut.of(await orders.deliver(order_id, staff.subject))
 
@@ -254,7 +258,7 @@ def router(orders: OrdersService, after_cancel: AfterCancel | None = None) -> AP
         response_model=StaffOrderOut,
         response_model_by_alias=True,
     )
-    async def cancel(
+    async def cancel_order(
         order_id: str, body: CancelOrder, staff: Principal = Depends(requires(WRITE))
     ) -> StaffOrderOut:
         """Cancel an order not yet fulfilled; its stock and money are given back."""

@@ -89,7 +89,7 @@ def router(payments: PaymentsService) -> APIRouter:
         dependencies=[Depends(requires(READ))],
         response_model=PaymentOut,
     )
-    async def payment(payment_id: str) -> PaymentOut:
+    async def show_payment(payment_id: str) -> PaymentOut:
         """A payment: what was authorized, captured and refunded."""
         return PaymentOut.of(await payments.payment(payment_id))
 
@@ -98,7 +98,7 @@ def router(payments: PaymentsService) -> APIRouter:
         dependencies=[Depends(requires(REFUND))],
         response_model=PaymentOut,
     )
-    async def refund(
+    async def refund_payment(
         payment_id: str,
         body: AmountIn,
         idempotency_key: str | None = Header(default=None, max_length=200),
