@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from colonnade.kernel.errors import ColonnadeError
+from colonnade.web.methods import allowed_methods
 
 log = structlog.get_logger(__name__)
 
@@ -50,9 +52,65 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
+# Refusals any operation may give, whatever its own rules: the protective middlewares', the
+# request validation's, and authentication's where the operation takes a token.
+_EVERY_OPERATION: dict[int, tuple[str, ...]] = {
+    422: ("invalid_input", "nul_character", "card_number_rejected"),
+    429: ("rate_limited",),
+}
+_WITH_BODY: dict[int, tuple[str, ...]] = {413: ("body_too_large",)}
+_WITH_TOKEN: dict[int, tuple[str, ...]] = {
+    401: ("unauthorized", "invalid_token"),
+    403: ("forbidden", "scope_not_held"),
+}
+_CODES = "x-problem-codes"
+
+
+Refusal = type[ColonnadeError] | tuple[int, str]
+"""An error class, or (status, code) for another module's error, which a route may not import."""
+
+
+def refusals(*errors: Refusal) -> dict[int | str, dict[str, Any]]:
+    """The `responses` of a route that may refuse with these errors: each status lists its
+    problem codes, and the document tells a client exactly which `code`s to expect."""
+    by_status: dict[int, list[str]] = {}
+    for error in errors:
+        status, code = error if isinstance(error, tuple) else (error.status, error.code)
+        by_status.setdefault(status, []).append(code)
+    return {
+        status: {"description": HTTPStatus(status).phrase, _CODES: codes}
+        for status, codes in by_status.items()
+    }
+
+
+def _refusal_statuses(operation: dict[str, Any]) -> dict[int, list[str]]:
+    statuses: dict[int, list[str]] = {}
+    general = [_EVERY_OPERATION]
+    if "requestBody" in operation:
+        general.append(_WITH_BODY)
+    if operation.get("security"):
+        general.append(_WITH_TOKEN)
+    for table in general:
+        for status, codes in table.items():
+            statuses.setdefault(status, []).extend(codes)
+    for status, response in operation.get("responses", {}).items():
+        codes = response.pop(_CODES, [])
+        if status.isdigit() and status[0] == "4":
+            statuses.setdefault(int(status), []).extend(codes)
+    return statuses
+
+
+def _problem_content(codes: list[str]) -> dict[str, Any]:
+    schema = {
+        "allOf": [{"$ref": "#/components/schemas/Problem"}],
+        "properties": {"code": {"enum": sorted(set(codes))}},
+    }
+    return {PROBLEM_JSON: {"schema": schema}}
+
+
 def _document_problems(app: FastAPI) -> None:
-    """Make the OpenAPI say what the shop does: every error is problem+json, any 4xx may come
-    (401 for a missing token, 413 for a large body, 429 when rate limited...)."""
+    """Make the OpenAPI say what the shop does: every error is problem+json, and each
+    operation lists every status it may refuse with and, for each, the problem `code`s."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -65,16 +123,17 @@ def _document_problems(app: FastAPI) -> None:
             schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
                 PROBLEM_SCHEMA
             )
-            problem = {
-                "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
-            }
             for path in schema.get("paths", {}).values():
                 for operation in path.values():
                     responses = operation.setdefault("responses", {})
-                    for status, response in responses.items():
-                        if status[0] in "45":
-                            response.update(problem)
-                    responses.setdefault("4XX", {"description": "a problem (RFC 9457)", **problem})
+                    for status, codes in _refusal_statuses(operation).items():
+                        response = responses.setdefault(
+                            str(status), {"description": HTTPStatus(status).phrase}
+                        )
+                        response["content"] = _problem_content(codes)
+                        described = ", ".join(f"`{code}`" for code in sorted(set(codes)))
+                        response["description"] = f"{HTTPStatus(status).phrase}: {described}"
+                    operation["responses"] = dict(sorted(responses.items()))
             for unused in ("HTTPValidationError", "ValidationError"):
                 schema["components"]["schemas"].pop(unused, None)
             app.openapi_schema = schema
@@ -110,7 +169,15 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> Response:
+        headers = dict(error.headers) if error.headers else {}
+        if error.status_code == 405:
+            allowed = allowed_methods(app, request.url.path)
+            if allowed is not None:
+                headers["Allow"] = allowed
+                if request.method == "OPTIONS":
+                    # What OPTIONS asks (RFC 9110 9.3.7): the methods this resource supports.
+                    return Response(status_code=204, headers=headers)
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         return problem_response(
             {
@@ -120,7 +187,7 @@ def install(app: FastAPI) -> None:
                 "detail": str(error.detail),
                 "code": code,
             },
-            dict(error.headers) if error.headers else None,
+            headers or None,
         )
 
     @app.exception_handler(Exception)

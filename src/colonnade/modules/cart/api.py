@@ -7,32 +7,58 @@ token, and to anyone else it does not exist.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, status
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from colonnade.kernel.principal import Principal
+from colonnade.modules.cart.domain import (
+    CartClosed,
+    CartFull,
+    CartNotFound,
+    InvalidQuantity,
+    InvalidSku,
+    Limits,
+    LineNotFound,
+    UnknownSku,
+)
 from colonnade.modules.cart.service import CartService, CartView
 from colonnade.web.auth import optional_principal
+from colonnade.web.fields import MarketCode, Sku, declared
 from colonnade.web.money import MoneyOut
+from colonnade.web.problems import refusals
+
+# Another module's refusals a cart passes on: pricing knows markets and prices.
+UNKNOWN_MARKET = (422, "unknown_market")
+PRICE_MISSING = (409, "price_missing")
 
 
 class OpenCart(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    market: StrictStr = Field(description="Market code, such as US; sets currency and taxes.")
+    market: MarketCode = Field(description="Market code, such as US; sets currency and taxes.")
+
+
+# The shop's carts keep the domain's limits (CartService is built with them).
+MAX_QUANTITY = Limits().max_quantity
 
 
 class AddLine(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sku: StrictStr = Field(description="The variant's SKU.")
-    quantity: StrictInt = Field(default=1, description="Units to add to the line.")
+    sku: Sku = Field(description="The variant's SKU.")
+    quantity: Annotated[StrictInt, declared(minimum=1, maximum=MAX_QUANTITY)] = Field(
+        default=1, description="Units to add to the line; a line holds at most this many."
+    )
 
 
 class SetQuantity(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    quantity: StrictInt = Field(description="Units the line should hold; 0 removes it.")
+    quantity: Annotated[StrictInt, declared(minimum=0, maximum=MAX_QUANTITY)] = Field(
+        description="Units the line should hold; 0 removes it."
+    )
 
 
 class CartLineOut(BaseModel):
@@ -89,33 +115,52 @@ async def shopper(principal: Principal | None = Depends(optional_principal)) -> 
 def router(carts: CartService) -> APIRouter:
     routes = APIRouter(tags=["cart"])
 
-    @routes.post("/store/carts", status_code=status.HTTP_201_CREATED, response_model=CartOut)
+    @routes.post(
+        "/store/carts",
+        status_code=status.HTTP_201_CREATED,
+        response_model=CartOut,
+        responses=refusals(UNKNOWN_MARKET),
+    )
     async def open_cart(body: OpenCart, customer: str | None = Depends(shopper)) -> CartOut:
         """Open an empty cart in a market; with a customer's token it is theirs alone."""
         return CartOut.of(await carts.create(body.market, customer))
 
-    @routes.get("/store/carts/{cart_id}", response_model=CartOut)
+    @routes.get("/store/carts/{cart_id}", response_model=CartOut, responses=refusals(CartNotFound))
     async def show_cart(cart_id: str, customer: str | None = Depends(shopper)) -> CartOut:
         """The cart, priced now in its market."""
         return CartOut.of(await carts.cart(cart_id, customer))
 
-    @routes.post("/store/carts/{cart_id}/lines", response_model=CartOut)
+    @routes.post(
+        "/store/carts/{cart_id}/lines",
+        response_model=CartOut,
+        responses=refusals(
+            CartNotFound, CartClosed, UnknownSku, InvalidSku, InvalidQuantity, CartFull
+        ),
+    )
     async def add_line(
         cart_id: str, body: AddLine, customer: str | None = Depends(shopper)
     ) -> CartOut:
         """Add units of a SKU; a SKU already in the cart grows its line."""
         return CartOut.of(await carts.add_line(cart_id, body.sku, body.quantity, customer))
 
-    @routes.patch("/store/carts/{cart_id}/lines/{sku}", response_model=CartOut)
+    @routes.patch(
+        "/store/carts/{cart_id}/lines/{sku}",
+        response_model=CartOut,
+        responses=refusals(CartNotFound, CartClosed, LineNotFound, InvalidSku, InvalidQuantity),
+    )
     async def set_quantity(
-        cart_id: str, sku: str, body: SetQuantity, customer: str | None = Depends(shopper)
+        cart_id: str, sku: Sku, body: SetQuantity, customer: str | None = Depends(shopper)
     ) -> CartOut:
         """Set how many units a line holds; 0 removes the line."""
         return CartOut.of(await carts.set_quantity(cart_id, sku, body.quantity, customer))
 
-    @routes.delete("/store/carts/{cart_id}/lines/{sku}", response_model=CartOut)
+    @routes.delete(
+        "/store/carts/{cart_id}/lines/{sku}",
+        response_model=CartOut,
+        responses=refusals(CartNotFound, CartClosed, LineNotFound, InvalidSku),
+    )
     async def remove_line(
-        cart_id: str, sku: str, customer: str | None = Depends(shopper)
+        cart_id: str, sku: Sku, customer: str | None = Depends(shopper)
     ) -> CartOut:
         """Take a line out of the cart."""
         return CartOut.of(await carts.remove_line(cart_id, sku, customer))

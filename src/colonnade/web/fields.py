@@ -1,0 +1,79 @@
+"""The shapes of the shop's common inputs, as its OpenAPI document declares them.
+
+Each rule here is one the shop's domain code already enforces with its own precise problem
+(`unknown_currency`, `invalid_sku`...), so these types only *declare* the rule: validating it
+again in pydantic would answer the generic `invalid_input` instead. The contract test
+(schemathesis, every check) keeps declaration and enforcement equal in both directions.
+Date-times are the exception: pydantic's lax parsing took `0.5` for a date, so they are
+checked here, and only RFC 3339 passes.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from functools import cache
+from typing import Annotated, Any
+
+from babel.numbers import list_currencies
+from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, StrictStr
+
+
+@cache
+def currency_codes() -> list[str]:
+    # The codes kernel.money accepts: Babel's ISO 4217 list.
+    return sorted(list_currencies())
+
+
+def declared(**rules: Any) -> Any:
+    """A field whose schema states `rules` that the domain code checks itself."""
+    return Field(json_schema_extra=rules)
+
+
+CurrencyCode = Annotated[
+    StrictStr,
+    Field(json_schema_extra=lambda schema: schema.update(enum=currency_codes())),
+]
+"""An ISO 4217 currency code, such as USD."""
+
+MarketCode = Annotated[StrictStr, declared(pattern=r"^[A-Z]{2,10}$")]
+"""A market's code: 2 to 10 capital letters, such as US or EU."""
+
+LOCALE_PATTERN = r"^[A-Za-z0-9]{1,8}(-[A-Za-z0-9]{1,8}){0,3}$"
+Locale = Annotated[StrictStr, declared(pattern=LOCALE_PATTERN)]
+"""A BCP 47 tag Babel knows, such as en-US or ja; case does not matter."""
+
+SKU_MAX_LENGTH = 100
+# At least one character that is not white space; at most SKU_MAX_LENGTH.
+Sku = Annotated[StrictStr, declared(minLength=1, maxLength=SKU_MAX_LENGTH, pattern=r"\S")]
+"""A variant's SKU."""
+
+# The same rule as the card number guard's (web/cards.py): 13 or more digits in a row may be
+# a card number, so no integer field needs or takes one.
+MAX_WHOLE_NUMBER = 999_999_999_999
+# The domain refuses a negative count with its own problem; the upper bound is pydantic's.
+Count = Annotated[StrictInt, declared(minimum=0), Field(le=MAX_WHOLE_NUMBER)]
+"""A whole number of units, never negative."""
+
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})",
+    re.ASCII,
+)
+
+
+def _rfc3339(value: object) -> object:
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("not an RFC 3339 date-time with an offset, such as 2026-11-27T00:00:00Z")
+    if not isinstance(value, str | datetime):
+        raise ValueError("an RFC 3339 date-time is a string")
+    return value
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("an RFC 3339 date-time names its offset (Z or +01:00)")
+    return value
+
+
+Instant = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_aware)]
+"""A moment as RFC 3339 says (2026-11-27T00:00:00Z); numbers and bare dates are refused."""
