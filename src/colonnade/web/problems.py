@@ -58,12 +58,14 @@ _EVERY_OPERATION: dict[int, tuple[str, ...]] = {
     422: ("invalid_input", "nul_character", "card_number_rejected"),
     429: ("rate_limited",),
 }
-_WITH_BODY: dict[int, tuple[str, ...]] = {413: ("body_too_large",)}
+_WITH_BODY: dict[int, tuple[str, ...]] = {400: ("malformed_body",), 413: ("body_too_large",)}
 _WITH_TOKEN: dict[int, tuple[str, ...]] = {
     401: ("unauthorized", "invalid_token"),
     403: ("forbidden", "scope_not_held"),
 }
 _CODES = "x-problem-codes"
+# What the framework itself refuses: a body that is not even text, an unknown path or method.
+_HTTP_CODES = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed"}
 
 
 Refusal = type[ColonnadeError] | tuple[int, str]
@@ -178,7 +180,7 @@ def install(app: FastAPI) -> None:
                 if request.method == "OPTIONS":
                     # What OPTIONS asks (RFC 9110 9.3.7): the methods this resource supports.
                     return Response(status_code=204, headers=headers)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        code = _HTTP_CODES.get(error.status_code, "http_error")
         return problem_response(
             {
                 "type": _BASE + code.replace("_", "-"),

@@ -1,0 +1,36 @@
+"""Checks of the shop's own that the contract run adds to schemathesis' (loaded through
+SCHEMATHESIS_HOOKS by tests/e2e/test_contract.py)."""
+
+from __future__ import annotations
+
+import schemathesis
+
+# The only refusals a request the document allows may still get: each depends on stored data
+# or on a rule that no JSON Schema can state. Every other refusal of a schema-valid request
+# means the document is looser than the shop. Whether an operation documents the code is
+# checked by schemathesis itself (the 4xx responses enumerate their codes).
+SCHEMA_VALID_REFUSALS = {
+    "card_number_rejected": "any field holding 13-19 digits that pass the Luhn check",
+    "unknown_market": "a well-formed market code that no market has",
+    "unknown_locale": "a well-formed language tag that Babel does not know",
+    "unknown_sku": "a well-formed SKU that no product variant has",
+    "unknown_category": "a well-formed category slug that no category has",
+    "invalid_quantity": "a line that would grow beyond the most units one line may hold",
+    "cart_full": "a cart that already holds the most lines a cart may hold",
+}
+
+
+@schemathesis.check
+def refused_only_for_reasons_no_schema_states(
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
+) -> bool | None:
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive or response.status_code != 422:
+        return None
+    code = response.json().get("code")
+    if code not in SCHEMA_VALID_REFUSALS:
+        raise AssertionError(
+            f"a request the document allows was refused with {code!r}: the rule behind it "
+            "belongs in the document's schema"
+        )
+    return None
