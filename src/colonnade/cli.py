@@ -1,4 +1,5 @@
-"""The `colonnade` command: serve the shop, migrate its database, manage staff, load demo data."""
+"""The `colonnade` command: serve the shop, migrate its database, manage staff, load demo data,
+write the API contract."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 import tempfile
 from collections.abc import Awaitable, Callable
 from functools import partial
+from pathlib import Path
 from typing import Annotated, Any, Protocol, TypeVar, runtime_checkable
 
 import typer
@@ -19,7 +21,7 @@ from rich.panel import Panel
 from rich.progress import Progress
 from rich.table import Table
 
-from colonnade import migrations
+from colonnade import contract, migrations
 from colonnade.app import (
     Shop,
     assemble,
@@ -339,6 +341,20 @@ def migrate() -> None:
         console.print("[green]database is up to date[/green]")
 
     _with_shop(done)
+
+
+@cli.command()
+def openapi(
+    output: Annotated[
+        Path | None, typer.Option(help="Write the document here instead of standard output.")
+    ] = None,
+) -> None:
+    """Write the shop's OpenAPI document, the API contract committed as openapi.json."""
+    text = contract.render()
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
 
 
 @cli.command("demo-data")
