@@ -68,7 +68,7 @@ from colonnade.ops import page as ops_page
 from colonnade.ops.checks import check_stock_ledger, count_dead_letters
 from colonnade.ops.maintenance import Job, Maintenance
 from colonnade.ops.sampler import Sampler
-from colonnade.web import hardening, problems
+from colonnade.web import hardening, links, problems
 from colonnade.web.caching import PrivateUnlessPublic
 from colonnade.web.limits import Limiter, RateLimiter
 from colonnade.web.observability import RequestObservation
@@ -455,6 +455,8 @@ def create_app(
     app.state.authenticate = shop.identity.authenticate
     app.state.sampler = sampler
     problems.install(app)
+    # After problems: links are added to the document problems builds.
+    links.install(app)
     _health_and_metrics(app, readiness, settings)
     # Routes are matched in order: browsing first (most of the traffic), then buying.
     routers: list[tuple[str, Callable[[], APIRouter]]] = [
