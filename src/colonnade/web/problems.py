@@ -58,7 +58,7 @@ _EVERY_OPERATION: dict[int, tuple[str, ...]] = {
     422: ("invalid_input", "nul_character", "card_number_rejected"),
     429: ("rate_limited",),
 }
-_WITH_BODY: dict[int, tuple[str, ...]] = {413: ("body_too_large",)}
+_WITH_BODY: dict[int, tuple[str, ...]] = {400: ("malformed_body",), 413: ("body_too_large",)}
 _WITH_TOKEN: dict[int, tuple[str, ...]] = {
     401: ("unauthorized", "invalid_token"),
     403: ("forbidden", "scope_not_held"),
@@ -178,7 +178,10 @@ def install(app: FastAPI) -> None:
                 if request.method == "OPTIONS":
                     # What OPTIONS asks (RFC 9110 9.3.7): the methods this resource supports.
                     return Response(status_code=204, headers=headers)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        # The framework's only 400 is a body it cannot parse, such as JSON that is not UTF-8.
+        code = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed"}.get(
+            error.status_code, "http_error"
+        )
         return problem_response(
             {
                 "type": _BASE + code.replace("_", "-"),
