@@ -111,7 +111,14 @@ def test_checkout_refuses_a_missing_key_and_an_empty_or_unknown_cart(shop: Runni
     base = shop.base_url
     cart = httpx.post(base + "/store/carts", json={"market": "US"}).json()
     no_key = httpx.post(f"{base}/store/carts/{cart['id']}/checkout", json=checkout_body())
-    assert (no_key.status_code, no_key.json()["code"]) == (422, "idempotency_key_required")
+    assert (no_key.status_code, no_key.json()["code"]) == (422, "invalid_input")
+    assert no_key.json()["errors"][0]["field"] == "Idempotency-Key"
+    bad_key = httpx.post(
+        f"{base}/store/carts/{cart['id']}/checkout",
+        json=checkout_body(),
+        headers={"Idempotency-Key": "short"},
+    )
+    assert (bad_key.status_code, bad_key.json()["code"]) == (422, "idempotency_key_required")
     empty = httpx.post(
         f"{base}/store/carts/{cart['id']}/checkout",
         json=checkout_body(),

@@ -279,8 +279,12 @@ async def test_checkouts_are_limited_per_cart_and_nothing_is_bought_when_limited
     async with client(app, "198.51.100.4") as http:
         cart_id = await cart_with(http, sku)
         for _ in range(2):
-            no_key = await http.post(f"/store/carts/{cart_id}/checkout", json=checkout_body())
-            assert no_key.json()["code"] == "idempotency_key_required"
+            bad_key = await http.post(
+                f"/store/carts/{cart_id}/checkout",
+                json=checkout_body(),
+                headers={"Idempotency-Key": "short"},
+            )
+            assert bad_key.json()["code"] == "idempotency_key_required"
         limited = await http.post(
             f"/store/carts/{cart_id}/checkout", json=checkout_body(), headers=key()
         )

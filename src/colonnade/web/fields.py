@@ -55,6 +55,31 @@ MAX_WHOLE_NUMBER = 999_999_999_999
 Count = Annotated[StrictInt, declared(minimum=0), Field(le=MAX_WHOLE_NUMBER)]
 """A whole number of units, never negative."""
 
+
+# Regular expression dialects disagree on white space: JSON Schema's (ECMA 262) counts U+FEFF
+# and not U+001C-U+001F or U+0085, Python's str.strip() the other way round. These patterns
+# mean the same in both.
+SPACE = r"[\t\n\v\f\r ]"
+"""A white space character in every dialect."""
+NOT_SPACE = r"(?:[^\s\x1c-\x1f\x85]|\ufeff)"
+"""A character Python's str.strip() keeps, in every dialect; as a pattern, it matches text
+that is more than white space."""
+
+
+def _whole(value: object) -> object:
+    # JSON Schema's integer is any number without a fraction: 2.0 is one, as 2 is.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[StrictInt, BeforeValidator(_whole)]
+"""An integer as JSON Schema has it: 2 and 2.0 pass; 2.5, "2" and true do not."""
+
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_\-:.]{8,200}$"
+"""An Idempotency-Key header: 8 to 200 letters, digits, '-', '_', ':' or '.' (the checkout's
+rule, which every route taking the header follows)."""
+
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})",
     re.ASCII,

@@ -11,13 +11,71 @@ from typing import Annotated, Literal
 import orjson
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field
 
+from colonnade.kernel.errors import UnknownCurrency
 from colonnade.kernel.money import Money
 from colonnade.kernel.principal import Principal
+from colonnade.modules.checkout.domain import (
+    CartEmpty,
+    CartNotOpen,
+    CheckoutInProgress,
+    CheckoutInterrupted,
+    IdempotencyKeyMissing,
+    IdempotencyKeyReused,
+    NothingToRefund,
+    PaymentRefused,
+)
 from colonnade.modules.checkout.service import CheckoutRequest, CheckoutService
 from colonnade.web.auth import optional_principal, requires
-from colonnade.web.problems import problem_response
+from colonnade.web.fields import (
+    IDEMPOTENCY_KEY_PATTERN,
+    MAX_WHOLE_NUMBER,
+    NOT_SPACE,
+    SPACE,
+    CurrencyCode,
+    WholeNumber,
+    declared,
+)
+from colonnade.web.problems import problem_response, refusals
+
+# What the modules a checkout calls may refuse it with (cart, inventory, pricing, payments,
+# orders), and what a refund meets in payments and orders.
+CART_NOT_FOUND = (404, "cart_not_found")
+OUT_OF_STOCK = (409, "out_of_stock")
+UNKNOWN_SKU = (404, "unknown_sku")
+PRICE_MISSING = (409, "price_missing")
+UNKNOWN_MARKET = (422, "unknown_market")
+UNKNOWN_GIFT_CARD = (404, "unknown_gift_card")
+INVALID_PAYMENT = (422, "invalid_payment")
+CURRENCY_MISMATCH = (422, "currency_mismatch")
+PROVIDER_UNAVAILABLE = (503, "payment_provider_unavailable")
+PROVIDER_REFUSED = (409, "payment_provider_refused")
+INVALID_ORDER = (422, "invalid_order")
+ORDER_NOT_FOUND = (404, "order_not_found")
+UNKNOWN_PAYMENT = (404, "unknown_payment")
+PAYMENT_STATE_CONFLICT = (409, "payment_state_conflict")
+INVALID_AMOUNT = (422, "invalid_amount")
+REFUND_EXCEEDS_CAPTURE = (409, "refund_exceeds_capture")
+REFUND_KEY_REUSED = (409, "refund_key_reused")
+REFUND_EXCEEDS_PAYMENT = (409, "refund_exceeds_payment")
+ILLEGAL_TRANSITION = (409, "illegal_transition")
+ORDER_BUSY = (409, "order_busy")
+
+# The orders module's rule for the address an order is sent to (surrounding white space is
+# trimmed), checked here so a checkout is not refused halfway through.
+_EMAIL_PART = r"[^@\s\x1c-\x1f\x85\ufeff]"
+EMAIL_PATTERN = rf"^{SPACE}*{_EMAIL_PART}{{1,64}}@{_EMAIL_PART}+\.{_EMAIL_PART}+{SPACE}*$"
+# A refund's key is stored behind the order's id (36 characters) and before ":card", in 200.
+REFUND_KEY_PATTERN = r"^[A-Za-z0-9_\-:.]{8,150}$"
+
+CardToken = Annotated[
+    str,
+    Field(
+        pattern=r"^tok_[A-Za-z0-9_]{1,64}$",
+        description="A card processor's token: card numbers never reach Colonnade.",
+    ),
+]
 
 
 class Address(BaseModel):
@@ -33,26 +91,41 @@ class Address(BaseModel):
     phone: str | None = Field(default=None, max_length=40)
 
 
-class PaymentIn(BaseModel):
+class CardPayment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["card", "bank_transfer", "gift_card"]
-    token: str | None = Field(
-        default=None,
-        pattern=r"^tok_[A-Za-z0-9_]{1,64}$",
-        description=(
-            "a card processor's token (card numbers never reach Colonnade); with a gift card, "
-            "the card that pays what the gift card does not cover"
-        ),
+    method: Literal["card"]
+    token: CardToken
+
+
+class BankTransferPayment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["bank_transfer"]
+
+
+class GiftCardPayment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["gift_card"]
+    # Payments refuses a blank code with invalid_payment.
+    gift_card_code: Annotated[str, declared(pattern=NOT_SPACE), Field(max_length=64)]
+    token: CardToken | None = Field(
+        default=None, description="The card that pays what the gift card does not cover."
     )
-    gift_card_code: str | None = Field(default=None, max_length=64)
+
+
+PaymentIn = Annotated[
+    CardPayment | BankTransferPayment | GiftCardPayment, Field(discriminator="method")
+]
 
 
 class MoneyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: StrictInt = Field(gt=0)
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    # A longer number may be a card number, which the shop refuses wherever it is.
+    amount: WholeNumber = Field(gt=0, le=MAX_WHOLE_NUMBER)
+    currency: CurrencyCode
 
 
 class RefundIn(BaseModel):
@@ -64,7 +137,7 @@ class RefundIn(BaseModel):
 class CheckoutIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr
+    email: str = Field(pattern=EMAIL_PATTERN, max_length=254)
     shipping_address: Address
     payment: PaymentIn
 
@@ -78,17 +151,37 @@ def router(checkout: CheckoutService) -> APIRouter:
     @routes.post(
         "/store/carts/{cart_id}/checkout",
         status_code=201,
-        responses={
-            402: {"description": "payment declined"},
-            409: {"description": "out of stock, or the cart is closed"},
-            422: {"description": "invalid input or a reused Idempotency-Key"},
-            503: {"description": "the payment provider did not answer"},
-        },
+        responses=refusals(
+            IdempotencyKeyMissing,
+            IdempotencyKeyReused,
+            CheckoutInProgress,
+            CART_NOT_FOUND,
+            CartNotOpen,
+            CartEmpty,
+            UNKNOWN_SKU,
+            OUT_OF_STOCK,
+            UNKNOWN_MARKET,
+            PRICE_MISSING,
+            PaymentRefused,
+            UNKNOWN_GIFT_CARD,
+            INVALID_PAYMENT,
+            CURRENCY_MISMATCH,
+            INVALID_ORDER,
+            CheckoutInterrupted,
+            PROVIDER_UNAVAILABLE,
+        ),
     )
     async def check_out(
         cart_id: str,
         body: CheckoutIn,
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+        # Required; its form is the checkout's own rule (idempotency_key_required).
+        idempotency_key: Annotated[
+            str,
+            Header(
+                alias="Idempotency-Key",
+                json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN},
+            ),
+        ],
         principal: Principal | None = Depends(optional_principal),
     ) -> Response:
         """Buy the cart. Retrying with the same Idempotency-Key returns the first answer."""
@@ -96,11 +189,15 @@ def router(checkout: CheckoutService) -> APIRouter:
             cart_id,
             idempotency_key,
             CheckoutRequest(
-                email=str(body.email),
+                email=body.email,
                 shipping_address=body.shipping_address.model_dump(exclude_none=True),
                 payment_method=body.payment.method,
-                payment_token=body.payment.token,
-                gift_card_code=body.payment.gift_card_code,
+                payment_token=None
+                if isinstance(body.payment, BankTransferPayment)
+                else body.payment.token,
+                gift_card_code=body.payment.gift_card_code
+                if isinstance(body.payment, GiftCardPayment)
+                else None,
                 customer_id=(
                     principal.subject
                     if principal is not None and principal.kind == CUSTOMER
@@ -114,11 +211,31 @@ def router(checkout: CheckoutService) -> APIRouter:
             orjson.dumps(outcome.body), status_code=outcome.status, media_type="application/json"
         )
 
-    @routes.post("/admin/orders/{order_id}/refund", tags=["orders"])
+    @routes.post(
+        "/admin/orders/{order_id}/refund",
+        tags=["orders"],
+        responses=refusals(
+            UnknownCurrency,
+            ORDER_NOT_FOUND,
+            NothingToRefund,
+            UNKNOWN_PAYMENT,
+            PAYMENT_STATE_CONFLICT,
+            INVALID_AMOUNT,
+            REFUND_EXCEEDS_CAPTURE,
+            REFUND_KEY_REUSED,
+            PROVIDER_REFUSED,
+            PROVIDER_UNAVAILABLE,
+            REFUND_EXCEEDS_PAYMENT,
+            ILLEGAL_TRANSITION,
+            ORDER_BUSY,
+        ),
+    )
     async def refund_order(
         order_id: str,
         body: RefundIn,
-        idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=8)],
+        idempotency_key: Annotated[
+            str, Header(alias="Idempotency-Key", pattern=REFUND_KEY_PATTERN)
+        ],
         _: Principal = Depends(requires("orders:refund")),
     ) -> dict[str, object]:
         """Refund part or all of what an order paid; never more than was captured."""

@@ -21,6 +21,7 @@ from colonnade.kernel.principal import Principal
 from colonnade.modules.compliance.domain import (
     CUSTOMER_DATA_PREFIX,
     STATE_CHANGING,
+    CustomerNotFound,
     should_record,
     without_secrets,
 )
@@ -31,6 +32,8 @@ from colonnade.modules.compliance.service import (
     ComplianceService,
 )
 from colonnade.web.auth import requires
+from colonnade.web.fields import MAX_WHOLE_NUMBER, Instant
+from colonnade.web.problems import refusals
 
 log = structlog.get_logger(__name__)
 
@@ -64,12 +67,19 @@ class AuditPageOut(BaseModel):
 def router(compliance: ComplianceService) -> APIRouter:
     routes = APIRouter()
 
-    @routes.get("/store/customers/me/export", tags=["customers"])
+    @routes.get(
+        "/store/customers/me/export", tags=["customers"], responses=refusals(CustomerNotFound)
+    )
     async def export_me(principal: Principal = Depends(requires(CUSTOMER))) -> dict[str, Any]:
         """Everything the shop keeps about the caller: profile, consents, orders, audit entries."""
         return await compliance.export(principal.subject)
 
-    @routes.delete("/store/customers/me", status_code=204, tags=["customers"])
+    @routes.delete(
+        "/store/customers/me",
+        status_code=204,
+        tags=["customers"],
+        responses=refusals(CustomerNotFound),
+    )
     async def erase_me(
         request: Request, principal: Principal = Depends(requires(CUSTOMER))
     ) -> Response:
@@ -78,14 +88,23 @@ def router(compliance: ComplianceService) -> APIRouter:
         request.state.audit_erased = True
         return Response(status_code=204)
 
-    @routes.get("/admin/customers/{customer_id}/export", tags=["compliance"])
+    @routes.get(
+        "/admin/customers/{customer_id}/export",
+        tags=["compliance"],
+        responses=refusals(CustomerNotFound),
+    )
     async def export_customer(
         customer_id: str, _: Principal = Depends(requires("customers:read"))
     ) -> dict[str, Any]:
         """Everything the shop keeps about a customer (a data subject access request)."""
         return await compliance.export(customer_id)
 
-    @routes.delete("/admin/customers/{customer_id}", status_code=204, tags=["compliance"])
+    @routes.delete(
+        "/admin/customers/{customer_id}",
+        status_code=204,
+        tags=["compliance"],
+        responses=refusals(CustomerNotFound),
+    )
     async def erase_customer(
         customer_id: str,
         request: Request,
@@ -103,9 +122,10 @@ def router(compliance: ComplianceService) -> APIRouter:
         action: Annotated[
             str | None, Query(description='Method and route, e.g. "POST /admin/products".')
         ] = None,
-        since: Annotated[datetime | None, Query()] = None,
+        since: Annotated[Instant | None, Query(description="Entries from this moment on.")] = None,
         before: Annotated[
-            int | None, Query(ge=1, description="next_before of the previous page.")
+            int | None,
+            Query(ge=1, le=MAX_WHOLE_NUMBER, description="next_before of the previous page."),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> AuditPageOut:

@@ -9,32 +9,67 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from colonnade.kernel.errors import Forbidden
 from colonnade.kernel.principal import Principal
-from colonnade.modules.orders.service import HistoryEntry, Order, OrderNotFound, OrdersService
+from colonnade.modules.orders.domain import (
+    MAX_SHIPPING_TEXT,
+    MAX_TEXT,
+    IllegalTransition,
+    InvalidOrder,
+    OrderStatus,
+)
+from colonnade.modules.orders.service import (
+    MAX_PAGE,
+    HistoryEntry,
+    Order,
+    OrderBusy,
+    OrderNotFound,
+    OrdersService,
+)
 from colonnade.web.auth import current_principal, optional_principal, requires
+from colonnade.web.fields import MAX_WHOLE_NUMBER, NOT_SPACE, Instant, declared
 from colonnade.web.money import MoneyOut
+from colonnade.web.problems import refusals
 
 READ = "orders:read"
 WRITE = "orders:write"
+
+# Something besides white space (the domain refuses blank text with invalid_order); the
+# length is checked here, before the domain trims the text.
+Reason = Annotated[StrictStr, declared(pattern=NOT_SPACE), Field(max_length=MAX_TEXT)]
+ShippingText = Annotated[
+    StrictStr, declared(pattern=NOT_SPACE), Field(max_length=MAX_SHIPPING_TEXT)
+]
+
+# The listing refuses another status itself, naming the ones there are.
+STATUSES = [status.value for status in OrderStatus]
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+Offset = Annotated[int, Query(ge=0, le=MAX_WHOLE_NUMBER)]
+
+# Giving back what a cancelled order held is the checkout's (see `router`): its refusals.
+PROVIDER_REFUSED = (409, "payment_provider_refused")
+PROVIDER_UNAVAILABLE = (503, "payment_provider_unavailable")
+# Every move of an order: it may not exist, not allow the move, or be moved by someone else.
+MOVES = (OrderNotFound, IllegalTransition, OrderBusy)
 
 
 class CancelOrder(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: StrictStr = Field(description="Why the order is cancelled; kept in its history.")
+    reason: Reason = Field(description="Why the order is cancelled; kept in its history.")
 
 
 class ShipOrder(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    carrier: StrictStr = Field(description="Who carries the parcel, such as UPS.")
-    tracking: StrictStr = Field(description="The carrier's tracking number.")
+    carrier: ShippingText = Field(description="Who carries the parcel, such as UPS.")
+    tracking: ShippingText = Field(description="The carrier's tracking number.")
 
 
 class LineOut(BaseModel):
@@ -169,8 +204,8 @@ def router(orders: OrdersService, after_cancel: AfterCancel | None = None) -> AP
 
     @routes.get("/store/orders", response_model=OrderPage, response_model_by_alias=True)
     async def my_orders(
-        limit: int = Query(20, ge=1, le=100),
-        offset: int = Query(0, ge=0),
+        limit: Limit = 20,
+        offset: Offset = 0,
         customer: Principal = Depends(_customer),
     ) -> OrderPage:
         """The signed-in customer's own orders, newest first."""
@@ -182,7 +217,12 @@ def router(orders: OrdersService, after_cancel: AfterCancel | None = None) -> AP
             offset=page.offset,
         )
 
-    @routes.get("/store/orders/{order_id}", response_model=OrderOut, response_model_by_alias=True)
+    @routes.get(
+        "/store/orders/{order_id}",
+        response_model=OrderOut,
+        response_model_by_alias=True,
+        responses=refusals(OrderNotFound),
+    )
     async def store_order(
         order_id: str,
         token: str | None = Query(None, description="The order's secret, for guests."),
@@ -197,12 +237,12 @@ def router(orders: OrdersService, after_cancel: AfterCancel | None = None) -> AP
 
     @routes.get("/admin/orders", response_model=StaffOrderPage, response_model_by_alias=True)
     async def list_orders(
-        status: str | None = None,
+        status: Annotated[str | None, Query(json_schema_extra={"enum": STATUSES})] = None,
         email: str | None = None,
-        placed_from: datetime | None = None,
-        placed_to: datetime | None = None,
-        limit: int = Query(20, ge=1, le=100),
-        offset: int = Query(0, ge=0),
+        placed_from: Annotated[Instant | None, Query(description="Placed at or after.")] = None,
+        placed_to: Annotated[Instant | None, Query(description="Placed before.")] = None,
+        limit: Limit = 20,
+        offset: Offset = 0,
         _: Principal = Depends(requires(READ)),
     ) -> StaffOrderPage:
         """Orders newest first, filtered by status, e-mail and when they were placed."""
@@ -215,7 +255,10 @@ def router(orders: OrdersService, after_cancel: AfterCancel | None = None) -> AP
         )
 
     @routes.get(
-        "/admin/orders/{order_id}", response_model=StaffOrderOut, response_model_by_alias=True
+        "/admin/orders/{order_id}",
+        response_model=StaffOrderOut,
+        response_model_by_alias=True,
+        responses=refusals(OrderNotFound),
     )
     async def staff_order(order_id: str, _: Principal = Depends(requires(READ))) -> StaffOrderOut:
         return StaffOrderOut.of(await orders.order(order_id))
@@ -224,6 +267,7 @@ def router(orders: OrdersService, after_cancel: AfterCancel | None = None) -> AP
         "/admin/orders/{order_id}/fulfil",
         response_model=StaffOrderOut,
         response_model_by_alias=True,
+        responses=refusals(*MOVES),
     )
     async def fulfil_order(
         order_id: str, staff: Principal = Depends(requires(WRITE))
@@ -232,7 +276,10 @@ def router(orders: OrdersService, after_cancel: AfterCancel | None = None) -> AP
         return StaffOrderOut.of(await orders.fulfil(order_id, staff.subject))
 
     @routes.post(
-        "/admin/orders/{order_id}/ship", response_model=StaffOrderOut, response_model_by_alias=True
+        "/admin/orders/{order_id}/ship",
+        response_model=StaffOrderOut,
+        response_model_by_alias=True,
+        responses=refusals(*MOVES, InvalidOrder),
     )
     async def ship_order(
         order_id: str, body: ShipOrder, staff: Principal = Depends(requires(WRITE))
@@ -246,6 +293,7 @@ def router(orders: OrdersService, after_cancel: AfterCancel | None = None) -> AP
         "/admin/orders/{order_id}/deliver",
         response_model=StaffOrderOut,
         response_model_by_alias=True,
+        responses=refusals(*MOVES),
     )
     async def deliver_order(
         order_id: str, staff: Principal = Depends(requires(WRITE))
@@ -257,6 +305,7 @@ def router(orders: OrdersService, after_cancel: AfterCancel | None = None) -> AP
         "/admin/orders/{order_id}/cancel",
         response_model=StaffOrderOut,
         response_model_by_alias=True,
+        responses=refusals(*MOVES, InvalidOrder, PROVIDER_REFUSED, PROVIDER_UNAVAILABLE),
     )
     async def cancel_order(
         order_id: str, body: CancelOrder, staff: Principal = Depends(requires(WRITE))

@@ -64,6 +64,8 @@ SOURCES: dict[Action, frozenset[OrderStatus]] = {
 _NUMBER_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 MAX_TEXT = 500
+# A carrier's name or a tracking number.
+MAX_SHIPPING_TEXT = 100
 
 
 # --- errors --------------------------------------------------------------------------------

@@ -489,8 +489,8 @@ class OrdersService:
         )
 
     async def ship(self, order_id: str, actor: str, carrier: str, tracking: str) -> Order:
-        carrier = domain.valid_text("carrier", carrier, limit=100)
-        tracking = domain.valid_text("tracking", tracking, limit=100)
+        carrier = domain.valid_text("carrier", carrier, limit=domain.MAX_SHIPPING_TEXT)
+        tracking = domain.valid_text("tracking", tracking, limit=domain.MAX_SHIPPING_TEXT)
         return await self._move(
             order_id,
             actor,

@@ -5,14 +5,32 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Header
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field
 
+from colonnade.kernel.errors import UnknownCurrency
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.money import Money
-from colonnade.modules.payments.domain import MAX_AMOUNT
+from colonnade.modules.payments.domain import (
+    InvalidAmount,
+    InvalidPayment,
+    PaymentStateConflict,
+    ProviderRefused,
+    ProviderUnavailable,
+    RefundExceedsCapture,
+    RefundKeyReused,
+    TransferAmountMismatch,
+    UnknownPayment,
+)
 from colonnade.modules.payments.service import IssuedGiftCard, Payment, PaymentsService
 from colonnade.web.auth import requires
+from colonnade.web.fields import (
+    IDEMPOTENCY_KEY_PATTERN,
+    MAX_WHOLE_NUMBER,
+    CurrencyCode,
+    WholeNumber,
+)
 from colonnade.web.money import MoneyOut
+from colonnade.web.problems import refusals
 
 READ = "orders:read"
 REFUND = "orders:refund"
@@ -22,8 +40,10 @@ WRITE = "payments:write"
 class MoneyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: StrictInt = Field(gt=0, le=MAX_AMOUNT, description="Minor units, e.g. cents.")
-    currency: StrictStr = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")
+    # Below the domain's MAX_AMOUNT: a longer number may be a card number, which the shop
+    # refuses wherever it is.
+    amount: WholeNumber = Field(gt=0, le=MAX_WHOLE_NUMBER, description="Minor units, e.g. cents.")
+    currency: CurrencyCode = Field(description="ISO 4217 code.")
 
     def money(self) -> Money:
         return Money(self.amount, self.currency)
@@ -88,6 +108,7 @@ def router(payments: PaymentsService) -> APIRouter:
         "/admin/payments/{payment_id}",
         dependencies=[Depends(requires(READ))],
         response_model=PaymentOut,
+        responses=refusals(UnknownPayment),
     )
     async def show_payment(payment_id: str) -> PaymentOut:
         """A payment: what was authorized, captured and refunded."""
@@ -97,11 +118,22 @@ def router(payments: PaymentsService) -> APIRouter:
         "/admin/payments/{payment_id}/refund",
         dependencies=[Depends(requires(REFUND))],
         response_model=PaymentOut,
+        responses=refusals(
+            UnknownCurrency,
+            UnknownPayment,
+            PaymentStateConflict,
+            InvalidAmount,
+            RefundExceedsCapture,
+            RefundKeyReused,
+            ProviderRefused,
+            ProviderUnavailable,
+        ),
     )
     async def refund_payment(
         payment_id: str,
         body: AmountIn,
-        idempotency_key: str | None = Header(default=None, max_length=200),
+        # Optional, yet never null: a header is there or not.
+        idempotency_key: str = Header(default=None, pattern=IDEMPOTENCY_KEY_PATTERN),
     ) -> PaymentOut:
         """Refund part or all of a captured payment. Send an Idempotency-Key header to make
         a retry safe; without one every request is a new refund."""
@@ -112,6 +144,13 @@ def router(payments: PaymentsService) -> APIRouter:
         "/admin/payments/{payment_id}/confirm-transfer",
         dependencies=[Depends(requires(WRITE))],
         response_model=PaymentOut,
+        responses=refusals(
+            UnknownCurrency,
+            UnknownPayment,
+            InvalidPayment,
+            TransferAmountMismatch,
+            PaymentStateConflict,
+        ),
     )
     async def confirm_transfer(payment_id: str, body: AmountIn) -> PaymentOut:
         """Record that a bank transfer arrived: the payment is captured."""
@@ -122,6 +161,7 @@ def router(payments: PaymentsService) -> APIRouter:
         dependencies=[Depends(requires(WRITE))],
         response_model=GiftCardOut,
         status_code=201,
+        responses=refusals(UnknownCurrency),
     )
     async def issue_gift_card(body: AmountIn) -> GiftCardOut:
         """Issue a gift card. Its code is in this response and nowhere else."""
