@@ -68,7 +68,7 @@ from colonnade.ops import page as ops_page
 from colonnade.ops.checks import check_stock_ledger, count_dead_letters
 from colonnade.ops.maintenance import Job, Maintenance
 from colonnade.ops.sampler import Sampler
-from colonnade.web import hardening, links, problems
+from colonnade.web import hardening, links, problems, text
 from colonnade.web.caching import PrivateUnlessPublic
 from colonnade.web.limits import Limiter, RateLimiter
 from colonnade.web.observability import RequestObservation
@@ -457,6 +457,7 @@ def create_app(
     problems.install(app)
     # After problems: links are added to the document problems builds.
     links.install(app)
+    text.declare(app)
     _health_and_metrics(app, readiness, settings)
     # Routes are matched in order: browsing first (most of the traffic), then buying.
     routers: list[tuple[str, Callable[[], APIRouter]]] = [

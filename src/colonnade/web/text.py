@@ -4,6 +4,10 @@ path, query string, JSON or form body — instead of failing deep inside a query
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from colonnade.web.asgi import buffered_body, media_type, send_problem
@@ -48,3 +52,48 @@ class NulCharacterGuard:
             detail=f"the {location} holds a NUL character, which no field of the shop accepts",
             location=location,
         )
+
+
+# JSON Schema's way to say "holds no NUL": a string matching this pattern is not valid.
+_NO_NUL = {"not": {"pattern": "\\x00"}}
+# Strings these keywords already pin down cannot hold a NUL.
+_CLOSED = {"enum", "const", "format"}
+
+
+def _refuse_nul(schema: Any, components: dict[str, Any], seen: set[str]) -> None:
+    if isinstance(schema, list):
+        for item in schema:
+            _refuse_nul(item, components, seen)
+    if not isinstance(schema, dict):
+        return
+    reference = schema.get("$ref")
+    if isinstance(reference, str):
+        name = reference.rsplit("/", 1)[-1]
+        if name not in seen and name in components:
+            seen.add(name)
+            _refuse_nul(components[name], components, seen)
+        return
+    if schema.get("type") == "string" and not _CLOSED & schema.keys():
+        schema.update(_NO_NUL)
+    for key, value in schema.items():
+        if key not in ("default", "examples", "example"):
+            _refuse_nul(value, components, seen)
+
+
+def declare(app: FastAPI) -> None:
+    """The document says what NulCharacterGuard enforces: no string a client sends (path,
+    query, header or body) holds a NUL."""
+    document: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = document()
+            components = schema.get("components", {}).get("schemas", {})
+            seen: set[str] = set()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    _refuse_nul(operation.get("parameters", []), components, seen)
+                    _refuse_nul(operation.get("requestBody", {}), components, seen)
+        return document()
+
+    app.openapi = openapi  # type: ignore[method-assign]
