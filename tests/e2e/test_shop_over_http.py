@@ -124,7 +124,7 @@ def test_bad_requests_get_precise_problems_and_change_nothing(
             base + "/admin/inventory/ETHIOPIA-YIRGACHEFFE", headers=admin, json={"on_hand": -1}
         ),
         422,
-        "invalid_input",
+        "invalid_quantity",
     )
     problem(
         httpx.put(base + "/admin/inventory/NO-SUCH-SKU", headers=admin, json={"on_hand": 5}),

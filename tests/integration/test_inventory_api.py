@@ -105,24 +105,26 @@ async def test_stock_for_a_sku_the_catalog_does_not_know_is_refused(
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "code"),
     [
-        {"on_hand": -1},
-        {"on_hand": 1.5},
-        {"on_hand": "10"},
-        {"on_hand": True},
-        {"on_hand": None},
-        {},
-        {"on_hand": 5, "colour": "red"},
-        {"on_hand": 5, "warehouse": 7},
+        ({"on_hand": -1}, "invalid_quantity"),
+        ({"on_hand": 1.5}, "invalid_input"),
+        ({"on_hand": "10"}, "invalid_input"),
+        ({"on_hand": True}, "invalid_input"),
+        ({"on_hand": None}, "invalid_input"),
+        ({"on_hand": 10**12}, "invalid_input"),
+        ({}, "invalid_input"),
+        ({"on_hand": 5, "colour": "red"}, "invalid_input"),
+        ({"on_hand": 5, "warehouse": 7}, "invalid_input"),
+        ({"on_hand": 5, "warehouse": "no spaces"}, "invalid_warehouse"),
     ],
 )
 async def test_on_hand_must_be_a_plain_non_negative_integer(
-    client: httpx.AsyncClient, body: dict[str, Any]
+    client: httpx.AsyncClient, body: dict[str, Any], code: str
 ) -> None:
     response = await client.put("/admin/inventory/MUG-RED", json=body)
     assert response.status_code == 422
-    assert response.json()["code"] == "invalid_input"
+    assert response.json()["code"] == code
     assert (await client.get("/admin/inventory/MUG-RED")).json()["on_hand"] == 0
 
 

@@ -92,10 +92,12 @@ async def test_no_markets_is_an_empty_list(client: httpx.AsyncClient) -> None:
     [
         ({"currency": "ZZZ"}, "unknown_currency", "'ZZZ' is not an ISO 4217 currency code"),
         ({"locale": "xx-YY"}, "unknown_locale", "'xx-YY'"),
+        ({"locale": "en.UTF-8"}, "unknown_locale", "'en.UTF-8'"),
+        ({"tax_rate": "0.1234567"}, "invalid_tax_rate", "0.1234567"),
         ({"tax_rate": "1.5"}, "invalid_tax_rate", "1.5"),
         ({"tax_rate": 0.19}, "invalid_input", "tax_rate"),
         ({"tax_inclusive": "yes"}, "invalid_input", "tax_inclusive"),
-        ({"currency": "eur"}, "invalid_input", "currency"),
+        ({"currency": "eur"}, "unknown_currency", "'eur'"),
         ({"colour": "blue"}, "invalid_input", "colour"),
     ],
 )
@@ -147,6 +149,17 @@ async def test_staff_set_prices_and_read_them_back(client: httpx.AsyncClient) ->
     assert response.json() == {"sku": "MUG-RED", "prices": by_currency}
 
 
+async def test_an_amount_may_come_as_a_json_number_with_a_zero_fraction(
+    client: httpx.AsyncClient,
+) -> None:
+    # JSON Schema's integer takes 1999.0, so the document promises it is accepted.
+    response = await client.put(
+        "/admin/prices/MUG-RED", json={"prices": [{"amount": 1999.0, "currency": "USD"}]}
+    )
+    assert response.status_code == 200
+    assert response.json()["prices"] == [{"amount": 1999, "currency": "USD"}]
+
+
 async def test_a_sku_without_prices_reads_as_an_empty_list(client: httpx.AsyncClient) -> None:
     response = await client.get("/admin/prices/NOTHING")
     assert response.json() == {"sku": "NOTHING", "prices": []}
@@ -160,6 +173,7 @@ async def test_a_sku_without_prices_reads_as_an_empty_list(client: httpx.AsyncCl
         ({"amount": "1999", "currency": "USD"}, 422, "invalid_input", "prices.1.amount"),
         ({"amount": True, "currency": "USD"}, 422, "invalid_input", "prices.1.amount"),
         ({"amount": -1, "currency": "USD"}, 422, "negative_price", "-1 USD"),
+        ({"amount": 10**12, "currency": "USD"}, 422, "invalid_input", "prices.1.amount"),
         ({"amount": 1999}, 422, "invalid_input", "prices.1.currency"),
     ],
 )

@@ -51,8 +51,21 @@ Sku = Annotated[StrictStr, declared(minLength=1, maxLength=SKU_MAX_LENGTH, patte
 # The same rule as the card number guard's (web/cards.py): 13 or more digits in a row may be
 # a card number, so no integer field needs or takes one.
 MAX_WHOLE_NUMBER = 999_999_999_999
+
+
+def _integral(value: object) -> object:
+    # JSON Schema counts 3.0 as an integer, so a client may send it for one.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+INTEGRAL = BeforeValidator(_integral)
+"""Makes a StrictInt take 3.0 as JSON Schema does (never 3.5, "3" or true). It goes last in
+the Annotated, after the bounds: pydantic declares bounds placed after it as unknown keys."""
+
 # The domain refuses a negative count with its own problem; the upper bound is pydantic's.
-Count = Annotated[StrictInt, declared(minimum=0), Field(le=MAX_WHOLE_NUMBER)]
+Count = Annotated[StrictInt, declared(minimum=0), Field(le=MAX_WHOLE_NUMBER), INTEGRAL]
 """A whole number of units, never negative."""
 
 

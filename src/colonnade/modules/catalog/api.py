@@ -5,7 +5,7 @@ the price book the composition root hands in)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import (
@@ -18,19 +18,55 @@ from pydantic import (
     field_validator,
 )
 
+from colonnade.kernel.errors import UnknownCurrency
 from colonnade.kernel.money import Money, currency_code
-from colonnade.modules.catalog.domain import MAX_OFFSET, MAX_PAGE, StockLabel
+from colonnade.modules.catalog.domain import (
+    MAX_ATTRIBUTE_NAME_LENGTH,
+    MAX_ATTRIBUTE_TEXT_LENGTH,
+    MAX_ATTRIBUTES,
+    MAX_CATEGORY_NAME_LENGTH,
+    MAX_DESCRIPTION_LENGTH,
+    MAX_OFFSET,
+    MAX_PAGE,
+    MAX_SLUG_LENGTH,
+    MAX_TITLE_LENGTH,
+    MAX_VARIANTS,
+    SKU_SHAPE,
+    SLUG_SHAPE,
+    CategoryCycle,
+    CategoryNotFound,
+    InvalidCategory,
+    InvalidProduct,
+    InvalidSku,
+    MissingTitle,
+    ProductNotFound,
+    RepeatedSku,
+    StockLabel,
+    UnknownCategory,
+    UnknownLocale,
+)
 from colonnade.modules.catalog.pages import StorePages, StorePrices
 from colonnade.modules.catalog.service import (
     CatalogService,
     Category,
+    DuplicateSku,
     NewProduct,
     NewVariant,
     Product,
 )
 from colonnade.web import caching
 from colonnade.web.auth import requires
+from colonnade.web.fields import (
+    INTEGRAL,
+    LOCALE_PATTERN,
+    MAX_WHOLE_NUMBER,
+    CurrencyCode,
+    Locale,
+    MarketCode,
+    declared,
+)
 from colonnade.web.money import MoneyOut
+from colonnade.web.problems import refusals
 
 WRITE = "catalog:write"
 
@@ -48,22 +84,82 @@ class PriceBook(StorePrices, Protocol):
 
 # --- requests -----------------------------------------------------------------------------
 
-AttributeValue = StrictStr | StrictInt | StrictBool
+# Pricing's refusal a store page passes on: it knows the markets.
+UNKNOWN_MARKET = (422, "unknown_market")
+
+# The rules below are the catalog domain's (it answers each with its own problem); the
+# schema declares them and pydantic leaves them to it.
+CatalogSku = Annotated[StrictStr, declared(pattern=f"^{SKU_SHAPE}$")]
+"""A new variant's SKU: 1 to 64 letters, digits, '-', '_' or '.'."""
+
+Slug = Annotated[StrictStr, declared(maxLength=MAX_SLUG_LENGTH, pattern=f"^{SLUG_SHAPE}$")]
+"""A category's slug: lowercase letters and digits in words joined by '-', such as coffee-beans."""
+
+_NOT_BLANK = r"\S"
+# A map's key rules go to propertyNames: given to pydantic, a key pattern would become
+# patternProperties, which lets every other key through.
+_LOCALE_KEYS = declared(propertyNames={"pattern": LOCALE_PATTERN})
+
+Titles = Annotated[
+    dict[StrictStr, Annotated[StrictStr, declared(maxLength=MAX_TITLE_LENGTH, pattern=_NOT_BLANK)]],
+    _LOCALE_KEYS,
+]
+"""Title per locale tag: text, not blank."""
+
+Descriptions = Annotated[
+    dict[StrictStr, Annotated[StrictStr, declared(maxLength=MAX_DESCRIPTION_LENGTH)]],
+    _LOCALE_KEYS,
+]
+"""Description per locale tag; may be blank."""
+
+CategoryNames = Annotated[
+    dict[
+        StrictStr,
+        Annotated[StrictStr, declared(maxLength=MAX_CATEGORY_NAME_LENGTH, pattern=_NOT_BLANK)],
+    ],
+    _LOCALE_KEYS,
+    declared(minProperties=1),
+]
+"""Name per locale tag, in one locale at least."""
+
+# An attribute's value is text, a whole number or true/false. A number is bounded here: no
+# attribute needs 13 digits, and the store's pages encode it as a 64-bit integer.
+AttributeValue = (
+    Annotated[StrictStr, declared(maxLength=MAX_ATTRIBUTE_TEXT_LENGTH)]
+    | Annotated[StrictInt, Field(ge=-MAX_WHOLE_NUMBER, le=MAX_WHOLE_NUMBER), INTEGRAL]
+    | StrictBool
+)
+Attributes = Annotated[
+    dict[StrictStr, AttributeValue],
+    declared(
+        maxProperties=MAX_ATTRIBUTES,
+        propertyNames={
+            "minLength": 1,
+            "maxLength": MAX_ATTRIBUTE_NAME_LENGTH,
+            "pattern": _NOT_BLANK,
+        },
+    ),
+]
+"""A variant's attributes by name, such as {"size": "L", "grams": 250}."""
 
 
 class MoneyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: StrictInt = Field(ge=0, description="Whole minor units (cents for USD).")
-    currency: StrictStr = Field(max_length=16, description="ISO 4217 code, such as USD.")
+    amount: Annotated[StrictInt, Field(ge=0, le=MAX_WHOLE_NUMBER), INTEGRAL] = Field(
+        description="Whole minor units (cents for USD)."
+    )
+    currency: CurrencyCode = Field(description="ISO 4217 code, such as USD.")
 
 
 class NewVariantIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sku: StrictStr = Field(max_length=200)
-    attributes: dict[StrictStr, AttributeValue] = Field(default_factory=dict)
-    prices: list[MoneyIn] = Field(default_factory=list, max_length=200)
+    sku: CatalogSku
+    attributes: Attributes = Field(default_factory=dict)
+    prices: list[MoneyIn] = Field(
+        default_factory=list, max_length=200, description="At most one per currency."
+    )
 
     @field_validator("prices")
     @classmethod
@@ -78,25 +174,29 @@ class NewVariantIn(BaseModel):
 class NewProductIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: dict[StrictStr, StrictStr] = Field(
+    title: Titles = Field(
         min_length=1, description="Title per locale, such as {'en-US': 'Kenya AA beans'}."
     )
-    description: dict[StrictStr, StrictStr] = Field(default_factory=dict)
-    default_locale: StrictStr | None = Field(
+    description: Descriptions = Field(
+        default_factory=dict, description="Description per locale; each needs a title too."
+    )
+    default_locale: Locale | None = Field(
         default=None, description="The locale shown when no other fits; the first title's."
     )
-    category: StrictStr | None = None
+    category: Slug | None = None
     status: Literal["draft", "published"] = "published"
-    variants: list[NewVariantIn] = Field(max_length=100)
+    variants: Annotated[list[NewVariantIn], declared(minItems=1)] = Field(
+        max_length=MAX_VARIANTS, description="Each with a SKU no other variant has."
+    )
 
 
 class ProductChangesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: dict[StrictStr, StrictStr] | None = Field(
-        default=None, description="Titles to add or replace, per locale."
+    title: Titles | None = Field(default=None, description="Titles to add or replace, per locale.")
+    description: Descriptions | None = Field(
+        default=None, description="Descriptions to add or replace, per titled locale."
     )
-    description: dict[StrictStr, StrictStr] | None = None
     status: Literal["draft", "published"] | None = Field(
         default=None, description="draft takes the product out of the store at once."
     )
@@ -105,8 +205,8 @@ class ProductChangesIn(BaseModel):
 class CategoryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    names: dict[StrictStr, StrictStr] = Field(description="Name per locale.")
-    parent: StrictStr | None = Field(default=None, description="The parent category's slug.")
+    names: CategoryNames = Field(description="Name per locale.")
+    parent: Slug | None = Field(default=None, description="The parent category's slug.")
 
 
 # --- responses ----------------------------------------------------------------------------
@@ -185,15 +285,21 @@ class CategoryOut(BaseModel):
 def router(catalog: CatalogService, pricing: PriceBook, pages: StorePages) -> APIRouter:
     routes = APIRouter(tags=["catalog"])
 
-    @routes.get("/store/products", response_model=list[StoreProductOut])
+    @routes.get(
+        "/store/products",
+        response_model=list[StoreProductOut],
+        responses=refusals(UNKNOWN_MARKET, UnknownLocale, InvalidCategory, CategoryNotFound),
+    )
     async def list_products(
         request: Request,
-        market: str = Query(min_length=1, max_length=40, description="Market code, e.g. US."),
-        locale: str | None = Query(
-            default=None, max_length=40, description="e.g. de-AT; the market's locale if left out."
-        ),
+        market: Annotated[MarketCode, Query(description="Market code, e.g. US.")],
+        locale: Annotated[
+            Locale | None, Query(description="e.g. de-AT; the market's locale if left out.")
+        ] = None,
         q: str | None = Query(default=None, max_length=500, description="Words to search for."),
-        category: str | None = Query(default=None, max_length=64),
+        category: Annotated[
+            Slug | None, Query(description="A category's slug; its subcategories count too.")
+        ] = None,
         limit: int = Query(default=20, ge=1, le=MAX_PAGE),
         offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
     ) -> Response:
@@ -201,12 +307,18 @@ def router(catalog: CatalogService, pricing: PriceBook, pages: StorePages) -> AP
         page = await pages.listing(market, locale, q, category, limit, offset)
         return caching.public(request, page.body, page.etag, page.surrogate_key)
 
-    @routes.get("/store/products/{product_id}", response_model=StoreProductOut)
+    @routes.get(
+        "/store/products/{product_id}",
+        response_model=StoreProductOut,
+        responses=refusals(UNKNOWN_MARKET, UnknownLocale, ProductNotFound),
+    )
     async def show_product(
         request: Request,
         product_id: str,
-        market: str = Query(min_length=1, max_length=40),
-        locale: str | None = Query(default=None, max_length=40),
+        market: Annotated[MarketCode, Query(description="Market code, e.g. US.")],
+        locale: Annotated[
+            Locale | None, Query(description="e.g. de-AT; the market's locale if left out.")
+        ] = None,
     ) -> Response:
         """One published product, localized and priced for a market."""
         page = await pages.product(product_id, market, locale)
@@ -217,6 +329,17 @@ def router(catalog: CatalogService, pricing: PriceBook, pages: StorePages) -> AP
         status_code=201,
         dependencies=[Depends(requires(WRITE))],
         response_model=AdminProductOut,
+        responses=refusals(
+            UnknownLocale,
+            MissingTitle,
+            InvalidProduct,
+            InvalidSku,
+            RepeatedSku,
+            InvalidCategory,
+            UnknownCategory,
+            UnknownCurrency,
+            DuplicateSku,
+        ),
     )
     async def create_product(body: NewProductIn) -> AdminProductOut:
         """Create a product with its variants and their prices."""
@@ -229,7 +352,9 @@ def router(catalog: CatalogService, pricing: PriceBook, pages: StorePages) -> AP
             NewProduct(
                 titles=body.title,
                 descriptions=body.description,
-                default_locale=body.default_locale or next(iter(body.title)),
+                default_locale=(
+                    next(iter(body.title)) if body.default_locale is None else body.default_locale
+                ),
                 variants=[NewVariant(sku=v.sku, attributes=v.attributes) for v in body.variants],
                 category=body.category,
                 status=body.status,
@@ -244,6 +369,7 @@ def router(catalog: CatalogService, pricing: PriceBook, pages: StorePages) -> AP
         "/admin/products/{product_id}",
         dependencies=[Depends(requires(WRITE))],
         response_model=AdminProductOut,
+        responses=refusals(UnknownLocale, InvalidProduct, ProductNotFound),
     )
     async def change_product(product_id: str, body: ProductChangesIn) -> AdminProductOut:
         """Add or replace texts, publish, or take a product out of the store (draft)."""
@@ -257,8 +383,9 @@ def router(catalog: CatalogService, pricing: PriceBook, pages: StorePages) -> AP
         "/admin/categories/{slug}",
         dependencies=[Depends(requires(WRITE))],
         response_model=CategoryOut,
+        responses=refusals(InvalidCategory, UnknownLocale, UnknownCategory, CategoryCycle),
     )
-    async def set_category(slug: str, body: CategoryIn) -> CategoryOut:
+    async def set_category(slug: Slug, body: CategoryIn) -> CategoryOut:
         """Create a category, or rename it and move it under another."""
         return CategoryOut.of(await catalog.set_category(slug, body.names, body.parent))
 

@@ -23,9 +23,14 @@ MAX_OFFSET = 100_000
 # A longer query only slows the search down; nobody types sixteen words into a shop's search.
 MAX_SEARCH_TOKENS = 16
 MAX_SEARCH_TOKEN_LENGTH = 64
+MAX_SLUG_LENGTH = 64
+MAX_ATTRIBUTE_NAME_LENGTH = 64
+MAX_ATTRIBUTE_TEXT_LENGTH = 200
 
-_SKU = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+SKU_SHAPE = r"[A-Za-z0-9._-]{1,64}"
+SLUG_SHAPE = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+_SKU = re.compile(SKU_SHAPE)
+_SLUG = re.compile(SLUG_SHAPE)
 _LOCALE_SHAPE = re.compile(r"[A-Za-z0-9]{1,8}(?:-[A-Za-z0-9]{1,8}){0,3}")
 # Letters and digits of any script, nothing else: no quote, star, dash or colon survives,
 # so no token can ever be read as search syntax by FTS5 or PostgreSQL.
@@ -240,7 +245,7 @@ def valid_sku(sku: object) -> str:
 
 
 def valid_slug(slug: object) -> str:
-    if not isinstance(slug, str) or len(slug) > 64 or not _SLUG.fullmatch(slug):
+    if not isinstance(slug, str) or len(slug) > MAX_SLUG_LENGTH or not _SLUG.fullmatch(slug):
         raise InvalidCategory(
             "a category slug is 1 to 64 lowercase letters and digits in words joined by '-'; "
             f"got {slug!r}",
@@ -296,12 +301,14 @@ def valid_attributes(sku: str, attributes: Mapping[str, object]) -> dict[str, At
         raise InvalidProduct(f"variant '{sku}' has more than {MAX_ATTRIBUTES} attributes", sku=sku)
     found: dict[str, AttributeValue] = {}
     for name, value in attributes.items():
-        if not isinstance(name, str) or not name.strip() or len(name) > 64:
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_ATTRIBUTE_NAME_LENGTH:
             raise InvalidProduct(
                 f"variant '{sku}' has an attribute name that is not 1 to 64 characters: {name!r}",
                 sku=sku,
             )
-        if not isinstance(value, str | int | bool) or (isinstance(value, str) and len(value) > 200):
+        if not isinstance(value, str | int | bool) or (
+            isinstance(value, str) and len(value) > MAX_ATTRIBUTE_TEXT_LENGTH
+        ):
             raise InvalidProduct(
                 f"attribute '{name}' of variant '{sku}' must be text (up to 200 characters), "
                 f"a whole number or true/false; got {value!r}",

@@ -114,8 +114,13 @@ class StorePages:
     ) -> Page:
         async def read() -> Page:
             where = await self._pricing.market(market)
+            # An empty locale is asked for, not left out: it is refused as no locale at all.
             found = await self._catalog.products(
-                locale or where.locale, q=q, category=category, limit=limit, offset=offset
+                where.locale if locale is None else locale,
+                q=q,
+                category=category,
+                limit=limit,
+                offset=offset,
             )
             return await self._page(found, where, listing=True, by_category=category is not None)
 
@@ -125,7 +130,7 @@ class StorePages:
         async def read() -> Page:
             where = await self._pricing.market(market)
             found = await self._catalog.product(
-                product_id, locale or where.locale, published_only=True
+                product_id, where.locale if locale is None else locale, published_only=True
             )
             return await self._page([found], where, listing=False, by_category=False)
 

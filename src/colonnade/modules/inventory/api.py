@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from colonnade.modules.inventory.domain import UnknownSku
+from colonnade.modules.inventory.domain import (
+    MAX_WAREHOUSE_NAME_LENGTH,
+    WAREHOUSE_CODE_SHAPE,
+    InvalidQuantity,
+    InvalidSku,
+    InvalidWarehouse,
+    StockBelowCommitments,
+    UnknownSku,
+    UnknownWarehouse,
+)
 from colonnade.modules.inventory.service import (
     InventoryService,
     LedgerEntry,
@@ -16,16 +26,21 @@ from colonnade.modules.inventory.service import (
     Warehouse,
 )
 from colonnade.web.auth import requires
+from colonnade.web.fields import Count, Sku, declared
+from colonnade.web.problems import refusals
 
 READ = "inventory:read"
 WRITE = "inventory:write"
+
+WarehouseCode = Annotated[StrictStr, declared(pattern=f"^{WAREHOUSE_CODE_SHAPE}$")]
+"""A warehouse's code: 1 to 40 letters, digits, '-' or '_', starting with a letter or digit."""
 
 
 class SetStock(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    on_hand: StrictInt = Field(ge=0, description="Units on the shelf in the warehouse.")
-    warehouse: StrictStr | None = Field(
+    on_hand: Count = Field(description="Units on the shelf in the warehouse.")
+    warehouse: WarehouseCode | None = Field(
         default=None, description="Warehouse code; the default warehouse when left out."
     )
 
@@ -33,7 +48,9 @@ class SetStock(BaseModel):
 class SetWarehouse(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: StrictStr = Field(min_length=1, max_length=200)
+    name: Annotated[
+        StrictStr, declared(minLength=1, maxLength=MAX_WAREHOUSE_NAME_LENGTH, pattern=r"\S")
+    ]
 
 
 class WarehouseStockOut(BaseModel):
@@ -115,8 +132,16 @@ def router(inventory: InventoryService, sku_exists: Callable[[str], Awaitable[bo
         "/admin/inventory/{sku}",
         dependencies=[Depends(requires(WRITE))],
         response_model=StockLevelOut,
+        responses=refusals(
+            UnknownSku,
+            InvalidSku,
+            InvalidQuantity,
+            InvalidWarehouse,
+            UnknownWarehouse,
+            StockBelowCommitments,
+        ),
     )
-    async def set_stock(sku: str, body: SetStock) -> StockLevelOut:
+    async def set_stock(sku: Sku, body: SetStock) -> StockLevelOut:
         """Set how many units of a SKU are on hand in a warehouse."""
         await known(sku)
         return StockLevelOut.of(await inventory.set_on_hand(sku, body.on_hand, body.warehouse))
@@ -125,8 +150,9 @@ def router(inventory: InventoryService, sku_exists: Callable[[str], Awaitable[bo
         "/admin/inventory/{sku}",
         dependencies=[Depends(requires(READ))],
         response_model=StockLevelOut,
+        responses=refusals(UnknownSku),
     )
-    async def stock_level(sku: str) -> StockLevelOut:
+    async def stock_level(sku: Sku) -> StockLevelOut:
         """A SKU's stock: on hand, reserved, sold and available, per warehouse and in total."""
         await known(sku)
         return StockLevelOut.of(await inventory.stock(sku))
@@ -135,8 +161,9 @@ def router(inventory: InventoryService, sku_exists: Callable[[str], Awaitable[bo
         "/admin/inventory/{sku}/ledger",
         dependencies=[Depends(requires(READ))],
         response_model=LedgerOut,
+        responses=refusals(UnknownSku),
     )
-    async def stock_ledger(sku: str, limit: int = Query(default=100, ge=1, le=1000)) -> LedgerOut:
+    async def stock_ledger(sku: Sku, limit: int = Query(default=100, ge=1, le=1000)) -> LedgerOut:
         """Every change to a SKU's stock, newest first."""
         await known(sku)
         entries = await inventory.ledger(sku, limit)
@@ -146,8 +173,9 @@ def router(inventory: InventoryService, sku_exists: Callable[[str], Awaitable[bo
         "/admin/warehouses/{code}",
         dependencies=[Depends(requires(WRITE))],
         response_model=WarehouseOut,
+        responses=refusals(InvalidWarehouse),
     )
-    async def set_warehouse(code: str, body: SetWarehouse) -> WarehouseOut:
+    async def set_warehouse(code: WarehouseCode, body: SetWarehouse) -> WarehouseOut:
         """Create a warehouse or rename it."""
         return WarehouseOut.of(await inventory.set_warehouse(code, body.name))
 

@@ -12,7 +12,9 @@ from colonnade.kernel.errors import Conflict, InvalidInput, NotFound
 
 MAX_SKU_LENGTH = 100
 MAX_REFERENCE_LENGTH = 200
-_WAREHOUSE_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
+MAX_WAREHOUSE_NAME_LENGTH = 200
+WAREHOUSE_CODE_SHAPE = r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}"
+_WAREHOUSE_CODE = re.compile(WAREHOUSE_CODE_SHAPE)
 
 
 class ReservationStatus(StrEnum):
@@ -147,9 +149,10 @@ def valid_warehouse_code(code: str) -> str:
 
 
 def valid_warehouse_name(name: str) -> str:
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_WAREHOUSE_NAME_LENGTH:
         raise InvalidWarehouse(
-            f"a warehouse name must be 1 to 200 characters, not only spaces; got {name!r}"
+            f"a warehouse name must be 1 to {MAX_WAREHOUSE_NAME_LENGTH} characters, not only "
+            f"spaces; got {name!r}"
         )
     return name.strip()
 

@@ -7,29 +7,64 @@ so no float ever carries them; amounts as whole minor units.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
+from colonnade.kernel.errors import UnknownCurrency
 from colonnade.kernel.money import Money, currency_code
-from colonnade.modules.pricing.service import Market, PricingService
+from colonnade.modules.pricing.domain import (
+    FX_RATE_PLACES,
+    MAX_NAME,
+    TAX_RATE_PLACES,
+    DuplicateCurrency,
+    InvalidFxRate,
+    InvalidMarketCode,
+    InvalidMarketName,
+    InvalidTaxRate,
+    NegativePrice,
+    UnknownLocale,
+    UnknownMarket,
+)
+from colonnade.modules.pricing.service import MAX_SKU, InvalidSku, Market, PricingService
 from colonnade.web import caching
 from colonnade.web.auth import requires
+from colonnade.web.fields import (
+    INTEGRAL,
+    MAX_WHOLE_NUMBER,
+    CurrencyCode,
+    Locale,
+    MarketCode,
+    declared,
+)
+from colonnade.web.problems import refusals
 
 READ = "pricing:read"
 WRITE = "pricing:write"
 
-CURRENCY = r"^[A-Z]{3}$"
-# A plain decimal: digits, an optional fraction; no exponent, sign or spaces.
+# A plain decimal: digits, an optional fraction; no exponent, sign or spaces. Pydantic holds
+# rates to this shape; the narrower patterns the schema states are the domain's rules.
 DECIMAL = r"^[0-9]{1,12}(\.[0-9]{1,12})?$"
+# A tax rate: from 0 up to (not including) 1, its places past the last non-zero digit only zeros.
+TAX_RATE = rf"^0{{1,12}}(\.[0-9]{{1,{TAX_RATE_PLACES}}}0{{0,{12 - TAX_RATE_PLACES}}})?$"
+# An exchange rate: positive (not only zeros and a point), with few enough places.
+FX_RATE = rf"^[0-9]{{1,12}}(\.[0-9]{{1,{FX_RATE_PLACES}}}0{{0,{12 - FX_RATE_PLACES}}})?$"
+_NOT_ZERO = {"not": {"pattern": r"^[0.]*$"}}
+
+PricedSku = Annotated[StrictStr, declared(minLength=1, maxLength=MAX_SKU)]
+"""The SKU a price list belongs to; it need not be in the catalog yet."""
 
 
 class MoneyModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: StrictInt = Field(description="Whole minor units (cents for USD, yen for JPY).")
-    currency: StrictStr = Field(pattern=CURRENCY, description="ISO 4217 code, such as USD.")
+    # The domain refuses a negative price itself; the upper bound is pydantic's.
+    amount: Annotated[StrictInt, declared(minimum=0), Field(le=MAX_WHOLE_NUMBER), INTEGRAL] = Field(
+        description="Whole minor units (cents for USD, yen for JPY)."
+    )
+    currency: CurrencyCode = Field(description="ISO 4217 code, such as USD.")
 
     def money(self) -> Money:
         # The kernel knows which codes exist: an unknown one is a 422 unknown_currency.
@@ -43,11 +78,11 @@ class MoneyModel(BaseModel):
 class MarketIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: StrictStr = Field(min_length=1, max_length=200)
-    currency: StrictStr = Field(pattern=CURRENCY, description="ISO 4217 code, such as EUR.")
-    locale: StrictStr = Field(min_length=2, max_length=40, description="e.g. de-DE.")
+    name: Annotated[StrictStr, declared(minLength=1, maxLength=MAX_NAME, pattern=r"\S")]
+    currency: CurrencyCode = Field(description="ISO 4217 code, such as EUR.")
+    locale: Locale = Field(description="The market's language, such as de-DE.")
     tax_inclusive: StrictBool = Field(description="Whether shelf prices include the tax.")
-    tax_rate: StrictStr = Field(
+    tax_rate: Annotated[StrictStr, declared(pattern=TAX_RATE)] = Field(
         pattern=DECIMAL, description='A decimal fraction as a string: "0.19" for 19%.'
     )
 
@@ -86,7 +121,7 @@ class PricesOut(BaseModel):
 class FxRateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rate: StrictStr = Field(
+    rate: Annotated[StrictStr, declared(pattern=FX_RATE, **_NOT_ZERO)] = Field(
         pattern=DECIMAL, description='Units of the quote currency per base unit, e.g. "0.92".'
     )
 
@@ -108,8 +143,10 @@ def router(pricing: PricingService) -> APIRouter:
         keys = " ".join(["markets", *(f"market-{m.code}" for m in found)])
         return caching.public(request, body, caching.etag_of(body), keys)
 
-    @routes.get("/store/markets/{code}", response_model=MarketOut)
-    async def show_market(request: Request, code: str) -> Response:
+    @routes.get(
+        "/store/markets/{code}", response_model=MarketOut, responses=refusals(UnknownMarket)
+    )
+    async def show_market(request: Request, code: MarketCode) -> Response:
         """One market; a 422 unknown_market problem listing the known codes when there is none."""
         body = orjson.dumps(MarketOut.of(await pricing.market(code)).model_dump())
         return caching.public(request, body, caching.etag_of(body), f"market-{code}")
@@ -118,8 +155,11 @@ def router(pricing: PricingService) -> APIRouter:
         "/admin/markets/{code}",
         dependencies=[Depends(requires(WRITE))],
         response_model=MarketOut,
+        responses=refusals(
+            InvalidMarketCode, InvalidMarketName, UnknownCurrency, UnknownLocale, InvalidTaxRate
+        ),
     )
-    async def set_market(code: str, body: MarketIn) -> MarketOut:
+    async def set_market(code: MarketCode, body: MarketIn) -> MarketOut:
         """Open a market or change its name, currency, locale or tax."""
         market = await pricing.set_market(
             code, body.name, body.currency, body.locale, body.tax_inclusive, Decimal(body.tax_rate)
@@ -130,8 +170,9 @@ def router(pricing: PricingService) -> APIRouter:
         "/admin/prices/{sku}",
         dependencies=[Depends(requires(WRITE))],
         response_model=PricesOut,
+        responses=refusals(InvalidSku, UnknownCurrency, NegativePrice, DuplicateCurrency),
     )
-    async def set_prices(sku: str, body: PricesIn) -> PricesOut:
+    async def set_prices(sku: PricedSku, body: PricesIn) -> PricesOut:
         """Replace a SKU's prices: one per currency; currencies left out lose their price."""
         prices = [p.money() for p in body.prices]
         await pricing.set_prices(sku, prices)
@@ -152,8 +193,9 @@ def router(pricing: PricingService) -> APIRouter:
         "/admin/fx-rates/{base}/{quote}",
         dependencies=[Depends(requires(WRITE))],
         response_model=FxRateOut,
+        responses=refusals(UnknownCurrency, InvalidFxRate),
     )
-    async def set_fx_rate(base: str, quote: str, body: FxRateIn) -> FxRateOut:
+    async def set_fx_rate(base: CurrencyCode, quote: CurrencyCode, body: FxRateIn) -> FxRateOut:
         """Set how many units of `quote` one unit of `base` buys."""
         await pricing.set_fx_rate(base, quote, Decimal(body.rate))
         return FxRateOut(base=base, quote=quote, rate=str(Decimal(body.rate)))

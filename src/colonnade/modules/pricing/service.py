@@ -303,6 +303,8 @@ class PricingService:
 
 def _locale_tag(locale: str) -> str:
     """The locale in its canonical tag form (de-DE), or UnknownLocale."""
+    if not domain.LOCALE_SHAPE.fullmatch(locale):
+        raise UnknownLocale(locale)
     try:
         parsed = Locale.parse(locale, sep="-")
     except (UnknownLocaleError, ValueError, TypeError):
