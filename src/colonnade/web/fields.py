@@ -43,9 +43,18 @@ LOCALE_PATTERN = r"^[A-Za-z0-9]{1,8}(-[A-Za-z0-9]{1,8}){0,3}$"
 Locale = Annotated[StrictStr, declared(pattern=LOCALE_PATTERN)]
 """A BCP 47 tag Babel knows, such as en-US or ja; case does not matter."""
 
+# Regular expression dialects disagree on white space: JSON Schema's (ECMA 262) counts U+FEFF
+# and not U+001C-U+001F or U+0085, Python's str.strip() the other way round. These patterns
+# mean the same in both.
+SPACE = r"[\t\n\v\f\r ]"
+"""A white space character in every dialect."""
+NOT_SPACE = r"(?:[^\s\x1c-\x1f\x85]|\ufeff)"
+"""A character Python's str.strip() keeps, in every dialect; as a pattern, it matches text
+that is more than white space."""
+
 SKU_MAX_LENGTH = 100
 # At least one character that is not white space; at most SKU_MAX_LENGTH.
-Sku = Annotated[StrictStr, declared(minLength=1, maxLength=SKU_MAX_LENGTH, pattern=r"\S")]
+Sku = Annotated[StrictStr, declared(minLength=1, maxLength=SKU_MAX_LENGTH, pattern=NOT_SPACE)]
 """A variant's SKU."""
 
 # The same rule as the card number guard's (web/cards.py): 13 or more digits in a row may be
@@ -69,24 +78,7 @@ Count = Annotated[StrictInt, declared(minimum=0), Field(le=MAX_WHOLE_NUMBER), IN
 """A whole number of units, never negative."""
 
 
-# Regular expression dialects disagree on white space: JSON Schema's (ECMA 262) counts U+FEFF
-# and not U+001C-U+001F or U+0085, Python's str.strip() the other way round. These patterns
-# mean the same in both.
-SPACE = r"[\t\n\v\f\r ]"
-"""A white space character in every dialect."""
-NOT_SPACE = r"(?:[^\s\x1c-\x1f\x85]|\ufeff)"
-"""A character Python's str.strip() keeps, in every dialect; as a pattern, it matches text
-that is more than white space."""
-
-
-def _whole(value: object) -> object:
-    # JSON Schema's integer is any number without a fraction: 2.0 is one, as 2 is.
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-WholeNumber = Annotated[StrictInt, BeforeValidator(_whole)]
+WholeNumber = Annotated[StrictInt, INTEGRAL]
 """An integer as JSON Schema has it: 2 and 2.0 pass; 2.5, "2" and true do not."""
 
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_\-:.]{8,200}$"

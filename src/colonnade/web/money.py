@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from colonnade.kernel.money import Money
+from colonnade.web.fields import MAX_WHOLE_NUMBER, CurrencyCode, WholeNumber
 
 
 class MoneyOut(BaseModel):
@@ -14,3 +15,16 @@ class MoneyOut(BaseModel):
     @classmethod
     def of(cls, money: Money) -> MoneyOut:
         return cls(amount=money.amount, currency=money.currency)
+
+
+class MoneyIn(BaseModel):
+    """An amount a client asks the shop to move (a refund, a transfer received, a gift card)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A longer number may be a card number, which the shop refuses wherever it is.
+    amount: WholeNumber = Field(gt=0, le=MAX_WHOLE_NUMBER, description="Whole minor units.")
+    currency: CurrencyCode = Field(description="ISO 4217 code, such as USD.")
+
+    def money(self) -> Money:
+        return Money(self.amount, self.currency)

@@ -25,7 +25,7 @@ from colonnade.modules.cart.domain import (
 )
 from colonnade.modules.cart.service import CartService, CartView
 from colonnade.web.auth import optional_principal
-from colonnade.web.fields import MarketCode, Sku, declared
+from colonnade.web.fields import INTEGRAL, MarketCode, Sku, declared
 from colonnade.web.money import MoneyOut
 from colonnade.web.problems import refusals
 
@@ -48,7 +48,7 @@ class AddLine(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: Sku = Field(description="The variant's SKU.")
-    quantity: Annotated[StrictInt, declared(minimum=1, maximum=MAX_QUANTITY)] = Field(
+    quantity: Annotated[StrictInt, declared(minimum=1, maximum=MAX_QUANTITY), INTEGRAL] = Field(
         default=1, description="Units to add to the line; a line holds at most this many."
     )
 
@@ -56,7 +56,7 @@ class AddLine(BaseModel):
 class SetQuantity(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    quantity: Annotated[StrictInt, declared(minimum=0, maximum=MAX_QUANTITY)] = Field(
+    quantity: Annotated[StrictInt, declared(minimum=0, maximum=MAX_QUANTITY), INTEGRAL] = Field(
         description="Units the line should hold; 0 removes it."
     )
 

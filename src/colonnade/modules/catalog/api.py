@@ -143,7 +143,7 @@ Attributes = Annotated[
 """A variant's attributes by name, such as {"size": "L", "grams": 250}."""
 
 
-class MoneyIn(BaseModel):
+class VariantPriceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: Annotated[StrictInt, Field(ge=0, le=MAX_WHOLE_NUMBER), INTEGRAL] = Field(
@@ -157,13 +157,13 @@ class NewVariantIn(BaseModel):
 
     sku: CatalogSku
     attributes: Attributes = Field(default_factory=dict)
-    prices: list[MoneyIn] = Field(
+    prices: list[VariantPriceIn] = Field(
         default_factory=list, max_length=200, description="At most one per currency."
     )
 
     @field_validator("prices")
     @classmethod
-    def _one_price_per_currency(cls, prices: list[MoneyIn]) -> list[MoneyIn]:
+    def _one_price_per_currency(cls, prices: list[VariantPriceIn]) -> list[VariantPriceIn]:
         currencies = [p.currency for p in prices]
         repeated = sorted({c for c in currencies if currencies.count(c) > 1})
         if repeated:

@@ -6,7 +6,7 @@ order is placed for them. Without one it is a guest's, who may buy only guest ca
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Header
@@ -30,13 +30,11 @@ from colonnade.modules.checkout.service import CheckoutRequest, CheckoutService
 from colonnade.web.auth import optional_principal, requires
 from colonnade.web.fields import (
     IDEMPOTENCY_KEY_PATTERN,
-    MAX_WHOLE_NUMBER,
     NOT_SPACE,
     SPACE,
-    CurrencyCode,
-    WholeNumber,
     declared,
 )
+from colonnade.web.money import MoneyIn, MoneyOut
 from colonnade.web.problems import problem_response, refusals
 
 # What the modules a checkout calls may refuse it with (cart, inventory, pricing, payments,
@@ -120,14 +118,6 @@ PaymentIn = Annotated[
 ]
 
 
-class MoneyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    # A longer number may be a card number, which the shop refuses wherever it is.
-    amount: WholeNumber = Field(gt=0, le=MAX_WHOLE_NUMBER)
-    currency: CurrencyCode
-
-
 class RefundIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -145,13 +135,50 @@ class CheckoutIn(BaseModel):
 CUSTOMER = "customer"
 
 
+class PurchasedLineOut(BaseModel):
+    sku: str
+    title: str
+    quantity: int
+    unit_price: MoneyOut
+    line_total: MoneyOut
+    tax: MoneyOut
+
+
+class PurchasePaymentOut(BaseModel):
+    method: Literal["card", "bank_transfer", "gift_card"]
+
+
+class PurchaseOut(BaseModel):
+    """The answer to a checkout that placed an order (checkout/answers.py writes it, and a
+    retry with the same Idempotency-Key gets it again byte for byte)."""
+
+    id: str = Field(description="The order's id.")
+    number: str = Field(description="The order number a buyer quotes.")
+    status: str
+    checkout_id: str
+    total: MoneyOut
+    tax: MoneyOut
+    lines: list[PurchasedLineOut]
+    payment: PurchasePaymentOut
+    access_token: str | None = Field(
+        description="A guest's secret for GET /store/orders/{id}?token=…; null for a customer."
+    )
+
+
+_PLACED: dict[int | str, dict[str, Any]] = {
+    201: {"model": PurchaseOut, "description": "The order, placed"}
+}
+
+
 def router(checkout: CheckoutService) -> APIRouter:
     routes = APIRouter(tags=["checkout"])
 
     @routes.post(
         "/store/carts/{cart_id}/checkout",
         status_code=201,
-        responses=refusals(
+        # The answer is the stored one (replayed as is), so it is documented, not re-validated.
+        responses=_PLACED
+        | refusals(
             IdempotencyKeyMissing,
             IdempotencyKeyReused,
             CheckoutInProgress,

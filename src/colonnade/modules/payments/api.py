@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from colonnade.kernel.errors import UnknownCurrency
 from colonnade.kernel.ids import new_id
-from colonnade.kernel.money import Money
 from colonnade.modules.payments.domain import (
     InvalidAmount,
     InvalidPayment,
@@ -25,28 +24,13 @@ from colonnade.modules.payments.service import IssuedGiftCard, Payment, Payments
 from colonnade.web.auth import requires
 from colonnade.web.fields import (
     IDEMPOTENCY_KEY_PATTERN,
-    MAX_WHOLE_NUMBER,
-    CurrencyCode,
-    WholeNumber,
 )
-from colonnade.web.money import MoneyOut
+from colonnade.web.money import MoneyIn, MoneyOut
 from colonnade.web.problems import refusals
 
 READ = "orders:read"
 REFUND = "orders:refund"
 WRITE = "payments:write"
-
-
-class MoneyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    # Below the domain's MAX_AMOUNT: a longer number may be a card number, which the shop
-    # refuses wherever it is.
-    amount: WholeNumber = Field(gt=0, le=MAX_WHOLE_NUMBER, description="Minor units, e.g. cents.")
-    currency: CurrencyCode = Field(description="ISO 4217 code.")
-
-    def money(self) -> Money:
-        return Money(self.amount, self.currency)
 
 
 class AmountIn(BaseModel):
