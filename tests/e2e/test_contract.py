@@ -59,8 +59,10 @@ def _schemathesis(shop: RunningShop, token: str, *selection: str) -> None:
             str(EXAMPLES),
             "--seed",
             SEED,
+            # One worker: hypothesis describing strategies from two threads at once trips
+            # over CPython 3.11's parser ("AST constructor recursion depth mismatch").
             "--workers",
-            "2",
+            "1",
             "--request-timeout",
             "30",
             "--no-color",
@@ -74,9 +76,9 @@ def _schemathesis(shop: RunningShop, token: str, *selection: str) -> None:
         check=False,
     )
     report = run.stdout + run.stderr
+    print(report)  # the whole run, shown when the test fails
     assert "Test cases:" in report, report[-5000:]
-    failures = report.split("= FAILURES =", 1)[-1] if "= FAILURES =" in report else ""
-    assert run.returncode == 0, (failures or report)[-20000:]
+    assert run.returncode == 0, "schemathesis found failures; the run is printed above"
 
 
 def test_the_shop_does_what_its_document_says(shop: RunningShop) -> None:

@@ -70,3 +70,14 @@ class CurrencyMismatch(InvalidInput):
 
     def __init__(self, left: str, right: str) -> None:
         super().__init__(f"cannot combine amounts in {left} and {right}", currencies=[left, right])
+
+
+class DuplicateCurrency(InvalidInput):
+    code = "duplicate_currency"
+
+    def __init__(self, sku: str, currency: str) -> None:
+        super().__init__(
+            f"SKU '{sku}' can have one price per currency; {currency} is given more than once",
+            sku=sku,
+            currency=currency,
+        )

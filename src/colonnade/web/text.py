@@ -75,6 +75,16 @@ def _refuse_nul(schema: Any, components: dict[str, Any], seen: set[str]) -> None
         return
     if schema.get("type") == "string" and not _CLOSED & schema.keys():
         schema.update(_NO_NUL)
+    elif (
+        schema.get("type") == "object"
+        and schema.get("additionalProperties") is not False
+        and "propertyNames" not in schema
+    ):
+        # Names of fields nobody declared are text the client sends too.
+        schema["propertyNames"] = dict(_NO_NUL)
+    names = schema.get("propertyNames")
+    if isinstance(names, dict) and not (_CLOSED | {"not"}) & names.keys():
+        names.update(_NO_NUL)
     for key, value in schema.items():
         if key not in ("default", "examples", "example"):
             _refuse_nul(value, components, seen)

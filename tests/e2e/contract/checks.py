@@ -10,13 +10,28 @@ import schemathesis
 # means the document is looser than the shop. Whether an operation documents the code is
 # checked by schemathesis itself (the 4xx responses enumerate their codes).
 SCHEMA_VALID_REFUSALS = {
-    "card_number_rejected": "any field holding 13-19 digits that pass the Luhn check",
+    # Stored data.
     "unknown_market": "a well-formed market code that no market has",
-    "unknown_locale": "a well-formed language tag that Babel does not know",
     "unknown_sku": "a well-formed SKU that no product variant has",
     "unknown_category": "a well-formed category slug that no category has",
-    "invalid_quantity": "a line that would grow beyond the most units one line may hold",
+    "cart_empty": "a cart with no lines to check out",
     "cart_full": "a cart that already holds the most lines a cart may hold",
+    "invalid_quantity": "a line that would grow beyond the most units one line may hold",
+    "idempotency_key_reused": "a key an earlier, different request was stored under",
+    "payment_declined": "a card, gift card or balance the payment provider declines (402)",
+    "currency_mismatch": "a gift card in another currency than the cart's",
+    "invalid_payment": "a payment that is not of the kind the operation acts on",
+    "invalid_amount": "a refund in another currency than the payment's",
+    "category_cycle": "a parent that is the category itself or below it",
+    # Rules across fields or across array items, which JSON Schema cannot state.
+    "invalid_fx_rate": "a rate from a currency to itself",
+    "duplicate_currency": "two prices of one SKU in the same currency",
+    "repeated_sku": "two variants of one product with the same SKU",
+    "missing_title": "a default locale the title has no text in",
+    "invalid_product": "a locale spelled twice in other case, or a description without title",
+    # Rules no pattern can hold.
+    "unknown_locale": "a well-formed language tag that Babel does not know",
+    "card_number_rejected": "any field holding 13-19 digits that pass the Luhn check",
 }
 
 
@@ -25,7 +40,11 @@ def refused_only_for_reasons_no_schema_states(
     ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
 ) -> bool | None:
     meta = case.meta
-    if meta is None or not meta.generation.mode.is_positive or response.status_code != 422:
+    if (
+        meta is None
+        or not meta.generation.mode.is_positive
+        or response.status_code not in (402, 422)
+    ):
         return None
     code = response.json().get("code")
     if code not in SCHEMA_VALID_REFUSALS:

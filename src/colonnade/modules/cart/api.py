@@ -125,7 +125,11 @@ def router(carts: CartService) -> APIRouter:
         """Open an empty cart in a market; with a customer's token it is theirs alone."""
         return CartOut.of(await carts.create(body.market, customer))
 
-    @routes.get("/store/carts/{cart_id}", response_model=CartOut, responses=refusals(CartNotFound))
+    @routes.get(
+        "/store/carts/{cart_id}",
+        response_model=CartOut,
+        responses=refusals(CartNotFound, PRICE_MISSING),
+    )
     async def show_cart(cart_id: str, customer: str | None = Depends(shopper)) -> CartOut:
         """The cart, priced now in its market."""
         return CartOut.of(await carts.cart(cart_id, customer))
@@ -134,7 +138,13 @@ def router(carts: CartService) -> APIRouter:
         "/store/carts/{cart_id}/lines",
         response_model=CartOut,
         responses=refusals(
-            CartNotFound, CartClosed, UnknownSku, InvalidSku, InvalidQuantity, CartFull
+            CartNotFound,
+            CartClosed,
+            UnknownSku,
+            InvalidSku,
+            InvalidQuantity,
+            CartFull,
+            PRICE_MISSING,
         ),
     )
     async def add_line(
@@ -146,7 +156,9 @@ def router(carts: CartService) -> APIRouter:
     @routes.patch(
         "/store/carts/{cart_id}/lines/{sku}",
         response_model=CartOut,
-        responses=refusals(CartNotFound, CartClosed, LineNotFound, InvalidSku, InvalidQuantity),
+        responses=refusals(
+            CartNotFound, CartClosed, LineNotFound, InvalidSku, InvalidQuantity, PRICE_MISSING
+        ),
     )
     async def set_quantity(
         cart_id: str, sku: Sku, body: SetQuantity, customer: str | None = Depends(shopper)
@@ -157,7 +169,7 @@ def router(carts: CartService) -> APIRouter:
     @routes.delete(
         "/store/carts/{cart_id}/lines/{sku}",
         response_model=CartOut,
-        responses=refusals(CartNotFound, CartClosed, LineNotFound, InvalidSku),
+        responses=refusals(CartNotFound, CartClosed, LineNotFound, InvalidSku, PRICE_MISSING),
     )
     async def remove_line(
         cart_id: str, sku: Sku, customer: str | None = Depends(shopper)

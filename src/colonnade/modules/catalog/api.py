@@ -15,10 +15,9 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StrictStr,
-    field_validator,
 )
 
-from colonnade.kernel.errors import UnknownCurrency
+from colonnade.kernel.errors import DuplicateCurrency, UnknownCurrency
 from colonnade.kernel.money import Money, currency_code
 from colonnade.modules.catalog.domain import (
     MAX_ATTRIBUTE_NAME_LENGTH,
@@ -160,15 +159,6 @@ class NewVariantIn(BaseModel):
     prices: list[VariantPriceIn] = Field(
         default_factory=list, max_length=200, description="At most one per currency."
     )
-
-    @field_validator("prices")
-    @classmethod
-    def _one_price_per_currency(cls, prices: list[VariantPriceIn]) -> list[VariantPriceIn]:
-        currencies = [p.currency for p in prices]
-        repeated = sorted({c for c in currencies if currencies.count(c) > 1})
-        if repeated:
-            raise ValueError(f"more than one price in {', '.join(repeated)}")
-        return prices
 
 
 class NewProductIn(BaseModel):
@@ -338,12 +328,18 @@ def router(catalog: CatalogService, pricing: PriceBook, pages: StorePages) -> AP
             InvalidCategory,
             UnknownCategory,
             UnknownCurrency,
+            DuplicateCurrency,
             DuplicateSku,
         ),
     )
     async def create_product(body: NewProductIn) -> AdminProductOut:
         """Create a product with its variants and their prices."""
         # Every price is checked before anything is written, so a bad one changes nothing.
+        for variant in body.variants:
+            currencies = [p.currency for p in variant.prices]
+            for currency in currencies:
+                if currencies.count(currency) > 1:
+                    raise DuplicateCurrency(variant.sku, currency)
         prices = {
             v.sku: [Money(p.amount, currency_code(p.currency)) for p in v.prices]
             for v in body.variants

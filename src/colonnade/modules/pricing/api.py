@@ -13,13 +13,12 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from colonnade.kernel.errors import UnknownCurrency
+from colonnade.kernel.errors import DuplicateCurrency, UnknownCurrency
 from colonnade.kernel.money import Money, currency_code
 from colonnade.modules.pricing.domain import (
     FX_RATE_PLACES,
     MAX_NAME,
     TAX_RATE_PLACES,
-    DuplicateCurrency,
     InvalidFxRate,
     InvalidMarketCode,
     InvalidMarketName,

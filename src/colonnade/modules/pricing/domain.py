@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
-from colonnade.kernel.errors import Conflict, InvalidInput
+from colonnade.kernel.errors import Conflict, DuplicateCurrency, InvalidInput
 from colonnade.kernel.money import Money, currency_code, sum_money
 
 MARKET_CODE = re.compile(r"^[A-Z]{2,10}$")
@@ -87,17 +87,6 @@ class InvalidFxRate(InvalidInput):
             f"an exchange rate {base}->{quote} is a positive decimal with at most "
             f"{FX_RATE_PLACES} decimal places (units of {quote} per {base}); got {rate}",
             rate=str(rate),
-        )
-
-
-class DuplicateCurrency(InvalidInput):
-    code = "duplicate_currency"
-
-    def __init__(self, sku: str, currency: str) -> None:
-        super().__init__(
-            f"SKU '{sku}' can have one price per currency; {currency} is given more than once",
-            sku=sku,
-            currency=currency,
         )
 
 
