@@ -302,7 +302,7 @@ def priced(price: Any) -> dict[str, Any]:
                     }
                 ]
             ),
-            "invalid_input",
+            "duplicate_currency",
         ),
         (grinder(title={}), "invalid_input"),
         (grinder(title={"en-US": "  "}), "invalid_product"),
