@@ -18,6 +18,8 @@ from typing import Annotated, Any
 from babel.numbers import list_currencies
 from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, StrictStr
 
+from colonnade.kernel.shapes import IDEMPOTENCY_KEY, LOCALE_TAG
+
 
 @cache
 def currency_codes() -> list[str]:
@@ -39,7 +41,7 @@ CurrencyCode = Annotated[
 MarketCode = Annotated[StrictStr, declared(pattern=r"^[A-Z]{2,10}$")]
 """A market's code: 2 to 10 capital letters, such as US or EU."""
 
-LOCALE_PATTERN = r"^[A-Za-z0-9]{1,8}(-[A-Za-z0-9]{1,8}){0,3}$"
+LOCALE_PATTERN = f"^{LOCALE_TAG}$"
 Locale = Annotated[StrictStr, declared(pattern=LOCALE_PATTERN)]
 """A BCP 47 tag Babel knows, such as en-US or ja; case does not matter."""
 
@@ -81,7 +83,7 @@ Count = Annotated[StrictInt, declared(minimum=0), Field(le=MAX_WHOLE_NUMBER), IN
 WholeNumber = Annotated[StrictInt, INTEGRAL]
 """An integer as JSON Schema has it: 2 and 2.0 pass; 2.5, "2" and true do not."""
 
-IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_\-:.]{8,200}$"
+IDEMPOTENCY_KEY_PATTERN = f"^{IDEMPOTENCY_KEY}$"
 """An Idempotency-Key header: 8 to 200 letters, digits, '-', '_', ':' or '.' (the checkout's
 rule, which every route taking the header follows)."""
 

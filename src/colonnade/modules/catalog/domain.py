@@ -12,6 +12,7 @@ from functools import lru_cache
 from babel import Locale, UnknownLocaleError
 
 from colonnade.kernel.errors import Conflict, InvalidInput, NotFound
+from colonnade.kernel.shapes import LOCALE_TAG
 
 MAX_TITLE_LENGTH = 300
 MAX_DESCRIPTION_LENGTH = 10_000
@@ -31,7 +32,7 @@ SKU_SHAPE = r"[A-Za-z0-9._-]{1,64}"
 SLUG_SHAPE = r"[a-z0-9]+(?:-[a-z0-9]+)*"
 _SKU = re.compile(SKU_SHAPE)
 _SLUG = re.compile(SLUG_SHAPE)
-_LOCALE_SHAPE = re.compile(r"[A-Za-z0-9]{1,8}(?:-[A-Za-z0-9]{1,8}){0,3}")
+_LOCALE_SHAPE = re.compile(LOCALE_TAG)
 # Letters and digits of any script, nothing else: no quote, star, dash or colon survives,
 # so no token can ever be read as search syntax by FTS5 or PostgreSQL.
 _SEARCH_TOKEN = re.compile(r"[^\W_]+")

@@ -10,8 +10,9 @@ from typing import Any
 
 from colonnade.kernel.errors import ColonnadeError, Conflict, InvalidInput
 from colonnade.kernel.money import Money
+from colonnade.kernel.shapes import IDEMPOTENCY_KEY
 
-_KEY = re.compile(r"^[A-Za-z0-9_\-:.]{8,200}$")
+_KEY = re.compile(IDEMPOTENCY_KEY)
 
 
 class Step(StrEnum):
@@ -60,7 +61,7 @@ class CartEmpty(InvalidInput):
 
 
 def checked_key(key: str | None) -> str:
-    if key is None or not _KEY.match(key):
+    if key is None or not _KEY.fullmatch(key):
         raise IdempotencyKeyMissing()
     return key
 

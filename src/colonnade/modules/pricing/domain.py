@@ -14,10 +14,11 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
 from colonnade.kernel.errors import Conflict, DuplicateCurrency, InvalidInput
 from colonnade.kernel.money import Money, currency_code, sum_money
+from colonnade.kernel.shapes import LOCALE_TAG
 
 MARKET_CODE = re.compile(r"^[A-Z]{2,10}$")
 # A BCP 47 tag's shape; Babel alone would also take 'en.UTF-8' or 'de@euro' for a locale.
-LOCALE_SHAPE = re.compile(r"[A-Za-z0-9]{1,8}(?:-[A-Za-z0-9]{1,8}){0,3}")
+LOCALE_SHAPE = re.compile(LOCALE_TAG)
 MAX_NAME = 200
 # Tax rates are kept to this many decimal places (0.0725 needs 4; a few rare ones need 6).
 TAX_RATE_PLACES = 6
