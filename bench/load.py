@@ -42,6 +42,8 @@ class LoadPlan:
     seconds: float = 20.0
     # flash sale: a shopper stops at its first "sold out"; the deadline guards a stuck sale.
     deadline_seconds: float = 600.0
+    # A discount code every shopper enters before checking out (a request more a purchase).
+    promotion_code: str | None = None
 
 
 @dataclass
@@ -86,8 +88,11 @@ async def _answer(response: aiohttp.ClientResponse) -> str | None:
     return f"{response.status} {code}"
 
 
-async def purchase(session: aiohttp.ClientSession, base_url: str, sku: str) -> str:
-    """One guest purchase, the three requests a storefront makes: cart, line, checkout."""
+async def purchase(
+    session: aiohttp.ClientSession, base_url: str, sku: str, promotion_code: str | None = None
+) -> str:
+    """One guest purchase, the three requests a storefront makes: cart, line, checkout; with
+    a promotion code, a fourth enters it before checkout."""
     try:
         async with session.post(f"{base_url}/store/carts", json={"market": "US"}) as response:
             if (failed := await _answer(response)) is not None:
@@ -98,6 +103,12 @@ async def purchase(session: aiohttp.ClientSession, base_url: str, sku: str) -> s
         ) as response:
             if (failed := await _answer(response)) is not None:
                 return failed
+        if promotion_code is not None:
+            async with session.post(
+                f"{base_url}/store/carts/{cart_id}/promotions", json={"code": promotion_code}
+            ) as response:
+                if (failed := await _answer(response)) is not None:
+                    return failed
         async with session.post(
             f"{base_url}/store/carts/{cart_id}/checkout",
             json=checkout_body("tok_visa"),
@@ -119,7 +130,7 @@ async def _shopper(
         # Buyers spread over the SKUs at random, so no one stock row is every buyer's row.
         sku = random.choice(plan.skus)
         started = loop.time()
-        outcome = await purchase(session, plan.base_url, sku)
+        outcome = await purchase(session, plan.base_url, sku, plan.promotion_code)
         attempts.append(Attempt(started, loop.time(), outcome))
         if plan.scenario == "flash_sale" and outcome == SOLD_OUT:
             return

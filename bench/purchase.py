@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bench import load
@@ -125,12 +125,17 @@ async def _bench_database(
     shop = BenchShop(kind, workers=options.workers if kind == "postgresql" else 1)
     try:
         await shop.open()
-        shelves = await stock_the_shop(shop.base_url, PRODUCTS, ON_HAND_PER_SKU)
+        shelves = await stock_the_shop(
+            shop.base_url, PRODUCTS, ON_HAND_PER_SKU, promotion=options.promotion
+        )
         attempts = 0
         for clients in options.clients:
             print(f"  {kind}: {clients} clients buying for {options.seconds}s ...", flush=True)
-            plan = shop.buying(
-                shelves.skus, clients, warmup_seconds=options.warmup, seconds=options.seconds
+            plan = replace(
+                shop.buying(
+                    shelves.skus, clients, warmup_seconds=options.warmup, seconds=options.seconds
+                ),
+                promotion_code=shelves.promotion_code,
             )
             step = await _measure(pool, shop, plan, kind)
             results.steps.append(step)
@@ -149,6 +154,7 @@ async def _bench_database(
             clients=FLASH_BUYERS,
             scenario="flash_sale",
             deadline_seconds=max(120.0, options.seconds * 20),
+            promotion_code=shelves.promotion_code,
         )
         step = await _measure(pool, shop, flash, kind)
         results.steps.append(step)
@@ -224,6 +230,11 @@ def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
         help="server worker processes on PostgreSQL (default 2, one per core; SQLite uses 1)",
     )
     parser.add_argument("--quick", action="store_true", help="a short smoke run (3s steps)")
+    parser.add_argument(
+        "--promotion",
+        action="store_true",
+        help="Black Friday: a 20%% code on every cart, entered before each checkout",
+    )
     options = parser.parse_args(argv)
     unknown = set(options.databases) - {"sqlite", "postgresql"}
     if unknown:

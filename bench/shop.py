@@ -253,14 +253,22 @@ class Staff:
         await self.call("PUT", f"/admin/inventory/{sku}", json={"on_hand": on_hand})
         return sku
 
+    async def black_friday_code(self, code: str) -> str:
+        """A code for 20% off every cart, with no limits: the sale covers every SKU."""
+        await self.call("POST", "/admin/promotions", json={"code": code, "percent_off": 20})
+        return code
+
     async def stock(self, sku: str) -> dict[str, Any]:
         result: dict[str, Any] = await self.call("GET", f"/admin/inventory/{sku}")
         return result
 
 
-async def stock_the_shop(base_url: str, products: int, on_hand: int) -> Shelves:
+async def stock_the_shop(
+    base_url: str, products: int, on_hand: int, *, promotion: bool = False
+) -> Shelves:
     """Open the US market, list `products` SKUs with `on_hand` each and one flash-sale SKU
-    (stocked only just before its sale, by `stock_flash_sale`)."""
+    (stocked only just before its sale, by `stock_flash_sale`); with `promotion`, a discount
+    code for every cart."""
     async with aiohttp.ClientSession() as session:
         staff = await Staff.sign_in(session, base_url)
         await staff.open_us_market()
@@ -273,13 +281,15 @@ async def stock_the_shop(base_url: str, products: int, on_hand: int) -> Shelves:
         hot = await staff.new_product(
             "FLASH-SALE", "Limited edition grinder", price_cents=12900, on_hand=0
         )
-    return Shelves(skus=skus, flash_sku=hot)
+        code = await staff.black_friday_code("BLACKFRIDAY") if promotion else None
+    return Shelves(skus=skus, flash_sku=hot, promotion_code=code)
 
 
 @dataclass(frozen=True)
 class Shelves:
     skus: list[str]
     flash_sku: str
+    promotion_code: str | None = None
 
 
 async def stock_flash_sale(base_url: str, sku: str, on_hand: int) -> None:

@@ -63,6 +63,8 @@ from colonnade.modules.payments.resilience import Breaker, LocalBreaker, Resilie
 from colonnade.modules.payments.service import PaymentProvider, PaymentsService
 from colonnade.modules.pricing import api as pricing_api
 from colonnade.modules.pricing.service import PricingService
+from colonnade.modules.promotions import api as promotions_api
+from colonnade.modules.promotions.service import PromotionsService
 from colonnade.ops import dead_letters_api, health, metrics_port
 from colonnade.ops import page as ops_page
 from colonnade.ops.checks import check_stock_ledger, count_dead_letters
@@ -91,6 +93,7 @@ class Shop:
     identity: IdentityService
     catalog: CatalogService
     pricing: PricingService
+    promotions: PromotionsService
     inventory: InventoryService
     carts: CartService
     payments: PaymentsService
@@ -151,11 +154,13 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         default_warehouse=settings.default_warehouse,
         reservation_ttl=timedelta(seconds=settings.reservation_ttl_seconds),
     )
+    promotions = PromotionsService(db, clock=clock)
     carts = CartService(
         db,
         pricing=pricing,
         catalog=catalog,
         clock=clock,
+        promotions=promotions,
         idle_ttl=timedelta(seconds=settings.cart_idle_seconds),
     )
     pages = StorePages(
@@ -176,6 +181,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         catalog=catalog,
         inventory=inventory,
         pricing=pricing,
+        promotions=promotions,
         payments=payments,
         orders=orders,
         keyring=keyring,
@@ -224,6 +230,15 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
     )
     bus.subscribe(
         CustomerDataErased.event_type,
+        "promotions.forget-customer",
+        inbox.guard(
+            db,
+            "promotions.forget-customer",
+            lambda envelope, uow: promotions.forget_customer(envelope.payload["customer_id"], uow),
+        ),
+    )
+    bus.subscribe(
+        CustomerDataErased.event_type,
         "notifications.forget-customer",
         inbox.guard(
             db,
@@ -258,6 +273,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
             # Stuck outbox rows need no job: the relay claims a row again once its lease ends.
             Job("prune-outbox", 3600, pruning.prune_outbox),
             Job("prune-inbox", 3600, pruning.prune_inbox),
+            Job("count-running-promotions", 60, promotions.count_running),
             Job("count-dead-letters", 60, lambda: count_dead_letters(dead_letters.waiting)),
             Job("check-stock-ledger", 300, lambda: check_stock_ledger(inventory.check_ledger)),
         ]
@@ -277,6 +293,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         identity=identity,
         catalog=catalog,
         pricing=pricing,
+        promotions=promotions,
         inventory=inventory,
         carts=carts,
         payments=payments,
@@ -371,15 +388,17 @@ def create_app(
     migrate: bool = True,
     span_exporter: SpanExporter | None = None,
     metrics_listener: bool = False,
+    clock: Clock | None = None,
 ) -> FastAPI:
     """The shop as an ASGI app; `span_exporter` receives its spans instead of an OTLP collector.
     With `metrics_listener` the app, once started, serves its metrics port too (the one process
-    of the shop; with several workers their parent serves it)."""
+    of the shop; with several workers their parent serves it). `clock` is the shop's time
+    (the system's by default; tests move a settable one)."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
     tracing.configure(settings, exporter=span_exporter)
     serving = modules_served(settings)
-    shop = assemble(settings)
+    shop = assemble(settings, clock)
     sampler = Sampler(
         every_seconds=settings.ops_sample_seconds,
         history_points=settings.ops_history_points,
@@ -466,6 +485,7 @@ def create_app(
         ("checkout", lambda: checkout_api.router(shop.checkout)),
         ("identity", lambda: identity_api.router(shop.identity)),
         ("pricing", lambda: pricing_api.router(shop.pricing)),
+        ("promotions", lambda: promotions_api.router(shop.promotions)),
         ("inventory", lambda: inventory_api.router(shop.inventory, shop.catalog.sku_exists)),
         (
             "orders",

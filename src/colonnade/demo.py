@@ -10,6 +10,7 @@ from rich.progress import Progress
 from colonnade.app import Shop
 from colonnade.kernel.money import Money
 from colonnade.modules.catalog.service import NewProduct, NewVariant
+from colonnade.modules.promotions.service import NewPromotion
 
 MARKETS = [
     ("US", "United States", "USD", "en-US", False, Decimal("0.0725")),
@@ -225,6 +226,9 @@ PRODUCTS = [
 ]
 
 
+DEMO_CODE = "WELCOME10"
+
+
 async def load_demo(shop: Shop, console: Console) -> None:
     """Load the demo shop once; a shop that has products already is left as it is."""
     if await shop.catalog.products(locale="en-US", q=None, category=None, limit=1):
@@ -255,6 +259,11 @@ async def load_demo(shop: Shop, console: Console) -> None:
             await shop.pricing.set_prices(sku, prices)
             await shop.inventory.set_on_hand(sku, stock)
             progress.advance(task)
+        # A code to try the discount with: 10% off, each customer once.
+        await shop.promotions.create(
+            NewPromotion(code=DEMO_CODE, title="Welcome", percent_off=10, per_customer_limit=1)
+        )
     console.print(
         f"demo data: {len(MARKETS)} markets, {len(CATEGORIES)} categories, {len(PRODUCTS)} products"
+        f", the discount code {DEMO_CODE} (10% off)"
     )

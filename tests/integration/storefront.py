@@ -13,6 +13,7 @@ import httpx
 from fastapi import FastAPI
 
 from colonnade.app import Shop, create_app
+from colonnade.kernel.clock import Clock
 from colonnade.kernel.metrics import shop_registry
 from colonnade.kernel.money import Money
 from colonnade.kernel.settings import Settings
@@ -25,11 +26,15 @@ PASSWORD = "correct horse battery staple"
 
 @asynccontextmanager
 async def started(
-    settings: Settings, *, us_tax: Decimal | None = None, metrics_listener: bool = False
+    settings: Settings,
+    *,
+    us_tax: Decimal | None = None,
+    metrics_listener: bool = False,
+    clock: Clock | None = None,
 ) -> AsyncIterator[FastAPI]:
     """The whole app, started (migrated, keys loaded); with a US market when `us_tax` is set,
-    and its metrics port listening with `metrics_listener`."""
-    app: FastAPI = create_app(settings, metrics_listener=metrics_listener)
+    its metrics port listening with `metrics_listener`, and on `clock`'s time if given."""
+    app: FastAPI = create_app(settings, metrics_listener=metrics_listener, clock=clock)
     async with app.router.lifespan_context(app):
         if us_tax is not None:
             shop: Shop = app.state.shop

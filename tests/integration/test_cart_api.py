@@ -68,9 +68,11 @@ async def test_a_shopper_opens_a_cart_and_fills_it(client: httpx.AsyncClient) ->
         "status": "open",
         "lines": [],
         "subtotal": usd(0),
+        "discount": usd(0),
         "tax": usd(0),
         "total": usd(0),
         "tax_inclusive": False,
+        "promotion": None,
     }
 
     response = await client.post(
@@ -85,6 +87,7 @@ async def test_a_shopper_opens_a_cart_and_fills_it(client: httpx.AsyncClient) ->
             "unit_price": usd(1250),
             "line_total": usd(2500),
             "tax": usd(250),
+            "discount": usd(0),
         }
     ]
     assert response.json()["total"] == usd(2750)

@@ -116,9 +116,12 @@ async def test_a_guest_sees_their_order_with_its_secret(
                 "unit_price": usd(1200),
                 "line_total": usd(2400),
                 "tax": usd(192),
+                "discount": usd(0),
+                "promotions": [],
             }
         ],
         "subtotal": usd(2400),
+        "discount": usd(0),
         "tax": usd(192),
         "shipping": usd(500),
         "total": usd(3092),

@@ -34,6 +34,8 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("POST", "/store/carts/{cart_id}/lines"): "guest carts",
     ("PATCH", "/store/carts/{cart_id}/lines/{sku}"): "guest carts",
     ("DELETE", "/store/carts/{cart_id}/lines/{sku}"): "guest carts",
+    ("POST", "/store/carts/{cart_id}/promotions"): "guest carts take discount codes",
+    ("DELETE", "/store/carts/{cart_id}/promotions/{code}"): "guest carts",
     ("POST", "/store/carts/{cart_id}/checkout"): "guest checkout",
     ("GET", "/store/orders/{order_id}"): "guests read their order with its secret token",
 }

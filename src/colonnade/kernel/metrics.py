@@ -136,6 +136,17 @@ CHECKOUTS = Counter(
     "provider_unavailable, error). A retry answered from the first result is not counted.",
     ["outcome"],
 )
+PROMOTION_USES = Counter(
+    "colonnade_promotion_uses_total",
+    "Uses of a promotion's code held by checkouts, by code (a use given back by a failed"
+    " checkout or a cancelled order is not taken off).",
+    ["code"],
+)
+PROMOTIONS_RUNNING = Gauge(
+    "colonnade_promotions_running",
+    "Promotions whose window is open now (used up ones included).",
+    multiprocess_mode="max",
+)
 ORDERS_PLACED = Counter("colonnade_orders_placed_total", "Orders placed.")
 REVENUE = Counter(
     "colonnade_revenue_total",

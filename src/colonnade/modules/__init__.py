@@ -5,6 +5,7 @@ MODULES: tuple[str, ...] = (
     "identity",
     "catalog",
     "pricing",
+    "promotions",
     "inventory",
     "cart",
     "payments",

@@ -142,6 +142,9 @@ def _router(sampler: Sampler, identity: IdentityService, behind_https: bool) -> 
             alert_rows=_alert_rows(data),
             checkout_totals=_checkout_totals(data),
             stockouts=f"{data.totals.stockouts:g}",
+            promotions_running="\u2014"
+            if data.totals.promotions_running is None
+            else f"{data.totals.promotions_running:g}",
         )
         return HTMLResponse(body, headers=_NO_STORE)
 

@@ -92,6 +92,9 @@ class Snapshot:
     reported_alerts: Mapping[str, float] = field(default_factory=dict)
     # The gauges the condition alerts watch, at their highest.
     conditions: Mapping[str, float | None] = field(default_factory=dict)
+    # Uses of promotions' codes, by code; and how many promotions run.
+    promotion_uses: Mapping[str, float] = field(default_factory=dict)
+    promotions_running: float | None = None
 
 
 def _server_error(labels: Labels) -> bool:
@@ -139,6 +142,8 @@ def take_snapshot(reading: Reading, at: float) -> Snapshot:
         indicators={o.name: indicator_events(o, reading) for o in OBJECTIVES},
         reported_alerts=reading.by("colonnade_alerts_firing", "alert"),
         conditions={c.metric: reading.highest(c.metric) for c in CONDITIONS},
+        promotion_uses=reading.by("colonnade_promotion_uses_total", "code"),
+        promotions_running=reading.gauge("colonnade_promotions_running"),
     )
 
 
@@ -172,6 +177,10 @@ def _checkouts_of(outcome: str) -> Callable[[Snapshot], float]:
     return lambda snapshot: snapshot.checkouts.get(outcome, 0.0)
 
 
+def _uses_of(code: str) -> Callable[[Snapshot], float]:
+    return lambda snapshot: snapshot.promotion_uses.get(code, 0.0)
+
+
 @dataclass(frozen=True)
 class Series:
     """What the page charts: one value per snapshot interval (None where it says nothing)."""
@@ -184,6 +193,7 @@ class Series:
     stockouts_per_minute: list[float | None]
     outbox_backlog: list[float | None]
     outbox_lag_seconds: list[float | None]
+    promotion_uses_per_minute: dict[str, list[float | None]]
 
 
 class Sampler:
@@ -289,6 +299,7 @@ class Sampler:
         points = list(self._recent)
         pairs = list(itertools.pairwise(points))
         outcomes = sorted({o for s in points for o in s.checkouts})
+        codes = sorted({c for s in points for c in s.promotion_uses})
 
         def per(seconds: float, value: Callable[[Snapshot], float]) -> list[float | None]:
             return [
@@ -314,4 +325,5 @@ class Sampler:
             stockouts_per_minute=per(60, lambda s: s.stockouts),
             outbox_backlog=[new.outbox_backlog for _, new in pairs],
             outbox_lag_seconds=[new.outbox_lag_seconds for _, new in pairs],
+            promotion_uses_per_minute={c: per(60, _uses_of(c)) for c in codes},
         )

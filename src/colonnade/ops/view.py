@@ -42,6 +42,9 @@ class SeriesOut(BaseModel):
     stockouts_per_minute: list[float | None]
     outbox_backlog: list[float | None]
     outbox_lag_seconds: list[float | None]
+    promotion_uses_per_minute: dict[str, list[float | None]] = Field(
+        description="Uses of promotions' codes held by checkouts, by code."
+    )
 
 
 class TotalsOut(BaseModel):
@@ -49,6 +52,7 @@ class TotalsOut(BaseModel):
     server_errors: float
     checkouts: dict[str, float] = Field(description="Since the process started, by outcome.")
     stockouts: float
+    promotions_running: float | None = Field(description="Promotions whose window is open now.")
 
 
 class OpsData(BaseModel):
@@ -105,6 +109,7 @@ def ops_data(sampler: Sampler) -> OpsData:
             server_errors=latest.server_errors if latest else 0.0,
             checkouts=dict(latest.checkouts) if latest else {},
             stockouts=latest.stockouts if latest else 0.0,
+            promotions_running=latest.promotions_running if latest else None,
         ),
         series=SeriesOut(
             at=series.at,
@@ -115,5 +120,6 @@ def ops_data(sampler: Sampler) -> OpsData:
             stockouts_per_minute=series.stockouts_per_minute,
             outbox_backlog=series.outbox_backlog,
             outbox_lag_seconds=series.outbox_lag_seconds,
+            promotion_uses_per_minute=series.promotion_uses_per_minute,
         ),
     )

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from babel.numbers import list_currencies
 from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, StrictStr
 
-from colonnade.kernel.shapes import IDEMPOTENCY_KEY, LOCALE_TAG
+from colonnade.kernel.shapes import IDEMPOTENCY_KEY, LOCALE_TAG, PROMOTION_CODE
 
 
 @cache
@@ -84,6 +84,9 @@ WholeNumber = Annotated[StrictInt, INTEGRAL]
 """An integer as JSON Schema has it: 2 and 2.0 pass; 2.5, "2" and true do not."""
 
 IDEMPOTENCY_KEY_PATTERN = f"^{IDEMPOTENCY_KEY}$"
+
+PromotionCode = Annotated[StrictStr, declared(pattern=f"^{PROMOTION_CODE}$")]
+"""A discount code; a malformed one is the promotions module's invalid_promotion_code."""
 """An Idempotency-Key header: 8 to 200 letters, digits, '-', '_', ':' or '.' (the checkout's
 rule, which every route taking the header follows)."""
 

@@ -23,12 +23,15 @@ SCHEMA_VALID_REFUSALS = {
     "invalid_payment": "a payment that is not of the kind the operation acts on",
     "invalid_amount": "a refund in another currency than the payment's",
     "category_cycle": "a parent that is the category itself or below it",
+    "unknown_promotion_code": "a well-formed discount code that no promotion has",
     # Rules across fields or across array items, which JSON Schema cannot state.
     "invalid_fx_rate": "a rate from a currency to itself",
     "duplicate_currency": "two prices of one SKU in the same currency",
     "repeated_sku": "two variants of one product with the same SKU",
     "missing_title": "a default locale the title has no text in",
     "invalid_product": "a locale spelled twice in other case, or a description without title",
+    "invalid_promotion": "both a percentage and fixed amounts off, or neither",
+    "invalid_promotion_window": "an end before the start (which is now when left out)",
     # Rules no pattern can hold.
     "unknown_locale": "a well-formed language tag that Babel does not know",
     "card_number_rejected": "any field holding 13-19 digits that pass the Luhn check",

@@ -23,9 +23,10 @@ from colonnade.modules.cart.domain import (
     LineNotFound,
     UnknownSku,
 )
-from colonnade.modules.cart.service import CartService, CartView
+from colonnade.modules.cart.service import CartService, CartView, PromotionNotOnCart
+from colonnade.modules.promotions.service import REFUSALS as PROMOTION_REFUSALS
 from colonnade.web.auth import optional_principal
-from colonnade.web.fields import INTEGRAL, MarketCode, Sku, declared
+from colonnade.web.fields import INTEGRAL, MarketCode, PromotionCode, Sku, declared
 from colonnade.web.money import MoneyOut
 from colonnade.web.problems import refusals
 
@@ -61,12 +62,32 @@ class SetQuantity(BaseModel):
     )
 
 
+class ApplyPromotion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: PromotionCode = Field(description="The discount code, in any case.")
+
+
 class CartLineOut(BaseModel):
     sku: str
     quantity: int
     unit_price: MoneyOut
-    line_total: MoneyOut
+    line_total: MoneyOut = Field(description="What the line costs, its discount taken off.")
     tax: MoneyOut
+    discount: MoneyOut = Field(description="What the cart's promotion code takes off the line.")
+
+
+class PromotionRefusalOut(BaseModel):
+    code: str = Field(description="Why the code takes nothing off, such as promotion_expired.")
+    detail: str
+
+
+class CartPromotionOut(BaseModel):
+    code: str
+    applied: bool = Field(description="Whether it takes its discount off the cart now.")
+    refusal: PromotionRefusalOut | None = Field(
+        description="Why not, when it does not; checkout refuses the cart with this problem."
+    )
 
 
 class CartOut(BaseModel):
@@ -75,13 +96,16 @@ class CartOut(BaseModel):
     currency: str
     status: str
     lines: list[CartLineOut]
-    subtotal: MoneyOut
+    subtotal: MoneyOut = Field(description="The lines' totals, discounts taken off.")
+    discount: MoneyOut = Field(description="What the promotion code takes off the cart.")
     tax: MoneyOut
     total: MoneyOut
     tax_inclusive: bool = Field(description="Whether prices and totals already include tax.")
+    promotion: CartPromotionOut | None = Field(description="The code the cart holds, if any.")
 
     @classmethod
     def of(cls, cart: CartView) -> CartOut:
+        held = cart.promotion
         return cls(
             id=cart.id,
             market=cart.market,
@@ -94,13 +118,24 @@ class CartOut(BaseModel):
                     unit_price=MoneyOut.of(line.unit_price),
                     line_total=MoneyOut.of(line.line_total),
                     tax=MoneyOut.of(line.tax),
+                    discount=MoneyOut.of(line.discount),
                 )
                 for line in cart.lines
             ],
             subtotal=MoneyOut.of(cart.subtotal),
+            discount=MoneyOut.of(cart.discount),
             tax=MoneyOut.of(cart.tax),
             total=MoneyOut.of(cart.total),
             tax_inclusive=cart.tax_inclusive,
+            promotion=None
+            if held is None
+            else CartPromotionOut(
+                code=held.code,
+                applied=held.applied,
+                refusal=None
+                if held.refusal is None
+                else PromotionRefusalOut(code=held.refusal.code, detail=held.refusal.detail),
+            ),
         )
 
 
@@ -176,5 +211,28 @@ def router(carts: CartService) -> APIRouter:
     ) -> CartOut:
         """Take a line out of the cart."""
         return CartOut.of(await carts.remove_line(cart_id, sku, customer))
+
+    @routes.post(
+        "/store/carts/{cart_id}/promotions",
+        response_model=CartOut,
+        responses=refusals(CartNotFound, CartClosed, PRICE_MISSING, *PROMOTION_REFUSALS),
+    )
+    async def apply_promotion(
+        cart_id: str, body: ApplyPromotion, customer: str | None = Depends(shopper)
+    ) -> CartOut:
+        """Enter a discount code (in place of any the cart held): the cart with its discount,
+        or the code's own refusal (unknown, not started, ended, used up...)."""
+        return CartOut.of(await carts.apply_promotion(cart_id, body.code, customer))
+
+    @routes.delete(
+        "/store/carts/{cart_id}/promotions/{code}",
+        response_model=CartOut,
+        responses=refusals(CartNotFound, CartClosed, PromotionNotOnCart, PRICE_MISSING),
+    )
+    async def remove_promotion(
+        cart_id: str, code: str, customer: str | None = Depends(shopper)
+    ) -> CartOut:
+        """Take the discount code off the cart."""
+        return CartOut.of(await carts.remove_promotion(cart_id, code, customer))
 
     return routes

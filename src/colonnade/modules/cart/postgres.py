@@ -9,12 +9,13 @@ CLAIM = (
     "UPDATE cart_carts AS c SET version = c.version + b.changes, updated_at = $3"
     " FROM unnest($1::varchar[], $2::int[]) AS b(id, changes)"
     " WHERE c.id = b.id AND c.status = $4 AND c.updated_at >= $5"
-    " RETURNING c.id, c.market, c.currency, c.tax_inclusive, c.version, c.customer_id"
+    " RETURNING c.id, c.market, c.currency, c.tax_inclusive, c.version, c.customer_id,"
+    " c.promotion_code"
 )
 # Carts with their lines, as reads of them (snapshots, changes) need them.
 LOAD = (
     "SELECT c.id, c.market, c.currency, c.tax_inclusive, c.status, c.updated_at, c.version,"
-    " c.customer_id, l.sku, l.quantity FROM cart_carts AS c"
+    " c.customer_id, c.promotion_code, l.sku, l.quantity FROM cart_carts AS c"
     " LEFT JOIN cart_lines AS l ON l.cart_id = c.id"
     " WHERE c.id = ANY($1::varchar[]) ORDER BY c.id, l.position"
 )

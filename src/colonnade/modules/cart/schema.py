@@ -33,6 +33,9 @@ carts = Table(
     # Last shopper activity: idle expiry counts from here.
     Column("updated_at", UTCDateTime, nullable=False),
     Column("version", Integer, nullable=False, server_default="1"),
+    # The discount code the shopper entered (upper case); weighed again whenever the cart is
+    # priced, and at checkout.
+    Column("promotion_code", String(40), nullable=True),
     CheckConstraint("status IN ('open', 'checked_out', 'expired')", name="ck_cart_carts_status"),
     CheckConstraint("version >= 1", name="ck_cart_carts_version"),
 )

@@ -8,13 +8,18 @@ re-applies its rule to the lines it finds. Pricing is never called inside a tran
 A cart opened by a signed-in customer is theirs: every method takes the calling customer's
 id (None for a guest), and to any other caller such a cart does not exist. Carts hold no
 personal data besides that link, which `forget_customer` removes.
+
+A cart may hold one discount code. It is weighed again each time the cart is priced: a code
+that stops applying (it ended, ran out, the subtotal fell below its minimum) stays on the
+cart, shown as not applied with its reason, and checkout refuses the cart until the shopper
+removes it, so nobody pays a price other than the one they saw.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
@@ -26,7 +31,7 @@ from colonnade.kernel.batching import Batcher, Exclude, Submitted
 from colonnade.kernel.bulk import insert_rows
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
-from colonnade.kernel.errors import ColonnadeError
+from colonnade.kernel.errors import ColonnadeError, NotFound
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.metrics import CARTS_CREATED
 from colonnade.kernel.money import Money
@@ -49,6 +54,7 @@ from colonnade.modules.cart.domain import (
 from colonnade.modules.cart.events import CartExpired, CartUpdated
 from colonnade.modules.cart.schema import carts
 from colonnade.modules.cart.schema import lines as cart_lines
+from colonnade.modules.promotions.service import Basket, Offer
 
 __all__ = [
     "CartChanged",
@@ -56,6 +62,7 @@ __all__ = [
     "CartFull",
     "CartLineView",
     "CartNotFound",
+    "CartPromotion",
     "CartService",
     "CartSnapshot",
     "CartStatus",
@@ -65,6 +72,8 @@ __all__ = [
     "LineNotFound",
     "MarketLike",
     "PriceQuoter",
+    "PromotionNotOnCart",
+    "PromotionOffers",
     "QuoteLike",
     "SkuCatalog",
     "UnknownSku",
@@ -124,9 +133,30 @@ class PriceQuoter(Protocol):
         """A quote (or its refusal) per (market, lines), on the caller's connection."""
         ...
 
+    def discounted(self, quote: Any, discounts: dict[str, int]) -> QuoteLike:
+        """The quote with these minor units (by SKU) off its lines, taxed again."""
+        ...
+
+
+class PromotionOffers(Protocol):
+    async def offers(
+        self, conn: AsyncConnection, wanted: Sequence[tuple[str, Basket]]
+    ) -> Sequence[Offer | ColonnadeError]:
+        """What each (code, basket)'s code takes off it now, or why it cannot."""
+        ...
+
 
 class SkuCatalog(Protocol):
     async def sku_exists(self, sku: str) -> bool: ...
+
+
+class PromotionNotOnCart(NotFound):
+    code = "promotion_not_on_cart"
+
+    def __init__(self, cart_id: str, code: str) -> None:
+        super().__init__(
+            f"cart '{cart_id}' holds no promotion code {code}", cart_id=cart_id, promotion_code=code
+        )
 
 
 # --- what callers get back -----------------------------------------------------------------
@@ -137,8 +167,22 @@ class CartLineView:
     sku: str
     quantity: int
     unit_price: Money
+    # What the line costs, its discount taken off.
     line_total: Money
     tax: Money
+    discount: Money
+
+
+@dataclass(frozen=True)
+class CartPromotion:
+    """The code the cart holds: applied, or not and why (`refusal`)."""
+
+    code: str
+    refusal: ColonnadeError | None
+
+    @property
+    def applied(self) -> bool:
+        return self.refusal is None
 
 
 @dataclass(frozen=True)
@@ -152,6 +196,8 @@ class CartView:
     tax: Money
     total: Money
     tax_inclusive: bool
+    discount: Money
+    promotion: CartPromotion | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +212,7 @@ class CartSnapshot:
     status: CartStatus
     # The customer the cart belongs to; None for a guest's cart.
     customer_id: str | None = None
+    promotion_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +232,7 @@ class _Cart:
     version: int
     lines: Lines
     customer_id: str | None = None
+    promotion_code: str | None = None
 
 
 class CartService:
@@ -195,6 +243,7 @@ class CartService:
         pricing: PriceQuoter,
         catalog: SkuCatalog,
         clock: Clock,
+        promotions: PromotionOffers | None = None,
         idle_ttl: timedelta = timedelta(hours=24),
         max_quantity: int = 99,
         max_lines: int = 100,
@@ -205,6 +254,7 @@ class CartService:
         self._pricing = pricing
         self._catalog = catalog
         self._clock = clock
+        self._promotions = promotions
         self._idle_ttl = idle_ttl
         self._limits = Limits(max_quantity=max_quantity, max_lines=max_lines)
         # Carts opened, and lines changed, at the same moment go to the database together.
@@ -243,7 +293,96 @@ class CartService:
     async def cart(self, cart_id: str, customer_id: str | None = None) -> CartView:
         cart = await self._load(cart_id, customer_id)
         domain.ensure_visible(cart_id, cart.status)
-        return _view(cart, await self._quote(cart.market, cart.lines))
+        return await self._priced(cart)
+
+    async def apply_promotion(
+        self, cart_id: str, code: str, customer_id: str | None = None
+    ) -> CartView:
+        """Put a discount code on the cart (in place of any it held) if it applies to the
+        cart now; its own refusal (unknown, not started, ended, used up...) otherwise, and the
+        cart stays as it was."""
+        cart = await self._load(cart_id, customer_id)
+        domain.ensure_open(cart_id, cart.status)
+        quote = await self._quote(cart.market, cart.lines)
+        offer = await self._offer(cart, quote, code)
+        if isinstance(offer, ColonnadeError):
+            raise offer
+        await self._set_code(cart, offer.code)
+        return _view(replace(cart, promotion_code=offer.code), *self._discount(quote, offer))
+
+    async def remove_promotion(
+        self, cart_id: str, code: str, customer_id: str | None = None
+    ) -> CartView:
+        """Take the discount code off the cart."""
+        cart = await self._load(cart_id, customer_id)
+        domain.ensure_open(cart_id, cart.status)
+        if cart.promotion_code is None or cart.promotion_code != code.upper():
+            raise PromotionNotOnCart(cart_id, code)
+        await self._set_code(cart, None)
+        return await self._priced(replace(cart, promotion_code=None))
+
+    async def _set_code(self, cart: _Cart, code: str | None) -> None:
+        now = self._clock.now()
+        async with self._db.transaction() as uow:
+            changed = await uow.execute(
+                update(carts)
+                .where(
+                    carts.c.id == cart.id,
+                    carts.c.status == CartStatus.OPEN.value,
+                    carts.c.updated_at >= now - self._idle_ttl,
+                )
+                .values(promotion_code=code, version=carts.c.version + 1, updated_at=now)
+            )
+            if changed.rowcount != 1:
+                raise await _unclaimable(uow, cart.id, cart.customer_id)
+            await uow.commit()
+
+    async def _priced(self, cart: _Cart) -> CartView:
+        quote = await self._quote(cart.market, cart.lines)
+        if cart.promotion_code is None:
+            return _view(cart, quote)
+        return _view(cart, *self._discount(quote, await self._offer(cart, quote)))
+
+    async def _offer(
+        self, cart: _Cart, quote: QuoteLike | None, code: str | None = None
+    ) -> Offer | ColonnadeError:
+        """What the code (the cart's own when none is given) takes off the cart now."""
+        async with self._db.reading() as conn:
+            [offer] = await self._offers(conn, [(cart, quote, code or cart.promotion_code or "")])
+        return offer
+
+    async def _offers(
+        self,
+        conn: AsyncConnection,
+        wanted: Sequence[tuple[_Cart | _Claimed, QuoteLike | None, str]],
+    ) -> Sequence[Offer | ColonnadeError]:
+        if self._promotions is None:
+            raise RuntimeError("this shop's carts take no promotion codes")
+        return await self._promotions.offers(
+            conn,
+            [
+                (
+                    code,
+                    Basket(
+                        market=cart.market,
+                        currency=cart.currency,
+                        lines=()
+                        if quote is None
+                        else tuple((ln.sku, ln.line_total.amount) for ln in quote.lines),
+                        customer_id=cart.customer_id,
+                    ),
+                )
+                for cart, quote, code in wanted
+            ],
+        )
+
+    def _discount(
+        self, quote: QuoteLike | None, offer: Offer | ColonnadeError
+    ) -> tuple[QuoteLike | None, Offer | ColonnadeError]:
+        """The quote with the offer's discount taken off, and the offer (or its refusal)."""
+        if quote is None or isinstance(offer, ColonnadeError) or not offer.lines:
+            return quote, offer
+        return self._pricing.discounted(quote, offer.lines), offer
 
     async def add_line(
         self, cart_id: str, sku: str, quantity: int, customer_id: str | None = None
@@ -459,6 +598,23 @@ class CartService:
                     quote_of[i] = quote
             if refused:
                 raise Exclude(refused)
+            coded = [i for i in after if claimed[changes[i].cart_id].promotion_code is not None]
+            offered = (
+                await self._offers(
+                    uow.connection,
+                    [
+                        (
+                            claimed[changes[i].cart_id],
+                            quote_of.get(i),
+                            claimed[changes[i].cart_id].promotion_code or "",
+                        )
+                        for i in coded
+                    ],
+                )
+                if coded
+                else []
+            )
+            offer_of = dict(zip(coded, offered, strict=True))
             await _write_batch(uow, before, current, position, now)
             for i, (lines, _) in after.items():
                 batch[i].context.run(
@@ -483,8 +639,12 @@ class CartService:
                 version=at_version,
                 lines=lines,
                 customer_id=row.customer_id,
+                promotion_code=row.promotion_code,
             )
-            views.append(_view(cart, quote_of.get(i)))
+            if i in offer_of:
+                views.append(_view(cart, *self._discount(quote_of.get(i), offer_of[i])))
+            else:
+                views.append(_view(cart, quote_of.get(i)))
         return views
 
     async def _claim_batch(
@@ -521,6 +681,7 @@ class CartService:
                 carts.c.tax_inclusive,
                 carts.c.version,
                 carts.c.customer_id,
+                carts.c.promotion_code,
             )
         )
         return {row.id: _Claimed(*row) for row in rows}
@@ -552,6 +713,7 @@ class CartService:
                     carts.c.updated_at,
                     carts.c.version,
                     carts.c.customer_id,
+                    carts.c.promotion_code,
                     cart_lines.c.sku,
                     cart_lines.c.quantity,
                 )
@@ -590,6 +752,7 @@ class CartService:
                         if r.sku is not None and r.quantity is not None
                     ),
                     customer_id=head.customer_id,
+                    promotion_code=head.promotion_code,
                 )
             )
         return found
@@ -695,6 +858,7 @@ def _snapshot_of(cart: _Cart) -> CartSnapshot:
         version=cart.version,
         status=cart.status,
         customer_id=cart.customer_id,
+        promotion_code=cart.promotion_code,
     )
 
 
@@ -710,6 +874,7 @@ class _CartRow(NamedTuple):
     updated_at: datetime
     version: int
     customer_id: str | None
+    promotion_code: str | None
     sku: str | None
     quantity: int | None
 
@@ -723,11 +888,21 @@ class _Claimed(NamedTuple):
     tax_inclusive: bool
     version: int
     customer_id: str | None
+    promotion_code: str | None
 
 
-def _view(cart: _Cart, quote: QuoteLike | None) -> CartView:
+def _view(
+    cart: _Cart, quote: QuoteLike | None, offer: Offer | ColonnadeError | None = None
+) -> CartView:
+    """The cart as priced; with the offer of its code (or why it does not apply)."""
+    promotion = None
+    if cart.promotion_code is not None and offer is not None:
+        promotion = CartPromotion(
+            code=cart.promotion_code, refusal=offer if isinstance(offer, ColonnadeError) else None
+        )
+    off = offer.lines if isinstance(offer, Offer) else {}
+    zero = Money.zero(cart.currency)
     if quote is None:
-        zero = Money.zero(cart.currency)
         return CartView(
             id=cart.id,
             market=cart.market,
@@ -738,6 +913,8 @@ def _view(cart: _Cart, quote: QuoteLike | None) -> CartView:
             tax=zero,
             total=zero,
             tax_inclusive=cart.tax_inclusive,
+            discount=zero,
+            promotion=promotion,
         )
     priced = {line.sku: line for line in quote.lines}
     return CartView(
@@ -752,6 +929,7 @@ def _view(cart: _Cart, quote: QuoteLike | None) -> CartView:
                 unit_price=priced[line.sku].unit_price,
                 line_total=priced[line.sku].line_total,
                 tax=priced[line.sku].tax,
+                discount=Money(off.get(line.sku, 0), cart.currency),
             )
             for line in cart.lines
         ),
@@ -759,4 +937,6 @@ def _view(cart: _Cart, quote: QuoteLike | None) -> CartView:
         tax=quote.tax,
         total=quote.total,
         tax_inclusive=cart.tax_inclusive,
+        discount=Money(sum(off.values()), cart.currency),
+        promotion=promotion,
     )

@@ -10,6 +10,7 @@ from typing import Any
 from colonnade.kernel import tracing
 from colonnade.kernel.errors import ColonnadeError
 from colonnade.kernel.metrics import CHECKOUTS, PAYMENT_DECLINES
+from colonnade.kernel.money import Money
 from colonnade.modules.orders.service import Order
 
 
@@ -57,6 +58,7 @@ def order_body(
         "checkout_id": checkout_id,
         "total": order.total.as_dict(),
         "tax": order.tax.as_dict(),
+        "discount": order.discount.as_dict(),
         "lines": [
             {
                 "sku": line.sku,
@@ -65,6 +67,7 @@ def order_body(
                 "unit_price": line.unit_price.as_dict(),
                 "line_total": line.line_total.as_dict(),
                 "tax": line.tax.as_dict(),
+                "discount": (line.discount or Money.zero(order.currency)).as_dict(),
             }
             for line in order.lines
         ],

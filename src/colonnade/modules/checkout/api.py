@@ -23,10 +23,12 @@ from colonnade.modules.checkout.domain import (
     CheckoutInterrupted,
     IdempotencyKeyMissing,
     IdempotencyKeyReused,
+    NothingToCharge,
     NothingToRefund,
     PaymentRefused,
 )
 from colonnade.modules.checkout.service import CheckoutRequest, CheckoutService
+from colonnade.modules.promotions.service import REFUSALS as PROMOTION_REFUSALS
 from colonnade.web.auth import optional_principal, requires
 from colonnade.web.fields import (
     IDEMPOTENCY_KEY_PATTERN,
@@ -140,8 +142,9 @@ class PurchasedLineOut(BaseModel):
     title: str
     quantity: int
     unit_price: MoneyOut
-    line_total: MoneyOut
+    line_total: MoneyOut = Field(description="What the line costs, its discount taken off.")
     tax: MoneyOut
+    discount: MoneyOut = Field(description="What the cart's promotion code took off the line.")
 
 
 class PurchasePaymentOut(BaseModel):
@@ -158,6 +161,7 @@ class PurchaseOut(BaseModel):
     checkout_id: str
     total: MoneyOut
     tax: MoneyOut
+    discount: MoneyOut = Field(description="What the cart's promotion code took off.")
     lines: list[PurchasedLineOut]
     payment: PurchasePaymentOut
     access_token: str | None = Field(
@@ -196,6 +200,8 @@ def router(checkout: CheckoutService) -> APIRouter:
             INVALID_ORDER,
             CheckoutInterrupted,
             PROVIDER_UNAVAILABLE,
+            *PROMOTION_REFUSALS,
+            NothingToCharge,
         ),
     )
     async def check_out(

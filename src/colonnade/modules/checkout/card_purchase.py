@@ -4,11 +4,13 @@ A card checkout meets the database twice, each time in a batch with the checkout
 arrived meanwhile (kernel.batching), and the provider once, alone:
 
 1. **Hold** (one transaction for the batch): read the carts, claim the Idempotency-Keys,
-   quote, reserve the stock and write each payment as `authorizing`. A refusal (sold out,
-   empty cart, unpriced SKU) is that checkout's answer, stored for its key.
+   quote, weigh each cart's promotion code again and hold its use, reserve the stock and
+   write each payment as `authorizing`. A refusal (sold out, empty cart, unpriced SKU, a
+   code that ended or ran out) is that checkout's answer, stored for its key.
 2. **Charge** (no transaction open): one provider call authorizes and captures.
 3. **Settle** (one transaction for the batch): sell the stock, place the orders paid, record
-   the charges, close the carts and store every answer; a decline gives its stock back.
+   the charges, close the carts and store every answer; a decline gives its stock, and its
+   promotion's use, back.
 
 A paid card checkout publishes only its order's OrderPlaced and OrderPaid (with the cart's
 CartUpdated, three events a purchase): they carry the checkout's id, so the saga's own
@@ -48,6 +50,7 @@ from colonnade.modules.checkout.domain import (
     CartEmpty,
     CartNotOpen,
     CheckoutInterrupted,
+    NothingToCharge,
     Outcome,
     PaymentRefused,
     Step,
@@ -58,6 +61,7 @@ from colonnade.modules.inventory.service import InventoryService, Reservation, S
 from colonnade.modules.orders.service import NewOrder, OrderLine, OrdersService, PlacedOrder
 from colonnade.modules.payments.service import Payment, PaymentsService, ProviderOutcome
 from colonnade.modules.pricing.service import PricingService, Quote
+from colonnade.modules.promotions.service import Basket, Offer, PromotionsService
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -84,6 +88,8 @@ class _Held:
     quote: Quote
     reservation: Reservation
     payment: Payment
+    # What the cart's promotion code took off, when it holds one.
+    offer: Offer | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,7 @@ class CardPurchases:
         catalog: CatalogService,
         inventory: InventoryService,
         pricing: PricingService,
+        promotions: PromotionsService,
         payments: PaymentsService,
         orders: OrdersService,
         clock: Clock,
@@ -126,6 +133,7 @@ class CardPurchases:
         self._catalog = catalog
         self._inventory = inventory
         self._pricing = pricing
+        self._promotions = promotions
         self._payments = payments
         self._orders = orders
         self._clock = clock
@@ -208,6 +216,9 @@ class CardPurchases:
                 ),
                 refused,
             )
+            offers = await self._discount(
+                uow, [(i, _cart(carts[i])) for i in quoted], quoted, refused
+            )
             reserved = _kept(
                 list(quoted),
                 await self._inventory.reserve_batch(
@@ -217,11 +228,21 @@ class CardPurchases:
                 ),
                 refused,
             )
+            await self._promotions.keep_batch(
+                uow,
+                [
+                    (asked[i].checkout_id, _cart(carts[i]).customer_id, offers[i], quoted[i].total)
+                    for i in reserved
+                    if i in offers
+                ],
+            )
             payments = await self._payments.open_charges(
                 uow, [(asked[i].checkout_id, quoted[i].total) for i in reserved]
             )
             for (i, reservation), payment in zip(reserved.items(), payments, strict=True):
-                answers[i] = _Held(asked[i], _cart(carts[i]), quoted[i], reservation, payment)
+                answers[i] = _Held(
+                    asked[i], _cart(carts[i]), quoted[i], reservation, payment, offers.get(i)
+                )
             rows = []
             for i, error in refused.items():
                 answers[i] = Outcome(error.status, failure_body(error, asked[i].checkout_id))
@@ -232,6 +253,45 @@ class CardPurchases:
         for error in refused.values():
             count_failure(error)
         return [a if a is not None else CheckoutInterrupted() for a in answers]
+
+    async def _discount(
+        self,
+        uow: UnitOfWork,
+        going: list[tuple[int, CartSnapshot]],
+        quoted: dict[int, Quote],
+        refused: dict[int, ColonnadeError],
+    ) -> dict[int, Offer]:
+        """Weigh each cart's promotion code again, as of now, counting the uses the batch
+        takes: a code that no longer applies refuses its checkout (and it is taken out of
+        `quoted`); the others' quotes have their discount taken off."""
+        coded = [(i, cart) for i, cart in going if cart.promotion_code is not None]
+        if not coded:
+            return {}
+        decided = await self._promotions.decide_batch(
+            uow,
+            [
+                (
+                    cart.promotion_code or "",
+                    Basket(
+                        market=cart.market,
+                        currency=quoted[i].currency,
+                        lines=tuple((ln.sku, ln.line_total.amount) for ln in quoted[i].lines),
+                        customer_id=cart.customer_id,
+                    ),
+                )
+                for i, cart in coded
+            ],
+        )
+        offers = _kept([i for i, _ in coded], decided, refused)
+        for i, cart in coded:
+            if i in offers and offers[i].lines:
+                quoted[i] = self._pricing.discounted(quoted[i], offers[i].lines)
+                if quoted[i].total.amount == 0:
+                    refused[i] = NothingToCharge(cart.id, quoted[i].total)
+                    del offers[i]
+            if i not in offers:
+                del quoted[i]
+        return offers
 
     async def _claim_keys(
         self,
@@ -289,6 +349,10 @@ class CardPurchases:
         declined = [i for i, c in charged.items() if not c.outcome.approved]
         answers: dict[int, Outcome] = {}
         async with self._db.transaction() as uow:
+            # Before the stock: holding, promotions' rows are locked before inventory's.
+            await self._promotions.give_back_batch(
+                uow, [charged[i].held.asked.checkout_id for i in declined if charged[i].held.offer]
+            )
             sold = await self._inventory.settle_batch(
                 uow,
                 [charged[i].held.reservation for i in paid],
@@ -367,6 +431,7 @@ def _exclude_refused(indexes: list[int], results: Sequence[object]) -> None:
 def _new_order(charged: _Charged) -> NewOrder:
     held = charged.held
     quote = held.quote
+    promotions = (held.offer.promotion_id,) if held.offer is not None else ()
     return NewOrder(
         checkout_id=held.asked.checkout_id,
         email=held.asked.email,
@@ -382,6 +447,8 @@ def _new_order(charged: _Charged) -> NewOrder:
                 unit_price=line.unit_price,
                 line_total=line.line_total,
                 tax=line.tax,
+                discount=line.discount,
+                promotions=promotions if line.discount.amount else (),
             )
             for line in quote.lines
         ],

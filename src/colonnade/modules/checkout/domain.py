@@ -60,6 +60,17 @@ class CartEmpty(InvalidInput):
         super().__init__(f"cart {cart_id} has no lines to check out", cart_id=cart_id)
 
 
+class NothingToCharge(Conflict):
+    code = "nothing_to_charge"
+
+    def __init__(self, cart_id: str, total: Money) -> None:
+        super().__init__(
+            f"cart {cart_id} costs nothing once its promotion code is taken off "
+            f"(0 {total.currency}); every order is paid, so remove the code or add to the cart",
+            cart_id=cart_id,
+        )
+
+
 def checked_key(key: str | None) -> str:
     if key is None or not _KEY.fullmatch(key):
         raise IdempotencyKeyMissing()

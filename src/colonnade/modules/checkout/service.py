@@ -1,6 +1,6 @@
 """Checkout: a card checkout goes through the batched purchase (card_purchase.py); gift
-cards and bank transfers through the saga here: reserve -> quote -> authorize -> place ->
-capture -> commit.
+cards and bank transfers through the saga here: reserve -> quote (with the cart's promotion
+code, whose use is held) -> authorize -> place -> capture -> commit.
 
 Each saga step is a local transaction in the module that owns it; this module remembers, per
 Idempotency-Key, how far a checkout got. A failure runs the compensations of the steps
@@ -50,6 +50,7 @@ from colonnade.modules.checkout.domain import (
     CheckoutInterrupted,
     GiftCardShort,
     IdempotencyKeyReused,
+    NothingToCharge,
     NothingToRefund,
     Outcome,
     PaymentRefused,
@@ -62,7 +63,8 @@ from colonnade.modules.checkout.schema import checkouts
 from colonnade.modules.inventory.service import InventoryService, Reservation
 from colonnade.modules.orders.service import NewOrder, Order, OrderLine, OrdersService, OrderStatus
 from colonnade.modules.payments.service import Payment, PaymentsService, PaymentStatus
-from colonnade.modules.pricing.service import PricingService
+from colonnade.modules.pricing.service import PricingService, Quote
+from colonnade.modules.promotions.service import Basket, Offer, PromotionsService
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -129,6 +131,7 @@ class CheckoutService:
         catalog: CatalogService,
         inventory: InventoryService,
         pricing: PricingService,
+        promotions: PromotionsService,
         payments: PaymentsService,
         orders: OrdersService,
         keyring: Keyring,
@@ -140,6 +143,7 @@ class CheckoutService:
         self._catalog = catalog
         self._inventory = inventory
         self._pricing = pricing
+        self._promotions = promotions
         self._payments = payments
         self._orders = orders
         self._keyring = keyring
@@ -153,6 +157,7 @@ class CheckoutService:
             catalog=catalog,
             inventory=inventory,
             pricing=pricing,
+            promotions=promotions,
             payments=payments,
             orders=orders,
             clock=clock,
@@ -292,6 +297,11 @@ class CheckoutService:
         progress.reservation_id = reservation.id
 
         quote = await self._step("quote", progress.id, self._pricing.quote(cart.market, lines))
+        offer: Offer | None = None
+        if cart.promotion_code is not None:
+            quote, offer = await self._step(
+                "promote", progress.id, self._hold_promotion(progress.id, cart, quote)
+            )
         titles = await self._catalog.titles_for([sku for sku, _ in lines], quote.locale)
 
         # With a gift card, a card token (if given) pays what the gift card does not cover.
@@ -347,6 +357,12 @@ class CheckoutService:
                             unit_price=line.unit_price,
                             line_total=line.line_total,
                             tax=line.tax,
+                            discount=line.discount,
+                            promotions=(
+                                (offer.promotion_id,)
+                                if offer is not None and line.discount.amount
+                                else ()
+                            ),
                         )
                         for line in quote.lines
                     ],
@@ -376,6 +392,32 @@ class CheckoutService:
             payment.method.value,
             progress.id,
         )
+
+    async def _hold_promotion(
+        self, checkout_id: str, cart: CartSnapshot, quote: Quote
+    ) -> tuple[Quote, Offer]:
+        """Weigh the cart's code again and hold its use; the quote with its discount."""
+        basket = Basket(
+            market=cart.market,
+            currency=quote.currency,
+            lines=tuple((ln.sku, ln.line_total.amount) for ln in quote.lines),
+            customer_id=cart.customer_id,
+        )
+        async with self._db.transaction() as uow:
+            [offer] = await self._promotions.decide_batch(
+                uow, [(cart.promotion_code or "", basket)]
+            )
+            if isinstance(offer, ColonnadeError):
+                raise offer
+            if offer.lines:
+                quote = self._pricing.discounted(quote, offer.lines)
+            if quote.total.amount == 0:
+                raise NothingToCharge(cart.id, quote.total)
+            await self._promotions.keep_batch(
+                uow, [(checkout_id, cart.customer_id, offer, quote.total)]
+            )
+            await uow.commit()
+        return quote, offer
 
     async def _settle(self, progress: _Progress, awaiting_transfer: bool) -> None:
         """Everything after the order exists: capture, mark paid, sell the stock, close the cart.
@@ -451,6 +493,7 @@ class CheckoutService:
                     await self._inventory.release(progress.reservation_id)
                 else:
                     await self._inventory.release_for(progress.id)
+                await self._promotions.give_back(progress.id)
 
     async def _give_money_back(
         self, progress: _Progress, payment_id: str, *, key: str | None = None
@@ -532,6 +575,7 @@ class CheckoutService:
         """Give back what a cancelled order held. Idempotent: a crash midway, or the
         OrderCancelled event arriving after the route did it, only finishes the job."""
         order = await self._orders.order(order_id)
+        await self._promotions.give_back(order.checkout_id)
         row = await self._checkout_row(order.checkout_id)
         reservation_id = row["reservation_id"] if row else None
         if reservation_id is not None:

@@ -23,6 +23,8 @@ STAFF_SCOPES: frozenset[str] = frozenset(
         "catalog:write",
         "pricing:read",
         "pricing:write",
+        "promotions:read",
+        "promotions:write",
         "inventory:read",
         "inventory:write",
         "orders:read",
@@ -45,11 +47,20 @@ CUSTOMER_SCOPES: frozenset[str] = frozenset({"customer"})
 ROLES: dict[str, frozenset[str]] = {
     "admin": STAFF_SCOPES,
     "catalog_manager": frozenset(
-        {"catalog:write", "pricing:read", "pricing:write", "inventory:read"}
+        {
+            "catalog:write",
+            "pricing:read",
+            "pricing:write",
+            "promotions:read",
+            "promotions:write",
+            "inventory:read",
+        }
     ),
     "warehouse": frozenset({"inventory:read", "inventory:write", "orders:read"}),
     "support": frozenset({"orders:read", "orders:write", "customers:read"}),
-    "finance": frozenset({"orders:read", "orders:refund", "payments:write", "pricing:read"}),
+    "finance": frozenset(
+        {"orders:read", "orders:refund", "payments:write", "pricing:read", "promotions:read"}
+    ),
     "compliance_officer": frozenset({"customers:read", "compliance:admin", "audit:read"}),
     # Watches the shop (the operations page) and changes nothing.
     "operator": frozenset({"ops:read"}),

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from colonnade.kernel.errors import Forbidden
+from colonnade.kernel.money import Money
 from colonnade.kernel.principal import Principal
 from colonnade.modules.orders.domain import (
     MAX_SHIPPING_TEXT,
@@ -77,8 +78,10 @@ class LineOut(BaseModel):
     title: str
     quantity: int
     unit_price: MoneyOut
-    line_total: MoneyOut
+    line_total: MoneyOut = Field(description="What the line costs, its discount taken off.")
     tax: MoneyOut
+    discount: MoneyOut = Field(description="What promotions took off the line.")
+    promotions: list[str] = Field(description="The ids of the promotions that did.")
 
 
 class StepOut(BaseModel):
@@ -111,7 +114,8 @@ class OrderOut(BaseModel):
     currency: str
     tax_inclusive: bool = Field(description="Whether line totals and subtotal include tax.")
     lines: list[LineOut]
-    subtotal: MoneyOut
+    subtotal: MoneyOut = Field(description="The lines' totals, discounts taken off.")
+    discount: MoneyOut = Field(description="What promotions took off the order.")
     tax: MoneyOut
     shipping: MoneyOut
     total: MoneyOut
@@ -141,10 +145,13 @@ class OrderOut(BaseModel):
                     unit_price=MoneyOut.of(line.unit_price),
                     line_total=MoneyOut.of(line.line_total),
                     tax=MoneyOut.of(line.tax),
+                    discount=MoneyOut.of(line.discount or Money.zero(order.currency)),
+                    promotions=list(line.promotions),
                 )
                 for line in order.lines
             ],
             subtotal=MoneyOut.of(order.subtotal),
+            discount=MoneyOut.of(order.discount),
             tax=MoneyOut.of(order.tax),
             shipping=MoneyOut.of(order.shipping),
             total=MoneyOut.of(order.total),

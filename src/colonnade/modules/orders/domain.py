@@ -138,6 +138,9 @@ class OrderLine:
     # What the line costs after any discount; in tax-inclusive markets tax is inside it.
     line_total: Money
     tax: Money
+    # What promotions took off the line (None: nothing), and which promotions did.
+    discount: Money | None = None
+    promotions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,15 @@ def totals(
         )
     if shipping.amount < 0:
         raise InvalidOrder("shipping cannot be negative", field="shipping")
+    for position, line in enumerate(lines):
+        if line.discount is not None and line.line_total + line.discount != line.unit_price.times(
+            line.quantity
+        ):
+            raise InvalidOrder(
+                f"lines.{position}: the line total and its discount add up to "
+                f"{(line.line_total + line.discount).amount}, not unit price times quantity",
+                field=f"lines.{position}.discount",
+            )
     subtotal = sum_money([line.line_total for line in lines], currency)
     tax = sum_money([line.tax for line in lines], currency)
     return Totals(subtotal, tax, shipping, order_total(subtotal, tax, shipping, tax_inclusive))
@@ -185,6 +197,7 @@ def _check_line(position: int, line: OrderLine, currency: str) -> None:
         ("unit_price", line.unit_price),
         ("line_total", line.line_total),
         ("tax", line.tax),
+        ("discount", line.discount or Money.zero(currency)),
     ):
         if amount.currency != currency:
             raise InvalidOrder(

@@ -26,8 +26,9 @@ class OrderPlaced(Event):
     market: str
     # {"amount", "currency"}
     total: dict[str, Any]
-    # One {"sku", "title", "quantity", "unit_price", "line_total", "tax"} per line;
-    # the amounts are {"amount", "currency"}.
+    # One {"sku", "title", "quantity", "unit_price", "line_total", "tax", "discount",
+    # "promotions"} per line (line_total after the discount; promotions: their ids); the
+    # amounts are {"amount", "currency"}.
     lines: list[dict[str, Any]]
 
 

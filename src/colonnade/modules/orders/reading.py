@@ -60,6 +60,11 @@ class Order:
     history: tuple[HistoryEntry, ...]
     anonymized_at: datetime | None
 
+    @property
+    def discount(self) -> Money:
+        """What promotions took off the order: its lines' discounts."""
+        return Money(sum(ln.discount.amount for ln in self.lines if ln.discount), self.currency)
+
 
 # Field-encryption contexts: a value copied into another column does not open there.
 EMAIL_CONTEXT = "orders.orders.email"
@@ -145,7 +150,16 @@ async def load(conn: AsyncConnection, order_id: str, keyring: Keyring) -> Order 
     return found[0] if found else None
 
 
-_LINE_FIELDS = ("sku", "title", "quantity", "unit_price", "line_total", "tax")
+_LINE_FIELDS = (
+    "sku",
+    "title",
+    "quantity",
+    "unit_price",
+    "line_total",
+    "tax",
+    "discount",
+    "promotions",
+)
 
 
 def _line(row: Any, currency: str, *, prefix: str = "") -> OrderLine:
@@ -157,6 +171,8 @@ def _line(row: Any, currency: str, *, prefix: str = "") -> OrderLine:
         unit_price=Money(field[prefix + "unit_price"], currency),
         line_total=Money(field[prefix + "line_total"], currency),
         tax=Money(field[prefix + "tax"], currency),
+        discount=Money(field[prefix + "discount"], currency),
+        promotions=tuple(filter(None, (field[prefix + "promotions"] or "").split(","))),
     )
 
 

@@ -86,6 +86,10 @@ lines = Table(
     Column("unit_price", BigInteger, nullable=False),
     Column("line_total", BigInteger, nullable=False),
     Column("tax", BigInteger, nullable=False),
+    # What promotions took off the line: line_total + discount = unit_price * quantity.
+    Column("discount", BigInteger, nullable=False, server_default="0"),
+    # The ids of the promotions that did, comma-separated; None without one.
+    Column("promotions", String(400), nullable=True),
     PrimaryKeyConstraint("order_id", "position", name="pk_orders_lines"),
     CheckConstraint("quantity > 0", name="ck_orders_lines_quantity"),
 )

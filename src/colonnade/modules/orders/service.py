@@ -235,7 +235,10 @@ class OrdersService:
             market=market,
             currency=currency,
             status=status,
-            lines=tuple(new.lines),
+            # A line without a discount says so with zero, as it reads back.
+            lines=tuple(
+                replace(line, discount=line.discount or Money.zero(currency)) for line in new.lines
+            ),
             subtotal=totals.subtotal,
             tax=totals.tax,
             shipping=totals.shipping,
@@ -673,6 +676,8 @@ def _line_payload(line: OrderLine) -> dict[str, Any]:
         "unit_price": line.unit_price.as_dict(),
         "line_total": line.line_total.as_dict(),
         "tax": line.tax.as_dict(),
+        "discount": (line.discount or Money.zero(line.tax.currency)).as_dict(),
+        "promotions": list(line.promotions),
     }
 
 
@@ -687,6 +692,8 @@ def _line_rows(order: Order) -> list[dict[str, Any]]:
             "unit_price": line.unit_price.amount,
             "line_total": line.line_total.amount,
             "tax": line.tax.amount,
+            "discount": line.discount.amount if line.discount else 0,
+            "promotions": ",".join(line.promotions) or None,
         }
         for position, line in enumerate(order.lines)
     ]

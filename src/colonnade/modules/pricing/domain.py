@@ -230,9 +230,12 @@ class QuoteLine:
     sku: str
     quantity: int
     unit_price: Money
+    # What the line costs: unit price times quantity, less its discount.
     line_total: Money
     # In tax-inclusive markets the part of line_total that is tax; otherwise added on top.
     tax: Money
+    # What promotions took off the line (zero without one).
+    discount: Money
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +248,9 @@ class Quote:
     subtotal: Money
     tax: Money
     total: Money
+    # The market's rate, so a discount can work the tax out again on what is left.
+    tax_rate: Decimal
+    discount: Money
 
     @property
     def currency(self) -> str:
@@ -277,15 +283,54 @@ def quote(
             raise PriceMissing(sku, market.code)
         line_total = unit.times(quantity)
         tax = tax_on(line_total, market.tax_rate, market.tax_inclusive)
-        quoted.append(QuoteLine(sku, quantity, unit, line_total, tax))
-    subtotal = sum_money([q.line_total for q in quoted], market.currency)
-    tax = sum_money([q.tax for q in quoted], market.currency)
+        quoted.append(QuoteLine(sku, quantity, unit, line_total, tax, Money.zero(unit.currency)))
+    return _summed(
+        market.code, market.locale, market.tax_inclusive, market.tax_rate, quoted, market.currency
+    )
+
+
+def discounted(quote: Quote, discounts: Mapping[str, int]) -> Quote:
+    """The quote with these minor units taken off the lines of these SKUs, each line's tax
+    worked out again on what is left of it, as the market taxes it."""
+    lines: list[QuoteLine] = []
+    for line in quote.lines:
+        off = discounts.get(line.sku, 0)
+        if off == 0:
+            lines.append(line)
+            continue
+        full = line.unit_price.times(line.quantity)
+        if not 0 < off <= full.amount:
+            raise ValueError(f"cannot take {off} off line {line.sku} of {full.amount}")
+        left = Money(full.amount - off, full.currency)
+        tax = tax_on(left, quote.tax_rate, quote.tax_inclusive)
+        lines.append(
+            QuoteLine(
+                line.sku, line.quantity, line.unit_price, left, tax, Money(off, left.currency)
+            )
+        )
+    return _summed(
+        quote.market, quote.locale, quote.tax_inclusive, quote.tax_rate, lines, quote.currency
+    )
+
+
+def _summed(
+    market: str,
+    locale: str,
+    tax_inclusive: bool,
+    tax_rate: Decimal,
+    lines: Sequence[QuoteLine],
+    currency: str,
+) -> Quote:
+    subtotal = sum_money([q.line_total for q in lines], currency)
+    tax = sum_money([q.tax for q in lines], currency)
     return Quote(
-        market=market.code,
-        locale=market.locale,
-        tax_inclusive=market.tax_inclusive,
-        lines=tuple(quoted),
+        market=market,
+        locale=locale,
+        tax_inclusive=tax_inclusive,
+        lines=tuple(lines),
         subtotal=subtotal,
         tax=tax,
-        total=subtotal if market.tax_inclusive else subtotal + tax,
+        total=subtotal if tax_inclusive else subtotal + tax,
+        tax_rate=tax_rate,
+        discount=sum_money([q.discount for q in lines], currency),
     )

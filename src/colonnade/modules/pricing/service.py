@@ -7,7 +7,7 @@ queries whatever their number: the market with its exchange rate, then every pri
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -223,6 +223,12 @@ class PricingService:
         async with self._db.reading() as conn:
             where, unit_prices = await self._priced(conn, [sku for sku, _ in lines], market_code)
         return domain.quote(where, lines, unit_prices)
+
+    @staticmethod
+    def discounted(quote: Quote, discounts: Mapping[str, int]) -> Quote:
+        """The quote with these minor units (by SKU) taken off its lines, taxes worked out
+        again on what is left: how promotions' discounts reach a price."""
+        return domain.discounted(quote, discounts)
 
     async def quote_batch(
         self, conn: AsyncConnection, wanted: Sequence[tuple[str, list[tuple[str, int]]]]

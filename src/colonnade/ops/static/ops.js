@@ -93,6 +93,8 @@
       return item;
     }));
     document.getElementById("stockout-total").textContent = String(totals.stockouts);
+    document.getElementById("promotions-running").textContent =
+      totals.promotions_running === null ? "\u2014" : String(totals.promotions_running);
   }
 
   function show(data) {
@@ -103,6 +105,7 @@
     draw("chart-latency", s.at, s.latency_seconds);
     draw("chart-checkouts", s.at, s.checkouts_per_minute);
     draw("chart-stockouts", s.at, { stockouts: s.stockouts_per_minute });
+    draw("chart-promotions", s.at, s.promotion_uses_per_minute);
     draw("chart-outbox", s.at, { backlog: s.outbox_backlog, lag: s.outbox_lag_seconds });
     showAlerts(data.alerts);
     showTotals(data.totals);

@@ -1,0 +1,202 @@
+"""Promotions' rules: how much a code takes off, how that is split over the lines, and the
+tax worked out again on what is left, in currencies with 0, 2 and 3 minor-unit places."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from colonnade.kernel.errors import DuplicateCurrency
+from colonnade.kernel.money import Money
+from colonnade.modules.pricing.domain import Market, discounted, quote
+from colonnade.modules.promotions import domain
+from colonnade.modules.promotions.domain import (
+    Basket,
+    InvalidPromotion,
+    InvalidPromotionCode,
+    InvalidPromotionWindow,
+    PromotionCustomerLimitReached,
+    PromotionCustomersOnly,
+    PromotionExpired,
+    PromotionMinimumNotMet,
+    PromotionNotInCurrency,
+    PromotionNotInMarket,
+    PromotionNotStarted,
+    PromotionUsedUp,
+)
+
+NOW = datetime(2026, 11, 27, 5, 0, tzinfo=UTC)
+# No minor units, two, three.
+CURRENCIES = ["JPY", "USD", "BHD"]
+
+
+def promotion(**rules: object) -> domain.Promotion:
+    fields: dict[str, object] = {
+        "id": "p-1",
+        "code": "bf26",
+        "title": None,
+        "percent_off": 20,
+        "amount_off": (),
+        "min_subtotal": (),
+        "markets": (),
+        "customers_only": False,
+        "usage_limit": None,
+        "per_customer_limit": None,
+        "starts_at": NOW - timedelta(hours=1),
+        "ends_at": NOW + timedelta(hours=1),
+    }
+    fields.update(rules)
+    return domain.promotion(**fields)  # type: ignore[arg-type]
+
+
+def basket(*amounts: int, currency: str = "USD", customer: str | None = None) -> Basket:
+    return Basket(
+        market="US",
+        currency=currency,
+        lines=tuple((f"SKU-{i}", amount) for i, amount in enumerate(amounts)),
+        customer_id=customer,
+    )
+
+
+@given(
+    total_share=st.floats(min_value=0, max_value=1),
+    weights=st.lists(st.integers(min_value=0, max_value=10**9), min_size=1, max_size=30),
+)
+def test_an_allocation_adds_up_exactly_and_no_line_gets_more_than_it_costs(
+    total_share: float, weights: list[int]
+) -> None:
+    total = int(sum(weights) * total_share)
+
+    parts = domain.allocate(total, weights)
+
+    assert sum(parts) == total
+    assert all(0 <= part <= weight for part, weight in zip(parts, weights, strict=True))
+    # Proportional to within one minor unit.
+    whole = sum(weights) or 1
+    assert all(abs(part - total * w / whole) < 1 for part, w in zip(parts, weights, strict=True))
+
+
+def test_ties_go_to_the_earlier_line_so_a_cart_always_splits_alike() -> None:
+    assert domain.allocate(1, [100, 100, 100]) == [1, 0, 0]
+    assert domain.allocate(2, [100, 100, 100]) == [1, 1, 0]
+
+
+@given(
+    currency=st.sampled_from(CURRENCIES),
+    percent=st.integers(min_value=1, max_value=100),
+    amounts=st.lists(st.integers(min_value=0, max_value=10**8), min_size=1, max_size=10),
+    tax_inclusive=st.booleans(),
+)
+def test_a_discounted_quote_adds_up_in_every_currency(
+    currency: str, percent: int, amounts: list[int], tax_inclusive: bool
+) -> None:
+    market = Market("XX", "Market", currency, "en-US", tax_inclusive, Decimal("0.19"))
+    lines = [(f"SKU-{i}", 1) for i in range(len(amounts))]
+    prices = {f"SKU-{i}": Money(a, currency) for i, a in enumerate(amounts)}
+    full = quote(market, lines, prices)
+    cart = Basket("XX", currency, tuple((ln.sku, ln.line_total.amount) for ln in full.lines), None)
+    off = domain.line_discounts(promotion(percent_off=percent), cart)
+
+    priced = discounted(full, off)
+
+    assert priced.discount.amount == domain.discount(promotion(percent_off=percent), cart)
+    assert priced.subtotal.amount == full.subtotal.amount - priced.discount.amount
+    for line in priced.lines:
+        assert line.line_total.amount + line.discount.amount == line.unit_price.amount
+        assert line.line_total.amount >= 0
+    assert priced.tax == sum((ln.tax for ln in priced.lines), Money.zero(currency))
+    expected_total = priced.subtotal if tax_inclusive else priced.subtotal + priced.tax
+    assert priced.total == expected_total
+
+
+def test_a_percentage_is_rounded_once_for_the_cart_half_up() -> None:
+    # 20% of 3999 is 799.8 -> 800; in yen 20% of 1,235 is 247.
+    assert domain.discount(promotion(), basket(1000, 2999)) == 800
+    assert domain.discount(promotion(), basket(1235, currency="JPY")) == 247
+
+
+def test_a_fixed_amount_never_takes_off_more_than_the_cart_costs() -> None:
+    ten = promotion(percent_off=None, amount_off=(Money(1000, "USD"),))
+    assert domain.discount(ten, basket(300)) == 300
+    assert domain.discount(ten, basket(5000)) == 1000
+
+
+def test_the_tax_is_worked_out_on_what_is_left_of_each_line() -> None:
+    # Germany: prices include 19% VAT; half off 119.00 leaves 59.50, of which 9.50 is tax.
+    market = Market("DE", "Germany", "EUR", "de-DE", True, Decimal("0.19"))
+    full = quote(market, [("MUG", 1)], {"MUG": Money(11900, "EUR")})
+
+    priced = discounted(full, {"MUG": 5950})
+
+    assert priced.lines[0].tax == Money(950, "EUR")
+    assert priced.total == Money(5950, "EUR")
+
+
+@pytest.mark.parametrize(
+    ("rules", "cart", "refusal"),
+    [
+        ({"starts_at": NOW + timedelta(minutes=1)}, basket(100), PromotionNotStarted),
+        ({"ends_at": NOW}, basket(100), PromotionExpired),
+        ({"markets": ("DE",)}, basket(100), PromotionNotInMarket),
+        ({"customers_only": True}, basket(100), PromotionCustomersOnly),
+        (
+            {"percent_off": None, "amount_off": (Money(500, "EUR"),)},
+            basket(100),
+            PromotionNotInCurrency,
+        ),
+        ({"min_subtotal": (Money(5000, "USD"),)}, basket(4999), PromotionMinimumNotMet),
+    ],
+)
+def test_a_promotion_that_cannot_apply_says_why(
+    rules: dict[str, object], cart: Basket, refusal: type[Exception]
+) -> None:
+    with pytest.raises(refusal):
+        domain.check(promotion(**rules), cart, NOW)
+
+
+def test_the_window_is_half_open_and_the_minimum_is_inclusive() -> None:
+    at_start = promotion(starts_at=NOW, ends_at=NOW + timedelta(hours=1))
+    domain.check(at_start, basket(100), NOW)
+    domain.check(promotion(min_subtotal=(Money(5000, "USD"),)), basket(5000), NOW)
+
+
+def test_limits_count_every_use_and_each_customers_own() -> None:
+    limited = promotion(usage_limit=100, per_customer_limit=2)
+    domain.check_uses(limited, 99, 1)
+    with pytest.raises(PromotionUsedUp):
+        domain.check_uses(limited, 100, 0)
+    with pytest.raises(PromotionCustomerLimitReached):
+        domain.check_uses(limited, 5, 2)
+
+
+@pytest.mark.parametrize(
+    ("rules", "refusal"),
+    [
+        ({"percent_off": None}, InvalidPromotion),
+        ({"amount_off": (Money(100, "USD"),)}, InvalidPromotion),
+        ({"percent_off": 0}, InvalidPromotion),
+        ({"percent_off": 101}, InvalidPromotion),
+        ({"usage_limit": 0}, InvalidPromotion),
+        ({"code": "no spaces"}, InvalidPromotionCode),
+        ({"code": "ab"}, InvalidPromotionCode),
+        ({"ends_at": NOW - timedelta(hours=2)}, InvalidPromotionWindow),
+        (
+            {"percent_off": None, "amount_off": (Money(100, "USD"), Money(200, "USD"))},
+            DuplicateCurrency,
+        ),
+        ({"markets": ("US", "US")}, InvalidPromotion),
+    ],
+)
+def test_a_bad_promotion_is_refused_precisely(
+    rules: dict[str, object], refusal: type[Exception]
+) -> None:
+    with pytest.raises(refusal):
+        promotion(**rules)
+
+
+def test_codes_are_kept_in_upper_case() -> None:
+    assert promotion(code="Black-Friday_26").code == "BLACK-FRIDAY_26"
