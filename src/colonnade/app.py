@@ -145,6 +145,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
     pricing = PricingService(
         db,
         base_currency=settings.base_currency,
+        clock=clock,
         reference_cache_seconds=settings.reference_cache_seconds,
         changes=changes,
     )
@@ -154,7 +155,12 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         default_warehouse=settings.default_warehouse,
         reservation_ttl=timedelta(seconds=settings.reservation_ttl_seconds),
     )
-    promotions = PromotionsService(db, clock=clock)
+    promotions = PromotionsService(
+        db,
+        clock=clock,
+        reference_cache_seconds=settings.reference_cache_seconds,
+        changes=changes,
+    )
     carts = CartService(
         db,
         pricing=pricing,
@@ -169,6 +175,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         inventory.availability,
         size=settings.store_pages,
         stock_seconds=settings.store_stock_seconds,
+        clock=clock,
     )
     pages.listen(changes)
     payments = PaymentsService(

@@ -38,6 +38,7 @@ class QuoteLine:
     unit_price: Money
     line_total: Money
     tax: Money
+    compare_at: Money | None = None
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,7 @@ async def test_a_shopper_opens_a_cart_and_fills_it(client: httpx.AsyncClient) ->
             "line_total": usd(2500),
             "tax": usd(250),
             "discount": usd(0),
+            "compare_at": None,
         }
     ]
     assert response.json()["total"] == usd(2750)

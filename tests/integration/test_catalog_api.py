@@ -23,6 +23,7 @@ from colonnade.kernel.principal import Principal
 from colonnade.modules.catalog import api
 from colonnade.modules.catalog.pages import StorePages
 from colonnade.modules.catalog.service import CatalogService
+from colonnade.modules.pricing.service import ShelfPrice
 from colonnade.web import problems
 from tests.conftest import count_rows
 
@@ -56,14 +57,18 @@ class DictPriceBook:
             raise UnknownMarket(f"no market has the code '{code}'", market=code)
         return self.markets[code]
 
-    async def prices_for(self, skus: list[str], market_code: str) -> dict[str, Money]:
+    async def shelf_prices(
+        self, skus: list[str], market_code: str
+    ) -> tuple[dict[str, ShelfPrice], datetime | None]:
+        """Prices without sales: none runs here, and none will start."""
         currency = self.markets[market_code].currency
-        return {
-            sku: price
+        found = {
+            sku: ShelfPrice(price, None)
             for sku in skus
             for price in self.price_lists.get(sku, [])
             if price.currency == currency
         }
+        return found, None
 
     async def set_prices(self, sku: str, prices: list[Money]) -> None:
         self.price_lists[sku] = list(prices)

@@ -1,5 +1,6 @@
-"""Discount codes through the HTTP API on both databases: staff make them, shoppers enter
-them, checkout takes them off and holds their uses exactly, and failures give uses back."""
+"""Black Friday pricing through the HTTP API on both databases: discount codes staff make and
+shoppers enter, checkout taking them off and holding their uses exactly, failures giving uses
+back; and scheduled sales that start and end by themselves."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from colonnade.app import Shop
 from colonnade.kernel.clock import SettableClock
 from colonnade.kernel.money import Money
 from colonnade.kernel.settings import Settings
+from colonnade.modules.pricing.service import NewSale
 from colonnade.modules.promotions.service import Basket
 from tests.conftest import count_rows
 from tests.integration.storefront import (
@@ -471,3 +473,150 @@ async def test_recovery_gives_back_the_use_of_a_checkout_that_died(store: Storef
 
     assert (await store.report(made["id"]))["used"] == 0
     assert await store.count("promotions_uses") == 0
+
+
+async def variant_on_shelf(store: Storefront, sku: str) -> dict[str, Any]:
+    listed = await store.http.get("/store/products", params={"market": "US"})
+    assert listed.status_code == 200, listed.text
+    [variant] = [v for p in listed.json() for v in p["variants"] if v["sku"] == sku]
+    return dict(variant)
+
+
+async def test_a_scheduled_sale_starts_and_ends_by_itself_on_shelves_carts_and_orders(
+    store: Storefront,
+) -> None:
+    mug = await product(store.shop, price=1000, on_hand=10)
+    tee = await product(store.shop, price=2500, on_hand=10)
+    starts = START + timedelta(days=1)
+    made = await store.http.post(
+        "/admin/sales",
+        json={
+            "name": "Black Friday",
+            "market": "US",
+            "percent_off": 20,
+            "prices": [{"sku": mug}, {"sku": tee, "price": usd(1999)}],
+            "starts_at": starts.isoformat(),
+            "ends_at": (starts + timedelta(days=4)).isoformat(),
+        },
+        headers=store.staff,
+    )
+    assert made.status_code == 201, made.text
+    # Before it starts: the price alone, and the page is kept.
+    before = await variant_on_shelf(store, mug)
+    assert (before["price"], before["compare_at"]) == (usd(1000), None)
+
+    store.clock.advance(timedelta(days=1))
+
+    # At the start the kept page is read again, with no event and no deploy.
+    during = await variant_on_shelf(store, mug)
+    assert (during["price"], during["compare_at"]) == (usd(800), usd(1000))
+    assert (await variant_on_shelf(store, tee))["price"] == usd(1999)
+    cart_id = await store.cart((mug, 1), (tee, 1))
+    cart = (await store.http.get(f"/store/carts/{cart_id}")).json()
+    assert [(ln["unit_price"], ln["compare_at"]) for ln in cart["lines"]] == [
+        (usd(800), usd(1000)),
+        (usd(1999), usd(2500)),
+    ]
+    bought = await store.check_out(cart_id)
+    assert bought.status_code == 201, bought.text
+    assert bought.json()["total"] == usd(3079)
+
+    store.clock.advance(timedelta(days=4))
+
+    after = await variant_on_shelf(store, mug)
+    assert (after["price"], after["compare_at"]) == (usd(1000), None)
+
+
+async def test_a_code_takes_its_percentage_off_the_sale_price(store: Storefront) -> None:
+    mug = await product(store.shop, price=1000, on_hand=10)
+    await store.shop.pricing.create_sale(NewSale("Sale", "US", ((mug, Money(600, "USD")),)))
+    await store.promotion(code="EXTRA10", percent_off=10)
+    cart_id = await store.cart((mug, 1))
+
+    applied = await store.apply(cart_id, "EXTRA10")
+
+    assert applied.json()["lines"][0]["unit_price"] == usd(600)
+    assert applied.json()["discount"] == usd(60)
+    assert applied.json()["total"] == usd(594)
+
+
+async def test_sales_that_would_price_a_sku_twice_at_once_are_refused(store: Storefront) -> None:
+    mug = await product(store.shop, price=1000, on_hand=10)
+    tee = await product(store.shop, price=1000, on_hand=10)
+    week = [START + timedelta(days=d) for d in (1, 8, 15)]
+
+    async def sale(name: str, skus: list[str], starts: datetime, ends: datetime) -> httpx.Response:
+        return await store.http.post(
+            "/admin/sales",
+            json={
+                "name": name,
+                "market": "US",
+                "percent_off": 10,
+                "prices": [{"sku": sku} for sku in skus],
+                "starts_at": starts.isoformat(),
+                "ends_at": ends.isoformat(),
+            },
+            headers=store.staff,
+        )
+
+    first = await sale("First", [mug], week[0], week[1])
+    clash = await sale("Clash", [tee, mug], week[0] + timedelta(days=3), week[2])
+    next_week = await sale("Next week", [mug], week[1], week[2])
+    other_sku = await sale("Tees", [tee], week[0], week[1])
+
+    assert first.status_code == 201, first.text
+    assert clash.status_code == 409, clash.text
+    assert clash.json()["code"] == "sale_overlaps"
+    assert clash.json()["skus"] == [mug]
+    assert next_week.status_code == 201, next_week.text
+    assert other_sku.status_code == 201, other_sku.text
+    listed = await store.http.get("/admin/sales", headers=store.staff)
+    assert sorted(s["name"] for s in listed.json()) == ["First", "Next week", "Tees"]
+
+
+async def test_bad_sales_are_refused_precisely_and_make_nothing(store: Storefront) -> None:
+    mug = await product(store.shop, price=1000, on_hand=10)
+    for body, status, problem in [
+        (
+            {
+                "name": "Euros",
+                "market": "US",
+                "prices": [{"sku": mug, "price": {"amount": 5, "currency": "EUR"}}],
+            },
+            422,
+            "currency_mismatch",
+        ),
+        ({"name": "No price", "market": "US", "prices": [{"sku": mug}]}, 422, "invalid_sale"),
+        (
+            {
+                "name": "Twice",
+                "market": "US",
+                "percent_off": 5,
+                "prices": [{"sku": mug}, {"sku": mug}],
+            },
+            422,
+            "invalid_sale",
+        ),
+        (
+            {"name": "Nowhere", "market": "XX", "percent_off": 5, "prices": [{"sku": mug}]},
+            422,
+            "unknown_market",
+        ),
+        (
+            {
+                "name": "Backwards",
+                "market": "US",
+                "percent_off": 5,
+                "prices": [{"sku": mug}],
+                "starts_at": "2026-11-28T00:00:00Z",
+                "ends_at": "2026-11-27T00:00:00Z",
+            },
+            422,
+            "invalid_sale_window",
+        ),
+    ]:
+        answer = await store.http.post("/admin/sales", json=body, headers=store.staff)
+        assert answer.status_code == status, (body, answer.text)
+        assert answer.json()["code"] == problem, (body, answer.text)
+    assert (await store.http.get("/admin/sales", headers=store.staff)).json() == []
+    assert (await variant_on_shelf(store, mug))["price"] == usd(1000)

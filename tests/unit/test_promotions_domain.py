@@ -1,5 +1,6 @@
-"""Promotions' rules: how much a code takes off, how that is split over the lines, and the
-tax worked out again on what is left, in currencies with 0, 2 and 3 minor-unit places."""
+"""Black Friday pricing's rules: how much a code takes off, how that is split over the lines,
+the tax worked out again on what is left, in currencies with 0, 2 and 3 minor-unit places;
+and what a scheduled sale sells a SKU for, when."""
 
 from __future__ import annotations
 
@@ -12,7 +13,16 @@ from hypothesis import strategies as st
 
 from colonnade.kernel.errors import DuplicateCurrency
 from colonnade.kernel.money import Money
-from colonnade.modules.pricing.domain import Market, discounted, quote
+from colonnade.modules.pricing.domain import (
+    Market,
+    Sale,
+    ShelfPrice,
+    discounted,
+    next_change,
+    on_sale,
+    quote,
+    sale,
+)
 from colonnade.modules.promotions import domain
 from colonnade.modules.promotions.domain import (
     Basket,
@@ -200,3 +210,39 @@ def test_a_bad_promotion_is_refused_precisely(
 
 def test_codes_are_kept_in_upper_case() -> None:
     assert promotion(code="Black-Friday_26").code == "BLACK-FRIDAY_26"
+
+
+def a_sale(percent: int | None, prices: dict[str, Money | None], **window: datetime) -> Sale:
+    market = Market("JP", "Japan", "JPY", "ja-JP", True, Decimal("0.10"))
+    return sale(
+        id="s-1",
+        name="Black Friday",
+        market=market,
+        percent_off=percent,
+        starts_at=window.get("starts_at", NOW),
+        ends_at=window.get("ends_at"),
+        prices=list(prices.items()),
+    )
+
+
+def test_a_sale_price_is_its_fixed_price_or_its_percentage_rounded_half_up() -> None:
+    bf = a_sale(15, {"MUG": None, "TEE": Money(1999, "JPY")})
+
+    shelf = on_sale({"MUG": Money(1235, "JPY"), "TEE": Money(2500, "JPY")}, [bf], NOW)
+
+    # 85% of 1,235 yen is 1,049.75 -> 1,050.
+    assert shelf["MUG"] == ShelfPrice(Money(1050, "JPY"), Money(1235, "JPY"))
+    assert shelf["TEE"] == ShelfPrice(Money(1999, "JPY"), Money(2500, "JPY"))
+
+
+def test_a_sale_never_raises_a_price_and_runs_only_in_its_window() -> None:
+    bf = a_sale(None, {"MUG": Money(1500, "JPY")}, ends_at=NOW + timedelta(days=1))
+    regular = {"MUG": Money(1000, "JPY")}
+
+    assert on_sale(regular, [bf], NOW)["MUG"] == ShelfPrice(Money(1000, "JPY"), None)
+    cheaper = a_sale(None, {"MUG": Money(900, "JPY")}, ends_at=NOW + timedelta(days=1))
+    assert on_sale(regular, [cheaper], NOW - timedelta(seconds=1))["MUG"].compare_at is None
+    assert on_sale(regular, [cheaper], NOW)["MUG"].price == Money(900, "JPY")
+    assert on_sale(regular, [cheaper], NOW + timedelta(days=1))["MUG"].compare_at is None
+    assert next_change([cheaper], NOW - timedelta(hours=1)) == NOW
+    assert next_change([cheaper], NOW) == NOW + timedelta(days=1)

@@ -38,8 +38,12 @@ CurrencyCode = Annotated[
 ]
 """An ISO 4217 currency code, such as USD."""
 
-MarketCode = Annotated[StrictStr, declared(pattern=r"^[A-Z]{2,10}$")]
+MARKET_CODE_PATTERN = r"^[A-Z]{2,10}$"
+MarketCode = Annotated[StrictStr, declared(pattern=MARKET_CODE_PATTERN)]
 """A market's code: 2 to 10 capital letters, such as US or EU."""
+
+MarketRef = Annotated[StrictStr, Field(pattern=MARKET_CODE_PATTERN)]
+"""A market named where no module checks the code's shape itself (a filter, a list)."""
 
 LOCALE_PATTERN = f"^{LOCALE_TAG}$"
 Locale = Annotated[StrictStr, declared(pattern=LOCALE_PATTERN)]

@@ -32,6 +32,8 @@ SCHEMA_VALID_REFUSALS = {
     "invalid_product": "a locale spelled twice in other case, or a description without title",
     "invalid_promotion": "both a percentage and fixed amounts off, or neither",
     "invalid_promotion_window": "an end before the start (which is now when left out)",
+    "invalid_sale_window": "an end before the start (which is now when left out)",
+    "invalid_sale": "a SKU listed twice, or without a sale price in a sale without a percentage",
     # Rules no pattern can hold.
     "unknown_locale": "a well-formed language tag that Babel does not know",
     "card_number_rejected": "any field holding 13-19 digits that pass the Luhn check",

@@ -75,6 +75,9 @@ class CartLineOut(BaseModel):
     line_total: MoneyOut = Field(description="What the line costs, its discount taken off.")
     tax: MoneyOut
     discount: MoneyOut = Field(description="What the cart's promotion code takes off the line.")
+    compare_at: MoneyOut | None = Field(
+        description="The unit's price before a running sale lowered it; null when none does."
+    )
 
 
 class PromotionRefusalOut(BaseModel):
@@ -119,6 +122,7 @@ class CartOut(BaseModel):
                     line_total=MoneyOut.of(line.line_total),
                     tax=MoneyOut.of(line.tax),
                     discount=MoneyOut.of(line.discount),
+                    compare_at=None if line.compare_at is None else MoneyOut.of(line.compare_at),
                 )
                 for line in cart.lines
             ],

@@ -28,7 +28,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from colonnade.kernel.batching import Batcher, Exclude, Submitted
-from colonnade.kernel.bulk import insert_rows
+from colonnade.kernel.bulk import insert_rows, update_rows
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
 from colonnade.kernel.errors import ColonnadeError, NotFound
@@ -105,6 +105,8 @@ class QuotedLineLike(Protocol):
     def line_total(self) -> Money: ...
     @property
     def tax(self) -> Money: ...
+    @property
+    def compare_at(self) -> Money | None: ...
 
 
 class QuoteLike(Protocol):
@@ -171,6 +173,8 @@ class CartLineView:
     line_total: Money
     tax: Money
     discount: Money
+    # The unit's price before a running sale lowered it; None when no sale does.
+    compare_at: Money | None = None
 
 
 @dataclass(frozen=True)
@@ -220,6 +224,9 @@ class _LineChange:
     cart_id: str
     customer_id: str | None
     change: Callable[[Lines], Lines]
+    # A discount code the change puts on the cart, refused with the code's own reason when it
+    # does not apply; None: the cart keeps the code it holds.
+    code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -301,14 +308,11 @@ class CartService:
         """Put a discount code on the cart (in place of any it held) if it applies to the
         cart now; its own refusal (unknown, not started, ended, used up...) otherwise, and the
         cart stays as it was."""
-        cart = await self._load(cart_id, customer_id)
-        domain.ensure_open(cart_id, cart.status)
-        quote = await self._quote(cart.market, cart.lines)
-        offer = await self._offer(cart, quote, code)
-        if isinstance(offer, ColonnadeError):
-            raise offer
-        await self._set_code(cart, offer.code)
-        return _view(replace(cart, promotion_code=offer.code), *self._discount(quote, offer))
+        # A change like a line's, batched with them: entering the code is one more step of
+        # the purchase a Black Friday shopper makes.
+        return await self._changing.submit(
+            _LineChange(cart_id, customer_id, lambda lines: lines, code=code)
+        )
 
     async def remove_promotion(
         self, cart_id: str, code: str, customer_id: str | None = None
@@ -343,12 +347,10 @@ class CartService:
             return _view(cart, quote)
         return _view(cart, *self._discount(quote, await self._offer(cart, quote)))
 
-    async def _offer(
-        self, cart: _Cart, quote: QuoteLike | None, code: str | None = None
-    ) -> Offer | ColonnadeError:
-        """What the code (the cart's own when none is given) takes off the cart now."""
+    async def _offer(self, cart: _Cart, quote: QuoteLike | None) -> Offer | ColonnadeError:
+        """What the cart's code takes off it now, or why it does not."""
         async with self._db.reading() as conn:
-            [offer] = await self._offers(conn, [(cart, quote, code or cart.promotion_code or "")])
+            [offer] = await self._offers(conn, [(cart, quote, cart.promotion_code or "")])
         return offer
 
     async def _offers(
@@ -598,25 +600,48 @@ class CartService:
                     quote_of[i] = quote
             if refused:
                 raise Exclude(refused)
-            coded = [i for i in after if claimed[changes[i].cart_id].promotion_code is not None]
+            # The code each change leaves on its cart, in arrival order.
+            holding = {cart_id: row.promotion_code for cart_id, row in claimed.items()}
+            code_after: dict[int, str] = {}
+            for i in after:
+                c = changes[i]
+                if c.code is not None:
+                    holding[c.cart_id] = c.code.upper()
+                if (held_code := holding[c.cart_id]) is not None:
+                    code_after[i] = held_code
+            coded = list(code_after)
             offered = (
                 await self._offers(
                     uow.connection,
-                    [
-                        (
-                            claimed[changes[i].cart_id],
-                            quote_of.get(i),
-                            claimed[changes[i].cart_id].promotion_code or "",
-                        )
-                        for i in coded
-                    ],
+                    [(claimed[changes[i].cart_id], quote_of.get(i), code_after[i]) for i in coded],
                 )
                 if coded
                 else []
             )
             offer_of = dict(zip(coded, offered, strict=True))
+            for i, offer in offer_of.items():
+                if changes[i].code is not None and isinstance(offer, ColonnadeError):
+                    refused[i] = offer
+            if refused:
+                raise Exclude(refused)
+            entered = {
+                c.cart_id: offer_of[i].code
+                for i, c in enumerate(changes)
+                if c.code is not None and isinstance(offer_of[i], Offer)
+            }
             await _write_batch(uow, before, current, position, now)
+            if entered:
+                await update_rows(
+                    uow,
+                    carts,
+                    [
+                        {"id": cart_id, "promotion_code": code}
+                        for cart_id, code in sorted(entered.items())
+                    ],
+                )
             for i, (lines, _) in after.items():
+                if changes[i].code is not None:
+                    continue  # the lines did not change
                 batch[i].context.run(
                     uow.record,
                     CartUpdated(
@@ -639,7 +664,7 @@ class CartService:
                 version=at_version,
                 lines=lines,
                 customer_id=row.customer_id,
-                promotion_code=row.promotion_code,
+                promotion_code=code_after.get(i),
             )
             if i in offer_of:
                 views.append(_view(cart, *self._discount(quote_of.get(i), offer_of[i])))
@@ -930,6 +955,7 @@ def _view(
                 line_total=priced[line.sku].line_total,
                 tax=priced[line.sku].tax,
                 discount=Money(off.get(line.sku, 0), cart.currency),
+                compare_at=priced[line.sku].compare_at,
             )
             for line in cart.lines
         ),

@@ -206,6 +206,9 @@ class StoreVariantOut(BaseModel):
     sku: str
     attributes: dict[str, Any]
     price: MoneyOut | None = Field(description="In the market's currency; null when unpriced.")
+    compare_at: MoneyOut | None = Field(
+        description="The price before a running sale lowered it; null when no sale does."
+    )
     stock: StockLabel = Field(description="in_stock, low (a few left) or sold_out.")
 
 

@@ -1,10 +1,12 @@
 """The store's catalog pages (listings, searches, product pages), encoded once and kept.
 
 A page is read and encoded on its first request and kept, as the JSON bytes the shopper gets
-with their ETag, until an event says it changed: a product's texts or status, a category, a
-price, a market or an exchange rate. The stock labels on a page (in stock, low, sold out)
-come from the stock book and are checked again every `stock_seconds`; a page whose labels no
-longer hold is dropped and read afresh by the next request.
+with their ETag, until an event says it changed (a product's texts or status, a category, a
+price, a market, an exchange rate or a sale), or until one of its market's scheduled sales
+starts or ends, which needs no event: the page knows the moment. The stock labels on a page
+(in stock, low, sold out) come from the stock book and are checked again every
+`stock_seconds`; a page whose labels no longer hold is dropped and read afresh by the next
+request.
 
 Many shoppers asking for the same missing page at once cause one read, not one each; a page
 read while a change arrived is answered but not kept.
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
@@ -22,12 +25,19 @@ import structlog
 
 from colonnade.kernel.cache import SharedReads
 from colonnade.kernel.changes import Changes
+from colonnade.kernel.clock import Clock, SystemClock
 from colonnade.kernel.money import Money
 from colonnade.kernel.periodic import Every
 from colonnade.modules.catalog.domain import StockLabel, stock_label
 from colonnade.modules.catalog.events import CategoryChanged, ProductChanged, ProductPublished
 from colonnade.modules.catalog.service import CatalogService, LocalizedProduct
-from colonnade.modules.pricing.events import FxRateChanged, MarketChanged, PriceChanged
+from colonnade.modules.pricing.events import (
+    FxRateChanged,
+    MarketChanged,
+    PriceChanged,
+    SaleChanged,
+)
+from colonnade.modules.pricing.service import ShelfPrice
 from colonnade.web.caching import etag_of
 
 log = structlog.get_logger(__name__)
@@ -52,8 +62,11 @@ class StorePrices(Protocol):
         """The market; a 422 problem (unknown_market) when there is none."""
         ...
 
-    async def prices_for(self, skus: list[str], market_code: str) -> dict[str, Money]:
-        """The price of each SKU in the market's currency; unpriced SKUs are left out."""
+    async def shelf_prices(
+        self, skus: list[str], market_code: str
+    ) -> tuple[dict[str, ShelfPrice], datetime | None]:
+        """Each priced SKU's price in the market's currency now, with its price before a
+        running sale; and when the market's sales next start or end."""
         ...
 
 
@@ -73,6 +86,8 @@ class Page:
     stock: dict[str, StockLabel]
     listing: bool
     by_category: bool
+    # When a sale of its market starts or ends, and its prices with it; None: no sale will.
+    until: datetime | None = None
 
 
 class StorePages:
@@ -84,7 +99,9 @@ class StorePages:
         *,
         size: int = 5000,
         stock_seconds: float = 0.5,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self._catalog = catalog
         self._pricing = pricing
         self._stock = stock
@@ -138,7 +155,7 @@ class StorePages:
 
     async def _kept(self, key: Hashable, read: Callable[[], Awaitable[Page]]) -> Page:
         page = self._pages.get(key)
-        if page is not None:
+        if page is not None and (page.until is None or self._clock.now() < page.until):
             return page
 
         async def read_and_keep() -> Page:
@@ -165,7 +182,7 @@ class StorePages:
         by_category: bool,
     ) -> Page:
         skus = [v.sku for p in products for v in p.variants]
-        prices = await self._pricing.prices_for(skus, where.code) if skus else {}
+        prices, until = await self._pricing.shelf_prices(skus, where.code) if skus else ({}, None)
         available = await self._stock(skus) if skus else {}
         labels = {sku: stock_label(available.get(sku, 0)) for sku in skus}
         shown = [_product_json(p, prices, labels) for p in products]
@@ -179,6 +196,7 @@ class StorePages:
             stock=labels,
             listing=listing,
             by_category=by_category,
+            until=until,
         )
 
     # --- changes ----------------------------------------------------------------------------
@@ -191,6 +209,7 @@ class StorePages:
             PriceChanged,
             MarketChanged,
             FxRateChanged,
+            SaleChanged,
         ):
             changes.listen(kind.event_type, self.changed)
 
@@ -207,6 +226,9 @@ class StorePages:
             self._drop(lambda page: sku in page.stock)
         elif event_type == MarketChanged.event_type:
             market = payload["code"]
+            self._drop(lambda page: page.market == market)
+        elif event_type == SaleChanged.event_type:
+            market = payload["market"]
             self._drop(lambda page: page.market == market)
         else:  # an exchange rate: converted prices anywhere
             self._drop(lambda page: True)
@@ -249,7 +271,7 @@ class StorePages:
 
 
 def _product_json(
-    product: LocalizedProduct, prices: dict[str, Money], labels: dict[str, StockLabel]
+    product: LocalizedProduct, prices: dict[str, ShelfPrice], labels: dict[str, StockLabel]
 ) -> dict[str, Any]:
     return {
         "id": product.id,
@@ -261,16 +283,17 @@ def _product_json(
             {
                 "sku": v.sku,
                 "attributes": v.attributes,
-                "price": (
-                    {"amount": prices[v.sku].amount, "currency": prices[v.sku].currency}
-                    if v.sku in prices
-                    else None
-                ),
+                "price": _money(prices[v.sku].price) if v.sku in prices else None,
+                "compare_at": _money(prices[v.sku].compare_at) if v.sku in prices else None,
                 "stock": labels[v.sku].value,
             }
             for v in product.variants
         ],
     }
+
+
+def _money(money: Money | None) -> dict[str, Any] | None:
+    return None if money is None else {"amount": money.amount, "currency": money.currency}
 
 
 def _surrogate_key(market: str, products: list[LocalizedProduct]) -> str:

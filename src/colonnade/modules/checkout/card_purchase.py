@@ -263,34 +263,39 @@ class CardPurchases:
     ) -> dict[int, Offer]:
         """Weigh each cart's promotion code again, as of now, counting the uses the batch
         takes: a code that no longer applies refuses its checkout (and it is taken out of
-        `quoted`); the others' quotes have their discount taken off."""
+        `quoted`); the others' quotes have their discount taken off. A cart that costs
+        nothing is refused too."""
         coded = [(i, cart) for i, cart in going if cart.promotion_code is not None]
-        if not coded:
-            return {}
-        decided = await self._promotions.decide_batch(
-            uow,
-            [
-                (
-                    cart.promotion_code or "",
-                    Basket(
-                        market=cart.market,
-                        currency=quoted[i].currency,
-                        lines=tuple((ln.sku, ln.line_total.amount) for ln in quoted[i].lines),
-                        customer_id=cart.customer_id,
-                    ),
-                )
-                for i, cart in coded
-            ],
-        )
-        offers = _kept([i for i, _ in coded], decided, refused)
-        for i, cart in coded:
-            if i in offers and offers[i].lines:
-                quoted[i] = self._pricing.discounted(quoted[i], offers[i].lines)
-                if quoted[i].total.amount == 0:
-                    refused[i] = NothingToCharge(cart.id, quoted[i].total)
-                    del offers[i]
-            if i not in offers:
+        offers: dict[int, Offer] = {}
+        if coded:
+            decided = await self._promotions.decide_batch(
+                uow,
+                [
+                    (
+                        cart.promotion_code or "",
+                        Basket(
+                            market=cart.market,
+                            currency=quoted[i].currency,
+                            lines=tuple((ln.sku, ln.line_total.amount) for ln in quoted[i].lines),
+                            customer_id=cart.customer_id,
+                        ),
+                    )
+                    for i, cart in coded
+                ],
+            )
+            offers = _kept([i for i, _ in coded], decided, refused)
+            for i, _ in coded:
+                if i in offers and offers[i].lines:
+                    quoted[i] = self._pricing.discounted(quoted[i], offers[i].lines)
+                if i not in offers:
+                    del quoted[i]
+        # A card cannot be charged nothing: a cart free at its sale prices and discount is
+        # refused before anything is held for it.
+        for i, cart in going:
+            if i in quoted and quoted[i].total.amount == 0:
+                refused[i] = NothingToCharge(cart.id, quoted[i].total)
                 del quoted[i]
+                offers.pop(i, None)
         return offers
 
     async def _claim_keys(

@@ -65,8 +65,8 @@ class NothingToCharge(Conflict):
 
     def __init__(self, cart_id: str, total: Money) -> None:
         super().__init__(
-            f"cart {cart_id} costs nothing once its promotion code is taken off "
-            f"(0 {total.currency}); every order is paid, so remove the code or add to the cart",
+            f"cart {cart_id} costs nothing (0 {total.currency}) at its sale prices and discount; "
+            "every order is paid, so remove the promotion code or add to the cart",
             cart_id=cart_id,
         )
 

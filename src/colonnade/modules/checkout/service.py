@@ -302,6 +302,8 @@ class CheckoutService:
             quote, offer = await self._step(
                 "promote", progress.id, self._hold_promotion(progress.id, cart, quote)
             )
+        if quote.total.amount == 0:
+            raise _Failed(NothingToCharge(cart.id, quote.total))
         titles = await self._catalog.titles_for([sku for sku, _ in lines], quote.locale)
 
         # With a gift card, a card token (if given) pays what the gift card does not cover.

@@ -6,14 +6,15 @@ so no float ever carries them; amounts as whole minor units.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from colonnade.kernel.errors import DuplicateCurrency, UnknownCurrency
+from colonnade.kernel.errors import CurrencyMismatch, DuplicateCurrency, UnknownCurrency
 from colonnade.kernel.money import Money, currency_code
 from colonnade.modules.pricing.domain import (
     FX_RATE_PLACES,
@@ -27,21 +28,37 @@ from colonnade.modules.pricing.domain import (
     UnknownLocale,
     UnknownMarket,
 )
-from colonnade.modules.pricing.service import MAX_SKU, InvalidSku, Market, PricingService
+from colonnade.modules.pricing.service import (
+    MAX_SKU,
+    InvalidSale,
+    InvalidSaleWindow,
+    InvalidSku,
+    Market,
+    NewSale,
+    PricingService,
+    Sale,
+    SaleNotFound,
+    SaleOverlaps,
+)
 from colonnade.web import caching
 from colonnade.web.auth import requires
 from colonnade.web.fields import (
     INTEGRAL,
     MAX_WHOLE_NUMBER,
     CurrencyCode,
+    Instant,
     Locale,
     MarketCode,
+    MarketRef,
     declared,
 )
 from colonnade.web.problems import refusals
 
 READ = "pricing:read"
 WRITE = "pricing:write"
+# Sales are promotions: the staff who run them run the discount codes too.
+SALES_READ = "promotions:read"
+SALES_WRITE = "promotions:write"
 
 # A plain decimal: digits, an optional fraction; no exponent, sign or spaces. Pydantic holds
 # rates to this shape; the narrower patterns the schema states are the domain's rules.
@@ -131,6 +148,66 @@ class FxRateOut(BaseModel):
     rate: str
 
 
+class SalePriceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: PricedSku
+    price: MoneyModel | None = Field(
+        default=None,
+        description="Its sale price in the market's currency; none: the sale's percent_off.",
+    )
+
+
+class SaleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[StrictStr, declared(minLength=1, maxLength=MAX_NAME, pattern=r"\S")]
+    market: MarketCode = Field(description="Where the sale prices apply.")
+    percent_off: Annotated[StrictInt, declared(minimum=1, maximum=99), INTEGRAL] | None = Field(
+        default=None, description="Off the price of each listed SKU without a sale price."
+    )
+    # As many as a request body holds; a larger sale is several sales with one window.
+    prices: list[SalePriceIn] = Field(
+        min_length=1, max_length=100, description="The SKUs on sale, each once (at most 100)."
+    )
+    starts_at: Instant | None = Field(
+        default=None, description="RFC 3339; when it starts by itself (none: now)."
+    )
+    ends_at: Instant | None = Field(
+        default=None, description="RFC 3339; when it ends by itself (none: never)."
+    )
+
+
+class SalePriceOut(BaseModel):
+    sku: str
+    price: MoneyModel | None
+
+
+class SaleOut(BaseModel):
+    id: str
+    name: str
+    market: str
+    percent_off: int | None
+    starts_at: datetime
+    ends_at: datetime | None
+    prices: list[SalePriceOut]
+
+    @classmethod
+    def of(cls, sale: Sale) -> SaleOut:
+        return cls(
+            id=sale.id,
+            name=sale.name,
+            market=sale.market,
+            percent_off=sale.percent_off,
+            starts_at=sale.starts_at,
+            ends_at=sale.ends_at,
+            prices=[
+                SalePriceOut(sku=sku, price=None if p is None else MoneyModel.of(p))
+                for sku, p in sale.prices.items()
+            ],
+        )
+
+
 def router(pricing: PricingService) -> APIRouter:
     routes = APIRouter(tags=["pricing"])
 
@@ -198,5 +275,66 @@ def router(pricing: PricingService) -> APIRouter:
         """Set how many units of `quote` one unit of `base` buys."""
         await pricing.set_fx_rate(base, quote, Decimal(body.rate))
         return FxRateOut(base=base, quote=quote, rate=str(Decimal(body.rate)))
+
+    @routes.post(
+        "/admin/sales",
+        status_code=status.HTTP_201_CREATED,
+        dependencies=[Depends(requires(SALES_WRITE))],
+        response_model=SaleOut,
+        responses=refusals(
+            UnknownMarket,
+            InvalidSale,
+            InvalidSaleWindow,
+            SaleOverlaps,
+            NegativePrice,
+            CurrencyMismatch,
+            UnknownCurrency,
+        ),
+    )
+    async def create_sale(body: SaleIn) -> SaleOut:
+        """Schedule a sale: in one market, from `starts_at` to `ends_at`, the SKUs listed sell
+        at their sale price (or `percent_off` their price), shown beside the price before."""
+        made = await pricing.create_sale(
+            NewSale(
+                name=body.name,
+                market=body.market,
+                percent_off=body.percent_off,
+                prices=tuple(
+                    (p.sku, None if p.price is None else p.price.money()) for p in body.prices
+                ),
+                starts_at=body.starts_at,
+                ends_at=body.ends_at,
+            )
+        )
+        return SaleOut.of(made)
+
+    @routes.get(
+        "/admin/sales",
+        dependencies=[Depends(requires(SALES_READ))],
+        response_model=list[SaleOut],
+    )
+    async def list_sales(market: MarketRef | None = None) -> list[SaleOut]:
+        """Every sale (of one market), the latest to start first."""
+        return [SaleOut.of(s) for s in await pricing.sales(market)]
+
+    @routes.get(
+        "/admin/sales/{sale_id}",
+        dependencies=[Depends(requires(SALES_READ))],
+        response_model=SaleOut,
+        responses=refusals(SaleNotFound),
+    )
+    async def show_sale(sale_id: str) -> SaleOut:
+        """One sale with its SKUs and sale prices."""
+        return SaleOut.of(await pricing.sale(sale_id))
+
+    @routes.post(
+        "/admin/sales/{sale_id}/end",
+        dependencies=[Depends(requires(SALES_WRITE))],
+        response_model=SaleOut,
+        responses=refusals(SaleNotFound),
+    )
+    async def end_sale(sale_id: str) -> SaleOut:
+        """End a sale now: its SKUs go back to their prices at once."""
+        return SaleOut.of(await pricing.end_sale(sale_id))
 
     return routes

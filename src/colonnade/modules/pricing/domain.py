@@ -10,9 +10,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
-from colonnade.kernel.errors import Conflict, DuplicateCurrency, InvalidInput
+from colonnade.kernel.errors import (
+    Conflict,
+    CurrencyMismatch,
+    DuplicateCurrency,
+    InvalidInput,
+    NotFound,
+)
 from colonnade.kernel.money import Money, currency_code, sum_money
 from colonnade.kernel.shapes import LOCALE_TAG
 
@@ -236,6 +243,8 @@ class QuoteLine:
     tax: Money
     # What promotions took off the line (zero without one).
     discount: Money
+    # The unit's price before a running sale lowered it; None when no sale does.
+    compare_at: Money | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,9 +280,13 @@ def tax_on(line_total: Money, tax_rate: Decimal, tax_inclusive: bool) -> Money:
 
 
 def quote(
-    market: Market, lines: Sequence[tuple[str, int]], unit_prices: Mapping[str, Money]
+    market: Market,
+    lines: Sequence[tuple[str, int]],
+    unit_prices: Mapping[str, Money],
+    regular: Mapping[str, Money] | None = None,
 ) -> Quote:
-    """Price each line in the market; PriceMissing for the first SKU without a price."""
+    """Price each line in the market; PriceMissing for the first SKU without a price.
+    `regular` holds the prices before a sale of the SKUs a running sale lowered."""
     quoted: list[QuoteLine] = []
     for sku, quantity in lines:
         if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
@@ -283,7 +296,17 @@ def quote(
             raise PriceMissing(sku, market.code)
         line_total = unit.times(quantity)
         tax = tax_on(line_total, market.tax_rate, market.tax_inclusive)
-        quoted.append(QuoteLine(sku, quantity, unit, line_total, tax, Money.zero(unit.currency)))
+        quoted.append(
+            QuoteLine(
+                sku,
+                quantity,
+                unit,
+                line_total,
+                tax,
+                Money.zero(unit.currency),
+                (regular or {}).get(sku),
+            )
+        )
     return _summed(
         market.code, market.locale, market.tax_inclusive, market.tax_rate, quoted, market.currency
     )
@@ -334,3 +357,176 @@ def _summed(
         tax_rate=tax_rate,
         discount=sum_money([q.discount for q in lines], currency),
     )
+
+
+# --- scheduled sales ------------------------------------------------------------------------
+
+MAX_SALE_SKUS = 10_000
+
+
+class InvalidSale(InvalidInput):
+    code = "invalid_sale"
+
+    def __init__(self, detail: str, field: str) -> None:
+        super().__init__(detail, field=field)
+
+
+class InvalidSaleWindow(InvalidInput):
+    code = "invalid_sale_window"
+
+    def __init__(self, starts_at: datetime, ends_at: datetime) -> None:
+        super().__init__(
+            f"a sale ends after it starts; it was to start at {starts_at.isoformat()} and end "
+            f"at {ends_at.isoformat()}",
+            starts_at=starts_at.isoformat(),
+            ends_at=ends_at.isoformat(),
+        )
+
+
+class SaleOverlaps(Conflict):
+    code = "sale_overlaps"
+
+    def __init__(self, other: Sale, skus: Sequence[str]) -> None:
+        shown = ", ".join(skus[:5]) + (f" and {len(skus) - 5} more" if len(skus) > 5 else "")
+        super().__init__(
+            f"the sale '{other.name}' ({other.id}) prices {shown} in market {other.market} "
+            "at the same time; a SKU has one sale price at a time, so end that sale or choose "
+            "another window",
+            sale_id=other.id,
+            skus=list(skus[:100]),
+        )
+
+
+class SaleNotFound(NotFound):
+    code = "sale_not_found"
+
+    def __init__(self, sale_id: str) -> None:
+        super().__init__(f"there is no sale {sale_id}", sale_id=sale_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Sale:
+    """In one market, for a while, lower prices for some SKUs: a fixed sale price each, or
+    (for a SKU without one) `percent_off` its price."""
+
+    id: str
+    name: str
+    market: str
+    percent_off: int | None
+    starts_at: datetime
+    ends_at: datetime | None
+    prices: Mapping[str, Money | None]
+
+    def running(self, now: datetime) -> bool:
+        return self.starts_at <= now and (self.ends_at is None or now < self.ends_at)
+
+    def overlaps(self, other: Sale) -> bool:
+        """Whether the two sales run at some same moment."""
+        return (other.ends_at is None or self.starts_at < other.ends_at) and (
+            self.ends_at is None or other.starts_at < self.ends_at
+        )
+
+    def price_of(self, sku: str, regular: Money) -> Money | None:
+        """The SKU's sale price, when the sale lowers it below `regular`; else None."""
+        if sku not in self.prices:
+            return None
+        fixed = self.prices[sku]
+        if fixed is not None and fixed.currency != regular.currency:
+            return None  # the market's currency changed since the sale was made
+        if fixed is None:
+            if self.percent_off is None:
+                return None
+            fixed = regular.scaled(Decimal(100 - self.percent_off) / 100)
+        return fixed if fixed.amount < regular.amount else None
+
+
+def sale(
+    *,
+    id: str,
+    name: str,
+    market: Market,
+    percent_off: int | None,
+    starts_at: datetime,
+    ends_at: datetime | None,
+    prices: Sequence[tuple[str, Money | None]],
+) -> Sale:
+    """A valid sale, or the first thing wrong with it."""
+    if not name.strip() or len(name) > MAX_NAME:
+        raise InvalidSale(f"a sale needs a name of 1 to {MAX_NAME} characters", field="name")
+    if percent_off is not None and (
+        isinstance(percent_off, bool)
+        or not isinstance(percent_off, int)
+        or not 1 <= percent_off <= 99
+    ):
+        raise InvalidSale(
+            f"percent_off is a whole number from 1 to 99; got {percent_off!r}", field="percent_off"
+        )
+    if not prices or len(prices) > MAX_SALE_SKUS:
+        raise InvalidSale(f"a sale lists 1 to {MAX_SALE_SKUS} SKUs", field="prices")
+    seen: dict[str, Money | None] = {}
+    for sku, price in prices:
+        if sku in seen:
+            raise InvalidSale(f"SKU '{sku}' is listed twice", field="prices")
+        if price is None and percent_off is None:
+            raise InvalidSale(
+                f"SKU '{sku}' has no sale price and the sale no percent_off to work one out",
+                field="prices",
+            )
+        if price is not None:
+            if price.currency != market.currency:
+                raise CurrencyMismatch(market.currency, price.currency)
+            if price.amount < 0:
+                raise NegativePrice(sku, price)
+        seen[sku] = price
+    if ends_at is not None and ends_at <= starts_at:
+        raise InvalidSaleWindow(starts_at, ends_at)
+    return Sale(
+        id=id,
+        name=name,
+        market=market.code,
+        percent_off=percent_off,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        prices=seen,
+    )
+
+
+def clashing(new: Sale, others: Iterable[Sale]) -> None:
+    """SaleOverlaps when another sale of the market prices one of the new one's SKUs at a
+    moment the new one runs too: a SKU has one sale price at a time."""
+    for other in others:
+        if other.market == new.market and other.overlaps(new):
+            shared = sorted(set(other.prices) & set(new.prices))
+            if shared:
+                raise SaleOverlaps(other, shared)
+
+
+@dataclass(frozen=True, slots=True)
+class ShelfPrice:
+    """What a SKU sells for now, and its price before the sale that lowered it, if any."""
+
+    price: Money
+    compare_at: Money | None
+
+
+def on_sale(
+    prices: Mapping[str, Money], sales: Sequence[Sale], now: datetime
+) -> dict[str, ShelfPrice]:
+    """Each priced SKU's shelf price now: its sale price where a running sale lowers it."""
+    running = [s for s in sales if s.running(now)]
+    shelf: dict[str, ShelfPrice] = {}
+    for sku, regular in prices.items():
+        lowered = next((p for s in running if (p := s.price_of(sku, regular)) is not None), None)
+        shelf[sku] = ShelfPrice(regular, None) if lowered is None else ShelfPrice(lowered, regular)
+    return shelf
+
+
+def next_change(sales: Iterable[Sale], now: datetime) -> datetime | None:
+    """When the first of these sales starts or ends after `now`: shelf prices hold until then."""
+    moments = [
+        moment
+        for s in sales
+        for moment in (s.starts_at, s.ends_at)
+        if moment is not None and moment > now
+    ]
+    return min(moments, default=None)

@@ -33,3 +33,13 @@ class FxRateChanged(Event):
     base: str
     quote: str
     rate: str
+
+
+@dataclass(frozen=True)
+class SaleChanged(Event):
+    """A scheduled sale was made or ended early: shelf prices in its market may change."""
+
+    event_type: ClassVar[str] = "pricing.SaleChanged"
+
+    sale_id: str
+    market: str

@@ -7,6 +7,9 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    ForeignKey,
+    Index,
+    Integer,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -50,3 +53,37 @@ fx_rates = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("base_currency", "quote_currency", name="pk_pricing_fx_rates"),
 )
+
+# A scheduled sale: in one market, from `starts_at` until `ends_at` (UTC), the SKUs listed in
+# `sale_prices` sell at their fixed sale price, or at `percent_off` their price.
+sales = Table(
+    "pricing_sales",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("market", String(10), nullable=False),
+    # The market's currency when the sale was made: its fixed prices are in it.
+    Column("currency", String(3), nullable=False),
+    Column("percent_off", Integer, nullable=True),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint(
+        "percent_off IS NULL OR (percent_off >= 1 AND percent_off <= 99)",
+        name="ck_pricing_sales_percent",
+    ),
+)
+Index("ix_pricing_sales_market", sales.c.market, sales.c.ends_at)
+
+sale_prices = Table(
+    "pricing_sale_prices",
+    metadata,
+    Column("sale_id", String(36), ForeignKey("pricing_sales.id"), nullable=False),
+    Column("sku", String(200), nullable=False),
+    # Minor units of the market's currency; None: the sale's percentage off the SKU's price.
+    Column("amount", BigInteger, nullable=True),
+    PrimaryKeyConstraint("sale_id", "sku", name="pk_pricing_sale_prices"),
+    CheckConstraint("amount IS NULL OR amount >= 0", name="ck_pricing_sale_prices_amount"),
+)
+# Prices are asked for by SKU: a page's or a cart's sale prices come with their prices.
+Index("ix_pricing_sale_prices_sku", sale_prices.c.sku)

@@ -1,51 +1,90 @@
-"""Pricing's public use cases: markets, price lists, exchange rates and quotes.
+"""Pricing's public use cases: markets, price lists, exchange rates, scheduled sales and
+quotes.
 
 Every method is one transaction (or one read). Prices for a page of SKUs or a cart take two
 queries whatever their number: the market with its exchange rate, then every price at once.
+The sale prices of the SKUs asked for come in the same query as their prices: each price is
+the sale price of a sale running at that moment, so a sale starts and ends on the clock, with
+no deploy and no switch, and every process sees it at once.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 from babel import Locale, UnknownLocaleError
-from sqlalchemy import and_, delete, select
+from sqlalchemy import and_, delete, null, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from colonnade.kernel.bulk import insert_rows
 from colonnade.kernel.cache import Recent
 from colonnade.kernel.changes import Changes
 from colonnade.kernel.clock import Clock, SystemClock
 from colonnade.kernel.db import Database
 from colonnade.kernel.errors import ColonnadeError, InvalidInput
 from colonnade.kernel.events import Envelope
+from colonnade.kernel.ids import new_id
 from colonnade.kernel.money import Money, currency_code
 from colonnade.kernel.uow import UnitOfWork, read
 from colonnade.modules.pricing import domain
 from colonnade.modules.pricing.domain import (
+    InvalidSale,
+    InvalidSaleWindow,
     Market,
     PriceMissing,
     Quote,
     QuoteLine,
+    Sale,
+    SaleNotFound,
+    SaleOverlaps,
+    ShelfPrice,
     UnknownLocale,
     UnknownMarket,
 )
-from colonnade.modules.pricing.events import FxRateChanged, MarketChanged, PriceChanged
-from colonnade.modules.pricing.schema import fx_rates, markets
+from colonnade.modules.pricing.events import (
+    FxRateChanged,
+    MarketChanged,
+    PriceChanged,
+    SaleChanged,
+)
+from colonnade.modules.pricing.schema import fx_rates, markets, sale_prices, sales
 from colonnade.modules.pricing.schema import prices as price_rows
 
 __all__ = [
+    "InvalidSale",
+    "InvalidSaleWindow",
     "Market",
+    "NewSale",
     "PriceMissing",
     "PricingService",
     "Quote",
     "QuoteLine",
+    "Sale",
+    "SaleNotFound",
+    "SaleOverlaps",
+    "ShelfPrice",
     "UnknownMarket",
 ]
+
+
+@dataclass(frozen=True)
+class NewSale:
+    name: str
+    market: str
+    # (SKU, its sale price in the market's currency, or None for percent_off its price).
+    prices: tuple[tuple[str, Money | None], ...]
+    percent_off: int | None = None
+    # None: from the moment it is made.
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+
 
 MAX_SKU = 200
 
@@ -58,8 +97,15 @@ class InvalidSku(InvalidInput):
 
 
 # The prices of a batch's SKUs, one fixed statement on PostgreSQL whatever their number.
+# with the market's sales of them that have not ended, one fixed statement on PostgreSQL
+# whatever their number (the sales' rows first, as on SQLite, whose union takes the first
+# select's column types).
 _PRICES = (
-    "SELECT sku, amount, currency FROM pricing_prices"
+    "SELECT p.sku, p.amount, s.currency, s.id, s.percent_off, s.starts_at, s.ends_at"
+    " FROM pricing_sale_prices AS p JOIN pricing_sales AS s ON s.id = p.sale_id"
+    " WHERE p.sku = ANY($1::varchar[]) AND s.market = $3"
+    " AND (s.ends_at IS NULL OR s.ends_at > $4)"
+    " UNION ALL SELECT sku, amount, currency, NULL, NULL, NULL, NULL FROM pricing_prices"
     " WHERE sku = ANY($1::varchar[]) AND currency = ANY($2::varchar[])"
 )
 
@@ -211,18 +257,102 @@ class PricingService:
         self._committed(told)
 
     async def prices_for(self, skus: list[str], market_code: str) -> dict[str, Money]:
-        """Each SKU's price in the market's currency; SKUs without one are left out."""
+        """Each SKU's price in the market's currency now; SKUs without one are left out."""
         async with self._db.reading() as conn:
-            _, found = await self._priced(conn, skus, market_code)
+            _, found, _ = await self._priced(conn, skus, market_code)
         return found
+
+    async def shelf_prices(
+        self, skus: list[str], market_code: str
+    ) -> tuple[dict[str, ShelfPrice], datetime | None]:
+        """Each priced SKU's price now with its price before a running sale (compare_at),
+        and when the market's sales next start or end: until then these prices hold."""
+        async with self._db.reading() as conn:
+            _, found, regular, until = await self._shelf(conn, skus, market_code)
+        shelf = {sku: ShelfPrice(price, regular.get(sku)) for sku, price in found.items()}
+        return shelf, until
+
+    # --- scheduled sales ---------------------------------------------------------------------
+
+    async def create_sale(self, new: NewSale) -> Sale:
+        """Schedule a sale; SaleOverlaps when another sale of the market would price one of
+        its SKUs at the same time."""
+        where = await self.market(new.market)
+        now = self._clock.now()
+        made = domain.sale(
+            id=new_id(),
+            name=new.name,
+            market=where,
+            percent_off=new.percent_off,
+            starts_at=new.starts_at or now,
+            ends_at=new.ends_at,
+            prices=new.prices,
+        )
+        async with self._db.transaction() as uow:
+            # One sale of a market is made at a time: the overlap check holds.
+            await uow.execute(
+                select(markets.c.code).where(markets.c.code == where.code).with_for_update()
+            )
+            domain.clashing(made, await _sales_of(uow.connection, where.code, now))
+            await uow.execute(
+                sales.insert().values(
+                    id=made.id,
+                    name=made.name,
+                    market=made.market,
+                    currency=where.currency,
+                    percent_off=made.percent_off,
+                    starts_at=made.starts_at,
+                    ends_at=made.ends_at,
+                    created_at=now,
+                )
+            )
+            await insert_rows(
+                uow,
+                sale_prices,
+                [
+                    {"sale_id": made.id, "sku": sku, "amount": None if p is None else p.amount}
+                    for sku, p in made.prices.items()
+                ],
+            )
+            told = [uow.record(SaleChanged(sale_id=made.id, market=made.market))]
+            await uow.commit()
+        self._committed(told)
+        return made
+
+    async def end_sale(self, sale_id: str) -> Sale:
+        """End a sale now (one not started yet never starts); ending it again changes nothing."""
+        now = self._clock.now()
+        async with self._db.transaction() as uow:
+            found = await _sale(uow.connection, sale_id)
+            if found.ends_at is not None and found.ends_at <= now:
+                return found
+            ended = replace(found, ends_at=max(now, found.starts_at))
+            await uow.execute(
+                update(sales).where(sales.c.id == sale_id).values(ends_at=ended.ends_at)
+            )
+            told = [uow.record(SaleChanged(sale_id=sale_id, market=found.market))]
+            await uow.commit()
+        self._committed(told)
+        return ended
+
+    async def sales(self, market_code: str | None = None) -> list[Sale]:
+        """Every sale (of one market), the latest to start first."""
+        async with self._db.reading() as conn:
+            return await _sales_of(conn, market_code, None)
+
+    async def sale(self, sale_id: str) -> Sale:
+        async with self._db.reading() as conn:
+            return await _sale(conn, sale_id)
 
     # --- quotes ------------------------------------------------------------------------------
 
     async def quote(self, market_code: str, lines: list[tuple[str, int]]) -> Quote:
         """Lines priced in the market with their taxes; PriceMissing (409) for an unpriced SKU."""
         async with self._db.reading() as conn:
-            where, unit_prices = await self._priced(conn, [sku for sku, _ in lines], market_code)
-        return domain.quote(where, lines, unit_prices)
+            where, unit_prices, regular = await self._priced(
+                conn, [sku for sku, _ in lines], market_code
+            )
+        return domain.quote(where, lines, unit_prices, regular)
 
     @staticmethod
     def discounted(quote: Quote, discounts: Mapping[str, int]) -> Quote:
@@ -235,7 +365,7 @@ class PricingService:
     ) -> list[Quote | ColonnadeError]:
         """A quote per (market, lines), as `quote` gives it, on the caller's connection: one
         price query per market among them, however many carts."""
-        priced: dict[str, tuple[Market, dict[str, Money]] | ColonnadeError] = {}
+        priced: dict[str, tuple[Market, dict[str, Money], dict[str, Money]] | ColonnadeError] = {}
         for code in sorted({code for code, _ in wanted}):
             skus = {sku for market, lines in wanted if market == code for sku, _ in lines}
             try:
@@ -248,39 +378,85 @@ class PricingService:
             try:
                 if isinstance(found, ColonnadeError):
                     raise found
-                answers.append(domain.quote(found[0], lines, found[1]))
+                answers.append(domain.quote(found[0], lines, found[1], found[2]))
             except ColonnadeError as refused:
                 answers.append(refused)
         return answers
 
     async def _priced(
         self, conn: AsyncConnection, skus: Iterable[str], market_code: str
-    ) -> tuple[Market, dict[str, Money]]:
-        """The market and the SKUs' prices in it, in two queries (one while the market is
-        kept)."""
+    ) -> tuple[Market, dict[str, Money], dict[str, Money]]:
+        """The market, the SKUs' prices in it now, and the prices before a sale of those a
+        running sale lowers: in two queries (one while the market is kept)."""
+        where, found, regular, _ = await self._shelf(conn, skus, market_code)
+        return where, found, regular
+
+    async def _shelf(
+        self, conn: AsyncConnection, skus: Iterable[str], market_code: str
+    ) -> tuple[Market, dict[str, Money], dict[str, Money], datetime | None]:
+        """`_priced`, and when a sale of these SKUs next starts or ends."""
         where, fx = self._markets.get(market_code) or await self._market_and_rate(conn, market_code)
         wanted = sorted(set(skus))
         if not wanted:
-            return where, {}
+            return where, {}, {}, None
+        now = self._clock.now()
         by_sku: dict[str, dict[str, Money]] = defaultdict(dict)
         currencies = sorted({where.currency, self.base_currency})
         rows: Any
         if conn.dialect.name == "postgresql":
-            rows = await read(conn, _PRICES, wanted, currencies)
+            rows = await read(conn, _PRICES, wanted, currencies, market_code, now)
         else:
             rows = await conn.execute(
-                select(price_rows.c.sku, price_rows.c.amount, price_rows.c.currency).where(
-                    price_rows.c.sku.in_(wanted), price_rows.c.currency.in_(currencies)
+                union_all(
+                    select(
+                        sale_prices.c.sku,
+                        sale_prices.c.amount,
+                        sales.c.currency,
+                        sales.c.id,
+                        sales.c.percent_off,
+                        sales.c.starts_at,
+                        sales.c.ends_at,
+                    )
+                    .select_from(sale_prices.join(sales, sales.c.id == sale_prices.c.sale_id))
+                    .where(
+                        sale_prices.c.sku.in_(wanted),
+                        sales.c.market == market_code,
+                        sales.c.ends_at.is_(None) | (sales.c.ends_at > now),
+                    ),
+                    select(
+                        price_rows.c.sku,
+                        price_rows.c.amount,
+                        price_rows.c.currency,
+                        *(null() for _ in range(4)),
+                    ).where(price_rows.c.sku.in_(wanted), price_rows.c.currency.in_(currencies)),
                 )
             )
-        for sku, amount, currency in rows:
-            by_sku[sku][currency] = Money(int(amount), currency)
+        heads: dict[str, tuple[int | None, datetime, datetime | None]] = {}
+        listed_on_sale: dict[str, dict[str, Money | None]] = defaultdict(dict)
+        for sku, amount, currency, sale_id, percent_off, starts_at, ends_at in rows:
+            if sale_id is None:
+                by_sku[sku][currency] = Money(int(amount), currency)
+                continue
+            heads[sale_id] = (percent_off, _utc(starts_at), _utc(ends_at))
+            listed_on_sale[sale_id][sku] = None if amount is None else Money(int(amount), currency)
+        on_sale = {
+            sale_id: Sale(sale_id, "", market_code, percent, start, end, listed_on_sale[sale_id])
+            for sale_id, (percent, start, end) in heads.items()
+        }
         found: dict[str, Money] = {}
         for sku, listed in by_sku.items():
             price = domain.price_in(where.currency, listed, self.base_currency, fx)
             if price is not None:
                 found[sku] = price
-        return where, found
+        if not on_sale:
+            return where, found, {}, None
+        shelf = domain.on_sale(found, list(on_sale.values()), now)
+        return (
+            where,
+            {sku: p.price for sku, p in shelf.items()},
+            {sku: p.compare_at for sku, p in shelf.items() if p.compare_at is not None},
+            domain.next_change(on_sale.values(), now),
+        )
 
     async def _market_and_rate(
         self, conn: AsyncConnection, code: str
@@ -305,6 +481,66 @@ class PricingService:
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+@overload
+def _utc(moment: datetime | str) -> datetime: ...
+@overload
+def _utc(moment: None) -> None: ...
+def _utc(moment: datetime | str | None) -> datetime | None:
+    """A moment as the union of selects returns it, aware and in UTC."""
+    if moment is None:
+        return None
+    found = moment if isinstance(moment, datetime) else datetime.fromisoformat(moment)
+    return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
+
+
+async def _sales_of(
+    conn: AsyncConnection, market_code: str | None, live_at: datetime | None
+) -> list[Sale]:
+    """The sales of a market (of every market with None), with their SKUs; with `live_at`,
+    only those that have not ended by then."""
+    query = select(sales).order_by(sales.c.starts_at.desc(), sales.c.id)
+    if market_code is not None:
+        query = query.where(sales.c.market == market_code)
+    if live_at is not None:
+        query = query.where(sales.c.ends_at.is_(None) | (sales.c.ends_at > live_at))
+    heads = (await conn.execute(query)).all()
+    return await _with_prices(conn, heads)
+
+
+async def _sale(conn: AsyncConnection, sale_id: str) -> Sale:
+    heads = (await conn.execute(select(sales).where(sales.c.id == sale_id))).all()
+    if not heads:
+        raise SaleNotFound(sale_id)
+    [found] = await _with_prices(conn, heads)
+    return found
+
+
+async def _with_prices(conn: AsyncConnection, heads: Sequence[Row[Any]]) -> list[Sale]:
+    if not heads:
+        return []
+    listed: dict[str, dict[str, Money | None]] = defaultdict(dict)
+    currency = {h.id: h.currency for h in heads}
+    rows = await conn.execute(
+        select(sale_prices.c.sale_id, sale_prices.c.sku, sale_prices.c.amount)
+        .where(sale_prices.c.sale_id.in_(list(currency)))
+        .order_by(sale_prices.c.sale_id, sale_prices.c.sku)
+    )
+    for sale_id, sku, amount in rows:
+        listed[sale_id][sku] = None if amount is None else Money(int(amount), currency[sale_id])
+    return [
+        Sale(
+            id=h.id,
+            name=h.name,
+            market=h.market,
+            percent_off=h.percent_off,
+            starts_at=h.starts_at,
+            ends_at=h.ends_at,
+            prices=listed[h.id],
+        )
+        for h in heads
+    ]
 
 
 def _locale_tag(locale: str) -> str:

@@ -25,7 +25,7 @@ from colonnade.modules.promotions.service import (
     PromotionsService,
 )
 from colonnade.web.auth import requires
-from colonnade.web.fields import INTEGRAL, Instant, MarketCode, PromotionCode, declared
+from colonnade.web.fields import INTEGRAL, Instant, MarketRef, PromotionCode, declared
 from colonnade.web.money import MoneyIn, MoneyOut
 from colonnade.web.problems import refusals
 
@@ -57,7 +57,7 @@ class PromotionIn(BaseModel):
         max_length=200,
         description="The least a cart's subtotal must be, per currency (none: no minimum).",
     )
-    markets: Annotated[list[MarketCode], declared(uniqueItems=True)] = Field(
+    markets: Annotated[list[MarketRef], declared(uniqueItems=True)] = Field(
         default_factory=list, max_length=50, description="Where it is offered (none: everywhere)."
     )
     customers_only: StrictBool = Field(

@@ -1,10 +1,17 @@
 """Promotions' public use cases: make and end discount codes, weigh a code against a cart,
 and hold, keep or give back its uses at checkout.
 
-A use is held in the checkout's own transaction (`decide_batch` then `keep_batch`): the
-promotion's row is locked while the batch's uses are counted, so however many buyers race
-for the last uses of a code, no more are held than its limit allows. A checkout that fails,
-and an order that is cancelled, give their use back (`give_back`), once.
+A use is held in the checkout's own transaction (`decide_batch` then `keep_batch`). A
+promotion with a usage limit counts its uses on its own row, locked while the batch's uses
+are counted, so however many buyers race for the last uses of a code, no more are held than
+its limit allows; one with a limit per customer is locked likewise while their uses are
+counted. A promotion without limits locks nothing: a Black Friday code on every order must
+not make every checkout wait for the one before. A checkout that fails, and an order that is
+cancelled, give their use back (`give_back`), once.
+
+Carts weigh codes against promotions kept for a few seconds (and dropped at once when this
+process changes one): entering a code costs no read of the promotion; checkout reads it
+afresh.
 """
 
 from __future__ import annotations
@@ -20,9 +27,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from colonnade.kernel.bulk import insert_rows
+from colonnade.kernel.cache import Recent
+from colonnade.kernel.changes import Changes
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
 from colonnade.kernel.errors import ColonnadeError, NotFound
+from colonnade.kernel.events import Envelope
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.metrics import PROMOTION_USES, PROMOTIONS_RUNNING
 from colonnade.kernel.money import Money
@@ -122,6 +132,8 @@ class Offer:
     code: str
     discount: Money
     lines: dict[str, int]
+    # Whether the promotion counts its uses on its row (it has a usage limit).
+    counted: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,9 +153,26 @@ class PromotionReport:
 
 
 class PromotionsService:
-    def __init__(self, db: Database, *, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Clock,
+        reference_cache_seconds: float = 0.0,
+        changes: Changes | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._changes = changes
+        # Promotions by code (None: no such code), for carts; checkout reads them afresh.
+        self._kept: Recent[str, Promotion | None] = Recent(reference_cache_seconds)
+        if changes is not None:
+            changes.listen(PromotionChanged.event_type, lambda *_: self._kept.forget())
+
+    def _committed(self, envelopes: list[Envelope]) -> None:
+        self._kept.forget()
+        if self._changes is not None:
+            self._changes.committed(envelopes)
 
     # --- staff ---------------------------------------------------------------------------
 
@@ -168,8 +197,9 @@ class PromotionsService:
                 await uow.execute(promotions.insert().values(**_row(made), created_at=now))
             except IntegrityError:
                 raise PromotionCodeTaken(made.code) from None
-            uow.record(PromotionChanged(promotion_id=made.id, code=made.code))
+            told = [uow.record(PromotionChanged(promotion_id=made.id, code=made.code))]
             await uow.commit()
+        self._committed(told)
         await self.count_running()
         return made
 
@@ -195,8 +225,9 @@ class PromotionsService:
                 .where(promotions.c.id == promotion_id)
                 .values(ends_at=ends_at, updated_at=now)
             )
-            uow.record(PromotionChanged(promotion_id=found.id, code=found.code))
+            told = [uow.record(PromotionChanged(promotion_id=found.id, code=found.code))]
             await uow.commit()
+        self._committed(told)
         await self.count_running()
         return replace(found, ends_at=ends_at)
 
@@ -218,9 +249,19 @@ class PromotionsService:
         return running
 
     async def promotions(self) -> list[Promotion]:
+        """Every promotion with its uses held now, the latest to start first."""
         async with self._db.reading() as conn:
-            rows = await conn.execute(select(promotions).order_by(promotions.c.starts_at.desc()))
-            return [_promotion(row) for row in rows]
+            rows = (
+                await conn.execute(select(promotions).order_by(promotions.c.starts_at.desc()))
+            ).all()
+            held: dict[str, int] = dict(
+                (
+                    await conn.execute(
+                        select(uses.c.promotion_id, func.count()).group_by(uses.c.promotion_id)
+                    )
+                ).all()
+            )
+        return [replace(_promotion(row), used=int(held.get(row.id, 0))) for row in rows]
 
     async def report(self, promotion_id: str) -> PromotionReport:
         """The promotion, and its uses kept (orders placed with it, less cancelled ones) with
@@ -239,13 +280,13 @@ class PromotionsService:
                 .group_by(uses.c.currency)
                 .order_by(uses.c.currency)
             )
-            return PromotionReport(
-                _promotion(row),
-                tuple(
-                    Uses(currency, int(n), Money(int(off), currency), Money(int(paid), currency))
-                    for currency, n, off, paid in totals
-                ),
+            per_currency = tuple(
+                Uses(currency, int(n), Money(int(off), currency), Money(int(paid), currency))
+                for currency, n, off, paid in totals
             )
+        return PromotionReport(
+            replace(_promotion(row), used=sum(u.uses for u in per_currency)), per_currency
+        )
 
     # --- a cart ---------------------------------------------------------------------------
 
@@ -264,7 +305,7 @@ class PromotionsService:
         """`offer` for each (code, basket), on the caller's connection."""
         if not wanted:
             return []
-        found = await _by_code(conn, [code for code, _ in wanted])
+        found = await self._cached(conn, [code for code, _ in wanted])
         counted = await _uses_by_customer(conn, found.values(), [b for _, b in wanted])
         answers: list[Offer | ColonnadeError] = []
         for code, basket in wanted:
@@ -292,7 +333,11 @@ class PromotionsService:
         Nothing is written here."""
         if not wanted:
             return []
-        found = await _by_code(uow.connection, [code for code, _ in wanted], lock=True)
+        found = await _by_code(uow.connection, [code for code, _ in wanted])
+        limited = [p.code for p in found.values() if p.usage_limit or p.per_customer_limit]
+        if limited:
+            # Read again under lock: the uses counted below must stay the latest.
+            found |= await _by_code(uow.connection, limited, lock=True)
         counted = Counter(
             await _uses_by_customer(uow.connection, found.values(), [b for _, b in wanted])
         )
@@ -341,7 +386,11 @@ class PromotionsService:
                 for checkout_id, customer_id, offer, total in kept
             ],
         )
-        await _count(uow, Counter(offer.promotion_id for _, _, offer, _ in kept), now)
+        counted = Counter(offer.promotion_id for _, _, offer, _ in kept if offer.counted)
+        await _count(uow, counted, now)
+        if counted:
+            # Carts here see the uses left at once; other processes' within their keeping.
+            uow.after_commit(self._kept.forget)
         codes = Counter(offer.code for _, _, offer, _ in kept)
 
         def count() -> None:
@@ -375,6 +424,20 @@ class PromotionsService:
         )
         returned = Counter(row.promotion_id for row in gone)
         await _count(uow, Counter({k: -n for k, n in returned.items()}), self._clock.now())
+        if returned:
+            uow.after_commit(self._kept.forget)
+
+    async def _cached(self, conn: AsyncConnection, codes: Sequence[str]) -> dict[str, Promotion]:
+        """The promotions with these codes, from those kept where they are."""
+        wanted = sorted({code.upper() for code in codes})
+        missing = [code for code in wanted if self._kept.get(code) is None]
+        found = await _by_code(conn, missing) if missing else {}
+        for code in missing:
+            self._kept.put(code, found.get(code))
+        for code in wanted:
+            if code not in found and (kept := self._kept.get(code)) is not None:
+                found[code] = kept
+        return found
 
 
 async def _by_code(
@@ -416,14 +479,15 @@ async def _uses_by_customer(
 
 
 async def _count(uow: UnitOfWork, change: Counter[str], now: datetime) -> None:
-    """Move the promotions' held uses by these numbers."""
+    """Move the held uses of these promotions by these numbers (only those with a usage
+    limit count them on their row)."""
     moved = {promotion_id: n for promotion_id, n in change.items() if n}
     if not moved:
         return
     for promotion_id in sorted(moved):
         await uow.execute(
             update(promotions)
-            .where(promotions.c.id == promotion_id)
+            .where(promotions.c.id == promotion_id, promotions.c.usage_limit.is_not(None))
             .values(used=promotions.c.used + moved[promotion_id], updated_at=now)
         )
 
@@ -435,6 +499,7 @@ def _offer(promotion: Promotion, basket: Basket) -> Offer:
         code=promotion.code,
         discount=Money(sum(lines.values()), basket.currency),
         lines={sku: off for sku, off in lines.items() if off},
+        counted=promotion.usage_limit is not None,
     )
 
 
