@@ -233,7 +233,7 @@ def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--promotion",
         action="store_true",
-        help="Black Friday: a 20%% code on every cart, entered before each checkout",
+        help="Black Friday: every SKU on sale, and a code entered on every cart before checkout",
     )
     options = parser.parse_args(argv)
     unknown = set(options.databases) - {"sqlite", "postgresql"}

@@ -253,9 +253,21 @@ class Staff:
         await self.call("PUT", f"/admin/inventory/{sku}", json={"on_hand": on_hand})
         return sku
 
-    async def black_friday_code(self, code: str) -> str:
-        """A code for 20% off every cart, with no limits: the sale covers every SKU."""
-        await self.call("POST", "/admin/promotions", json={"code": code, "percent_off": 20})
+    async def black_friday(self, skus: list[str], code: str) -> str:
+        """Black Friday: a running sale of 20% off every SKU, and a code for 10% more off
+        every cart, with no limits."""
+        for start in range(0, len(skus), 100):
+            await self.call(
+                "POST",
+                "/admin/sales",
+                json={
+                    "name": f"Black Friday {start // 100 + 1}",
+                    "market": "US",
+                    "percent_off": 20,
+                    "prices": [{"sku": sku} for sku in skus[start : start + 100]],
+                },
+            )
+        await self.call("POST", "/admin/promotions", json={"code": code, "percent_off": 10})
         return code
 
     async def stock(self, sku: str) -> dict[str, Any]:
@@ -267,8 +279,8 @@ async def stock_the_shop(
     base_url: str, products: int, on_hand: int, *, promotion: bool = False
 ) -> Shelves:
     """Open the US market, list `products` SKUs with `on_hand` each and one flash-sale SKU
-    (stocked only just before its sale, by `stock_flash_sale`); with `promotion`, a discount
-    code for every cart."""
+    (stocked only just before its sale, by `stock_flash_sale`); with `promotion`, a sale of
+    every SKU and a discount code for every cart."""
     async with aiohttp.ClientSession() as session:
         staff = await Staff.sign_in(session, base_url)
         await staff.open_us_market()
@@ -281,7 +293,7 @@ async def stock_the_shop(
         hot = await staff.new_product(
             "FLASH-SALE", "Limited edition grinder", price_cents=12900, on_hand=0
         )
-        code = await staff.black_friday_code("BLACKFRIDAY") if promotion else None
+        code = await staff.black_friday([*skus, hot], "BLACKFRIDAY") if promotion else None
     return Shelves(skus=skus, flash_sku=hot, promotion_code=code)
 
 
