@@ -620,3 +620,31 @@ async def test_bad_sales_are_refused_precisely_and_make_nothing(store: Storefron
         assert answer.json()["code"] == problem, (body, answer.text)
     assert (await store.http.get("/admin/sales", headers=store.staff)).json() == []
     assert (await variant_on_shelf(store, mug))["price"] == usd(1000)
+
+
+async def test_a_flash_sale_with_a_sale_price_and_a_code_sells_exactly_its_stock(
+    store: Storefront,
+) -> None:
+    hot = await product(store.shop, price=12900, on_hand=50)
+    await store.shop.pricing.create_sale(NewSale("Flash", "US", ((hot, None),), percent_off=30))
+    made = await store.promotion(code="FLASH", percent_off=10)
+    carts = []
+    for _ in range(300):
+        cart = await store.shop.carts.create("US")
+        await store.shop.carts.add_line(cart.id, hot, 1)
+        await store.shop.carts.apply_promotion(cart.id, "flash")
+        carts.append(cart.id)
+
+    answers = await asyncio.gather(*(store.check_out(cart_id) for cart_id in carts))
+
+    outcomes = Counter(
+        a.json()["total"]["amount"] if a.status_code == 201 else a.json()["code"] for a in answers
+    )
+    # 129.00 less 30% is 90.30, less 10% is 81.27, plus 10% tax: 89.40.
+    assert outcomes == {8940: 50, "out_of_stock": 250}
+    stock = await store.shop.inventory.stock(hot)
+    assert (stock.sold, stock.reserved, stock.available) == (50, 0, 0)
+    report = await store.report(made["id"])
+    assert report["uses"] == [
+        {"currency": "USD", "uses": 50, "discount": usd(903 * 50), "revenue": usd(8940 * 50)}
+    ]
