@@ -4,6 +4,7 @@ write the API contract."""
 from __future__ import annotations
 
 import asyncio
+import csv
 import dataclasses
 import os
 import signal
@@ -52,6 +53,10 @@ dead_letters = typer.Typer(
     help="Events the outbox gave up delivering, parked until replayed.", no_args_is_help=True
 )
 cli.add_typer(dead_letters, name="dead-letters")
+promotions = typer.Typer(help="Promotions and their discount codes.", no_args_is_help=True)
+cli.add_typer(promotions, name="promotions")
+promotion_codes = typer.Typer(help="Batches of single-use codes.", no_args_is_help=True)
+promotions.add_typer(promotion_codes, name="codes")
 cluster_commands = typer.Typer(
     help="The distributed shape on one machine: web replicas, relay, worker, nginx in front.",
     no_args_is_help=True,
@@ -262,6 +267,32 @@ def _until_signalled(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         await work(stopping)
 
     asyncio.run(run())
+
+
+@promotion_codes.command("generate")
+def generate_codes(
+    promotion: Annotated[str, typer.Argument(help="The promotion's id.")],
+    count: Annotated[int, typer.Option(help="How many codes to make.")],
+    output: Annotated[
+        Path, typer.Option(help="The CSV file to write the codes to (one per line, a header).")
+    ],
+) -> None:
+    """Make COUNT single-use codes for a promotion and write them to a CSV file: each takes
+    the promotion's discount off one order, within its window and limits."""
+
+    async def generate(shop: Shop) -> list[str]:
+        with Progress(console=console) as progress:
+            task = progress.add_task("making codes", total=count)
+            return await shop.promotions.generate_codes(
+                promotion, count, progress=partial(progress.advance, task)
+            )
+
+    made = _with_shop(generate)
+    with output.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["code"])
+        writer.writerows([code] for code in made)
+    console.print(f"{len(made):,} codes written to {output}")
 
 
 @cluster_commands.command("up")

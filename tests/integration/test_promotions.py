@@ -648,3 +648,51 @@ async def test_a_flash_sale_with_a_sale_price_and_a_code_sells_exactly_its_stock
     assert report["uses"] == [
         {"currency": "USD", "uses": 50, "discount": usd(903 * 50), "revenue": usd(8940 * 50)}
     ]
+
+
+async def test_a_batch_of_single_use_codes_buys_one_order_each(store: Storefront) -> None:
+    mug = await product(store.shop, price=1000, on_hand=50)
+    made = await store.promotion(code="FLYER", percent_off=25)
+    codes = await store.shop.promotions.generate_codes(made["id"], 20)
+    assert len(set(codes)) == 20
+    assert all(code.startswith("FLYER-") and code == code.upper() for code in codes)
+
+    first = await store.cart((mug, 1))
+    applied = await store.apply(first, codes[0].lower())
+    assert applied.status_code == 200, applied.text
+    assert applied.json()["discount"] == usd(250)
+    assert (await store.check_out(first)).status_code == 201
+    again = await store.cart((mug, 1))
+    used = await store.apply(again, codes[0])
+    assert used.status_code == 409, used.text
+    assert used.json()["code"] == "promotion_code_used"
+
+    declined_cart = await store.cart((mug, 1))
+    assert (await store.apply(declined_cart, codes[1])).status_code == 200
+    assert (await store.check_out(declined_cart, token="tok_chargeDeclined")).status_code == 402
+    # A declined card lets its code go: the next buyer with it gets the discount.
+    assert (await store.apply(again, codes[1])).status_code == 200
+    assert (await store.check_out(again)).status_code == 201
+
+    report = await store.report(made["id"])
+    assert (report["codes"], report["codes_used"], report["used"]) == (20, 2, 2)
+
+
+async def test_buyers_racing_with_one_single_use_code_get_one_discount(
+    store: Storefront,
+) -> None:
+    mug = await product(store.shop, price=1000, on_hand=100)
+    made = await store.promotion(code="ONECODE", percent_off=50)
+    [code] = await store.shop.promotions.generate_codes(made["id"], 1)
+    carts = []
+    for _ in range(40):
+        cart = await store.shop.carts.create("US")
+        await store.shop.carts.add_line(cart.id, mug, 1)
+        await store.shop.carts.apply_promotion(cart.id, code)
+        carts.append(cart.id)
+
+    answers = await asyncio.gather(*(store.check_out(cart_id) for cart_id in carts))
+
+    outcomes = Counter(a.status_code if a.status_code == 201 else a.json()["code"] for a in answers)
+    assert outcomes == {201: 1, "promotion_code_used": 39}
+    assert (await store.report(made["id"]))["codes_used"] == 1

@@ -625,7 +625,7 @@ class CartService:
             if refused:
                 raise Exclude(refused)
             entered = {
-                c.cart_id: offer_of[i].code
+                c.cart_id: c.code.upper()
                 for i, c in enumerate(changes)
                 if c.code is not None and isinstance(offer_of[i], Offer)
             }

@@ -120,11 +120,15 @@ class PromotionOut(BaseModel):
 
 class PromotionReportOut(PromotionOut):
     uses: list[UsesOut] = Field(description="Its uses, with their discount and revenue.")
+    codes: int = Field(description="Single-use codes made for it (colonnade promotions codes).")
+    codes_used: int = Field(description="Of those, the ones orders hold.")
 
     @classmethod
     def of_report(cls, report: PromotionReport) -> PromotionReportOut:
         return cls(
             **dict(PromotionOut.of(report.promotion)),
+            codes=report.codes,
+            codes_used=report.codes_used,
             uses=[
                 UsesOut(
                     currency=u.currency,

@@ -9,6 +9,7 @@ lines by largest remainder, so the lines' discounts always add up to it exactly.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,9 @@ from colonnade.kernel.shapes import PROMOTION_CODE
 _CODE = re.compile(PROMOTION_CODE)
 MAX_TITLE = 200
 MAX_MARKETS = 50
+MAX_BATCH = 1_000_000
+# No 0/O, 1/I/L or U: a code read off a flyer or a screen is typed right.
+_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -113,6 +117,25 @@ class PromotionUsedUp(PromotionNotApplicable):
         )
 
 
+class PromotionCodeUsed(PromotionNotApplicable):
+    code = "promotion_code_used"
+
+    def __init__(self, promotion_code: str) -> None:
+        super().__init__(
+            promotion_code,
+            f"the code {promotion_code} has been used: each code of its batch is for one order",
+        )
+
+
+class InvalidCodeCount(InvalidInput):
+    code = "invalid_code_count"
+
+    def __init__(self, count: object) -> None:
+        super().__init__(
+            f"a batch holds 1 to {MAX_BATCH:,} codes; got {count!r}", count=repr(count)
+        )
+
+
 class PromotionCustomerLimitReached(PromotionNotApplicable):
     code = "promotion_customer_limit_reached"
 
@@ -199,6 +222,20 @@ class Promotion:
 
     def running(self, now: datetime) -> bool:
         return self.starts_at <= now and (self.ends_at is None or now < self.ends_at)
+
+
+def batch_code(promotion_code: str) -> str:
+    """A new single-use code for a promotion's batch: its code's first letters, then twelve
+    random characters (30**12 of them: guessing one is hopeless, and the batch's codes are
+    unique by the database's key)."""
+    random = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(12))
+    return f"{promotion_code[:12]}-{random[:4]}-{random[4:8]}-{random[8:]}"
+
+
+def checked_count(count: object) -> int:
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_BATCH:
+        raise InvalidCodeCount(count)
+    return count
 
 
 def normalized_code(code: str) -> str:

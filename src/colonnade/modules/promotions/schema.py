@@ -66,6 +66,20 @@ uses = Table(
     # What the buyer pays with the discount taken off (the order's total).
     Column("total", BigInteger, nullable=False),
     Column("used_at", UTCDateTime, nullable=False),
+    # The single-use code of a batch the use took; None for the promotion's own code.
+    Column("code", String(40), nullable=True),
     CheckConstraint("discount >= 0 AND total >= 0", name="ck_promotions_uses_amounts"),
 )
 Index("ix_promotions_uses_promotion", uses.c.promotion_id, uses.c.customer_id)
+
+# Batches of unique codes, each good for one order: a use holds its code (`checkout_id`)
+# until the order stands, and a failed checkout or a cancelled order lets it go.
+codes = Table(
+    "promotions_codes",
+    metadata,
+    Column("code", String(40), primary_key=True),
+    Column("promotion_id", String(36), nullable=False),
+    Column("checkout_id", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("ix_promotions_codes_promotion", codes.c.promotion_id, codes.c.checkout_id)

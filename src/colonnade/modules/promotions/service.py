@@ -17,7 +17,7 @@ afresh.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -26,7 +26,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from colonnade.kernel.bulk import insert_rows
+from colonnade.kernel.bulk import insert_rows, update_rows
 from colonnade.kernel.cache import Recent
 from colonnade.kernel.changes import Changes
 from colonnade.kernel.clock import Clock
@@ -40,11 +40,13 @@ from colonnade.kernel.uow import UnitOfWork
 from colonnade.modules.promotions import domain
 from colonnade.modules.promotions.domain import (
     Basket,
+    InvalidCodeCount,
     InvalidPromotion,
     InvalidPromotionCode,
     InvalidPromotionWindow,
     Promotion,
     PromotionCodeTaken,
+    PromotionCodeUsed,
     PromotionCustomerLimitReached,
     PromotionCustomersOnly,
     PromotionExpired,
@@ -57,11 +59,13 @@ from colonnade.modules.promotions.domain import (
     UnknownPromotionCode,
 )
 from colonnade.modules.promotions.events import PromotionChanged
+from colonnade.modules.promotions.schema import codes as batch_codes
 from colonnade.modules.promotions.schema import promotions, uses
 
 __all__ = [
     "REFUSALS",
     "Basket",
+    "InvalidCodeCount",
     "InvalidPromotion",
     "InvalidPromotionCode",
     "InvalidPromotionWindow",
@@ -69,6 +73,7 @@ __all__ = [
     "Offer",
     "Promotion",
     "PromotionCodeTaken",
+    "PromotionCodeUsed",
     "PromotionCustomerLimitReached",
     "PromotionCustomersOnly",
     "PromotionExpired",
@@ -93,12 +98,17 @@ REFUSALS: tuple[type[ColonnadeError], ...] = (
     PromotionNotStarted,
     PromotionExpired,
     PromotionUsedUp,
+    PromotionCodeUsed,
     PromotionCustomerLimitReached,
     PromotionCustomersOnly,
     PromotionNotInMarket,
     PromotionNotInCurrency,
     PromotionMinimumNotMet,
 )
+
+
+# Codes of a batch are made this many to a transaction.
+_CODES_AT_ONCE = 1000
 
 
 class PromotionNotFound(NotFound):
@@ -134,6 +144,8 @@ class Offer:
     lines: dict[str, int]
     # Whether the promotion counts its uses on its row (it has a usage limit).
     counted: bool = False
+    # The single-use code of a batch the offer takes; None for the promotion's own code.
+    single_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +162,9 @@ class Uses:
 class PromotionReport:
     promotion: Promotion
     uses: tuple[Uses, ...]
+    # Its batches of single-use codes: how many were made, and how many are held by orders.
+    codes: int = 0
+    codes_used: int = 0
 
 
 class PromotionsService:
@@ -193,6 +208,11 @@ class PromotionsService:
             ends_at=new.ends_at,
         )
         async with self._db.transaction() as uow:
+            taken = await uow.execute(
+                select(batch_codes.c.code).where(batch_codes.c.code == made.code)
+            )
+            if taken.first() is not None:
+                raise PromotionCodeTaken(made.code)
             try:
                 await uow.execute(promotions.insert().values(**_row(made), created_at=now))
             except IntegrityError:
@@ -284,9 +304,60 @@ class PromotionsService:
                 Uses(currency, int(n), Money(int(off), currency), Money(int(paid), currency))
                 for currency, n, off, paid in totals
             )
+            made, held = (
+                await conn.execute(
+                    select(func.count(), func.count(batch_codes.c.checkout_id)).where(
+                        batch_codes.c.promotion_id == promotion_id
+                    )
+                )
+            ).one()
         return PromotionReport(
-            replace(_promotion(row), used=sum(u.uses for u in per_currency)), per_currency
+            replace(_promotion(row), used=sum(u.uses for u in per_currency)),
+            per_currency,
+            codes=int(made),
+            codes_used=int(held),
         )
+
+    async def generate_codes(
+        self, promotion_id: str, count: int, progress: Callable[[int], None] | None = None
+    ) -> list[str]:
+        """Make `count` single-use codes for a promotion, in transactions of a thousand;
+        `progress` hears how many each made. Each code takes the promotion's discount off one
+        order, within the promotion's window and limits."""
+        count = domain.checked_count(count)
+        async with self._db.reading() as conn:
+            row = (
+                await conn.execute(select(promotions).where(promotions.c.id == promotion_id))
+            ).first()
+        if row is None:
+            raise PromotionNotFound(promotion_id)
+        promotion = _promotion(row)
+        made: list[str] = []
+        while len(made) < count:
+            now = self._clock.now()
+            wanted = min(_CODES_AT_ONCE, count - len(made))
+            async with self._db.transaction() as uow:
+                # A code clashing with one made before (a chance in 10**17) is made again.
+                new = await insert_rows(
+                    uow,
+                    batch_codes,
+                    [
+                        {
+                            "code": domain.batch_code(promotion.code),
+                            "promotion_id": promotion.id,
+                            "checkout_id": None,
+                            "created_at": now,
+                        }
+                        for _ in range(wanted)
+                    ],
+                    skip_conflicts_on=("code",),
+                    returning="code",
+                )
+                await uow.commit()
+            made.extend(new)
+            if progress is not None:
+                progress(len(new))
+        return made
 
     # --- a cart ---------------------------------------------------------------------------
 
@@ -305,19 +376,24 @@ class PromotionsService:
         """`offer` for each (code, basket), on the caller's connection."""
         if not wanted:
             return []
-        found = await self._cached(conn, [code for code, _ in wanted])
-        counted = await _uses_by_customer(conn, found.values(), [b for _, b in wanted])
+        typed = [code for code, _ in wanted]
+        found = await self._cached(conn, typed)
+        singles = await _single_codes(conn, [c for c in typed if c.upper() not in found])
+        every = [*found.values(), *(p for p, _ in singles.values())]
+        counted = await _uses_by_customer(conn, every, [b for _, b in wanted])
         answers: list[Offer | ColonnadeError] = []
         for code, basket in wanted:
             try:
-                promotion = _known(found, code)
+                promotion, single = _known(found, singles, code)
+                if single is not None and singles[single][1] is not None:
+                    raise PromotionCodeUsed(single)
                 domain.check(promotion, basket, self._clock.now())
                 domain.check_uses(
                     promotion,
                     promotion.used,
                     counted.get((promotion.id, basket.customer_id), 0),
                 )
-                answers.append(_offer(promotion, basket))
+                answers.append(_offer(promotion, basket, single))
             except ColonnadeError as refused:
                 answers.append(refused)
         return answers
@@ -333,20 +409,35 @@ class PromotionsService:
         Nothing is written here."""
         if not wanted:
             return []
-        found = await _by_code(uow.connection, [code for code, _ in wanted])
-        limited = [p.code for p in found.values() if p.usage_limit or p.per_customer_limit]
+        typed = [code for code, _ in wanted]
+        found = await _by_code(uow.connection, typed)
+        # A single-use code is locked whatever its promotion: two buyers may race for it.
+        singles = await _single_codes(
+            uow.connection, [c for c in typed if c.upper() not in found], lock=True
+        )
+        every = {p.id: p for p in [*found.values(), *(p for p, _ in singles.values())]}
+        limited = [p.id for p in every.values() if p.usage_limit or p.per_customer_limit]
         if limited:
             # Read again under lock: the uses counted below must stay the latest.
-            found |= await _by_code(uow.connection, limited, lock=True)
+            fresh = await _by_id(uow.connection, limited)
+            found = {c: fresh.get(p.id, p) for c, p in found.items()}
+            singles = {c: (fresh.get(p.id, p), h) for c, (p, h) in singles.items()}
         counted = Counter(
-            await _uses_by_customer(uow.connection, found.values(), [b for _, b in wanted])
+            await _uses_by_customer(
+                uow.connection,
+                [*found.values(), *(p for p, _ in singles.values())],
+                [b for _, b in wanted],
+            )
         )
         taken: Counter[str] = Counter()
+        held: set[str] = set()
         now = self._clock.now()
         answers: list[Offer | ColonnadeError] = []
         for code, basket in wanted:
             try:
-                promotion = _known(found, code)
+                promotion, single = _known(found, singles, code)
+                if single is not None and (singles[single][1] is not None or single in held):
+                    raise PromotionCodeUsed(single)
                 domain.check(promotion, basket, now)
                 mine = (promotion.id, basket.customer_id)
                 domain.check_uses(
@@ -359,7 +450,9 @@ class PromotionsService:
                 continue
             taken[promotion.id] += 1
             counted[mine] += 1
-            answers.append(_offer(promotion, basket))
+            if single is not None:
+                held.add(single)
+            answers.append(_offer(promotion, basket, single))
         return answers
 
     async def keep_batch(
@@ -382,9 +475,20 @@ class PromotionsService:
                     "discount": offer.discount.amount,
                     "total": total.amount,
                     "used_at": now,
+                    "code": offer.single_code,
                 }
                 for checkout_id, customer_id, offer, total in kept
             ],
+        )
+        await update_rows(
+            uow,
+            batch_codes,
+            [
+                {"code": offer.single_code, "checkout_id": checkout_id}
+                for checkout_id, _, offer, _ in kept
+                if offer.single_code is not None
+            ],
+            key="code",
         )
         counted = Counter(offer.promotion_id for _, _, offer, _ in kept if offer.counted)
         await _count(uow, counted, now)
@@ -417,12 +521,19 @@ class PromotionsService:
         """`give_back` for these checkouts in the caller's transaction."""
         if not checkout_ids:
             return
-        gone = await uow.execute(
-            delete(uses)
-            .where(uses.c.checkout_id.in_(sorted(set(checkout_ids))))
-            .returning(uses.c.promotion_id)
-        )
+        gone = (
+            await uow.execute(
+                delete(uses)
+                .where(uses.c.checkout_id.in_(sorted(set(checkout_ids))))
+                .returning(uses.c.promotion_id, uses.c.code)
+            )
+        ).all()
         returned = Counter(row.promotion_id for row in gone)
+        freed = sorted(row.code for row in gone if row.code is not None)
+        if freed:
+            await uow.execute(
+                update(batch_codes).where(batch_codes.c.code.in_(freed)).values(checkout_id=None)
+            )
         await _count(uow, Counter({k: -n for k, n in returned.items()}), self._clock.now())
         if returned:
             uow.after_commit(self._kept.forget)
@@ -453,12 +564,48 @@ async def _by_code(
     return {row.code: _promotion(row) for row in rows}
 
 
-def _known(found: dict[str, Promotion], code: str) -> Promotion:
+def _known(
+    found: dict[str, Promotion], singles: dict[str, tuple[Promotion, str | None]], code: str
+) -> tuple[Promotion, str | None]:
+    """The promotion a code stands for, and the code when it is a single-use one."""
     normalized = domain.normalized_code(code)
     promotion = found.get(normalized)
-    if promotion is None:
-        raise UnknownPromotionCode(normalized)
-    return promotion
+    if promotion is not None:
+        return promotion, None
+    if normalized in singles:
+        return singles[normalized][0], normalized
+    raise UnknownPromotionCode(normalized)
+
+
+async def _single_codes(
+    conn: AsyncConnection, typed: Sequence[str], *, lock: bool = False
+) -> dict[str, tuple[Promotion, str | None]]:
+    """The single-use codes among these, with their promotion and the checkout that holds
+    each (None: free). With `lock`, the codes' rows are locked in code order."""
+    wanted = sorted({code.upper() for code in typed})
+    if not wanted:
+        return {}
+    query = (
+        select(batch_codes.c.code, batch_codes.c.checkout_id, promotions)
+        .select_from(batch_codes.join(promotions, promotions.c.id == batch_codes.c.promotion_id))
+        .where(batch_codes.c.code.in_(wanted))
+        .order_by(batch_codes.c.code)
+    )
+    if lock:
+        query = query.with_for_update(of=batch_codes)
+    rows = await conn.execute(query)
+    return {row[0]: (_promotion(row), row[1]) for row in rows}
+
+
+async def _by_id(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, Promotion]:
+    """These promotions, their rows locked in id order."""
+    rows = await conn.execute(
+        select(promotions)
+        .where(promotions.c.id.in_(sorted(set(ids))))
+        .order_by(promotions.c.id)
+        .with_for_update()
+    )
+    return {row.id: _promotion(row) for row in rows}
 
 
 async def _uses_by_customer(
@@ -492,7 +639,7 @@ async def _count(uow: UnitOfWork, change: Counter[str], now: datetime) -> None:
         )
 
 
-def _offer(promotion: Promotion, basket: Basket) -> Offer:
+def _offer(promotion: Promotion, basket: Basket, single: str | None = None) -> Offer:
     lines = domain.line_discounts(promotion, basket)
     return Offer(
         promotion_id=promotion.id,
@@ -500,6 +647,7 @@ def _offer(promotion: Promotion, basket: Basket) -> Offer:
         discount=Money(sum(lines.values()), basket.currency),
         lines={sku: off for sku, off in lines.items() if off},
         counted=promotion.usage_limit is not None,
+        single_code=single,
     )
 
 
