@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from colonnade.app import Shop
 from colonnade.kernel.clock import SettableClock
@@ -696,3 +697,29 @@ async def test_buyers_racing_with_one_single_use_code_get_one_discount(
     outcomes = Counter(a.status_code if a.status_code == 201 else a.json()["code"] for a in answers)
     assert outcomes == {201: 1, "promotion_code_used": 39}
     assert (await store.report(made["id"]))["codes_used"] == 1
+
+
+async def test_an_erased_customers_uses_stay_counted_but_name_nobody(store: Storefront) -> None:
+    mug = await product(store.shop, price=1000, on_hand=10)
+    made = await store.promotion(code="LOYAL", percent_off=10, per_customer_limit=1)
+    ada = await customer(store.http, "ada@example.com", "Ada")
+    cart_id = await store.cart((mug, 1), headers=ada)
+    assert (await store.apply(cart_id, "LOYAL", headers=ada)).status_code == 200
+    assert (await store.check_out(cart_id, headers=ada)).status_code == 201
+    named = "SELECT count(*) FROM promotions_uses WHERE customer_id IS NOT NULL"
+
+    async def uses_naming_a_customer() -> int:
+        async with store.shop.db.reading() as conn:
+            return int(await conn.scalar(text(named)) or 0)
+
+    assert await uses_naming_a_customer() == 1
+
+    erased = await store.http.delete("/store/customers/me", headers=ada)
+
+    assert erased.status_code == 204, erased.text
+    for _ in range(100):  # the erasure reaches promotions as an event
+        if await uses_naming_a_customer() == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert await uses_naming_a_customer() == 0
+    assert (await store.report(made["id"]))["uses"][0]["uses"] == 1

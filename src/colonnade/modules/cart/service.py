@@ -365,13 +365,11 @@ class CartService:
             [
                 (
                     code,
-                    Basket(
-                        market=cart.market,
-                        currency=cart.currency,
-                        lines=()
-                        if quote is None
-                        else tuple((ln.sku, ln.line_total.amount) for ln in quote.lines),
-                        customer_id=cart.customer_id,
+                    Basket.of(
+                        cart.market,
+                        cart.currency,
+                        () if quote is None else quote.lines,
+                        cart.customer_id,
                     ),
                 )
                 for cart, quote, code in wanted

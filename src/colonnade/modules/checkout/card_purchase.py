@@ -216,8 +216,13 @@ class CardPurchases:
                 ),
                 refused,
             )
-            offers = await self._discount(
-                uow, [(i, _cart(carts[i])) for i in quoted], quoted, refused
+            offers = await take_codes_off(
+                self._promotions,
+                self._pricing,
+                uow,
+                [(i, _cart(carts[i])) for i in quoted],
+                quoted,
+                refused,
             )
             reserved = _kept(
                 list(quoted),
@@ -253,50 +258,6 @@ class CardPurchases:
         for error in refused.values():
             count_failure(error)
         return [a if a is not None else CheckoutInterrupted() for a in answers]
-
-    async def _discount(
-        self,
-        uow: UnitOfWork,
-        going: list[tuple[int, CartSnapshot]],
-        quoted: dict[int, Quote],
-        refused: dict[int, ColonnadeError],
-    ) -> dict[int, Offer]:
-        """Weigh each cart's promotion code again, as of now, counting the uses the batch
-        takes: a code that no longer applies refuses its checkout (and it is taken out of
-        `quoted`); the others' quotes have their discount taken off. A cart that costs
-        nothing is refused too."""
-        coded = [(i, cart) for i, cart in going if cart.promotion_code is not None]
-        offers: dict[int, Offer] = {}
-        if coded:
-            decided = await self._promotions.decide_batch(
-                uow,
-                [
-                    (
-                        cart.promotion_code or "",
-                        Basket(
-                            market=cart.market,
-                            currency=quoted[i].currency,
-                            lines=tuple((ln.sku, ln.line_total.amount) for ln in quoted[i].lines),
-                            customer_id=cart.customer_id,
-                        ),
-                    )
-                    for i, cart in coded
-                ],
-            )
-            offers = _kept([i for i, _ in coded], decided, refused)
-            for i, _ in coded:
-                if i in offers and offers[i].lines:
-                    quoted[i] = self._pricing.discounted(quoted[i], offers[i].lines)
-                if i not in offers:
-                    del quoted[i]
-        # A card cannot be charged nothing: a cart free at its sale prices and discount is
-        # refused before anything is held for it.
-        for i, cart in going:
-            if i in quoted and quoted[i].total.amount == 0:
-                refused[i] = NothingToCharge(cart.id, quoted[i].total)
-                del quoted[i]
-                offers.pop(i, None)
-        return offers
 
     async def _claim_keys(
         self,
@@ -399,6 +360,47 @@ class CardPurchases:
             else:
                 count_failure(PaymentRefused(charged[i].outcome.decline_reason or "declined"))
         return [answers[i] for i in range(len(batch))]
+
+
+async def take_codes_off(
+    promotions: PromotionsService,
+    pricing: PricingService,
+    uow: UnitOfWork,
+    going: list[tuple[int, CartSnapshot]],
+    quoted: dict[int, Quote],
+    refused: dict[int, ColonnadeError],
+) -> dict[int, Offer]:
+    """Weigh each cart's promotion code again, as of now, counting the uses the batch takes:
+    a code that no longer applies refuses its checkout (and it is taken out of `quoted`);
+    the others' quotes have their discount taken off. A cart that costs nothing is refused
+    too. The card purchase's batches and the saga's single checkouts both price so."""
+    coded = [(i, cart) for i, cart in going if cart.promotion_code is not None]
+    offers: dict[int, Offer] = {}
+    if coded:
+        decided = await promotions.decide_batch(
+            uow,
+            [
+                (
+                    cart.promotion_code or "",
+                    Basket.of(cart.market, quoted[i].currency, quoted[i].lines, cart.customer_id),
+                )
+                for i, cart in coded
+            ],
+        )
+        offers = _kept([i for i, _ in coded], decided, refused)
+        for i, _ in coded:
+            if i in offers and offers[i].lines:
+                quoted[i] = pricing.discounted(quoted[i], offers[i].lines)
+            if i not in offers:
+                del quoted[i]
+    # A card cannot be charged nothing: a cart free at its sale prices and discount is
+    # refused before anything is held for it.
+    for i, cart in going:
+        if i in quoted and quoted[i].total.amount == 0:
+            refused[i] = NothingToCharge(cart.id, quoted[i].total)
+            del quoted[i]
+            offers.pop(i, None)
+    return offers
 
 
 def _cart(found: CartSnapshot | ColonnadeError) -> CartSnapshot:

@@ -41,7 +41,11 @@ from colonnade.modules.checkout.answers import (
     order_body,
     step_span,
 )
-from colonnade.modules.checkout.card_purchase import CardCheckout, CardPurchases
+from colonnade.modules.checkout.card_purchase import (
+    CardCheckout,
+    CardPurchases,
+    take_codes_off,
+)
 from colonnade.modules.checkout.domain import (
     FINISHED,
     CartEmpty,
@@ -64,7 +68,7 @@ from colonnade.modules.inventory.service import InventoryService, Reservation
 from colonnade.modules.orders.service import NewOrder, Order, OrderLine, OrdersService, OrderStatus
 from colonnade.modules.payments.service import Payment, PaymentsService, PaymentStatus
 from colonnade.modules.pricing.service import PricingService, Quote
-from colonnade.modules.promotions.service import Basket, Offer, PromotionsService
+from colonnade.modules.promotions.service import Offer, PromotionsService
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -399,27 +403,19 @@ class CheckoutService:
         self, checkout_id: str, cart: CartSnapshot, quote: Quote
     ) -> tuple[Quote, Offer]:
         """Weigh the cart's code again and hold its use; the quote with its discount."""
-        basket = Basket(
-            market=cart.market,
-            currency=quote.currency,
-            lines=tuple((ln.sku, ln.line_total.amount) for ln in quote.lines),
-            customer_id=cart.customer_id,
-        )
+        quoted = {0: quote}
+        refused: dict[int, ColonnadeError] = {}
         async with self._db.transaction() as uow:
-            [offer] = await self._promotions.decide_batch(
-                uow, [(cart.promotion_code or "", basket)]
+            offers = await take_codes_off(
+                self._promotions, self._pricing, uow, [(0, cart)], quoted, refused
             )
-            if isinstance(offer, ColonnadeError):
-                raise offer
-            if offer.lines:
-                quote = self._pricing.discounted(quote, offer.lines)
-            if quote.total.amount == 0:
-                raise NothingToCharge(cart.id, quote.total)
+            if refused:
+                raise refused[0]
             await self._promotions.keep_batch(
-                uow, [(checkout_id, cart.customer_id, offer, quote.total)]
+                uow, [(checkout_id, cart.customer_id, offers[0], quoted[0].total)]
             )
             await uow.commit()
-        return quote, offer
+        return quoted[0], offers[0]
 
     async def _settle(self, progress: _Progress, awaiting_transfer: bool) -> None:
         """Everything after the order exists: capture, mark paid, sell the stock, close the cart.

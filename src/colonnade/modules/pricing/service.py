@@ -259,7 +259,7 @@ class PricingService:
     async def prices_for(self, skus: list[str], market_code: str) -> dict[str, Money]:
         """Each SKU's price in the market's currency now; SKUs without one are left out."""
         async with self._db.reading() as conn:
-            _, found, _ = await self._priced(conn, skus, market_code)
+            _, found, _, _ = await self._priced(conn, skus, market_code)
         return found
 
     async def shelf_prices(
@@ -268,7 +268,7 @@ class PricingService:
         """Each priced SKU's price now with its price before a running sale (compare_at),
         and when the market's sales next start or end: until then these prices hold."""
         async with self._db.reading() as conn:
-            _, found, regular, until = await self._shelf(conn, skus, market_code)
+            _, found, regular, until = await self._priced(conn, skus, market_code)
         shelf = {sku: ShelfPrice(price, regular.get(sku)) for sku, price in found.items()}
         return shelf, until
 
@@ -349,7 +349,7 @@ class PricingService:
     async def quote(self, market_code: str, lines: list[tuple[str, int]]) -> Quote:
         """Lines priced in the market with their taxes; PriceMissing (409) for an unpriced SKU."""
         async with self._db.reading() as conn:
-            where, unit_prices, regular = await self._priced(
+            where, unit_prices, regular, _ = await self._priced(
                 conn, [sku for sku, _ in lines], market_code
             )
         return domain.quote(where, lines, unit_prices, regular)
@@ -365,7 +365,9 @@ class PricingService:
     ) -> list[Quote | ColonnadeError]:
         """A quote per (market, lines), as `quote` gives it, on the caller's connection: one
         price query per market among them, however many carts."""
-        priced: dict[str, tuple[Market, dict[str, Money], dict[str, Money]] | ColonnadeError] = {}
+        priced: dict[
+            str, tuple[Market, dict[str, Money], dict[str, Money], datetime | None] | ColonnadeError
+        ] = {}
         for code in sorted({code for code, _ in wanted}):
             skus = {sku for market, lines in wanted if market == code for sku, _ in lines}
             try:
@@ -385,16 +387,10 @@ class PricingService:
 
     async def _priced(
         self, conn: AsyncConnection, skus: Iterable[str], market_code: str
-    ) -> tuple[Market, dict[str, Money], dict[str, Money]]:
-        """The market, the SKUs' prices in it now, and the prices before a sale of those a
-        running sale lowers: in two queries (one while the market is kept)."""
-        where, found, regular, _ = await self._shelf(conn, skus, market_code)
-        return where, found, regular
-
-    async def _shelf(
-        self, conn: AsyncConnection, skus: Iterable[str], market_code: str
     ) -> tuple[Market, dict[str, Money], dict[str, Money], datetime | None]:
-        """`_priced`, and when a sale of these SKUs next starts or ends."""
+        """The market, the SKUs' prices in it now, the prices before a sale of those a
+        running sale lowers, and when a sale of these SKUs next starts or ends: in two
+        queries (one while the market is kept)."""
         where, fx = self._markets.get(market_code) or await self._market_and_rate(conn, market_code)
         wanted = sorted(set(skus))
         if not wanted:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
 from colonnade.kernel.errors import Conflict, DuplicateCurrency, InvalidInput
 from colonnade.kernel.money import Money
@@ -325,6 +326,13 @@ def _by_currency(
 # --- whether and how much it applies -------------------------------------------------------
 
 
+class PricedLine(Protocol):
+    @property
+    def sku(self) -> str: ...
+    @property
+    def line_total(self) -> Money: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Basket:
     """What a promotion is weighed against: a priced cart, and who is buying it."""
@@ -334,6 +342,15 @@ class Basket:
     # Each line's SKU and what it costs as priced, in the cart's order.
     lines: tuple[tuple[str, int], ...]
     customer_id: str | None
+
+    @classmethod
+    def of(
+        cls, market: str, currency: str, lines: Iterable[PricedLine], customer_id: str | None
+    ) -> Basket:
+        """The basket of a priced cart's lines."""
+        return cls(
+            market, currency, tuple((ln.sku, ln.line_total.amount) for ln in lines), customer_id
+        )
 
     @property
     def subtotal(self) -> Money:

@@ -214,7 +214,9 @@ class PromotionsService:
             if taken.first() is not None:
                 raise PromotionCodeTaken(made.code)
             try:
-                await uow.execute(promotions.insert().values(**_row(made), created_at=now))
+                await uow.execute(
+                    promotions.insert().values(**_row(made), created_at=now, updated_at=now)
+                )
             except IntegrityError:
                 raise PromotionCodeTaken(made.code) from None
             told = [uow.record(PromotionChanged(promotion_id=made.id, code=made.code))]
@@ -361,19 +363,11 @@ class PromotionsService:
 
     # --- a cart ---------------------------------------------------------------------------
 
-    async def offer(self, code: str, basket: Basket) -> Offer:
-        """What the code takes off the basket now, or why it cannot: the check a shopper's
-        cart makes when the code is entered. Nothing is held."""
-        async with self._db.reading() as conn:
-            [found] = await self.offers(conn, [(code, basket)])
-        if isinstance(found, ColonnadeError):
-            raise found
-        return found
-
     async def offers(
         self, conn: AsyncConnection, wanted: Sequence[tuple[str, Basket]]
     ) -> list[Offer | ColonnadeError]:
-        """`offer` for each (code, basket), on the caller's connection."""
+        """What each (code, basket)'s code takes off the basket now, or why it cannot: the
+        check a shopper's cart makes, on the caller's connection. Nothing is held."""
         if not wanted:
             return []
         typed = [code for code, _ in wanted]
@@ -551,16 +545,10 @@ class PromotionsService:
         return found
 
 
-async def _by_code(
-    conn: AsyncConnection, codes: Sequence[str], *, lock: bool = False
-) -> dict[str, Promotion]:
-    """The promotions with these codes (as typed; malformed ones find nothing), by code.
-    Locked in id order, so two batches never wait on each other in a circle."""
+async def _by_code(conn: AsyncConnection, codes: Sequence[str]) -> dict[str, Promotion]:
+    """The promotions with these codes (as typed; malformed ones find nothing), by code."""
     wanted = sorted({code.upper() for code in codes})
-    query = select(promotions).where(promotions.c.code.in_(wanted)).order_by(promotions.c.id)
-    if lock:
-        query = query.with_for_update()
-    rows = await conn.execute(query)
+    rows = await conn.execute(select(promotions).where(promotions.c.code.in_(wanted)))
     return {row.code: _promotion(row) for row in rows}
 
 
@@ -666,7 +654,6 @@ def _row(promotion: Promotion) -> dict[str, Any]:
         "used": promotion.used,
         "starts_at": promotion.starts_at,
         "ends_at": promotion.ends_at,
-        "updated_at": promotion.starts_at,
     }
 
 
