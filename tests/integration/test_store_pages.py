@@ -148,8 +148,15 @@ async def test_a_first_read_takes_the_same_few_statements_whatever_the_page_size
         assert len(page) == params["limit"]
         counts[tuple(params.items())] = len(seen)
 
-    # The products, their variants, their translations, their prices, their stock.
-    assert set(counts.values()) == {5}, counts
+    # The products with their variants and translations, their prices, their stock; a search
+    # on PostgreSQL finds the page's products first (walking the listing), then reads them.
+    searching = 4 if shop.db.dialect == "postgresql" else 3
+    assert counts == {
+        (("limit", 2),): 3,
+        (("limit", 30),): 3,
+        (("limit", 30), ("q", "mug")): searching,
+        (("limit", 3), ("q", "mug")): searching,
+    }
 
 
 async def test_many_shoppers_asking_for_the_same_new_page_cause_one_read(
@@ -164,7 +171,7 @@ async def test_many_shoppers_asking_for_the_same_new_page_cause_one_read(
         pages = await asyncio.gather(*(listed(http) for _ in range(20)))
 
     assert all(page == pages[0] for page in pages)
-    assert len(seen) == 5
+    assert len(seen) == 3
 
 
 async def test_a_price_staff_change_is_in_the_very_next_listing(

@@ -20,11 +20,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 
 from colonnade.kernel.bulk import json_text
 from colonnade.kernel.metrics import DB_POOL_CONNECTIONS, DB_POOL_SIZE, query_timer
-from colonnade.kernel.uow import UnitOfWork
+from colonnade.kernel.uow import Read, UnitOfWork, read
 
 _IMMEDIATE = "colonnade_immediate"
 
@@ -83,6 +83,14 @@ class Database:
             return
         async with self.engine.connect() as conn, conn.begin():
             yield conn
+
+    async def read(self, query: Read, *arguments: Any) -> list[Any]:
+        """One read of fixed text, straight on the driver in one round trip and outside any
+        transaction: none of the statement building, caching and result processing a
+        SQLAlchemy statement costs on every call, for the store's first reads of a page.
+        Rows are tuples; on SQLite a time comes back as the text SQLite keeps (`stored_time`)."""
+        async with (self._reader or self.engine).connect() as conn:
+            return await read(conn, query, *arguments)
 
     def _notify(self) -> None:
         for callback in self._on_commit:
@@ -160,6 +168,8 @@ def _sqlite_engine(url: str, synchronous: str) -> AsyncEngine:
         connect_args={"timeout": 30},
         json_serializer=json_text,
         json_deserializer=orjson.loads,
+        # Connections are reset by _reset below, only when there is something to undo.
+        pool_reset_on_return=None,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -172,6 +182,13 @@ def _sqlite_engine(url: str, synchronous: str) -> AsyncEngine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def _reset(dbapi_connection: Any, _record: ConnectionPoolEntry, state: PoolResetState) -> None:
+        # A rollback costs a trip to the driver's thread; a connection given back outside a
+        # transaction (a plain read's, or one whose transaction ended) has nothing to undo.
+        if state.asyncio_safe and dbapi_connection.driver_connection.in_transaction:
+            dbapi_connection.rollback()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Connection) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 
 from colonnade.kernel import tracing
-from colonnade.kernel.bulk import insert_rows
+from colonnade.kernel.bulk import insert_rows, json_text
 from colonnade.kernel.events import Envelope, Event
 from colonnade.kernel.metrics import query_timer
 from colonnade.kernel.schema import outbox
@@ -30,7 +31,8 @@ def listen_to_driver_statements(
     return lambda: _driver_listeners.remove(entry)
 
 
-def _announce(connection: AsyncConnection, sql: str) -> None:
+def announce(connection: AsyncConnection, sql: str) -> None:
+    """Tell the listeners of `connection`'s engine of a statement sent straight to the driver."""
     if _driver_listeners:
         pool = connection.sync_engine.pool
         for listening_to, listener in _driver_listeners:
@@ -38,16 +40,56 @@ def _announce(connection: AsyncConnection, sql: str) -> None:
                 listener(sql)
 
 
-async def read(connection: AsyncConnection, sql: str, *arguments: Any) -> list[Any]:
-    """A plain read in the hot path's PostgreSQL SQL, straight on asyncpg, on any connection
-    (a unit of work's or a reading one): at READ COMMITTED a read sees the same inside or
-    outside a transaction. Nothing that locks or writes goes here: use UnitOfWork.fetch."""
+@dataclass(frozen=True)
+class Read:
+    """One read's text in each database's SQL. PostgreSQL's takes `$1`, `$2`… and a list as an
+    array; SQLite's takes `?1`, `?2`… and a list as JSON text (read it with `json_each(?n)`)."""
+
+    postgresql: str
+    sqlite: str
+
+
+async def read(connection: AsyncConnection, query: Read | str, *arguments: Any) -> list[Any]:
+    """A plain read of fixed text straight on the driver, on any connection (a unit of work's
+    or a reading one), in one round trip: none of the statement building, caching and result
+    processing a SQLAlchemy statement costs on every call. A bare text is PostgreSQL's only
+    (the hot path's). At READ COMMITTED a read sees the same inside or outside a transaction.
+    Rows are tuples; on SQLite a time comes back as the text SQLite keeps (`stored_time`).
+    Nothing that locks or writes goes here: use UnitOfWork.fetch."""
     driver: Any = (await connection.get_raw_connection()).driver_connection
-    _announce(connection, sql)
-    started = perf_counter()
-    rows: list[Any] = await driver.fetch(sql, *arguments)
+    if connection.dialect.name == "postgresql":
+        sql = query if isinstance(query, str) else query.postgresql
+        announce(connection, sql)
+        started = perf_counter()
+        rows: list[Any] = await driver.fetch(sql, *arguments)
+    else:
+        if isinstance(query, str):
+            raise TypeError("a read on SQLite needs its SQLite text: pass a Read")
+        sql = query.sqlite
+        announce(connection, sql)
+        started = perf_counter()
+        rows = list(await driver.execute_fetchall(sql, [_sqlite(a) for a in arguments]))
     query_timer(sql).observe(perf_counter() - started)
     return rows
+
+
+# How SQLAlchemy keeps a time on SQLite (UTCDateTime: UTC, no offset), so times compare as text.
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def stored_time(value: str | datetime) -> datetime:
+    """A time as `read` returns it on either database, as an aware UTC datetime."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _sqlite(argument: Any) -> Any:
+    if isinstance(argument, list | tuple):
+        return json_text(argument)
+    if isinstance(argument, datetime):
+        return argument.astimezone(UTC).strftime(_SQLITE_TIME)
+    return argument
 
 
 class UnitOfWork:
@@ -78,7 +120,7 @@ class UnitOfWork:
             result = await self._first(sql, tuple(arguments))
             return list(result) if result.returns_rows else []
         driver = await self._driver()
-        _announce(self.connection, sql)
+        announce(self.connection, sql)
         started = perf_counter()
         rows: list[Any] = await driver.fetch(sql, *arguments)
         query_timer(sql).observe(perf_counter() - started)
@@ -92,7 +134,7 @@ class UnitOfWork:
             await self._first(sql, [tuple(row) for row in rows])
             return
         driver = await self._driver()
-        _announce(self.connection, sql)
+        announce(self.connection, sql)
         started = perf_counter()
         await driver.executemany(sql, rows)
         query_timer(sql).observe(perf_counter() - started)

@@ -1,8 +1,8 @@
 """Catalog's public use cases: products with their variants (SKUs) and translations,
 categories, and localized, searchable listings for the store.
 
-Every method is one transaction. A listing costs three queries whatever its length: the
-products, then their variants and their translations each with one IN query.
+Every method is one transaction. The store's reads (a listing, a search, a product) are one
+statement each whatever their length (see reads.py); a search on PostgreSQL is two.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, exists, select, update
+import orjson
+from sqlalchemy import exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -24,7 +25,7 @@ from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
 from colonnade.kernel.events import Envelope
 from colonnade.kernel.ids import new_id
-from colonnade.modules.catalog import domain, search
+from colonnade.modules.catalog import domain, reads, search
 from colonnade.modules.catalog.domain import (
     CategoryCycle,
     CategoryNotFound,
@@ -282,18 +283,14 @@ class CatalogService:
     async def product(
         self, product_id: str, locale: str, *, published_only: bool = False
     ) -> LocalizedProduct:
-        """One product in `locale`, or its closest fallback. The store asks with
-        published_only, so drafts stay hidden from shoppers."""
+        """One product in `locale`, or its closest fallback, in one statement. The store asks
+        with published_only, so drafts stay hidden from shoppers."""
         wanted = domain.normal_locale(locale)
-        query = select(*_product_columns).select_from(_with_category)
-        query = query.where(products.c.id == product_id)
-        if published_only:
-            query = query.where(products.c.status == ProductStatus.PUBLISHED.value)
-        async with self._db.reading() as conn:
-            rows = (await conn.execute(query)).all()
-            if not rows:
-                raise ProductNotFound(product_id)
-            return (await _localized(conn, rows, wanted))[0]
+        for row in await self._db.read(reads.BY_IDS, [product_id]):
+            found = _localized(row, wanted)
+            if not published_only or found.status is ProductStatus.PUBLISHED:
+                return found
+        raise ProductNotFound(product_id)
 
     async def products(
         self,
@@ -305,16 +302,38 @@ class CatalogService:
     ) -> list[LocalizedProduct]:
         """Published products in creation order, localized; `q` keeps those with a
         translation in any locale matching every word as a prefix; `category` keeps that
-        category and its subcategories."""
+        category and its subcategories. One statement, whatever the page's length; a search
+        on PostgreSQL takes two (the page's products are found first, see search.py)."""
         wanted = domain.normal_locale(locale)
         limit, offset = domain.valid_page(limit, offset)
         tokens = domain.search_tokens(q)
         if category is not None:
             domain.valid_slug(category)
-        listed = (
-            select(*_product_columns)
-            .select_from(_with_category)
-            .where(products.c.status == ProductStatus.PUBLISHED.value)
+        if tokens and self._dialect == "postgresql":
+            rows = await self._searched(tokens, category, limit, offset)
+        else:
+            arguments: list[Any] = [limit, offset]
+            if category is not None:
+                arguments.append(category)
+            if tokens:
+                arguments.append(domain.fts5_query(tokens))
+            query = reads.listing(in_category=category is not None, matching=bool(tokens))
+            rows = await self._db.read(query, *arguments)
+        if not rows and category is not None:
+            async with self._db.reading() as conn:
+                try:
+                    await _category_id(conn, category)
+                except UnknownCategory:
+                    raise CategoryNotFound(category) from None
+        return [_localized(row, wanted) for row in rows]
+
+    async def _searched(
+        self, tokens: list[str], category: str | None, limit: int, offset: int
+    ) -> list[Any]:
+        """PostgreSQL: the page's products by walking the listing (or by the index), then
+        the page read by id."""
+        listed = select(products.c.id, products.c.created_at).where(
+            products.c.status == ProductStatus.PUBLISHED.value
         )
         if category is not None:
             tree = (
@@ -327,26 +346,25 @@ class CatalogService:
             )
             listed = listed.where(products.c.category_id.in_(select(tree.c.id)))
         async with self._db.reading() as conn:
-            rows = None
-            if tokens and self._dialect == "postgresql":
-                rows = await search.walk_to_matches(conn, listed, tokens, limit, offset)
-            if rows is None:
-                if tokens:
-                    matching = search.matching_products(self._dialect, tokens)
-                    listed = listed.where(products.c.id.in_(matching))
-                rows = list(
+            found = await search.walk_to_matches(conn, listed, tokens, limit, offset)
+            if found is None:
+                matching = search.matching_products(self._dialect, tokens)
+                found = list(
                     await conn.execute(
-                        listed.order_by(products.c.created_at, products.c.id)
+                        listed.where(products.c.id.in_(matching))
+                        .order_by(products.c.created_at, products.c.id)
                         .limit(limit)
                         .offset(offset)
                     )
                 )
-            if not rows and category is not None:
-                try:
-                    await _category_id(conn, category)
-                except UnknownCategory:
-                    raise CategoryNotFound(category) from None
-            return await _localized(conn, rows, wanted)
+        ids = [row.id for row in found]
+        if not ids:
+            return []
+        by_id = {row[0]: row for row in await self._db.read(reads.BY_IDS, ids)}
+        # A product unpublished between the two reads is left out.
+        return [
+            by_id[i] for i in ids if i in by_id and by_id[i][2] == ProductStatus.PUBLISHED.value
+        ]
 
     async def skus_exist(self, skus: list[str]) -> set[str]:
         """Which of these SKUs belong to a product (published or not)."""
@@ -584,26 +602,26 @@ async def _product(conn: AsyncConnection, product_id: str) -> Product:
     )
 
 
-async def _localized(
-    conn: AsyncConnection,
-    rows: Sequence[Row[Any]] | Sequence[Row[Any, Any, Any, Any, Any, Any]],
-    locale: str,
-) -> list[LocalizedProduct]:
-    found_variants, found_texts = await _children(conn, [row.id for row in rows])
-    localized = []
-    for row in rows:
-        texts = found_texts[row.id]
-        used = domain.choose_locale(texts, locale, row.default_locale)
-        title, description = texts[used]
-        localized.append(
-            LocalizedProduct(
-                id=row.id,
-                title=title,
-                description=description,
-                locale=used,
-                category=row.category,
-                variants=tuple(found_variants[row.id]),
-                status=ProductStatus(row.status),
-            )
-        )
-    return localized
+def _localized(row: Any, wanted: str) -> LocalizedProduct:
+    """A product as `reads` gives it (its variants and translations as JSON), in `wanted` or
+    its closest fallback."""
+    product_id, default_locale, status, category, found_variants, found_texts = row
+    texts = {locale: (title, text) for locale, title, text in orjson.loads(found_texts)}
+    used = domain.choose_locale(texts, wanted, default_locale)
+    title, description = texts[used]
+    return LocalizedProduct(
+        id=product_id,
+        title=title,
+        description=description,
+        locale=used,
+        category=category,
+        variants=tuple(
+            Variant(sku, attributes)
+            for _, sku, attributes in sorted(orjson.loads(found_variants or "[]"), key=_position)
+        ),
+        status=ProductStatus(status),
+    )
+
+
+def _position(variant: list[Any]) -> int:
+    return int(variant[0])

@@ -23,7 +23,7 @@ from colonnade.kernel.db import Database
 from colonnade.kernel.errors import ColonnadeError
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.metrics import RESERVATIONS_EXPIRED, STOCKOUTS
-from colonnade.kernel.uow import UnitOfWork
+from colonnade.kernel.uow import Read, UnitOfWork
 from colonnade.modules.inventory import domain, postgres
 from colonnade.modules.inventory.domain import (
     LedgerReason,
@@ -120,6 +120,18 @@ class Warehouse:
 
 
 _available_units = stock.c.on_hand - stock.c.reserved - stock.c.sold
+
+# Every storefront page asks this of its SKUs: one fixed statement, straight on the driver.
+_AVAILABLE = Read(
+    postgresql=(
+        "SELECT sku, sum(on_hand - reserved - sold) FROM inventory_stock"
+        " WHERE sku = ANY($1::varchar[]) GROUP BY sku"
+    ),
+    sqlite=(
+        "SELECT sku, sum(on_hand - reserved - sold) FROM inventory_stock"
+        " WHERE sku IN (SELECT value FROM json_each(?1)) GROUP BY sku"
+    ),
+)
 
 # A reservation outpaced this often by other buyers of the same rows reports what is left.
 RESERVE_ATTEMPTS = 3
@@ -243,13 +255,7 @@ class InventoryService:
         wanted = list(dict.fromkeys(skus))
         if not wanted:
             return {}
-        async with self._db.reading() as conn:
-            rows = await conn.execute(
-                select(stock.c.sku, func.sum(_available_units).label("available"))
-                .where(stock.c.sku.in_(wanted))
-                .group_by(stock.c.sku)
-            )
-            found = {row.sku: int(row.available) for row in rows}
+        found = {sku: int(units) for sku, units in await self._db.read(_AVAILABLE, wanted)}
         return {sku: found.get(sku, 0) for sku in wanted}
 
     async def set_warehouse(self, code: str, name: str) -> Warehouse:

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any, overload
 
 from babel import Locale, UnknownLocaleError
-from sqlalchemy import and_, delete, null, select, union_all, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -32,7 +32,7 @@ from colonnade.kernel.errors import ColonnadeError, InvalidInput
 from colonnade.kernel.events import Envelope
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.money import Money, currency_code
-from colonnade.kernel.uow import UnitOfWork, read
+from colonnade.kernel.uow import Read, UnitOfWork, read
 from colonnade.modules.pricing import domain
 from colonnade.modules.pricing.domain import (
     InvalidSale,
@@ -100,13 +100,24 @@ class InvalidSku(InvalidInput):
 # with the market's sales of them that have not ended, one fixed statement on PostgreSQL
 # whatever their number (the sales' rows first, as on SQLite, whose union takes the first
 # select's column types).
-_PRICES = (
-    "SELECT p.sku, p.amount, s.currency, s.id, s.percent_off, s.starts_at, s.ends_at"
-    " FROM pricing_sale_prices AS p JOIN pricing_sales AS s ON s.id = p.sale_id"
-    " WHERE p.sku = ANY($1::varchar[]) AND s.market = $3"
-    " AND (s.ends_at IS NULL OR s.ends_at > $4)"
-    " UNION ALL SELECT sku, amount, currency, NULL, NULL, NULL, NULL FROM pricing_prices"
-    " WHERE sku = ANY($1::varchar[]) AND currency = ANY($2::varchar[])"
+_PRICES = Read(
+    postgresql=(
+        "SELECT p.sku, p.amount, s.currency, s.id, s.percent_off, s.starts_at, s.ends_at"
+        " FROM pricing_sale_prices AS p JOIN pricing_sales AS s ON s.id = p.sale_id"
+        " WHERE p.sku = ANY($1::varchar[]) AND s.market = $3"
+        " AND (s.ends_at IS NULL OR s.ends_at > $4)"
+        " UNION ALL SELECT sku, amount, currency, NULL, NULL, NULL, NULL FROM pricing_prices"
+        " WHERE sku = ANY($1::varchar[]) AND currency = ANY($2::varchar[])"
+    ),
+    sqlite=(
+        "SELECT p.sku, p.amount, s.currency, s.id, s.percent_off, s.starts_at, s.ends_at"
+        " FROM pricing_sale_prices AS p JOIN pricing_sales AS s ON s.id = p.sale_id"
+        " WHERE p.sku IN (SELECT value FROM json_each(?1)) AND s.market = ?3"
+        " AND (s.ends_at IS NULL OR s.ends_at > ?4)"
+        " UNION ALL SELECT sku, amount, currency, NULL, NULL, NULL, NULL FROM pricing_prices"
+        " WHERE sku IN (SELECT value FROM json_each(?1))"
+        " AND currency IN (SELECT value FROM json_each(?2))"
+    ),
 )
 
 
@@ -258,8 +269,7 @@ class PricingService:
 
     async def prices_for(self, skus: list[str], market_code: str) -> dict[str, Money]:
         """Each SKU's price in the market's currency now; SKUs without one are left out."""
-        async with self._db.reading() as conn:
-            _, found, _, _ = await self._priced(conn, skus, market_code)
+        _, found, _, _ = await self._priced(None, skus, market_code)
         return found
 
     async def shelf_prices(
@@ -267,8 +277,7 @@ class PricingService:
     ) -> tuple[dict[str, ShelfPrice], datetime | None]:
         """Each priced SKU's price now with its price before a running sale (compare_at),
         and when the market's sales next start or end: until then these prices hold."""
-        async with self._db.reading() as conn:
-            _, found, regular, until = await self._priced(conn, skus, market_code)
+        _, found, regular, until = await self._priced(None, skus, market_code)
         shelf = {sku: ShelfPrice(price, regular.get(sku)) for sku, price in found.items()}
         return shelf, until
 
@@ -348,10 +357,9 @@ class PricingService:
 
     async def quote(self, market_code: str, lines: list[tuple[str, int]]) -> Quote:
         """Lines priced in the market with their taxes; PriceMissing (409) for an unpriced SKU."""
-        async with self._db.reading() as conn:
-            where, unit_prices, regular, _ = await self._priced(
-                conn, [sku for sku, _ in lines], market_code
-            )
+        where, unit_prices, regular, _ = await self._priced(
+            None, [sku for sku, _ in lines], market_code
+        )
         return domain.quote(where, lines, unit_prices, regular)
 
     @staticmethod
@@ -386,47 +394,30 @@ class PricingService:
         return answers
 
     async def _priced(
-        self, conn: AsyncConnection, skus: Iterable[str], market_code: str
+        self, conn: AsyncConnection | None, skus: Iterable[str], market_code: str
     ) -> tuple[Market, dict[str, Money], dict[str, Money], datetime | None]:
         """The market, the SKUs' prices in it now, the prices before a sale of those a
         running sale lowers, and when a sale of these SKUs next starts or ends: in two
-        queries (one while the market is kept)."""
-        where, fx = self._markets.get(market_code) or await self._market_and_rate(conn, market_code)
+        queries (one while the market is kept), on `conn` or, without one, each on a
+        connection of its own."""
+        if conn is None:
+            where, fx = await self._markets.load_once(
+                market_code, lambda: self._read_market(market_code)
+            )
+        else:
+            where, fx = self._markets.get(market_code) or await self._market_and_rate(
+                conn, market_code
+            )
         wanted = sorted(set(skus))
         if not wanted:
             return where, {}, {}, None
         now = self._clock.now()
         by_sku: dict[str, dict[str, Money]] = defaultdict(dict)
         currencies = sorted({where.currency, self.base_currency})
-        rows: Any
-        if conn.dialect.name == "postgresql":
-            rows = await read(conn, _PRICES, wanted, currencies, market_code, now)
-        else:
-            rows = await conn.execute(
-                union_all(
-                    select(
-                        sale_prices.c.sku,
-                        sale_prices.c.amount,
-                        sales.c.currency,
-                        sales.c.id,
-                        sales.c.percent_off,
-                        sales.c.starts_at,
-                        sales.c.ends_at,
-                    )
-                    .select_from(sale_prices.join(sales, sales.c.id == sale_prices.c.sale_id))
-                    .where(
-                        sale_prices.c.sku.in_(wanted),
-                        sales.c.market == market_code,
-                        sales.c.ends_at.is_(None) | (sales.c.ends_at > now),
-                    ),
-                    select(
-                        price_rows.c.sku,
-                        price_rows.c.amount,
-                        price_rows.c.currency,
-                        *(null() for _ in range(4)),
-                    ).where(price_rows.c.sku.in_(wanted), price_rows.c.currency.in_(currencies)),
-                )
-            )
+        arguments = (wanted, currencies, market_code, now)
+        rows = await (
+            self._db.read(_PRICES, *arguments) if conn is None else read(conn, _PRICES, *arguments)
+        )
         heads: dict[str, tuple[int | None, datetime, datetime | None]] = {}
         listed_on_sale: dict[str, dict[str, Money | None]] = defaultdict(dict)
         for sku, amount, currency, sale_id, percent_off, starts_at, ends_at in rows:
