@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import structlog
 from fastapi import APIRouter, FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
 from redis.asyncio import Redis
+from sqlalchemy import make_url
 
 from colonnade import migrations
 from colonnade.kernel import heap, inbox, shared_state, tracing
@@ -34,6 +36,9 @@ from colonnade.kernel.pruning import Pruning
 from colonnade.kernel.redaction import configure_logging
 from colonnade.kernel.settings import Settings
 from colonnade.modules import MODULES
+from colonnade.modules.analytics import api as analytics_api
+from colonnade.modules.analytics.service import EVENT_TYPES as ANALYTICS_EVENTS
+from colonnade.modules.analytics.service import AnalyticsService
 from colonnade.modules.cart import api as cart_api
 from colonnade.modules.cart.service import CartService
 from colonnade.modules.catalog import api as catalog_api
@@ -101,6 +106,7 @@ class Shop:
     checkout: CheckoutService
     compliance: ComplianceService
     notifications: NotificationsService
+    analytics: AnalyticsService
     maintenance: Maintenance
     changes: Changes
     pages: StorePages
@@ -255,6 +261,10 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
             ),
         ),
     )
+    analytics = AnalyticsService(db, analytics_directory(settings), clock=clock)
+    take_facts = inbox.guard_batch(db, "analytics.facts", analytics.record)
+    for event_type in ANALYTICS_EVENTS:
+        bus.subscribe_batch(event_type, "analytics.facts", take_facts)
     recover_after = timedelta(seconds=settings.checkout_recovery_seconds)
     pruning = Pruning(
         db,
@@ -284,6 +294,11 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
             Job("count-dead-letters", 60, lambda: count_dead_letters(dead_letters.waiting)),
             Job("check-stock-ledger", 300, lambda: check_stock_ledger(inventory.check_ledger)),
         ]
+        + (
+            [Job("seal-analytics", settings.analytics_seal_seconds, analytics.seal)]
+            if settings.analytics_seal_seconds
+            else []
+        )
     )
     return Shop(
         settings=settings,
@@ -308,6 +323,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         checkout=checkout,
         compliance=compliance,
         notifications=notifications,
+        analytics=analytics,
         maintenance=maintenance,
         changes=changes,
         pages=pages,
@@ -318,6 +334,18 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         ),
         redis=redis,
     )
+
+
+def analytics_directory(settings: Settings) -> Path:
+    """Where the analytics warehouse's files go: COLONNADE_ANALYTICS_DIR, else beside the
+    SQLite database file, else colonnade-analytics/<database name> for a server database."""
+    if settings.analytics_dir is not None:
+        return Path(settings.analytics_dir)
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        database = Path(url.database).expanduser()
+        return database.with_name(database.name + ".analytics")
+    return Path("colonnade-analytics") / (url.database or "default")
 
 
 def _event_bus(settings: Settings, dead_letters: DeadLetters) -> EventBus:
@@ -500,6 +528,7 @@ def create_app(
         ),
         ("payments", lambda: payments_api.router(shop.payments)),
         ("compliance", lambda: compliance_api.router(shop.compliance)),
+        ("analytics", lambda: analytics_api.router(shop.analytics)),
     ]
     for module, router in routers:
         if module in serving:

@@ -10,6 +10,7 @@ import os
 import signal
 import tempfile
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Protocol, TypeVar, runtime_checkable
@@ -57,6 +58,10 @@ promotions = typer.Typer(help="Promotions and their discount codes.", no_args_is
 cli.add_typer(promotions, name="promotions")
 promotion_codes = typer.Typer(help="Batches of single-use codes.", no_args_is_help=True)
 promotions.add_typer(promotion_codes, name="codes")
+insights = typer.Typer(help="What sold, from the analytics warehouse.", no_args_is_help=True)
+cli.add_typer(insights, name="insights")
+analytics = typer.Typer(help="The analytics warehouse.", no_args_is_help=True)
+cli.add_typer(analytics, name="analytics")
 cluster_commands = typer.Typer(
     help="The distributed shape on one machine: web replicas, relay, worker, nginx in front.",
     no_args_is_help=True,
@@ -293,6 +298,46 @@ def generate_codes(
         writer.writerow(["code"])
         writer.writerows([code] for code in made)
     console.print(f"{len(made):,} codes written to {output}")
+
+
+@insights.command("sales")
+def insights_sales(
+    start: Annotated[
+        datetime, typer.Option("--from", help="The window's start, ISO 8601 (UTC if no offset).")
+    ],
+    end: Annotated[datetime, typer.Option("--to", help="The window's end (excluded), ISO 8601.")],
+    market: Annotated[str | None, typer.Option(help="One market; all without.")] = None,
+) -> None:
+    """Paid orders placed in [--from, --to): how many, their revenue and what was refunded of
+    them, per currency."""
+    figures = _with_shop(lambda shop: shop.analytics.sales(_utc(start), _utc(end), market))
+    table = Table(title=f"{figures.orders:,} paid orders")
+    table.add_column("currency")
+    table.add_column("revenue", justify="right")
+    table.add_column("refunded", justify="right")
+    for revenue, refunded in zip(figures.revenue, figures.refunded, strict=True):
+        table.add_row(revenue.currency, f"{revenue.to_decimal():,}", f"{refunded.to_decimal():,}")
+    console.print(table)
+
+
+@analytics.command("rebuild")
+def analytics_rebuild() -> None:
+    """Delete the warehouse and take its facts again from the orders as they stand."""
+
+    async def rebuild(shop: Shop) -> int:
+        with Progress(console=console) as progress:
+            task = progress.add_task("reading orders", total=None)
+            return await shop.analytics.rebuild(
+                lambda limit, offset: shop.orders.search(limit=limit, offset=offset),
+                lambda done, total: progress.update(task, completed=done, total=total),
+            )
+
+    read = _with_shop(rebuild)
+    console.print(f"{read:,} orders read; the warehouse holds their facts again")
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 @cluster_commands.command("up")

@@ -94,9 +94,12 @@ def test_a_withdrawn_product_leaves_both_workers_within_a_second(
     seconds_until_all(two_workers.base_url, page, lambda r: r.status_code == 200)
 
     staff.call("PATCH", f"/admin/products/{product_id}", json={"status": "draft"})
+    withdrawn = time.monotonic()
 
-    took = seconds_until_all(two_workers.base_url, page, lambda r: r.status_code == 404)
-    assert took < 1.0
-    assert all(
-        product_id not in {p["id"] for p in r.json()} for r in burst(two_workers.base_url, LISTING)
+    seconds_until_all(two_workers.base_url, page, lambda r: r.status_code == 404)
+    # A worker that has not heard yet may still show the listing it kept while already
+    # answering 404 for a product page it had to read again: each route is waited for.
+    seconds_until_all(
+        two_workers.base_url, LISTING, lambda r: product_id not in {p["id"] for p in r.json()}
     )
+    assert time.monotonic() - withdrawn < 1.0

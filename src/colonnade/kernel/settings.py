@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     redis_key_prefix: str = Field(default="colonnade", min_length=1)
     redis_timeout_seconds: float = Field(default=0.5, gt=0)
     default_warehouse: str = "main"
+    # Where the analytics warehouse keeps its Parquet files; unset: beside the SQLite
+    # database file, or ./colonnade-analytics for a server database.
+    analytics_dir: str | None = None
+    # How often waiting facts are sealed into the warehouse's files. 0: never; they stay in
+    # the database, which every replica shares (for replicas without a shared volume).
+    analytics_seal_seconds: float = Field(default=60, ge=0)
     reservation_ttl_seconds: int = Field(default=900, ge=10)
     payment_provider: Literal["test_gateway", "stripe"] = "test_gateway"
     stripe_api_key: SecretStr | None = None

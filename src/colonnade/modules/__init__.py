@@ -13,4 +13,5 @@ MODULES: tuple[str, ...] = (
     "checkout",
     "compliance",
     "notifications",
+    "analytics",
 )

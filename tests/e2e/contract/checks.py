@@ -34,6 +34,7 @@ SCHEMA_VALID_REFUSALS = {
     "invalid_promotion_window": "an end before the start (which is now when left out)",
     "invalid_sale_window": "an end before the start (which is now when left out)",
     "invalid_sale": "a SKU listed twice, or without a sale price in a sale without a percentage",
+    "invalid_insight_window": "a window that ends before it starts or spans more than 366 days",
     # Rules no pattern can hold.
     "unknown_locale": "a well-formed language tag that Babel does not know",
     "card_number_rejected": "any field holding 13-19 digits that pass the Luhn check",

@@ -37,6 +37,7 @@ STAFF_SCOPES: frozenset[str] = frozenset(
         "audit:read",
         "apikeys:write",
         "ops:read",
+        "insights:read",
     }
 )
 
@@ -59,7 +60,14 @@ ROLES: dict[str, frozenset[str]] = {
     "warehouse": frozenset({"inventory:read", "inventory:write", "orders:read"}),
     "support": frozenset({"orders:read", "orders:write", "customers:read"}),
     "finance": frozenset(
-        {"orders:read", "orders:refund", "payments:write", "pricing:read", "promotions:read"}
+        {
+            "orders:read",
+            "orders:refund",
+            "payments:write",
+            "pricing:read",
+            "promotions:read",
+            "insights:read",
+        }
     ),
     "compliance_officer": frozenset({"customers:read", "compliance:admin", "audit:read"}),
     # Watches the shop (the operations page) and changes nothing.

@@ -30,6 +30,8 @@ class OrderPlaced(Event):
     # "promotions"} per line (line_total after the discount; promotions: their ids); the
     # amounts are {"amount", "currency"}.
     lines: list[dict[str, Any]]
+    # When it was placed (ISO 8601, the shop's clock); None in events written before it was.
+    placed_at: str | None = None
 
 
 @dataclass(frozen=True)

@@ -723,6 +723,7 @@ def _placed_event(order: Order) -> OrderPlaced:
         market=order.market,
         total=order.total.as_dict(),
         lines=[_line_payload(line) for line in order.lines],
+        placed_at=order.placed_at.isoformat(),
     )
 
 

@@ -1,0 +1,127 @@
+"""Analytics' rules: which facts an event or an order gives, and what a sales window is.
+
+A fact is one thing that happened to an order, in minor units of its currency. Facts name
+orders, markets and amounts only: no buyer's e-mail, name, address or customer id ever
+becomes one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from colonnade.kernel.errors import InvalidInput
+from colonnade.kernel.money import Money
+
+PLACED = "order_placed"
+PAID = "order_paid"
+REFUNDED = "order_refunded"
+KINDS = (PLACED, PAID, REFUNDED)
+
+# The longest window one question may span: a year and a day covers a year-on-year look.
+LONGEST_WINDOW = timedelta(days=366)
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One thing that happened to an order. `id` names it so that the same happening told
+    twice (a redelivered event) is the same fact."""
+
+    id: str
+    kind: str
+    occurred_at: datetime
+    order_id: str
+    market: str
+    currency: str
+    amount: int
+    units: int = 0
+
+    @property
+    def day(self) -> str:
+        return self.occurred_at.astimezone(UTC).date().isoformat()
+
+
+@dataclass(frozen=True)
+class SalesFigures:
+    """Paid orders placed in a window: how many, what their buyers paid (order totals, tax
+    included, before refunds) and what has been refunded of them, one amount per currency."""
+
+    orders: int
+    revenue: tuple[Money, ...]
+    refunded: tuple[Money, ...]
+
+
+def placed_fact(
+    order_id: str, placed_at: datetime, market: str, total: Mapping[str, Any], units: int
+) -> Fact:
+    return Fact(
+        id=f"{PLACED}:{order_id}",
+        kind=PLACED,
+        occurred_at=placed_at,
+        order_id=order_id,
+        market=market,
+        currency=str(total["currency"]),
+        amount=int(total["amount"]),
+        units=units,
+    )
+
+
+def paid_fact(order_id: str, at: datetime, amount: Mapping[str, Any]) -> Fact:
+    return Fact(
+        id=f"{PAID}:{order_id}",
+        kind=PAID,
+        occurred_at=at,
+        order_id=order_id,
+        market="",
+        currency=str(amount["currency"]),
+        amount=int(amount["amount"]),
+    )
+
+
+def refunded_fact(order_id: str, at: datetime, amount: Mapping[str, Any], which: str) -> Fact:
+    """A refund; `which` tells it from the order's other refunds (the event's: the order's
+    refunded total after it)."""
+    return Fact(
+        id=f"{REFUNDED}:{order_id}:{which}",
+        kind=REFUNDED,
+        occurred_at=at,
+        order_id=order_id,
+        market="",
+        currency=str(amount["currency"]),
+        amount=int(amount["amount"]),
+    )
+
+
+def units_of(lines: Iterable[Mapping[str, Any]]) -> int:
+    return sum(int(line["quantity"]) for line in lines)
+
+
+class InvalidInsightWindow(InvalidInput):
+    code = "invalid_insight_window"
+
+    def __init__(self, detail: str, start: datetime, end: datetime) -> None:
+        super().__init__(detail, field="to", **{"from": start.isoformat(), "to": end.isoformat()})
+
+
+def sales_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """[start, end) in UTC; InvalidInsightWindow when it is empty, backwards or longer than
+    LONGEST_WINDOW."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidInsightWindow("give both ends of the window with their offset", start, end)
+    if end <= start:
+        raise InvalidInsightWindow("'to' must come after 'from'", start, end)
+    if end - start > LONGEST_WINDOW:
+        raise InvalidInsightWindow(f"a window spans at most {LONGEST_WINDOW.days} days", start, end)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def figures(rows: Sequence[tuple[str, int, int, int]]) -> SalesFigures:
+    """Figures from (currency, orders, revenue, refunded) per currency, currencies in order."""
+    ordered = sorted(rows)
+    return SalesFigures(
+        orders=sum(count for _, count, _, _ in ordered),
+        revenue=tuple(Money(revenue, currency) for currency, _, revenue, _ in ordered),
+        refunded=tuple(Money(refunded, currency) for currency, _, _, refunded in ordered),
+    )

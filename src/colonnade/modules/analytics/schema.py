@@ -1,0 +1,27 @@
+"""Analytics' tables: the facts not yet written to the warehouse's Parquet files."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table
+
+from colonnade.kernel.types import UTCDateTime
+
+metadata = MetaData()
+
+# A fact waits here from the event that told it until it is sealed into a Parquet file. A
+# sealing claims facts by setting `batch`, writes the batch's files, then deletes its rows;
+# a sealing cut short is finished by the next, which writes the same files again.
+staged_facts = Table(
+    "analytics_staged_facts",
+    metadata,
+    Column("id", String(120), primary_key=True),
+    Column("kind", String(24), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("order_id", String(36), nullable=False),
+    Column("market", String(8), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("units", Integer, nullable=False),
+    Column("batch", String(36), nullable=True),
+)
+Index("ix_analytics_staged_facts_batch", staged_facts.c.batch)

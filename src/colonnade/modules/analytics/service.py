@@ -1,0 +1,232 @@
+"""Analytics' public use cases: take the shop's events as facts, keep them in the warehouse,
+and answer what sold.
+
+Facts arrive with the events that tell them (through the inbox, in the same transaction as
+its mark, so a redelivered event adds nothing) and wait in a table until a sealing writes
+them to the warehouse's Parquet files. Questions are answered by DuckDB over the files and
+the facts still waiting, so an answer includes the last purchase.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, select, update
+
+from colonnade.kernel.bulk import insert_rows
+from colonnade.kernel.clock import Clock
+from colonnade.kernel.db import Database
+from colonnade.kernel.events import Envelope
+from colonnade.kernel.ids import new_id
+from colonnade.kernel.uow import UnitOfWork
+from colonnade.modules.analytics import domain
+from colonnade.modules.analytics.domain import Fact, InvalidInsightWindow, SalesFigures
+from colonnade.modules.analytics.schema import staged_facts
+from colonnade.modules.analytics.warehouse import Warehouse
+from colonnade.modules.orders.events import OrderPaid, OrderPlaced, OrderRefunded
+from colonnade.modules.orders.service import Order, OrderStatus, Page
+
+__all__ = [
+    "EVENT_TYPES",
+    "AnalyticsService",
+    "InvalidInsightWindow",
+    "SalesFigures",
+]
+
+log = structlog.get_logger(__name__)
+
+# The events that become facts.
+EVENT_TYPES = (OrderPlaced.event_type, OrderPaid.event_type, OrderRefunded.event_type)
+# Facts sealed into one batch of files at most: a sealing's memory stays bounded.
+SEAL_BATCH = 50_000
+# Orders read per page while rebuilding.
+REBUILD_PAGE = 100
+
+OrderPages = Callable[[int, int], Awaitable[Page[Order]]]
+
+
+class AnalyticsService:
+    def __init__(self, db: Database, warehouse: Path, *, clock: Clock) -> None:
+        self._db = db
+        self._warehouse = Warehouse(warehouse)
+        self._clock = clock
+        # One sealing at a time in this process; other processes claim other rows.
+        self._sealing = asyncio.Lock()
+
+    # --- facts in ----------------------------------------------------------------------------
+
+    async def record(self, envelopes: Sequence[Envelope], uow: UnitOfWork) -> None:
+        """The facts these events tell, kept in the consumer's transaction (an inbox guard)."""
+        facts = [fact for envelope in envelopes for fact in _facts_of(envelope)]
+        await insert_rows(
+            uow, staged_facts, [_row(fact) for fact in facts], skip_conflicts_on=("id",)
+        )
+
+    async def seal(self) -> int:
+        """Write the waiting facts to the warehouse's files; how many were written."""
+        async with self._sealing:
+            async with self._db.transaction() as uow:
+                waiting = select(staged_facts.c.id).where(staged_facts.c.batch.is_(None))
+                await uow.execute(
+                    update(staged_facts)
+                    .where(staged_facts.c.id.in_(waiting.limit(SEAL_BATCH).scalar_subquery()))
+                    .values(batch=new_id())
+                )
+                await uow.commit()
+            sealed = 0
+            # Batches a sealing cut short before are finished here too.
+            async with self._db.reading() as conn:
+                batches = (
+                    (
+                        await conn.execute(
+                            select(staged_facts.c.batch)
+                            .where(staged_facts.c.batch.is_not(None))
+                            .distinct()
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+            for batch in batches:
+                facts = await self._staged(batch)
+                await asyncio.to_thread(self._warehouse.write, batch, facts)
+                async with self._db.transaction() as uow:
+                    await uow.execute(delete(staged_facts).where(staged_facts.c.batch == batch))
+                    await uow.commit()
+                sealed += len(facts)
+            if sealed:
+                log.info("analytics.sealed", facts=sealed, batches=len(batches))
+            return sealed
+
+    async def rebuild(
+        self, pages: OrderPages, progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Forget every fact and take them again from the orders as they stand; how many
+        orders were read. `pages(limit, offset)` is the orders' search, newest first (an order
+        placed meanwhile moves the rest down a place: one is read twice, none is missed);
+        `progress(done, total)` follows it. A refund made while it runs may be counted twice
+        until the next rebuild (the order's refunds are rebuilt as one)."""
+        await asyncio.to_thread(self._warehouse.clear)
+        async with self._db.transaction() as uow:
+            await uow.execute(delete(staged_facts))
+            await uow.commit()
+        done = 0
+        while True:
+            page = await pages(REBUILD_PAGE, done)
+            if not page.items:
+                break
+            async with self._db.transaction() as uow:
+                rows = [_row(fact) for order in page.items for fact in _facts_of_order(order)]
+                await insert_rows(uow, staged_facts, rows, skip_conflicts_on=("id",))
+                await uow.commit()
+            done += len(page.items)
+            if progress is not None:
+                progress(done, page.total)
+        await self.seal()
+        return done
+
+    # --- questions ---------------------------------------------------------------------------
+
+    async def sales(
+        self, start: datetime, end: datetime, market: str | None = None
+    ) -> SalesFigures:
+        """Paid orders placed in [start, end), of one market or all: how many, their revenue
+        and what has been refunded of them, per currency."""
+        start, end = domain.sales_window(start, end)
+        # The table first, then the files: see Warehouse.sales.
+        staged = await self._waiting()
+        rows = await asyncio.to_thread(self._warehouse.sales, staged, start, end, market)
+        return domain.figures(rows)
+
+    async def _staged(self, batch: str | None) -> list[Fact]:
+        """The facts a batch claimed."""
+        return [fact for _, fact in await self._waiting(staged_facts.c.batch == batch)]
+
+    async def _waiting(self, *where: Any) -> list[tuple[str | None, Fact]]:
+        """Facts still in the table, with the batch that claimed each (None: not yet)."""
+        async with self._db.reading() as conn:
+            rows = (await conn.execute(select(staged_facts).where(*where))).all()
+        return [
+            (
+                r.batch,
+                Fact(
+                    id=r.id,
+                    kind=r.kind,
+                    occurred_at=r.occurred_at,
+                    order_id=r.order_id,
+                    market=r.market,
+                    currency=r.currency,
+                    amount=int(r.amount),
+                    units=int(r.units),
+                ),
+            )
+            for r in rows
+        ]
+
+
+def _facts_of(envelope: Envelope) -> list[Fact]:
+    payload = envelope.payload
+    if envelope.event_type == OrderPlaced.event_type:
+        placed = envelope.open(OrderPlaced)
+        at = (
+            datetime.fromisoformat(placed.placed_at)
+            if placed.placed_at is not None
+            else envelope.occurred_at
+        )
+        return [
+            domain.placed_fact(
+                placed.order_id, at, placed.market, placed.total, domain.units_of(placed.lines)
+            )
+        ]
+    if envelope.event_type == OrderPaid.event_type:
+        return [domain.paid_fact(payload["order_id"], envelope.occurred_at, payload["amount"])]
+    if envelope.event_type == OrderRefunded.event_type:
+        return [
+            domain.refunded_fact(
+                payload["order_id"],
+                envelope.occurred_at,
+                payload["amount"],
+                str(payload["refunded_total"]["amount"]),
+            )
+        ]
+    return []
+
+
+def _facts_of_order(order: Order) -> list[Fact]:
+    """What an order's events told, as far as the order still shows it: its placement, its
+    payment, and everything refunded of it as one refund."""
+    facts = [
+        domain.placed_fact(
+            order.id,
+            order.placed_at,
+            order.market,
+            order.total.as_dict(),
+            sum(line.quantity for line in order.lines),
+        )
+    ]
+    paid_at = next((h.at for h in order.history if h.to_status is OrderStatus.PAID), None)
+    if paid_at is not None:
+        facts.append(domain.paid_fact(order.id, paid_at, order.paid.as_dict()))
+    if order.refunded.amount:
+        last = max(h.at for h in order.history)
+        facts.append(domain.refunded_fact(order.id, last, order.refunded.as_dict(), "all"))
+    return facts
+
+
+def _row(fact: Fact) -> dict[str, Any]:
+    return {
+        "id": fact.id,
+        "kind": fact.kind,
+        "occurred_at": fact.occurred_at.astimezone(UTC),
+        "order_id": fact.order_id,
+        "market": fact.market,
+        "currency": fact.currency,
+        "amount": fact.amount,
+        "units": fact.units,
+        "batch": None,
+    }

@@ -1,0 +1,152 @@
+"""The warehouse's files: facts as Parquet (pyarrow), one directory per day, read with DuckDB.
+
+    <root>/facts/day=2026-11-27/part-<batch>.parquet
+
+The layout is the one ClickHouse, BigQuery or DuckDB itself load as they are (hive-style
+partitions by day). A file is written beside its final name and renamed into place, so a
+reader sees a whole file or none. Every function here blocks: callers run them off the loop.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from colonnade.modules.analytics.domain import PAID, PLACED, REFUNDED, Fact
+
+SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("kind", pa.string()),
+        ("occurred_at", pa.timestamp("us", tz="UTC")),
+        ("order_id", pa.string()),
+        ("market", pa.string()),
+        ("currency", pa.string()),
+        ("amount", pa.int64()),
+        ("units", pa.int32()),
+    ]
+)
+
+# Paid orders placed in [$start, $end) (of one market, or all with NULL), per currency: their
+# count, their totals and what has been refunded of them.
+_SALES = f"""
+WITH facts AS (SELECT * FROM sealed UNION ALL SELECT * FROM staged),
+placed AS (
+    SELECT order_id, currency, amount FROM facts
+    WHERE kind = '{PLACED}' AND occurred_at >= $start AND occurred_at < $end
+      AND ($market IS NULL OR market = $market)
+),
+paid AS (SELECT DISTINCT order_id FROM facts WHERE kind = '{PAID}'),
+refunds AS (
+    SELECT order_id, sum(amount) AS refunded FROM facts
+    WHERE kind = '{REFUNDED}' GROUP BY order_id
+)
+SELECT p.currency, count(*), sum(p.amount), coalesce(sum(r.refunded), 0)
+FROM placed AS p JOIN paid USING (order_id) LEFT JOIN refunds AS r USING (order_id)
+GROUP BY p.currency
+"""  # noqa: S608 - fixed text, the values are bound
+
+
+class Warehouse:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.facts = root / "facts"
+
+    def write(self, batch: str, facts: Sequence[Fact]) -> list[Path]:
+        """The batch's facts as one file per day; writing the same batch again replaces its
+        files with the same content."""
+        by_day: dict[str, list[Fact]] = defaultdict(list)
+        for fact in facts:
+            by_day[fact.day].append(fact)
+        written = []
+        for day, days_facts in sorted(by_day.items()):
+            directory = self.facts / f"day={day}"
+            directory.mkdir(parents=True, exist_ok=True)
+            target = directory / f"part-{batch}.parquet"
+            partial = directory / f".part-{batch}.parquet.partial"
+            pq.write_table(_table(days_facts), partial)
+            with partial.open("rb") as written_file:
+                os.fsync(written_file.fileno())
+            partial.replace(target)
+            _sync_directory(directory)
+            written.append(target)
+        return written
+
+    def files_from(self, first_day: date) -> list[Path]:
+        """The files of `first_day` and every later day."""
+        if not self.facts.is_dir():
+            return []
+        return sorted(
+            path
+            for directory in self.facts.glob("day=*")
+            if directory.name.removeprefix("day=") >= first_day.isoformat()
+            for path in directory.glob("part-*.parquet")
+        )
+
+    def sales(
+        self,
+        staged: Sequence[tuple[str | None, Fact]],
+        start: datetime,
+        end: datetime,
+        market: str | None,
+    ) -> list[tuple[str, int, int, int]]:
+        """(currency, orders, revenue, refunded) for paid orders placed in [start, end), from
+        the files and the `staged` facts (with the batch each was claimed by, if any), read
+        before the files were listed: a staged fact whose batch's file is listed is in it,
+        and one whose file is not listed yet is still in the table. Facts of a day before
+        the window's cannot be of an order placed in it: those files are not read."""
+        files = self.files_from(start.date())
+        listed = {(path.parent.name.removeprefix("day="), path.name) for path in files}
+        waiting = [
+            fact
+            for batch, fact in staged
+            if batch is None or (fact.day, f"part-{batch}.parquet") not in listed
+        ]
+        with duckdb.connect() as db:
+            db.register("staged", _table(waiting))
+            if files:
+                db.read_parquet([str(f) for f in files]).create_view("sealed")
+            else:
+                db.register("sealed", _table([]))
+            rows = db.execute(_SALES, {"start": start, "end": end, "market": market}).fetchall()
+        return [(str(c), int(n), int(revenue), int(refunded)) for c, n, revenue, refunded in rows]
+
+    def clear(self) -> None:
+        """Every file gone: a rebuild starts from nothing."""
+        shutil.rmtree(self.facts, ignore_errors=True)
+
+
+def _table(facts: Sequence[Fact]) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {
+                "id": f.id,
+                "kind": f.kind,
+                "occurred_at": f.occurred_at,
+                "order_id": f.order_id,
+                "market": f.market,
+                "currency": f.currency,
+                "amount": f.amount,
+                "units": f.units,
+            }
+            for f in facts
+        ],
+        schema=SCHEMA,
+    )
+
+
+def _sync_directory(directory: Path) -> None:
+    """The rename itself survives a power cut once the directory is synced."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,370 @@
+"""The analytics warehouse through the HTTP API on both databases: purchases, declines and
+refunds become facts exactly once, the sales insight reports them to the minor unit per
+currency and market whether the facts are still waiting or already in Parquet files, and a
+rebuild from the orders gives the same figures."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+from typer.testing import CliRunner
+
+from colonnade.app import Shop
+from colonnade.cli import cli
+from colonnade.kernel.clock import SettableClock
+from colonnade.kernel.events import Envelope
+from colonnade.kernel.money import Money
+from colonnade.kernel.schema import outbox
+from colonnade.kernel.settings import Settings
+from colonnade.modules.analytics.domain import Fact
+from colonnade.modules.analytics.schema import staged_facts
+from colonnade.modules.analytics.warehouse import Warehouse
+from tests.conftest import count_rows
+from tests.integration.storefront import PASSWORD, SECRET, checkout_body, client, product, started
+
+ADDRESS = {"name": "Ada", "line1": "1 Row", "city": "Town", "postal_code": "1", "country": "US"}
+START = datetime(2026, 11, 27, 5, 0, tzinfo=UTC)
+
+
+class Shopfront:
+    def __init__(self, shop: Shop, http: httpx.AsyncClient, clock: SettableClock) -> None:
+        self.shop = shop
+        self.http = http
+        self.clock = clock
+        self.staff: dict[str, str] = {}
+
+    async def sign_in_staff(self, email: str = "boss@shop.test") -> dict[str, str]:
+        token = await self.http.post("/auth/token", data={"username": email, "password": PASSWORD})
+        assert token.status_code == 200, token.text
+        return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+    async def buy(
+        self, market: str, *lines: tuple[str, int], token: str = "tok_visa"
+    ) -> httpx.Response:
+        opened = await self.http.post("/store/carts", json={"market": market})
+        assert opened.status_code == 201, opened.text
+        cart_id = opened.json()["id"]
+        for sku, quantity in lines:
+            added = await self.http.post(
+                f"/store/carts/{cart_id}/lines", json={"sku": sku, "quantity": quantity}
+            )
+            assert added.status_code == 200, added.text
+        body = checkout_body("ada@example.com", ADDRESS)
+        body["payment"]["token"] = token
+        return await self.http.post(
+            f"/store/carts/{cart_id}/checkout",
+            json=body,
+            headers={"Idempotency-Key": f"key-{uuid.uuid4().hex}"},
+        )
+
+    async def refund(self, order_id: str, amount: int, currency: str) -> None:
+        # A fresh token: the tests move the clock past old ones.
+        self.staff = await self.sign_in_staff()
+        refunded = await self.http.post(
+            f"/admin/orders/{order_id}/refund",
+            json={"amount": {"amount": amount, "currency": currency}},
+            headers={"Idempotency-Key": f"refund-{uuid.uuid4().hex}", **self.staff},
+        )
+        assert refunded.status_code == 200, refunded.text
+
+    async def sales(self, start: datetime, end: datetime, **params: str) -> dict[str, Any]:
+        await self.settled()
+        self.staff = await self.sign_in_staff()
+        answer = await self.http.get(
+            "/admin/insights/sales",
+            params={"from": start.isoformat(), "to": end.isoformat(), **params},
+            headers=self.staff,
+        )
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    async def settled(self) -> None:
+        """Every event the shop wrote has reached its consumers."""
+        for _ in range(400):
+            if not await self.shop.relay.pending():
+                return
+            await asyncio.sleep(0.025)
+        raise AssertionError("the outbox did not drain")
+
+
+@pytest.fixture
+async def store(database_url: str, tmp_path: Path) -> AsyncIterator[Shopfront]:
+    settings = Settings(
+        database_url=database_url,
+        secret_key=SECRET,
+        analytics_dir=str(tmp_path / "warehouse"),
+        cart_idle_seconds=30 * 86400,
+    )
+    clock = SettableClock(START)
+    async with started(settings, us_tax=Decimal("0.10"), clock=clock) as app, client(app) as http:
+        shop: Shop = app.state.shop
+        await shop.pricing.set_market("DE", "Deutschland", "EUR", "de-DE", True, Decimal("0.19"))
+        await shop.identity.create_staff("boss@shop.test", PASSWORD)
+        front = Shopfront(shop, http, clock)
+        front.staff = await front.sign_in_staff()
+        yield front
+
+
+async def priced(shop: Shop, usd: int, eur: int, on_hand: int = 20) -> str:
+    sku = await product(shop, price=usd, on_hand=on_hand)
+    await shop.pricing.set_prices(sku, [Money(usd, "USD"), Money(eur, "EUR")])
+    return sku
+
+
+def total(answer: httpx.Response) -> int:
+    assert answer.status_code == 201, answer.text
+    return int(answer.json()["total"]["amount"])
+
+
+async def test_the_sales_insight_counts_paid_orders_per_currency_and_market_to_the_minor_unit(
+    store: Shopfront,
+) -> None:
+    mug = await priced(store.shop, usd=1000, eur=900)
+    tee = await priced(store.shop, usd=2999, eur=2499)
+    us_first = await store.buy("US", (mug, 2), (tee, 1))
+    us_second = await store.buy("US", (tee, 1))
+    de_first = await store.buy("DE", (mug, 3))
+    declined = await store.buy("US", (mug, 1), token="tok_chargeDeclined")
+    assert declined.status_code == 402, declined.text
+    await store.refund(us_first.json()["id"], 500, "USD")
+    # Two days later, outside the first window.
+    store.clock.advance(timedelta(days=2))
+    later = await store.buy("DE", (tee, 1))
+    day = (START, START + timedelta(days=1))
+
+    everything = await store.sales(*day)
+    germany = await store.sales(*day, market="DE")
+    both_days = await store.sales(START, START + timedelta(days=3))
+
+    assert everything == {
+        "orders": 3,
+        "revenue": [
+            {"amount": total(de_first), "currency": "EUR"},
+            {"amount": total(us_first) + total(us_second), "currency": "USD"},
+        ],
+        "refunded": [{"amount": 0, "currency": "EUR"}, {"amount": 500, "currency": "USD"}],
+    }
+    assert germany == {
+        "orders": 1,
+        "revenue": [{"amount": total(de_first), "currency": "EUR"}],
+        "refunded": [{"amount": 0, "currency": "EUR"}],
+    }
+    assert both_days["orders"] == 4
+    assert both_days["revenue"][0] == {
+        "amount": total(de_first) + total(later),
+        "currency": "EUR",
+    }
+    # Nothing in a window before the first sale, and a market with no sales is empty.
+    assert await store.sales(START - timedelta(days=1), START) == {
+        "orders": 0,
+        "revenue": [],
+        "refunded": [],
+    }
+    assert (await store.sales(*day, market="JP"))["orders"] == 0
+
+
+async def test_figures_hold_while_facts_move_into_parquet_files_and_after(
+    store: Shopfront, tmp_path: Path
+) -> None:
+    mug = await priced(store.shop, usd=1000, eur=900)
+    first = await store.buy("US", (mug, 1))
+    window = (START, START + timedelta(days=1))
+    before = await store.sales(*window)
+
+    sealed = await store.shop.analytics.seal()
+    after_sealing = await store.sales(*window)
+    second = await store.buy("US", (mug, 2))
+    mixed = await store.sales(*window)
+
+    assert sealed == 2  # the order's placement and its payment
+    assert await count_rows(store.shop.db, "analytics_staged_facts") == 2  # the second order's
+    files = list((tmp_path / "warehouse" / "facts").glob("day=2026-11-27/part-*.parquet"))
+    assert len(files) == 1
+    assert before == after_sealing
+    assert before["revenue"] == [{"amount": total(first), "currency": "USD"}]
+    assert mixed["orders"] == 2
+    assert mixed["revenue"] == [{"amount": total(first) + total(second), "currency": "USD"}]
+
+
+async def test_a_sealing_cut_short_after_writing_its_files_counts_nothing_twice(
+    store: Shopfront, tmp_path: Path
+) -> None:
+    mug = await priced(store.shop, usd=1000, eur=900)
+    bought = await store.buy("US", (mug, 1))
+    window = (START, START + timedelta(days=1))
+    before = await store.sales(*window)
+    # What a sealing does before it deletes the rows: claim them, write the batch's file.
+    async with store.shop.db.transaction() as uow:
+        await uow.execute(update(staged_facts).values(batch="cut-short"))
+        await uow.commit()
+    async with store.shop.db.reading() as conn:
+        rows = (await conn.execute(select(staged_facts))).all()
+    Warehouse(tmp_path / "warehouse").write(
+        "cut-short",
+        [
+            Fact(r.id, r.kind, r.occurred_at, r.order_id, r.market, r.currency, r.amount, r.units)
+            for r in rows
+        ],
+    )
+
+    files = sorted((tmp_path / "warehouse" / "facts").glob("day=*/part-*.parquet"))
+    while_cut_short = await store.sales(*window)
+    finished = await store.shop.analytics.seal()
+
+    assert before["revenue"] == [{"amount": total(bought), "currency": "USD"}]
+    assert while_cut_short == before
+    assert finished == 2
+    assert await count_rows(store.shop.db, "analytics_staged_facts") == 0
+    # The finishing sealing wrote the same files again, and no others.
+    assert sorted((tmp_path / "warehouse" / "facts").glob("day=*/part-*.parquet")) == files
+    assert all(path.name == "part-cut-short.parquet" for path in files)
+    assert await store.sales(*window) == before
+
+
+async def test_a_redelivered_event_changes_no_figure(store: Shopfront) -> None:
+    mug = await priced(store.shop, usd=1000, eur=900)
+    bought = await store.buy("US", (mug, 1))
+    await store.refund(bought.json()["id"], 300, "USD")
+    window = (START, START + timedelta(days=1))
+    before = await store.sales(*window)
+    staged = await count_rows(store.shop.db, "analytics_staged_facts")
+
+    async with store.shop.db.reading() as conn:
+        told = select(outbox).where(outbox.c.event_type.like("orders.%"))
+        rows = (await conn.execute(told)).all()
+    for row in rows:
+        again = Envelope(
+            event_type=row.event_type,
+            payload=row.payload,
+            occurred_at=row.occurred_at,
+            event_id=row.event_id,
+            headers=row.headers,
+        )
+        await store.shop.bus.publish(again)
+    await store.shop.analytics.seal()
+    for row in rows:
+        await store.shop.bus.publish(
+            Envelope(
+                event_type=row.event_type,
+                payload=row.payload,
+                occurred_at=row.occurred_at,
+                event_id=row.event_id,
+                headers=row.headers,
+            )
+        )
+
+    assert staged == 3  # placed, paid, refunded
+    assert await store.sales(*window) == before
+    assert before["refunded"] == [{"amount": 300, "currency": "USD"}]
+
+
+async def test_the_warehouse_deleted_and_rebuilt_from_the_orders_gives_the_same_figures(
+    store: Shopfront, tmp_path: Path
+) -> None:
+    mug = await priced(store.shop, usd=1000, eur=900)
+    tee = await priced(store.shop, usd=2999, eur=2499)
+    for market, lines in [("US", [(mug, 1)]), ("DE", [(tee, 2)]), ("US", [(mug, 1), (tee, 1)])]:
+        assert (await store.buy(market, *lines)).status_code == 201
+        store.clock.advance(timedelta(hours=5))
+    refunded = await store.buy("US", (tee, 3))
+    await store.refund(refunded.json()["id"], 1000, "USD")
+    await store.refund(refunded.json()["id"], 234, "USD")
+    assert (await store.buy("US", (mug, 1), token="tok_chargeDeclined")).status_code == 402
+    windows = [
+        (START, START + timedelta(days=1)),
+        (START + timedelta(hours=4), START + timedelta(hours=12)),
+    ]
+    before = [await store.sales(*w) for w in windows]
+    before_de = await store.sales(*windows[0], market="DE")
+    await store.shop.analytics.seal()
+
+    progress: list[tuple[int, int]] = []
+    read = await store.shop.analytics.rebuild(
+        lambda limit, offset: store.shop.orders.search(limit=limit, offset=offset),
+        lambda done, of: progress.append((done, of)),
+    )
+
+    assert read == 4  # every order the shop placed (the declined checkout placed none)
+    assert progress[-1] == (4, 4)
+    assert [await store.sales(*w) for w in windows] == before
+    assert await store.sales(*windows[0], market="DE") == before_de
+    assert before[0]["refunded"] == [
+        {"amount": 0, "currency": "EUR"},
+        {"amount": 1234, "currency": "USD"},
+    ]
+    assert list((tmp_path / "warehouse" / "facts").glob("day=*/part-*.parquet"))
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"from": "2026-11-28T00:00:00Z", "to": "2026-11-27T00:00:00Z"}, "invalid_insight_window"),
+        ({"from": "2026-11-27T00:00:00Z", "to": "2026-11-27T00:00:00Z"}, "invalid_insight_window"),
+        ({"from": "2025-01-01T00:00:00Z", "to": "2026-11-27T00:00:00Z"}, "invalid_insight_window"),
+        ({"from": "2026-11-27", "to": "2026-11-28T00:00:00Z"}, "invalid_input"),
+        ({"to": "2026-11-28T00:00:00Z"}, "invalid_input"),
+        (
+            {"from": "2026-11-27T00:00:00Z", "to": "2026-11-28T00:00:00Z", "market": "de"},
+            "invalid_input",
+        ),
+    ],
+)
+async def test_a_bad_window_is_refused_with_its_reason(
+    store: Shopfront, params: dict[str, str], code: str
+) -> None:
+    refused = await store.http.get("/admin/insights/sales", params=params, headers=store.staff)
+
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == code
+
+
+async def test_only_staff_who_may_read_insights_see_them(store: Shopfront) -> None:
+    await store.shop.identity.create_staff("packer@shop.test", PASSWORD, roles=["warehouse"])
+    await store.shop.identity.create_staff("money@shop.test", PASSWORD, roles=["finance"])
+    params = {"from": START.isoformat(), "to": (START + timedelta(days=1)).isoformat()}
+
+    anonymous = await store.http.get("/admin/insights/sales", params=params)
+    packer = await store.http.get(
+        "/admin/insights/sales",
+        params=params,
+        headers=await store.sign_in_staff("packer@shop.test"),
+    )
+    finance = await store.http.get(
+        "/admin/insights/sales",
+        params=params,
+        headers=await store.sign_in_staff("money@shop.test"),
+    )
+
+    assert anonymous.status_code == 401
+    assert packer.status_code == 403
+    assert finance.status_code == 200, finance.text
+
+
+def test_the_cli_shows_the_figures_and_rebuilds(database_url: str, tmp_path: Path) -> None:
+    env = {
+        "COLONNADE_DATABASE_URL": database_url,
+        "COLONNADE_SECRET_KEY": SECRET,
+        "COLONNADE_ANALYTICS_DIR": str(tmp_path / "warehouse"),
+    }
+    runner = CliRunner()
+    shown = runner.invoke(
+        cli,
+        ["insights", "sales", "--from", "2026-11-27T00:00:00Z", "--to", "2026-11-28T00:00:00Z"],
+        env=env,
+    )
+    rebuilt = runner.invoke(cli, ["analytics", "rebuild"], env=env)
+
+    assert shown.exit_code == 0, shown.output
+    assert "0 paid orders" in shown.output
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "0 orders read" in rebuilt.output
