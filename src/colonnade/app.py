@@ -535,7 +535,12 @@ def create_app(
             app.include_router(router())
     app.include_router(dead_letters_api.router(shop.dead_letters))
     ops_page.install(
-        app, sampler=sampler, identity=shop.identity, behind_https=settings.behind_https
+        app,
+        sampler=sampler,
+        identity=shop.identity,
+        analytics=shop.analytics,
+        clock=clock or SystemClock(),
+        behind_https=settings.behind_https,
     )
     # Innermost of the middlewares: it sees the principal the route authenticated.
     app.add_middleware(compliance_api.AuditTrail, audit=shop.compliance.audit)

@@ -41,6 +41,15 @@ class Shopfront:
         self.http = http
         self.clock = clock
         self.staff: dict[str, str] = {}
+        self.signed_in_at = clock.now()
+
+    async def fresh_staff(self) -> dict[str, str]:
+        """The staff member's token, signed in again once the tests moved the clock past it
+        (not at every call: logins are rate limited)."""
+        if self.clock.now() - self.signed_in_at > timedelta(minutes=10) or not self.staff:
+            self.staff = await self.sign_in_staff()
+            self.signed_in_at = self.clock.now()
+        return self.staff
 
     async def sign_in_staff(self, email: str = "boss@shop.test") -> dict[str, str]:
         token = await self.http.post("/auth/token", data={"username": email, "password": PASSWORD})
@@ -67,8 +76,7 @@ class Shopfront:
         )
 
     async def refund(self, order_id: str, amount: int, currency: str) -> None:
-        # A fresh token: the tests move the clock past old ones.
-        self.staff = await self.sign_in_staff()
+        await self.fresh_staff()
         refunded = await self.http.post(
             f"/admin/orders/{order_id}/refund",
             json={"amount": {"amount": amount, "currency": currency}},
@@ -78,12 +86,19 @@ class Shopfront:
 
     async def sales(self, start: datetime, end: datetime, **params: str) -> dict[str, Any]:
         await self.settled()
-        self.staff = await self.sign_in_staff()
+        await self.fresh_staff()
         answer = await self.http.get(
             "/admin/insights/sales",
             params={"from": start.isoformat(), "to": end.isoformat(), **params},
             headers=self.staff,
         )
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    async def insight(self, route: str, **params: str) -> dict[str, Any]:
+        await self.settled()
+        await self.fresh_staff()
+        answer = await self.http.get(f"/admin/insights/{route}", params=params, headers=self.staff)
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
 
@@ -172,6 +187,93 @@ async def test_the_sales_insight_counts_paid_orders_per_currency_and_market_to_t
     assert (await store.sales(*day, market="JP"))["orders"] == 0
 
 
+async def test_revenue_by_hour_lists_every_hour_of_the_window_with_its_paid_orders(
+    store: Shopfront,
+) -> None:
+    mug = await priced(store.shop, usd=1000, eur=900)
+    first = await store.buy("US", (mug, 1))
+    store.clock.advance(timedelta(hours=2))
+    second = await store.buy("US", (mug, 2))
+    store.clock.advance(timedelta(minutes=30))
+    third = await store.buy("DE", (mug, 1))
+    assert (await store.buy("US", (mug, 1), token="tok_chargeDeclined")).status_code == 402
+    # Half past four to eight: the first bucket is the hour holding the window's start.
+    window = {
+        "from": (START - timedelta(minutes=30)).isoformat(),
+        "to": (START + timedelta(hours=3)).isoformat(),
+    }
+
+    hourly = await store.insight("revenue", every="hour", **window)
+    daily = await store.insight("revenue", every="day", **window)
+    german = await store.insight("revenue", every="hour", market="DE", **window)
+
+    def at(hours: int) -> str:
+        return (START + timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
+
+    assert hourly == {
+        "every": "hour",
+        "buckets": [
+            {"start": at(-1), "orders": 0, "revenue": []},
+            {"start": at(0), "orders": 1, "revenue": [{"amount": total(first), "currency": "USD"}]},
+            {"start": at(1), "orders": 0, "revenue": []},
+            {
+                "start": at(2),
+                "orders": 2,
+                "revenue": [
+                    {"amount": total(third), "currency": "EUR"},
+                    {"amount": total(second), "currency": "USD"},
+                ],
+            },
+        ],
+    }
+    assert daily["buckets"] == [
+        {
+            "start": "2026-11-27T00:00:00Z",
+            "orders": 3,
+            "revenue": [
+                {"amount": total(third), "currency": "EUR"},
+                {"amount": total(first) + total(second), "currency": "USD"},
+            ],
+        }
+    ]
+    assert [b["orders"] for b in german["buckets"]] == [0, 0, 0, 1]
+
+
+async def test_top_products_rank_skus_by_units_paid_orders_bought(store: Shopfront) -> None:
+    mug = await priced(store.shop, usd=1000, eur=900)
+    tee = await priced(store.shop, usd=2999, eur=2499)
+    cap = await priced(store.shop, usd=1500, eur=1200)
+    bought = [
+        await store.buy("US", (mug, 2), (tee, 1)),
+        await store.buy("US", (mug, 3)),
+        await store.buy("US", (cap, 1), (tee, 1)),
+        await store.buy("DE", (tee, 4)),
+    ]
+    assert (await store.buy("US", (cap, 9), token="tok_chargeDeclined")).status_code == 402
+    window = {"from": START.isoformat(), "to": (START + timedelta(days=1)).isoformat()}
+
+    top = await store.insight("products", **window)
+    top_two = await store.insight("products", limit="2", **window)
+    us = await store.insight("products", market="US", **window)
+
+    def paid_for(sku: str, currency: str) -> int:
+        return sum(
+            line["line_total"]["amount"]
+            for answer in bought
+            for line in answer.json()["lines"]
+            if line["sku"] == sku and line["line_total"]["currency"] == currency
+        )
+
+    assert top["products"] == [
+        {"sku": mug, "units": 5, "revenue": {"amount": paid_for(mug, "USD"), "currency": "USD"}},
+        {"sku": tee, "units": 4, "revenue": {"amount": paid_for(tee, "EUR"), "currency": "EUR"}},
+        {"sku": tee, "units": 2, "revenue": {"amount": paid_for(tee, "USD"), "currency": "USD"}},
+        {"sku": cap, "units": 1, "revenue": {"amount": paid_for(cap, "USD"), "currency": "USD"}},
+    ]
+    assert top_two["products"] == top["products"][:2]
+    assert [(p["sku"], p["units"]) for p in us["products"]] == [(mug, 5), (tee, 2), (cap, 1)]
+
+
 async def test_figures_hold_while_facts_move_into_parquet_files_and_after(
     store: Shopfront, tmp_path: Path
 ) -> None:
@@ -185,8 +287,8 @@ async def test_figures_hold_while_facts_move_into_parquet_files_and_after(
     second = await store.buy("US", (mug, 2))
     mixed = await store.sales(*window)
 
-    assert sealed == 2  # the order's placement and its payment
-    assert await count_rows(store.shop.db, "analytics_staged_facts") == 2  # the second order's
+    assert sealed == 3  # the order's placement, its line and its payment
+    assert await count_rows(store.shop.db, "analytics_staged_facts") == 3  # the second order's
     files = list((tmp_path / "warehouse" / "facts").glob("day=2026-11-27/part-*.parquet"))
     assert len(files) == 1
     assert before == after_sealing
@@ -222,7 +324,7 @@ async def test_a_sealing_cut_short_after_writing_its_files_counts_nothing_twice(
 
     assert before["revenue"] == [{"amount": total(bought), "currency": "USD"}]
     assert while_cut_short == before
-    assert finished == 2
+    assert finished == 3
     assert await count_rows(store.shop.db, "analytics_staged_facts") == 0
     # The finishing sealing wrote the same files again, and no others.
     assert sorted((tmp_path / "warehouse" / "facts").glob("day=*/part-*.parquet")) == files
@@ -262,7 +364,7 @@ async def test_a_redelivered_event_changes_no_figure(store: Shopfront) -> None:
             )
         )
 
-    assert staged == 3  # placed, paid, refunded
+    assert staged == 4  # placed, its line, paid, refunded
     assert await store.sales(*window) == before
     assert before["refunded"] == [{"amount": 300, "currency": "USD"}]
 
@@ -285,6 +387,9 @@ async def test_the_warehouse_deleted_and_rebuilt_from_the_orders_gives_the_same_
     ]
     before = [await store.sales(*w) for w in windows]
     before_de = await store.sales(*windows[0], market="DE")
+    day = {"from": START.isoformat(), "to": (START + timedelta(days=1)).isoformat()}
+    products_before = await store.insight("products", **day)
+    hours_before = await store.insight("revenue", every="hour", **day)
     await store.shop.analytics.seal()
 
     progress: list[tuple[int, int]] = []
@@ -297,6 +402,9 @@ async def test_the_warehouse_deleted_and_rebuilt_from_the_orders_gives_the_same_
     assert progress[-1] == (4, 4)
     assert [await store.sales(*w) for w in windows] == before
     assert await store.sales(*windows[0], market="DE") == before_de
+    assert await store.insight("products", **day) == products_before
+    assert await store.insight("revenue", every="hour", **day) == hours_before
+    assert len(products_before["products"]) == 3  # the tee in two currencies, the mug
     assert before[0]["refunded"] == [
         {"amount": 0, "currency": "EUR"},
         {"amount": 1234, "currency": "USD"},
@@ -316,12 +424,25 @@ async def test_the_warehouse_deleted_and_rebuilt_from_the_orders_gives_the_same_
             {"from": "2026-11-27T00:00:00Z", "to": "2026-11-28T00:00:00Z", "market": "de"},
             "invalid_input",
         ),
+        (
+            {"from": "2026-11-20T00:00:00Z", "to": "2026-11-28T00:00:00Z", "every": "hour"},
+            "invalid_insight_window",
+        ),
+        (
+            {"from": "2026-11-27T00:00:00Z", "to": "2026-11-28T00:00:00Z", "every": "minute"},
+            "invalid_input",
+        ),
+        (
+            {"from": "2026-11-27T00:00:00Z", "to": "2026-11-28T00:00:00Z", "limit": "0"},
+            "invalid_input",
+        ),
     ],
 )
 async def test_a_bad_window_is_refused_with_its_reason(
     store: Shopfront, params: dict[str, str], code: str
 ) -> None:
-    refused = await store.http.get("/admin/insights/sales", params=params, headers=store.staff)
+    route = "revenue" if "every" in params else "products" if "limit" in params else "sales"
+    refused = await store.http.get(f"/admin/insights/{route}", params=params, headers=store.staff)
 
     assert refused.status_code == 422, refused.text
     assert refused.headers["content-type"] == "application/problem+json"

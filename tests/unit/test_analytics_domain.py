@@ -10,10 +10,13 @@ from colonnade.kernel.money import Money
 from colonnade.modules.analytics.domain import (
     InvalidInsightWindow,
     figures,
+    line_facts,
     paid_fact,
     placed_fact,
     refunded_fact,
     sales_window,
+    series,
+    series_window,
     units_of,
 )
 
@@ -76,3 +79,30 @@ def test_figures_list_currencies_in_order_and_add_up_the_orders() -> None:
     assert shown.orders == 4
     assert shown.revenue == (Money(4778, "EUR"), Money(9000, "USD"))
     assert shown.refunded == (Money(0, "EUR"), Money(500, "USD"))
+
+
+def test_a_series_lists_every_step_from_the_one_holding_the_start() -> None:
+    start = NOON + timedelta(minutes=20)
+    rows = [(int((NOON + timedelta(hours=1)).timestamp()), "USD", 2, 3000)]
+
+    buckets = series(start, NOON + timedelta(hours=2, minutes=5), "hour", rows)
+
+    assert [b.start for b in buckets] == [NOON + timedelta(hours=h) for h in range(3)]
+    assert [b.orders for b in buckets] == [0, 2, 0]
+    assert buckets[1].revenue == (Money(3000, "USD"),)
+
+
+def test_hours_are_asked_for_a_week_at_most() -> None:
+    assert series_window(NOON, NOON + timedelta(days=7), "hour")
+    with pytest.raises(InvalidInsightWindow):
+        series_window(NOON, NOON + timedelta(days=7, seconds=1), "hour")
+    assert series_window(NOON, NOON + timedelta(days=366), "day")
+
+
+def test_a_line_fact_keeps_its_sku_units_and_what_it_cost() -> None:
+    line = {"sku": "MUG", "quantity": 3, "line_total": {"amount": 2700, "currency": "EUR"}}
+
+    (fact,) = line_facts("o-1", NOON, "DE", [line])
+
+    assert (fact.sku, fact.units, fact.amount, fact.currency) == ("MUG", 3, 2700, "EUR")
+    assert fact.id == "order_line:o-1:0"

@@ -1,4 +1,5 @@
-"""The operations page at /ops: staff log in with a form, then watch live charts.
+"""The operations page at /ops: staff log in with a form, then watch live charts; staff who
+may read insights see what sold at /ops/insights (insights_page.py) with the same session.
 
 The session is the staff member's own short-lived access token (signed by identity, valid
 for access_token_ttl) in a cookie the page's scripts cannot read (HttpOnly), that no other
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 from html import escape
 from pathlib import Path
-from string import Template
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -19,24 +19,21 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from colonnade.kernel.clock import Clock
 from colonnade.kernel.errors import ColonnadeError, Forbidden
 from colonnade.kernel.principal import Principal
+from colonnade.modules.analytics.service import AnalyticsService
 from colonnade.modules.identity.service import IdentityService
+from colonnade.ops import insights_page
 from colonnade.ops.sampler import Sampler
+from colonnade.ops.session import COOKIE, NO_STORE, page_reader, template, to_login
 from colonnade.ops.view import AlertOut, OpsData, ops_data
 from colonnade.web.auth import bearer, current_principal
-from colonnade.web.caching import PRIVATE_CACHE_CONTROL
 
 SCOPE = "ops:read"
-COOKIE = "colonnade_ops"
+# The pages behind the login, by the scope each needs, in the order a login goes to them.
+PAGES = {SCOPE: "/ops", insights_page.SCOPE: "/ops/insights"}
 _HERE = Path(__file__).parent
-_TEMPLATES = _HERE / "templates"
-# Pages and data are about now; no browser or proxy should keep them.
-_NO_STORE = {"Cache-Control": PRIVATE_CACHE_CONTROL}
-
-
-def _template(name: str) -> Template:
-    return Template((_TEMPLATES / name).read_text(encoding="utf-8"))
 
 
 async def ops_reader(request: Request, token: str | None = Depends(bearer)) -> Principal:
@@ -62,37 +59,29 @@ def _same_origin(request: Request) -> bool:
 
 
 def install(
-    app: FastAPI, *, sampler: Sampler, identity: IdentityService, behind_https: bool
+    app: FastAPI,
+    *,
+    sampler: Sampler,
+    identity: IdentityService,
+    analytics: AnalyticsService,
+    clock: Clock,
+    behind_https: bool,
 ) -> None:
     app.mount("/ops/static", StaticFiles(directory=_HERE / "static"), name="ops-static")
     app.include_router(_router(sampler, identity, behind_https))
+    app.include_router(insights_page.router(identity, analytics, clock))
 
 
 def _router(sampler: Sampler, identity: IdentityService, behind_https: bool) -> APIRouter:
     routes = APIRouter(tags=["operations"])
-    login_form = _template("login.html")
-    page = _template("page.html")
+    login_form = template("login.html")
+    page = template("page.html")
     refresh_ms = int(min(5.0, max(2.0, sampler.every_seconds)) * 1000)
 
     def login_page(error: str = "", status: int = 200, email: str = "") -> HTMLResponse:
         message = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
         body = login_form.substitute(error=message, email=escape(email, quote=True))
-        return HTMLResponse(body, status_code=status, headers=_NO_STORE)
-
-    async def principal_of(request: Request) -> Principal | None:
-        token = request.cookies.get(COOKIE)
-        if not token:
-            return None
-        try:
-            principal = await identity.authenticate(token)
-        except ColonnadeError:
-            return None
-        return principal if SCOPE in principal.scopes else None
-
-    def to_login() -> RedirectResponse:
-        response = RedirectResponse("/ops/login", status_code=303, headers=_NO_STORE)
-        response.delete_cookie(COOKIE, path="/ops")
-        return response
+        return HTMLResponse(body, status_code=status, headers=NO_STORE)
 
     @routes.get("/ops/login", include_in_schema=False)
     async def login() -> HTMLResponse:
@@ -112,9 +101,11 @@ def _router(sampler: Sampler, identity: IdentityService, behind_https: bool) -> 
             return login_page(error.detail, error.status, email)
         # The page lives only as long as its access token: the refresh token is not needed.
         await identity.logout(token.refresh_token)
-        if SCOPE not in token.scope.split():
-            return login_page("This account may not see the operations page.", 403, email)
-        response = RedirectResponse("/ops", status_code=303, headers=_NO_STORE)
+        held = token.scope.split()
+        pages = [path for scope, path in PAGES.items() if scope in held]
+        if not pages:
+            return login_page("This account may not see the operations pages.", 403, email)
+        response = RedirectResponse(pages[0], status_code=303, headers=NO_STORE)
         response.set_cookie(
             COOKIE,
             token.access_token,
@@ -134,7 +125,9 @@ def _router(sampler: Sampler, identity: IdentityService, behind_https: bool) -> 
 
     @routes.get("/ops", include_in_schema=False)
     async def operations(request: Request) -> Response:
-        if await principal_of(request) is None:
+        if await page_reader(identity, request, SCOPE) is None:
+            if await page_reader(identity, request, insights_page.SCOPE) is not None:
+                return RedirectResponse("/ops/insights", status_code=303, headers=NO_STORE)
             return to_login()
         data = ops_data(sampler)
         body = page.substitute(
@@ -146,13 +139,13 @@ def _router(sampler: Sampler, identity: IdentityService, behind_https: bool) -> 
             if data.totals.promotions_running is None
             else f"{data.totals.promotions_running:g}",
         )
-        return HTMLResponse(body, headers=_NO_STORE)
+        return HTMLResponse(body, headers=NO_STORE)
 
     @routes.get("/ops/data", response_model=OpsData)
     async def operations_data(response: Response, _: Principal = Depends(ops_reader)) -> OpsData:
         """What the operations page charts: recent rates, latency percentiles, checkouts by
         outcome, stock-outs, the outbox, and every alert with its burn rates."""
-        response.headers.update(_NO_STORE)
+        response.headers.update(NO_STORE)
         return ops_data(sampler)
 
     return routes

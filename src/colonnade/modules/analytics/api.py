@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
@@ -10,6 +11,8 @@ from pydantic import BaseModel, Field
 from colonnade.modules.analytics.service import (
     AnalyticsService,
     InvalidInsightWindow,
+    ProductSales,
+    RevenueBucket,
     SalesFigures,
 )
 from colonnade.web.auth import requires
@@ -39,21 +42,90 @@ class SalesOut(BaseModel):
         )
 
 
+class RevenueBucketOut(BaseModel):
+    start: datetime = Field(description="The bucket's first moment (UTC); it lasts one step.")
+    orders: int = Field(description="Paid orders placed in it.")
+    revenue: list[MoneyOut] = Field(description="Their totals, one amount per currency.")
+
+    @classmethod
+    def of(cls, bucket: RevenueBucket) -> RevenueBucketOut:
+        return cls(
+            start=bucket.start,
+            orders=bucket.orders,
+            revenue=[MoneyOut.of(m) for m in bucket.revenue],
+        )
+
+
+class RevenueOut(BaseModel):
+    every: str = Field(description="The step: hour or day.")
+    buckets: list[RevenueBucketOut] = Field(description="Every step of the window, in order.")
+
+
+class ProductSalesOut(BaseModel):
+    sku: str
+    units: int = Field(description="Units paid orders of the window bought.")
+    revenue: MoneyOut = Field(
+        description="What those lines cost after discounts (tax included where the market's "
+        "prices include it)."
+    )
+
+    @classmethod
+    def of(cls, sold: ProductSales) -> ProductSalesOut:
+        return cls(sku=sold.sku, units=sold.units, revenue=MoneyOut.of(sold.revenue))
+
+
+class ProductsOut(BaseModel):
+    products: list[ProductSalesOut] = Field(
+        description="Per SKU and currency, the most units first."
+    )
+
+
+Start = Annotated[Instant, Query(alias="from", description="The window's start (included).")]
+End = Annotated[Instant, Query(alias="to", description="The window's end (excluded).")]
+Market = Annotated[MarketRef | None, Query(description="One market; all without.")]
+
+
 def router(analytics: AnalyticsService) -> APIRouter:
     routes = APIRouter(tags=["insights"])
 
     @routes.get("/admin/insights/sales", responses=refusals(InvalidInsightWindow))
     async def sales_insight(
-        start: Annotated[
-            Instant, Query(alias="from", description="The window's start (included).")
-        ],
-        end: Annotated[Instant, Query(alias="to", description="The window's end (excluded).")],
-        market: Annotated[MarketRef | None, Query(description="One market; all without.")] = None,
+        start: Start,
+        end: End,
+        market: Market = None,
         _: object = Depends(requires(READ)),
     ) -> SalesOut:
         """Paid orders placed in [from, to): how many, their revenue and what was refunded of
         them, per currency. Includes the last purchase: facts not yet in the warehouse's
         files are counted too."""
         return SalesOut.of(await analytics.sales(start, end, market))
+
+    @routes.get("/admin/insights/revenue", responses=refusals(InvalidInsightWindow))
+    async def revenue_insight(
+        start: Start,
+        end: End,
+        every: Annotated[
+            Literal["hour", "day"], Query(description="The step; hours for a week at most.")
+        ] = "day",
+        market: Market = None,
+        _: object = Depends(requires(READ)),
+    ) -> RevenueOut:
+        """Paid orders placed in [from, to) and their revenue per currency, by UTC hour or day:
+        every step of the window, empty ones too, so it charts as it is."""
+        buckets = await analytics.revenue(start, end, every, market)
+        return RevenueOut(every=every, buckets=[RevenueBucketOut.of(b) for b in buckets])
+
+    @routes.get("/admin/insights/products", responses=refusals(InvalidInsightWindow))
+    async def products_insight(
+        start: Start,
+        end: End,
+        market: Market = None,
+        limit: Annotated[int, Query(ge=1, le=100, description="How many rows.")] = 10,
+        _: object = Depends(requires(READ)),
+    ) -> ProductsOut:
+        """What paid orders placed in [from, to) bought, per SKU and currency, the most units
+        first."""
+        sold = await analytics.top_products(start, end, market, limit)
+        return ProductsOut(products=[ProductSalesOut.of(p) for p in sold])
 
     return routes

@@ -7,6 +7,7 @@ becomes one.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,9 +17,14 @@ from colonnade.kernel.errors import InvalidInput
 from colonnade.kernel.money import Money
 
 PLACED = "order_placed"
+LINE = "order_line"
 PAID = "order_paid"
 REFUNDED = "order_refunded"
-KINDS = (PLACED, PAID, REFUNDED)
+KINDS = (PLACED, LINE, PAID, REFUNDED)
+
+# How fine a revenue series may be, and the longest window each may span.
+EVERY = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+LONGEST_SERIES = {"hour": timedelta(days=7), "day": timedelta(days=366)}
 
 # The longest window one question may span: a year and a day covers a year-on-year look.
 LONGEST_WINDOW = timedelta(days=366)
@@ -37,6 +43,8 @@ class Fact:
     currency: str
     amount: int
     units: int = 0
+    # The SKU a line fact is of; "" for the others.
+    sku: str = ""
 
     @property
     def day(self) -> str:
@@ -66,6 +74,30 @@ def placed_fact(
         amount=int(total["amount"]),
         units=units,
     )
+
+
+def line_facts(
+    order_id: str,
+    placed_at: datetime,
+    market: str,
+    lines: Sequence[Mapping[str, Any]],
+) -> list[Fact]:
+    """A fact per line: its SKU, units and what it cost after discounts (`line_total`: tax
+    included where the market's prices include it)."""
+    return [
+        Fact(
+            id=f"{LINE}:{order_id}:{index}",
+            kind=LINE,
+            occurred_at=placed_at,
+            order_id=order_id,
+            market=market,
+            currency=str(line["line_total"]["currency"]),
+            amount=int(line["line_total"]["amount"]),
+            units=int(line["quantity"]),
+            sku=str(line["sku"]),
+        )
+        for index, line in enumerate(lines)
+    ]
 
 
 def paid_fact(order_id: str, at: datetime, amount: Mapping[str, Any]) -> Fact:
@@ -115,6 +147,61 @@ def sales_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     if end - start > LONGEST_WINDOW:
         raise InvalidInsightWindow(f"a window spans at most {LONGEST_WINDOW.days} days", start, end)
     return start.astimezone(UTC), end.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class RevenueBucket:
+    """Paid orders placed in [start, start + the series' step), and their revenue."""
+
+    start: datetime
+    orders: int
+    revenue: tuple[Money, ...]
+
+
+@dataclass(frozen=True)
+class ProductSales:
+    """What paid orders of a window bought of one SKU in one currency."""
+
+    sku: str
+    units: int
+    revenue: Money
+
+
+def series_window(start: datetime, end: datetime, every: str) -> tuple[datetime, datetime]:
+    """[start, end) for a series by `every`: as sales_window, but hours for a week at most."""
+    start, end = sales_window(start, end)
+    if end - start > LONGEST_SERIES[every]:
+        raise InvalidInsightWindow(
+            f"a series by {every} spans at most {LONGEST_SERIES[every].days} days", start, end
+        )
+    return start, end
+
+
+def series(
+    start: datetime, end: datetime, every: str, rows: Sequence[tuple[int, str, int, int]]
+) -> list[RevenueBucket]:
+    """Every bucket of [start, end) by `every` (UTC hours or days, the first holding `start`),
+    from (bucket start in epoch seconds, currency, orders, revenue) rows; empty buckets too."""
+    step = EVERY[every]
+    first = datetime.fromtimestamp(
+        start.timestamp() // step.total_seconds() * step.total_seconds(), UTC
+    )
+    found: dict[datetime, list[tuple[str, int, int]]] = defaultdict(list)
+    for bucket, currency, orders, revenue in rows:
+        found[datetime.fromtimestamp(bucket, UTC)].append((currency, orders, revenue))
+    buckets = []
+    moment = first
+    while moment < end:
+        shown = sorted(found.get(moment, []))
+        buckets.append(
+            RevenueBucket(
+                start=moment,
+                orders=sum(orders for _, orders, _ in shown),
+                revenue=tuple(Money(revenue, currency) for currency, _, revenue in shown),
+            )
+        )
+        moment += step
+    return buckets
 
 
 def figures(rows: Sequence[tuple[str, int, int, int]]) -> SalesFigures:

@@ -22,6 +22,7 @@ staged_facts = Table(
     Column("currency", String(3), nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("units", Integer, nullable=False),
+    Column("sku", String(64), nullable=False),
     Column("batch", String(36), nullable=True),
 )
 Index("ix_analytics_staged_facts_batch", staged_facts.c.batch)

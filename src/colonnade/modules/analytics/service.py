@@ -23,9 +23,16 @@ from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
 from colonnade.kernel.events import Envelope
 from colonnade.kernel.ids import new_id
+from colonnade.kernel.money import Money
 from colonnade.kernel.uow import UnitOfWork
 from colonnade.modules.analytics import domain
-from colonnade.modules.analytics.domain import Fact, InvalidInsightWindow, SalesFigures
+from colonnade.modules.analytics.domain import (
+    Fact,
+    InvalidInsightWindow,
+    ProductSales,
+    RevenueBucket,
+    SalesFigures,
+)
 from colonnade.modules.analytics.schema import staged_facts
 from colonnade.modules.analytics.warehouse import Warehouse
 from colonnade.modules.orders.events import OrderPaid, OrderPlaced, OrderRefunded
@@ -35,6 +42,8 @@ __all__ = [
     "EVENT_TYPES",
     "AnalyticsService",
     "InvalidInsightWindow",
+    "ProductSales",
+    "RevenueBucket",
     "SalesFigures",
 ]
 
@@ -143,6 +152,27 @@ class AnalyticsService:
         rows = await asyncio.to_thread(self._warehouse.sales, staged, start, end, market)
         return domain.figures(rows)
 
+    async def revenue(
+        self, start: datetime, end: datetime, every: str, market: str | None = None
+    ) -> list[RevenueBucket]:
+        """Paid orders placed in [start, end) and their revenue per currency, by UTC hour or
+        day (`every`), every bucket of the window listed, empty ones too."""
+        start, end = domain.series_window(start, end, every)
+        step = int(domain.EVERY[every].total_seconds())
+        staged = await self._waiting()
+        rows = await asyncio.to_thread(self._warehouse.revenue, staged, start, end, market, step)
+        return domain.series(start, end, every, rows)
+
+    async def top_products(
+        self, start: datetime, end: datetime, market: str | None = None, limit: int = 10
+    ) -> list[ProductSales]:
+        """What paid orders placed in [start, end) bought, per SKU and currency, the most
+        units first (then the most revenue)."""
+        start, end = domain.sales_window(start, end)
+        staged = await self._waiting()
+        rows = await asyncio.to_thread(self._warehouse.products, staged, start, end, market, limit)
+        return [ProductSales(sku, units, Money(revenue, c)) for sku, c, units, revenue in rows]
+
     async def _staged(self, batch: str | None) -> list[Fact]:
         """The facts a batch claimed."""
         return [fact for _, fact in await self._waiting(staged_facts.c.batch == batch)]
@@ -163,6 +193,7 @@ class AnalyticsService:
                     currency=r.currency,
                     amount=int(r.amount),
                     units=int(r.units),
+                    sku=r.sku,
                 ),
             )
             for r in rows
@@ -181,7 +212,8 @@ def _facts_of(envelope: Envelope) -> list[Fact]:
         return [
             domain.placed_fact(
                 placed.order_id, at, placed.market, placed.total, domain.units_of(placed.lines)
-            )
+            ),
+            *domain.line_facts(placed.order_id, at, placed.market, placed.lines),
         ]
     if envelope.event_type == OrderPaid.event_type:
         return [domain.paid_fact(payload["order_id"], envelope.occurred_at, payload["amount"])]
@@ -207,7 +239,20 @@ def _facts_of_order(order: Order) -> list[Fact]:
             order.market,
             order.total.as_dict(),
             sum(line.quantity for line in order.lines),
-        )
+        ),
+        *domain.line_facts(
+            order.id,
+            order.placed_at,
+            order.market,
+            [
+                {
+                    "sku": line.sku,
+                    "quantity": line.quantity,
+                    "line_total": line.line_total.as_dict(),
+                }
+                for line in order.lines
+            ],
+        ),
     ]
     paid_at = next((h.at for h in order.history if h.to_status is OrderStatus.PAID), None)
     if paid_at is not None:
@@ -228,5 +273,6 @@ def _row(fact: Fact) -> dict[str, Any]:
         "currency": fact.currency,
         "amount": fact.amount,
         "units": fact.units,
+        "sku": fact.sku,
         "batch": None,
     }

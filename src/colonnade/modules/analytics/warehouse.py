@@ -15,12 +15,16 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from colonnade.modules.analytics.domain import PAID, PLACED, REFUNDED, Fact
+from colonnade.modules.analytics.domain import Fact
+
+# Facts still in the table, each with the batch that claimed it (None: not yet).
+Staged = Sequence[tuple[str | None, Fact]]
 
 SCHEMA = pa.schema(
     [
@@ -32,27 +36,56 @@ SCHEMA = pa.schema(
         ("currency", pa.string()),
         ("amount", pa.int64()),
         ("units", pa.int32()),
+        ("sku", pa.string()),
     ]
 )
 
-# Paid orders placed in [$start, $end) (of one market, or all with NULL), per currency: their
-# count, their totals and what has been refunded of them.
-_SALES = f"""
+# The paid orders placed in [$start, $end), of one market or all (NULL): `sold`. The kinds
+# are domain.PLACED, LINE, PAID and REFUNDED, as the files keep them.
+_SOLD = """
 WITH facts AS (SELECT * FROM sealed UNION ALL SELECT * FROM staged),
 placed AS (
-    SELECT order_id, currency, amount FROM facts
-    WHERE kind = '{PLACED}' AND occurred_at >= $start AND occurred_at < $end
+    SELECT order_id, occurred_at, currency, amount FROM facts
+    WHERE kind = 'order_placed' AND occurred_at >= $start AND occurred_at < $end
       AND ($market IS NULL OR market = $market)
 ),
-paid AS (SELECT DISTINCT order_id FROM facts WHERE kind = '{PAID}'),
-refunds AS (
+paid AS (SELECT DISTINCT order_id FROM facts WHERE kind = 'order_paid'),
+sold AS (SELECT placed.* FROM placed JOIN paid USING (order_id))
+"""
+
+# Per currency: how many, their totals and what has been refunded of them.
+_SALES = (
+    _SOLD  # noqa: S608 - fixed text, the values are bound
+    + """
+, refunds AS (
     SELECT order_id, sum(amount) AS refunded FROM facts
-    WHERE kind = '{REFUNDED}' GROUP BY order_id
+    WHERE kind = 'order_refunded' GROUP BY order_id
 )
-SELECT p.currency, count(*), sum(p.amount), coalesce(sum(r.refunded), 0)
-FROM placed AS p JOIN paid USING (order_id) LEFT JOIN refunds AS r USING (order_id)
-GROUP BY p.currency
-"""  # noqa: S608 - fixed text, the values are bound
+SELECT s.currency, count(*), sum(s.amount), coalesce(sum(r.refunded), 0)
+FROM sold AS s LEFT JOIN refunds AS r USING (order_id)
+GROUP BY s.currency
+"""
+)
+
+# Per bucket of $step seconds (its start in epoch seconds) and currency: orders, revenue.
+_REVENUE = (
+    _SOLD
+    + """
+SELECT CAST(floor(epoch(occurred_at) / $step) * $step AS BIGINT), currency, count(*), sum(amount)
+FROM sold GROUP BY ALL
+"""
+)
+
+# Per SKU and currency, the most units first: units, what the lines cost.
+_PRODUCTS = (
+    _SOLD
+    + """
+SELECT l.sku, l.currency, sum(l.units), sum(l.amount)
+FROM facts AS l SEMI JOIN sold USING (order_id)
+WHERE l.kind = 'order_line'
+GROUP BY ALL ORDER BY 3 DESC, 4 DESC, 1, 2 LIMIT $limit
+"""
+)
 
 
 class Warehouse:
@@ -92,17 +125,39 @@ class Warehouse:
         )
 
     def sales(
+        self, staged: Staged, start: datetime, end: datetime, market: str | None
+    ) -> list[tuple[str, int, int, int]]:
+        """(currency, orders, revenue, refunded) for paid orders placed in [start, end)."""
+        rows = self._ask(_SALES, staged, start, end, market)
+        return [(str(c), int(n), int(revenue), int(refunded)) for c, n, revenue, refunded in rows]
+
+    def revenue(
+        self, staged: Staged, start: datetime, end: datetime, market: str | None, step: int
+    ) -> list[tuple[int, str, int, int]]:
+        """(bucket start in epoch seconds, currency, orders, revenue) per `step` seconds."""
+        rows = self._ask(_REVENUE, staged, start, end, market, step=step)
+        return [(int(b), str(c), int(n), int(revenue)) for b, c, n, revenue in rows]
+
+    def products(
+        self, staged: Staged, start: datetime, end: datetime, market: str | None, limit: int
+    ) -> list[tuple[str, str, int, int]]:
+        """(sku, currency, units, revenue) of the lines of paid orders, most units first."""
+        rows = self._ask(_PRODUCTS, staged, start, end, market, limit=limit)
+        return [(str(sku), str(c), int(units), int(revenue)) for sku, c, units, revenue in rows]
+
+    def _ask(
         self,
-        staged: Sequence[tuple[str | None, Fact]],
+        query: str,
+        staged: Staged,
         start: datetime,
         end: datetime,
         market: str | None,
-    ) -> list[tuple[str, int, int, int]]:
-        """(currency, orders, revenue, refunded) for paid orders placed in [start, end), from
-        the files and the `staged` facts (with the batch each was claimed by, if any), read
-        before the files were listed: a staged fact whose batch's file is listed is in it,
-        and one whose file is not listed yet is still in the table. Facts of a day before
-        the window's cannot be of an order placed in it: those files are not read."""
+        **more: int,
+    ) -> list[Any]:
+        """`query` over the files and the `staged` facts (with the batch each was claimed by,
+        if any), read before the files were listed: a staged fact whose batch's file is listed
+        is in it, and one whose file is not listed yet is still in the table. Facts of a day
+        before the window's cannot be of an order placed in it: those files are not read."""
         files = self.files_from(start.date())
         listed = {(path.parent.name.removeprefix("day="), path.name) for path in files}
         waiting = [
@@ -116,8 +171,8 @@ class Warehouse:
                 db.read_parquet([str(f) for f in files]).create_view("sealed")
             else:
                 db.register("sealed", _table([]))
-            rows = db.execute(_SALES, {"start": start, "end": end, "market": market}).fetchall()
-        return [(str(c), int(n), int(revenue), int(refunded)) for c, n, revenue, refunded in rows]
+            parameters = {"start": start, "end": end, "market": market, **more}
+            return db.execute(query, parameters).fetchall()
 
     def clear(self) -> None:
         """Every file gone: a rebuild starts from nothing."""
@@ -136,6 +191,7 @@ def _table(facts: Sequence[Fact]) -> pa.Table:
                 "currency": f.currency,
                 "amount": f.amount,
                 "units": f.units,
+                "sku": f.sku,
             }
             for f in facts
         ],

@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(3), nullable=False),
         sa.Column("amount", sa.BigInteger, nullable=False),
         sa.Column("units", sa.Integer, nullable=False),
+        sa.Column("sku", sa.String(64), nullable=False),
         sa.Column("batch", sa.String(36), nullable=True),
     )
     op.create_index("ix_analytics_staged_facts_batch", "analytics_staged_facts", ["batch"])

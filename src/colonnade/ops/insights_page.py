@@ -1,0 +1,120 @@
+"""What sold, for staff at /ops/insights, with the operations pages' session: paid orders of a
+window with their revenue and refunds per currency, revenue and orders per day as charts, and
+the products bought most. The page reads without scripts (figures and tables are written into
+it); its script only draws the charts, from the same figures the page carries as JSON data.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from html import escape
+from typing import Annotated
+
+import orjson
+from babel.numbers import format_currency
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from colonnade.kernel.clock import Clock
+from colonnade.kernel.errors import ColonnadeError, InvalidInput
+from colonnade.kernel.money import Money
+from colonnade.modules.analytics.service import AnalyticsService, RevenueBucket
+from colonnade.modules.identity.service import IdentityService
+from colonnade.ops.session import NO_STORE, page_reader, template, to_login
+
+SCOPE = "insights:read"
+# A window the form leaves open: the last week, today included.
+DEFAULT_DAYS = 7
+
+
+def router(identity: IdentityService, analytics: AnalyticsService, clock: Clock) -> APIRouter:
+    routes = APIRouter(tags=["operations"])
+    page = template("insights.html")
+
+    @routes.get("/ops/insights", include_in_schema=False)
+    async def insights(
+        request: Request,
+        first: Annotated[str | None, Query(alias="from")] = None,
+        last: Annotated[str | None, Query(alias="to")] = None,
+        market: Annotated[str | None, Query()] = None,
+    ) -> Response:
+        if await page_reader(identity, request, SCOPE) is None:
+            return to_login()
+        today = clock.now().date()
+        market = (market or "").strip().upper() or None
+        error = ""
+        try:
+            start_day = _day(first, today - timedelta(days=DEFAULT_DAYS - 1), "from")
+            end_day = _day(last, today, "to")
+            start, end = _midnight(start_day), _midnight(end_day + timedelta(days=1))
+            sales = await analytics.sales(start, end, market)
+            days = await analytics.revenue(start, end, "day", market)
+            products = await analytics.top_products(start, end, market, 10)
+        except ColonnadeError as refused:
+            error, status = refused.detail, refused.status
+            start_day, end_day = today - timedelta(days=DEFAULT_DAYS - 1), today
+            sales, days, products = None, [], []
+        else:
+            status = 200
+        body = page.substitute(
+            error=f'<p class="error" role="alert">{escape(error)}</p>' if error else "",
+            first=start_day.isoformat(),
+            last=end_day.isoformat(),
+            market=escape(market or "", quote=True),
+            orders="\u2014" if sales is None else f"{sales.orders:,}",
+            revenue=_amounts(() if sales is None else sales.revenue),
+            refunded=_amounts(() if sales is None else sales.refunded),
+            product_rows="\n".join(
+                f"<tr><td>{escape(p.sku)}</td><td>{p.units:,}</td>"
+                f"<td>{escape(_money(p.revenue))}</td></tr>"
+                for p in products
+            )
+            or '<tr><td colspan="3">Nothing sold in this window.</td></tr>',
+            # Script text is not HTML-decoded: JSON's own escape keeps "</script>" out of it.
+            chart_data=orjson.dumps(_chart(days)).decode().replace("<", "\\u003c"),
+        )
+        return HTMLResponse(body, status_code=status, headers=NO_STORE)
+
+    return routes
+
+
+def _day(text: str | None, default: date, field: str) -> date:
+    if not text:
+        return default
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"'{field}' is a date such as 2026-11-27", field=field) from None
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+def _money(money: Money) -> str:
+    return format_currency(money.to_decimal(), money.currency, locale="en_US")
+
+
+def _amounts(amounts: tuple[Money, ...]) -> str:
+    if not amounts:
+        return "<li>\u2014</li>"
+    return "\n".join(
+        f'<li data-currency="{escape(m.currency, quote=True)}">{escape(_money(m))}</li>'
+        for m in amounts
+    )
+
+
+def _chart(days: list[RevenueBucket]) -> dict[str, object]:
+    """Per day (epoch seconds): paid orders, and revenue per currency in major units."""
+    currencies = sorted({m.currency for bucket in days for m in bucket.revenue})
+    return {
+        "days": [int(bucket.start.timestamp()) for bucket in days],
+        "orders": [bucket.orders for bucket in days],
+        "revenue": {
+            currency: [
+                float(next((m.to_decimal() for m in b.revenue if m.currency == currency), 0))
+                for b in days
+            ]
+            for currency in currencies
+        },
+    }

@@ -1,0 +1,124 @@
+"""The insights page in a real browser (Debian's chromium, headless): guests buy over HTTP,
+and a finance clerk who logs in sees the paid orders, their revenue, the products bought and
+the charts, all as the insights API reports them. A screenshot is kept under tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import sync_playwright
+
+from tests.e2e.conftest import RunningShop, shop_environment, start_shop, stop
+from tests.e2e.staff import Staff
+from tests.e2e.test_ops_page import ARTIFACTS, WAIT_MS, buy, chromium  # noqa: F401 - a fixture
+
+CLERK = "clerk@demo.example"
+CLERK_PASSWORD = "the clerk's long password"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shop(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningShop]:
+    workdir = tmp_path_factory.mktemp("insights-shop")
+    env = shop_environment(request, workdir)
+    process, base_url = start_shop(env, workdir, "--demo-data")
+    try:
+        yield RunningShop(base_url, env, workdir)
+    finally:
+        stop(process)
+
+
+def sales_once_counted(shop: RunningShop, staff: Staff, orders: int) -> dict[str, Any]:
+    """The sales insight of today, once it counts `orders` (the events take a moment)."""
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    window = {"from": f"{today}T00:00:00Z", "to": f"{today}T23:59:59Z"}
+    deadline = time.monotonic() + 30
+    while True:
+        sales: dict[str, Any] = staff.call("GET", "/admin/insights/sales", params=window)
+        if sales["orders"] == orders or time.monotonic() > deadline:
+            return sales
+        time.sleep(0.2)
+
+
+def test_a_finance_clerk_sees_what_sold_today(
+    shop: RunningShop,
+    chromium: Path,  # noqa: F811 - the fixture
+    request: pytest.FixtureRequest,
+) -> None:
+    staff = Staff.sign_in(shop)
+    staff.call(
+        "POST",
+        "/admin/staff",
+        json={"email": CLERK, "password": CLERK_PASSWORD, "name": "Clerk", "roles": ["finance"]},
+    )
+    sku = staff.new_product(price_cents=1_500, on_hand=5)
+    assert [buy(shop.base_url, sku) for _ in range(3)] == [201, 201, 201]
+    assert buy(shop.base_url, sku, "tok_chargeDeclined") == 402
+    sales = sales_once_counted(shop, staff, 3)
+    assert sales["orders"] == 3
+    (revenue,) = sales["revenue"]
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1100})
+            page = context.new_page()
+            problems: list[str] = []
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.on(
+                "console",
+                lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None,
+            )
+
+            page.goto(shop.base_url + "/ops/insights")
+            assert page.url.endswith("/ops/login")
+            page.fill("#email", CLERK)
+            page.fill("#password", CLERK_PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_load_state()
+            # A clerk may read insights but not watch operations: the login leads here.
+            assert page.url == shop.base_url + "/ops/insights"
+            page.goto(shop.base_url + "/ops")
+            assert page.url == shop.base_url + "/ops/insights"
+
+            assert page.inner_text("#orders") == "3"
+            shown = page.inner_text("#revenue li[data-currency=USD]")
+            assert shown == f"${revenue['amount'] / 100:,.2f}"
+            row = page.locator("#product-rows tr", has_text=sku)
+            # What the lines cost: the US adds its tax on top, so the lines hold none of it.
+            assert row.locator("td").all_inner_texts() == [sku, "3", "$45.00"]
+            page.wait_for_function(
+                "() => document.querySelector('#chart-orders').dataset.points === '7'",
+                timeout=WAIT_MS,
+            )
+            assert page.locator("#chart-orders").get_attribute("data-max-orders") == "3"
+            assert page.locator("#chart-revenue").get_attribute("data-series") == "USD"
+            assert page.locator("#chart-revenue canvas").count() == 1
+
+            ARTIFACTS.mkdir(exist_ok=True)
+            screenshot = ARTIFACTS / f"insights-{request.node.callspec.id}.png"
+            page.screenshot(path=str(screenshot), full_page=True)
+            print(f"insights page screenshot: {screenshot}")
+
+            # A window that ends before it starts is refused on the page, with its reason.
+            refused = page.goto(shop.base_url + "/ops/insights?from=2026-11-28&to=2026-11-20")
+            assert refused is not None
+            assert refused.status == 422
+            assert "after" in page.inner_text("[role=alert]")
+            assert problems == []
+        finally:
+            browser.close()
+
+
+def test_the_page_answers_only_with_a_session_that_may_read_insights(shop: RunningShop) -> None:
+    with httpx.Client(base_url=shop.base_url, follow_redirects=False) as http:
+        anonymous = http.get("/ops/insights")
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == "/ops/login"
