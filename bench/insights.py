@@ -7,7 +7,7 @@ are answered.
 Answers: what GET /admin/insights/sales, /revenue and /products run, over synthetic facts
 written as the sealing writes them (one file per day), for a day, a week and the whole range,
 each asked three times (the best is quoted: the first pays for the page cache).
-Ingestion: synthetic OrderPlaced and OrderPaid events taken in batches of 100 through the
+Ingestion: synthetic OrderPlaced and OrderPaid events taken in the relay's batches (200) by the
 analytics consumer (`AnalyticsService.record` in the inbox's transaction), then sealed into
 Parquet (`AnalyticsService.seal`), on each database.
 """
@@ -48,7 +48,8 @@ TARGET_FACTS_PER_SECOND = 50_000
 DAYS = 90
 FIRST_DAY = datetime(2026, 9, 1, tzinfo=UTC)
 MARKETS = [("US", "USD"), ("DE", "EUR"), ("JP", "JPY")]
-CONSUMER_BATCH = 100
+# The relay's batch: a batch consumer gets up to this many events of one type at once.
+CONSUMER_BATCH = 200
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def _envelopes(count: int) -> list[Envelope]:
             customer_id=None,
             market="US",
             total=total,
-            lines=[{"sku": "MUG", "quantity": 2}],
+            lines=[{"sku": "MUG", "quantity": 2, "line_total": total}],
             placed_at=now.isoformat(),
         )
         paid = OrderPaid(

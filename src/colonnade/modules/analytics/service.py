@@ -24,7 +24,7 @@ from colonnade.kernel.db import Database
 from colonnade.kernel.events import Envelope
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.money import Money
-from colonnade.kernel.uow import UnitOfWork
+from colonnade.kernel.uow import Read, UnitOfWork, stored_time
 from colonnade.modules.analytics import domain
 from colonnade.modules.analytics.domain import (
     Fact,
@@ -173,31 +173,39 @@ class AnalyticsService:
         rows = await asyncio.to_thread(self._warehouse.products, staged, start, end, market, limit)
         return [ProductSales(sku, units, Money(revenue, c)) for sku, c, units, revenue in rows]
 
-    async def _staged(self, batch: str | None) -> list[Fact]:
+    async def _staged(self, batch: str) -> list[Fact]:
         """The facts a batch claimed."""
-        return [fact for _, fact in await self._waiting(staged_facts.c.batch == batch)]
+        return [_fact(row) for row in await self._db.read(_BATCH, batch)]
 
-    async def _waiting(self, *where: Any) -> list[tuple[str | None, Fact]]:
+    async def _waiting(self) -> list[tuple[str | None, Fact]]:
         """Facts still in the table, with the batch that claimed each (None: not yet)."""
-        async with self._db.reading() as conn:
-            rows = (await conn.execute(select(staged_facts).where(*where))).all()
-        return [
-            (
-                r.batch,
-                Fact(
-                    id=r.id,
-                    kind=r.kind,
-                    occurred_at=r.occurred_at,
-                    order_id=r.order_id,
-                    market=r.market,
-                    currency=r.currency,
-                    amount=int(r.amount),
-                    units=int(r.units),
-                    sku=r.sku,
-                ),
-            )
-            for r in rows
-        ]
+        return [(row[-1], _fact(row)) for row in await self._db.read(_WAITING)]
+
+
+_WAITING_SQL = (
+    "SELECT id, kind, occurred_at, order_id, market, currency, amount, units, sku, batch"
+    " FROM analytics_staged_facts"
+)
+_WAITING = Read(postgresql=_WAITING_SQL, sqlite=_WAITING_SQL)
+_BATCH = Read(
+    postgresql=_WAITING_SQL + " WHERE batch = $1", sqlite=_WAITING_SQL + " WHERE batch = ?1"
+)
+
+
+def _fact(row: Any) -> Fact:
+    """A fact from a row of _WAITING or _BATCH (read straight from the driver)."""
+    fact_id, kind, occurred_at, order_id, market, currency, amount, units, sku, _ = row
+    return Fact(
+        id=fact_id,
+        kind=kind,
+        occurred_at=stored_time(occurred_at),
+        order_id=order_id,
+        market=market,
+        currency=currency,
+        amount=int(amount),
+        units=int(units),
+        sku=sku,
+    )
 
 
 def _facts_of(envelope: Envelope) -> list[Fact]:
