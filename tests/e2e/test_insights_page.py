@@ -6,33 +6,25 @@ the charts, all as the insights API reports them. A screenshot is kept under tes
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import sync_playwright
 
-from tests.e2e.conftest import RunningShop, shop_environment, start_shop, stop
+from tests.e2e.conftest import RunningShop
 from tests.e2e.staff import Staff
-from tests.e2e.test_ops_page import ARTIFACTS, WAIT_MS, buy, chromium  # noqa: F401 - a fixture
+from tests.e2e.test_ops_page import (  # noqa: F401 - chromium is a fixture
+    ARTIFACTS,
+    WAIT_MS,
+    browser_page,
+    buy,
+    chromium,
+    log_in,
+)
 
 CLERK = "clerk@demo.example"
 CLERK_PASSWORD = "the clerk's long password"
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def shop(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningShop]:
-    workdir = tmp_path_factory.mktemp("insights-shop")
-    env = shop_environment(request, workdir)
-    process, base_url = start_shop(env, workdir, "--demo-data")
-    try:
-        yield RunningShop(base_url, env, workdir)
-    finally:
-        stop(process)
 
 
 def sales_once_counted(shop: RunningShop, staff: Staff, orders: int) -> dict[str, Any]:
@@ -65,56 +57,38 @@ def test_a_finance_clerk_sees_what_sold_today(
     assert sales["orders"] == 3
     (revenue,) = sales["revenue"]
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1100})
-            page = context.new_page()
-            problems: list[str] = []
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.on(
-                "console",
-                lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None,
-            )
+    with browser_page(chromium, height=1100) as (_, page, problems):
+        log_in(page, shop.base_url, CLERK_PASSWORD, email=CLERK, path="/ops/insights")
+        # A clerk may read insights but not watch operations: the login leads here.
+        assert page.url == shop.base_url + "/ops/insights"
+        page.goto(shop.base_url + "/ops")
+        assert page.url == shop.base_url + "/ops/insights"
 
-            page.goto(shop.base_url + "/ops/insights")
-            assert page.url.endswith("/ops/login")
-            page.fill("#email", CLERK)
-            page.fill("#password", CLERK_PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_load_state()
-            # A clerk may read insights but not watch operations: the login leads here.
-            assert page.url == shop.base_url + "/ops/insights"
-            page.goto(shop.base_url + "/ops")
-            assert page.url == shop.base_url + "/ops/insights"
+        assert page.inner_text("#orders") == "3"
+        shown = page.inner_text("#revenue li[data-currency=USD]")
+        assert shown == f"${revenue['amount'] / 100:,.2f}"
+        row = page.locator("#product-rows tr", has_text=sku)
+        # What the lines cost: the US adds its tax on top, so the lines hold none of it.
+        assert row.locator("td").all_inner_texts() == [sku, "3", "$45.00"]
+        page.wait_for_function(
+            "() => document.querySelector('#chart-orders').dataset.points === '7'",
+            timeout=WAIT_MS,
+        )
+        assert page.locator("#chart-orders").get_attribute("data-max-orders") == "3"
+        assert page.locator("#chart-revenue").get_attribute("data-series") == "USD"
+        assert page.locator("#chart-revenue canvas").count() == 1
 
-            assert page.inner_text("#orders") == "3"
-            shown = page.inner_text("#revenue li[data-currency=USD]")
-            assert shown == f"${revenue['amount'] / 100:,.2f}"
-            row = page.locator("#product-rows tr", has_text=sku)
-            # What the lines cost: the US adds its tax on top, so the lines hold none of it.
-            assert row.locator("td").all_inner_texts() == [sku, "3", "$45.00"]
-            page.wait_for_function(
-                "() => document.querySelector('#chart-orders').dataset.points === '7'",
-                timeout=WAIT_MS,
-            )
-            assert page.locator("#chart-orders").get_attribute("data-max-orders") == "3"
-            assert page.locator("#chart-revenue").get_attribute("data-series") == "USD"
-            assert page.locator("#chart-revenue canvas").count() == 1
+        ARTIFACTS.mkdir(exist_ok=True)
+        screenshot = ARTIFACTS / f"insights-{request.node.callspec.id}.png"
+        page.screenshot(path=str(screenshot), full_page=True)
+        print(f"insights page screenshot: {screenshot}")
 
-            ARTIFACTS.mkdir(exist_ok=True)
-            screenshot = ARTIFACTS / f"insights-{request.node.callspec.id}.png"
-            page.screenshot(path=str(screenshot), full_page=True)
-            print(f"insights page screenshot: {screenshot}")
-
-            # A window that ends before it starts is refused on the page, with its reason.
-            refused = page.goto(shop.base_url + "/ops/insights?from=2026-11-28&to=2026-11-20")
-            assert refused is not None
-            assert refused.status == 422
-            assert "after" in page.inner_text("[role=alert]")
-            assert problems == []
-        finally:
-            browser.close()
+        # A window that ends before it starts is refused on the page, with its reason.
+        refused = page.goto(shop.base_url + "/ops/insights?from=2026-11-28&to=2026-11-20")
+        assert refused is not None
+        assert refused.status == 422
+        assert "after" in page.inner_text("[role=alert]")
+        assert problems == []
 
 
 def test_the_page_answers_only_with_a_session_that_may_read_insights(shop: RunningShop) -> None:

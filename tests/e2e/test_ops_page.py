@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 from tests.e2e.buyers import checkout_body
 from tests.e2e.conftest import RunningShop, shop_environment, start_shop, stop
@@ -64,9 +65,34 @@ def buy(base_url: str, sku: str, token: str = "tok_visa") -> int:
         return answer.status_code
 
 
-def log_in(page: Page, base_url: str, password: str) -> None:
-    page.goto(base_url + "/ops")
-    page.fill("#email", EMAIL)
+@contextmanager
+def browser_page(
+    chromium: Path, *, height: int
+) -> Iterator[tuple[BrowserContext, Page, list[str]]]:
+    """A page of headless chromium, and the script errors and CSP refusals it meets."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": height})
+            page = context.new_page()
+            problems: list[str] = []
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.on(
+                "console",
+                lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None,
+            )
+            yield context, page, problems
+        finally:
+            browser.close()
+
+
+def log_in(
+    page: Page, base_url: str, password: str, *, email: str = EMAIL, path: str = "/ops"
+) -> None:
+    """Open `path` as a visitor (which leads to the login form) and log in there."""
+    page.goto(base_url + path)
+    assert page.url.endswith("/ops/login")
+    page.fill("#email", email)
     page.fill("#password", password)
     page.click("button[type=submit]")
     page.wait_for_load_state()
@@ -83,55 +109,41 @@ def test_after_some_purchases_the_operations_page_charts_them(
         == 402
     )
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1200})
-            page = context.new_page()
-            problems: list[str] = []
-            # Script errors, and anything the page's strict CSP blocked.
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.on(
-                "console",
-                lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None,
-            )
+    with browser_page(chromium, height=1200) as (context, page, problems):
+        log_in(page, shop.base_url, "not the password at all")
+        assert page.url.endswith("/ops/login")
+        assert "password is wrong" in page.inner_text(".error")
+        assert context.cookies() == []
 
-            log_in(page, shop.base_url, "not the password at all")
-            assert page.url.endswith("/ops/login")
-            assert "password is wrong" in page.inner_text(".error")
-            assert context.cookies() == []
+        log_in(page, shop.base_url, PASSWORD)
+        assert page.url == shop.base_url + "/ops"
+        session = next(c for c in context.cookies() if c["name"] == "colonnade_ops")
+        assert session["httpOnly"]
+        assert session["sameSite"] == "Strict"
 
-            log_in(page, shop.base_url, PASSWORD)
-            assert page.url == shop.base_url + "/ops"
-            session = next(c for c in context.cookies() if c["name"] == "colonnade_ops")
-            assert session["httpOnly"]
-            assert session["sameSite"] == "Strict"
+        # The checkouts chart has drawn a 'paid' series above zero...
+        page.wait_for_function(
+            "() => Number(document.querySelector('#chart-checkouts')"
+            ".getAttribute('data-max-paid')) > 0",
+            timeout=WAIT_MS,
+        )
+        assert page.locator("#chart-checkouts canvas").count() == 1
+        # ...and the totals count every purchase by its outcome.
+        totals = page.locator("#checkout-totals")
+        assert totals.locator("[data-outcome=paid] dd").inner_text() == "3"
+        assert totals.locator("[data-outcome=out_of_stock] dd").inner_text() == "1"
+        assert totals.locator("[data-outcome=payment_declined] dd").inner_text() == "1"
+        assert float(page.inner_text("#stockout-total")) >= 1
+        page.wait_for_function(
+            "() => Number(document.querySelector('#chart-requests')"
+            ".getAttribute('data-max-requests')) > 0",
+            timeout=WAIT_MS,
+        )
+        assert page.locator("#alert-rows tr[data-alert]").count() >= 6
+        assert page.locator("#chart-latency").get_attribute("data-series") == "p50,p95,p99"
 
-            # The checkouts chart has drawn a 'paid' series above zero...
-            page.wait_for_function(
-                "() => Number(document.querySelector('#chart-checkouts')"
-                ".getAttribute('data-max-paid')) > 0",
-                timeout=WAIT_MS,
-            )
-            assert page.locator("#chart-checkouts canvas").count() == 1
-            # ...and the totals count every purchase by its outcome.
-            totals = page.locator("#checkout-totals")
-            assert totals.locator("[data-outcome=paid] dd").inner_text() == "3"
-            assert totals.locator("[data-outcome=out_of_stock] dd").inner_text() == "1"
-            assert totals.locator("[data-outcome=payment_declined] dd").inner_text() == "1"
-            assert float(page.inner_text("#stockout-total")) >= 1
-            page.wait_for_function(
-                "() => Number(document.querySelector('#chart-requests')"
-                ".getAttribute('data-max-requests')) > 0",
-                timeout=WAIT_MS,
-            )
-            assert page.locator("#alert-rows tr[data-alert]").count() >= 6
-            assert page.locator("#chart-latency").get_attribute("data-series") == "p50,p95,p99"
-
-            ARTIFACTS.mkdir(exist_ok=True)
-            screenshot = ARTIFACTS / f"ops-{request.node.callspec.id}.png"
-            page.screenshot(path=str(screenshot), full_page=True)
-            print(f"operations page screenshot: {screenshot}")
-            assert problems == []
-        finally:
-            browser.close()
+        ARTIFACTS.mkdir(exist_ok=True)
+        screenshot = ARTIFACTS / f"ops-{request.node.callspec.id}.png"
+        page.screenshot(path=str(screenshot), full_page=True)
+        print(f"operations page screenshot: {screenshot}")
+        assert problems == []
