@@ -36,7 +36,6 @@ from rich.table import Table
 from bench.report import RESULTS, console
 from bench.shop import admin_execute, dsn_of
 from colonnade import migrations
-from colonnade.kernel.clock import SystemClock
 from colonnade.kernel.db import Database
 from colonnade.kernel.events import Envelope
 from colonnade.modules.analytics.service import AnalyticsService
@@ -186,7 +185,7 @@ async def ingestion(database: str, facts: int, workdir: Path) -> Ingestion:
     db = Database(url)
     try:
         await migrations.upgrade(db, ["analytics"])
-        analytics = AnalyticsService(db, workdir / f"warehouse-{database}", clock=SystemClock())
+        analytics = AnalyticsService(db, workdir / f"warehouse-{database}")
         envelopes = _envelopes(facts)
         began = time.perf_counter()
         for start in range(0, len(envelopes), CONSUMER_BATCH):

@@ -270,6 +270,7 @@ async def test_a_batch_of_confirmations_costs_the_same_statements_as_one(shop: S
     forty = await publish_counting(shop, 40)
 
     assert forty == one
-    # Claim (select, lease), the consumer (marks, orders with their lines, their history,
-    # messages), the mark of the batch: a handful, whatever the batch's size.
-    assert one <= 7
+    # Claim (select, lease), the confirmations' consumer (marks, orders with their lines,
+    # their history, messages), analytics' (marks and facts, for each of the two event
+    # types), the mark of the batch: a handful, whatever the batch's size.
+    assert one <= 11

@@ -50,7 +50,9 @@ def test_groups_name_their_modules_and_the_rest_serve_the_others() -> None:
     assert groups == [
         ModuleGroup("browse", ("catalog", "pricing"), 1),
         ModuleGroup("buy", ("cart", "checkout", "inventory", "payments", "orders"), 2),
-        ModuleGroup("rest", ("identity", "promotions", "compliance", "notifications"), 1),
+        ModuleGroup(
+            "rest", ("identity", "promotions", "compliance", "notifications", "analytics"), 1
+        ),
     ]
     assert module_groups([], replicas=3) == [ModuleGroup("web", (), 3)]
 

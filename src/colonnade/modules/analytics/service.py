@@ -19,7 +19,6 @@ import structlog
 from sqlalchemy import delete, select, update
 
 from colonnade.kernel.bulk import insert_rows
-from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
 from colonnade.kernel.events import Envelope
 from colonnade.kernel.ids import new_id
@@ -60,10 +59,9 @@ OrderPages = Callable[[int, int], Awaitable[Page[Order]]]
 
 
 class AnalyticsService:
-    def __init__(self, db: Database, warehouse: Path, *, clock: Clock) -> None:
+    def __init__(self, db: Database, warehouse: Path) -> None:
         self._db = db
         self._warehouse = Warehouse(warehouse)
-        self._clock = clock
         # One sealing at a time in this process; other processes claim other rows.
         self._sealing = asyncio.Lock()
 
