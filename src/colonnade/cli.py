@@ -170,6 +170,7 @@ def serve(
             f"Storefront API  {base}/store/products?market=US\n"
             f"API docs        {base}/docs\n"
             f"Operations      {base}/ops  (staff with ops:read)\n"
+            f"Insights        {base}/ops/insights  (staff with insights:read)\n"
             f"Health          {base}/health/ready\n"
             + (
                 f"Metrics         {operations}/metrics"
