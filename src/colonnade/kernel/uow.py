@@ -79,9 +79,8 @@ _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 def stored_time(value: str | datetime) -> datetime:
     """A time as `read` returns it on either database, as an aware UTC datetime."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC)
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    found = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
 
 
 def _sqlite(argument: Any) -> Any:

@@ -20,7 +20,6 @@ PLACED = "order_placed"
 LINE = "order_line"
 PAID = "order_paid"
 REFUNDED = "order_refunded"
-KINDS = (PLACED, LINE, PAID, REFUNDED)
 
 # How fine a revenue series may be, and the longest window each may span.
 EVERY = {"hour": timedelta(hours=1), "day": timedelta(days=1)}

@@ -77,29 +77,23 @@ class AnalyticsService:
     async def seal(self) -> int:
         """Write the waiting facts to the warehouse's files; how many were written."""
         async with self._sealing:
-            async with self._db.transaction() as uow:
-                waiting = select(staged_facts.c.id).where(staged_facts.c.batch.is_(None))
-                await uow.execute(
-                    update(staged_facts)
-                    .where(staged_facts.c.id.in_(waiting.limit(SEAL_BATCH).scalar_subquery()))
-                    .values(batch=new_id())
-                )
-                await uow.commit()
-            sealed = 0
-            # Batches a sealing cut short before are finished here too.
+            # Batches a sealing cut short before are finished here too (None: not claimed).
             async with self._db.reading() as conn:
-                batches = (
-                    (
-                        await conn.execute(
-                            select(staged_facts.c.batch)
-                            .where(staged_facts.c.batch.is_not(None))
-                            .distinct()
-                        )
+                found = await conn.execute(select(staged_facts.c.batch).distinct())
+                batches = {batch for (batch,) in found}
+            if None in batches:
+                claimed = new_id()
+                async with self._db.transaction() as uow:
+                    waiting = select(staged_facts.c.id).where(staged_facts.c.batch.is_(None))
+                    await uow.execute(
+                        update(staged_facts)
+                        .where(staged_facts.c.id.in_(waiting.limit(SEAL_BATCH).scalar_subquery()))
+                        .values(batch=claimed)
                     )
-                    .scalars()
-                    .all()
-                )
-            for batch in batches:
+                    await uow.commit()
+                batches = (batches - {None}) | {claimed}
+            sealed = 0
+            for batch in sorted(str(b) for b in batches):
                 facts = await self._staged(batch)
                 await asyncio.to_thread(self._warehouse.write, batch, facts)
                 async with self._db.transaction() as uow:
@@ -238,27 +232,16 @@ def _facts_of(envelope: Envelope) -> list[Fact]:
 def _facts_of_order(order: Order) -> list[Fact]:
     """What an order's events told, as far as the order still shows it: its placement, its
     payment, and everything refunded of it as one refund."""
+    # The lines as OrderPlaced tells them, so both ways in make the same facts.
+    lines = [
+        {"sku": line.sku, "quantity": line.quantity, "line_total": line.line_total.as_dict()}
+        for line in order.lines
+    ]
     facts = [
         domain.placed_fact(
-            order.id,
-            order.placed_at,
-            order.market,
-            order.total.as_dict(),
-            sum(line.quantity for line in order.lines),
+            order.id, order.placed_at, order.market, order.total.as_dict(), domain.units_of(lines)
         ),
-        *domain.line_facts(
-            order.id,
-            order.placed_at,
-            order.market,
-            [
-                {
-                    "sku": line.sku,
-                    "quantity": line.quantity,
-                    "line_total": line.line_total.as_dict(),
-                }
-                for line in order.lines
-            ],
-        ),
+        *domain.line_facts(order.id, order.placed_at, order.market, lines),
     ]
     paid_at = next((h.at for h in order.history if h.to_status is OrderStatus.PAID), None)
     if paid_at is not None:

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, overload
+from typing import Any
 
 from babel import Locale, UnknownLocaleError
 from sqlalchemy import and_, delete, select, update
@@ -32,7 +32,7 @@ from colonnade.kernel.errors import ColonnadeError, InvalidInput
 from colonnade.kernel.events import Envelope
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.money import Money, currency_code
-from colonnade.kernel.uow import Read, UnitOfWork, read
+from colonnade.kernel.uow import Read, UnitOfWork, read, stored_time
 from colonnade.modules.pricing import domain
 from colonnade.modules.pricing.domain import (
     InvalidSale,
@@ -96,10 +96,9 @@ class InvalidSku(InvalidInput):
         super().__init__(f"a SKU is 1 to {MAX_SKU} characters; got {len(sku)}", sku=sku[:MAX_SKU])
 
 
-# The prices of a batch's SKUs, one fixed statement on PostgreSQL whatever their number.
-# with the market's sales of them that have not ended, one fixed statement on PostgreSQL
-# whatever their number (the sales' rows first, as on SQLite, whose union takes the first
-# select's column types).
+# The prices of a batch's SKUs with the market's sales of them that have not ended: one fixed
+# statement on each database whatever their number (the sales' rows first: SQLite's union
+# takes the first select's column types).
 _PRICES = Read(
     postgresql=(
         "SELECT p.sku, p.amount, s.currency, s.id, s.percent_off, s.starts_at, s.ends_at"
@@ -424,7 +423,11 @@ class PricingService:
             if sale_id is None:
                 by_sku[sku][currency] = Money(int(amount), currency)
                 continue
-            heads[sale_id] = (percent_off, _utc(starts_at), _utc(ends_at))
+            heads[sale_id] = (
+                percent_off,
+                stored_time(starts_at),
+                None if ends_at is None else stored_time(ends_at),
+            )
             listed_on_sale[sale_id][sku] = None if amount is None else Money(int(amount), currency)
         on_sale = {
             sale_id: Sale(sale_id, "", market_code, percent, start, end, listed_on_sale[sale_id])
@@ -468,18 +471,6 @@ class PricingService:
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-@overload
-def _utc(moment: datetime | str) -> datetime: ...
-@overload
-def _utc(moment: None) -> None: ...
-def _utc(moment: datetime | str | None) -> datetime | None:
-    """A moment as the union of selects returns it, aware and in UTC."""
-    if moment is None:
-        return None
-    found = moment if isinstance(moment, datetime) else datetime.fromisoformat(moment)
-    return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
 
 
 async def _sales_of(
