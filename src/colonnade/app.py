@@ -161,11 +161,14 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         default_warehouse=settings.default_warehouse,
         reservation_ttl=timedelta(seconds=settings.reservation_ttl_seconds),
     )
+    orders = OrdersService(db, keyring=keyring, clock=clock)
     promotions = PromotionsService(
         db,
         clock=clock,
         reference_cache_seconds=settings.reference_cache_seconds,
         changes=changes,
+        placements=catalog.placements,
+        past_buyers=orders.customers_with_orders,
     )
     carts = CartService(
         db,
@@ -187,7 +190,6 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
     payments = PaymentsService(
         db, provider=_payment_provider(settings, db, clock, redis), clock=clock
     )
-    orders = OrdersService(db, keyring=keyring, clock=clock)
     checkout = CheckoutService(
         db,
         carts=carts,

@@ -73,6 +73,7 @@ async def test_a_shopper_opens_a_cart_and_fills_it(client: httpx.AsyncClient) ->
         "total": usd(0),
         "tax_inclusive": False,
         "promotion": None,
+        "promotions": [],
     }
 
     response = await client.post(

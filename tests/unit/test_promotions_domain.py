@@ -246,3 +246,136 @@ def test_a_sale_never_raises_a_price_and_runs_only_in_its_window() -> None:
     assert on_sale(regular, [cheaper], NOW + timedelta(days=1))["MUG"].compare_at is None
     assert next_change([cheaper], NOW - timedelta(hours=1)) == NOW
     assert next_change([cheaper], NOW) == NOW + timedelta(days=1)
+
+
+# --- several promotions: targets, buy X get Y, stacking ------------------------------------
+
+
+@st.composite
+def promotions_and_basket(draw: st.DrawFn) -> tuple[list[domain.Promotion], Basket]:
+    quantities = draw(st.lists(st.integers(min_value=1, max_value=6), min_size=1, max_size=5))
+    lines = tuple(
+        domain.BasketLine(f"SKU-{i}", draw(st.integers(0, 10**6)) * q, q)
+        for i, q in enumerate(quantities)
+    )
+    made = []
+    for n in range(draw(st.integers(min_value=1, max_value=5))):
+        kind = draw(st.sampled_from(["percent", "amount", "bxgy"]))
+        skus = draw(st.lists(st.sampled_from([ln.sku for ln in lines]), unique=True, max_size=3))
+        made.append(
+            promotion(
+                id=f"p-{n}",
+                code=None,
+                title=f"Promotion {n}",
+                percent_off=None if kind == "amount" else draw(st.integers(1, 100)),
+                amount_off=(Money(draw(st.integers(1, 10**6)), "USD"),) if kind == "amount" else (),
+                buy_quantity=draw(st.integers(1, 3)) if kind == "bxgy" else None,
+                get_quantity=draw(st.integers(1, 3)) if kind == "bxgy" else None,
+                target=domain.Target(skus=tuple(skus)),
+                combines=draw(st.booleans()),
+            )
+        )
+    return made, Basket("US", "USD", lines, None)
+
+
+@given(promotions_and_basket(), st.randoms())
+def test_a_choice_never_takes_off_more_than_a_line_costs_and_does_not_depend_on_order(
+    given_: tuple[list[domain.Promotion], Basket], shuffler: object
+) -> None:
+    made, basket = given_
+    choice = domain.choose(made, basket)
+
+    taken = choice.line_discounts()
+    assert all(0 <= taken[ln.sku] <= ln.amount for ln in basket.lines)
+    assert choice.total == sum(taken.values())
+    # Each promotion either applies or is declined with its reason, never both.
+    applied = {a.promotion.id for a in choice.applied}
+    declined = {p.id for p, _ in choice.declined}
+    assert applied.isdisjoint(declined)
+    assert applied | declined == {p.id for p in made}
+    # Alone, no promotion that does not combine takes off more than the choice.
+    assert all(domain.discount(p, basket) <= choice.total for p in made if not p.combines)
+    shuffled = list(made)
+    shuffler.shuffle(shuffled)  # type: ignore[attr-defined]
+    again = domain.choose(shuffled, basket)
+    assert [a.promotion.id for a in again.applied] == [a.promotion.id for a in choice.applied]
+    assert again.line_discounts() == taken
+
+
+def test_buy_two_get_one_gives_the_cheapest_of_each_group_of_three() -> None:
+    three_for_two = promotion(percent_off=100, buy_quantity=2, get_quantity=1)
+    cart = Basket("US", "USD", (("MUG", 3000, 3), ("CUP", 1200, 2)), None)
+
+    # 10, 10, 10 | 6, 6: the first group's third mug; the cups make no whole group.
+    assert domain.line_discounts(three_for_two, cart) == {"MUG": 1000, "CUP": 0}
+    half_off_second = promotion(percent_off=50, buy_quantity=1, get_quantity=1)
+    # 10 | 10 -> 5 off; 10 | 6 -> 3 off; 6 left over.
+    assert domain.line_discounts(half_off_second, cart) == {"MUG": 500, "CUP": 300}
+
+
+def test_a_target_takes_off_its_skus_products_and_categories_only() -> None:
+    cart = Basket(
+        "US",
+        "USD",
+        (
+            domain.BasketLine("MUG", 1000, 1, "p-mug", frozenset({"mugs", "kitchen"})),
+            domain.BasketLine("TEE", 2000, 1, "p-tee", frozenset({"clothes"})),
+            domain.BasketLine("CAP", 500, 1, "p-cap", frozenset()),
+        ),
+        None,
+    )
+    kitchen = promotion(percent_off=10, target=domain.Target(categories=("kitchen",)))
+    caps = promotion(percent_off=10, target=domain.Target(products=("p-cap",), skus=("TEE",)))
+
+    assert domain.line_discounts(kitchen, cart) == {"MUG": 100, "TEE": 0, "CAP": 0}
+    assert domain.line_discounts(caps, cart) == {"MUG": 0, "TEE": 200, "CAP": 50}
+    with pytest.raises(domain.PromotionNoMatchingItems):
+        domain.check(promotion(target=domain.Target(categories=("garden",))), cart, NOW)
+
+
+def test_combinable_promotions_apply_in_turn_on_what_is_left_and_an_exclusive_one_alone() -> None:
+    ten = promotion(id="p-ten", code=None, title="Ten", percent_off=10, combines=True)
+    five = promotion(id="p-five", percent_off=None, amount_off=(Money(500, "USD"),), combines=True)
+    fifteen = promotion(id="p-15", code="FIFTEEN", percent_off=15)
+    cart = basket(10000)
+
+    # 10% of 100.00, then 5.00: 15.00; the exclusive 15% ties, and the combination wins ties.
+    together = domain.choose([five, fifteen, ten], cart)
+    assert [(a.promotion.id, a.total) for a in together.applied] == [
+        ("p-ten", 1000),
+        ("p-five", 500),
+    ]
+    assert [(p.id, why.code) for p, why in together.declined] == [
+        ("p-15", "promotion_not_combinable")
+    ]
+    twenty = promotion(id="p-20", code="TWENTY", percent_off=20)
+    alone = domain.choose([five, twenty, ten], cart)
+    assert [(a.promotion.id, a.total) for a in alone.applied] == [("p-20", 2000)]
+    assert {p.id for p, _ in alone.declined} == {"p-ten", "p-five"}
+
+
+@pytest.mark.parametrize(
+    ("rules", "field"),
+    [
+        ({"code": None, "title": None}, "title"),
+        ({"buy_quantity": 2}, "buy_quantity"),
+        ({"buy_quantity": 101, "get_quantity": 1}, "buy_quantity"),
+        (
+            {
+                "percent_off": None,
+                "amount_off": (Money(100, "USD"),),
+                "buy_quantity": 1,
+                "get_quantity": 1,
+            },
+            "percent_off",
+        ),
+        ({"target": domain.Target(skus=("A", "A"))}, "skus"),
+        ({"target": domain.Target(categories=("",))}, "categories"),
+    ],
+)
+def test_a_bad_automatic_or_targeted_promotion_names_its_field(
+    rules: dict[str, object], field: str
+) -> None:
+    with pytest.raises(InvalidPromotion) as refused:
+        promotion(**rules)
+    assert refused.value.extensions["field"] == field

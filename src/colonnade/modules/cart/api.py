@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from colonnade.kernel.money import Money
 from colonnade.kernel.principal import Principal
 from colonnade.modules.cart.domain import (
     CartClosed,
@@ -25,6 +26,7 @@ from colonnade.modules.cart.domain import (
 )
 from colonnade.modules.cart.service import CartService, CartView, PromotionNotOnCart
 from colonnade.modules.promotions.service import REFUSALS as PROMOTION_REFUSALS
+from colonnade.modules.promotions.service import Offer
 from colonnade.web.auth import optional_principal
 from colonnade.web.fields import INTEGRAL, MarketCode, PromotionCode, Sku, declared
 from colonnade.web.money import MoneyOut
@@ -74,7 +76,7 @@ class CartLineOut(BaseModel):
     unit_price: MoneyOut
     line_total: MoneyOut = Field(description="What the line costs, its discount taken off.")
     tax: MoneyOut
-    discount: MoneyOut = Field(description="What the cart's promotion code takes off the line.")
+    discount: MoneyOut = Field(description="What promotions take off the line.")
     compare_at: MoneyOut | None = Field(
         description="The unit's price before a running sale lowered it; null when none does."
     )
@@ -93,6 +95,18 @@ class CartPromotionOut(BaseModel):
     )
 
 
+class CartOfferOut(BaseModel):
+    id: str | None = Field(description="The promotion's id; null for a code that names none.")
+    code: str | None = Field(description="Its code; null for an automatic promotion.")
+    name: str = Field(description="Its code, or an automatic promotion's title.")
+    applied: bool = Field(description="Whether it takes something off the cart now.")
+    discount: MoneyOut = Field(description="What it takes off the cart.")
+    reason: PromotionRefusalOut | None = Field(
+        description="Why it takes nothing off, when it does not (such as "
+        "promotion_minimum_not_met, or promotion_not_combinable when others take off more)."
+    )
+
+
 class CartOut(BaseModel):
     id: str
     market: str
@@ -100,11 +114,15 @@ class CartOut(BaseModel):
     status: str
     lines: list[CartLineOut]
     subtotal: MoneyOut = Field(description="The lines' totals, discounts taken off.")
-    discount: MoneyOut = Field(description="What the promotion code takes off the cart.")
+    discount: MoneyOut = Field(description="What promotions take off the cart.")
     tax: MoneyOut
     total: MoneyOut
     tax_inclusive: bool = Field(description="Whether prices and totals already include tax.")
     promotion: CartPromotionOut | None = Field(description="The code the cart holds, if any.")
+    promotions: list[CartOfferOut] = Field(
+        description="The promotions that apply (automatic ones and the code), then those the "
+        "cart qualifies for or holds that take nothing off, each with why."
+    )
 
     @classmethod
     def of(cls, cart: CartView) -> CartOut:
@@ -140,7 +158,36 @@ class CartOut(BaseModel):
                 if held.refusal is None
                 else PromotionRefusalOut(code=held.refusal.code, detail=held.refusal.detail),
             ),
+            promotions=[] if cart.offer is None else _offers(cart.offer, cart.currency),
         )
+
+
+def _offers(offer: Offer, currency: str) -> list[CartOfferOut]:
+    zero = MoneyOut.of(Money.zero(currency))
+    return [
+        *(
+            CartOfferOut(
+                id=t.promotion_id,
+                code=t.single_code or t.code,
+                name=t.name,
+                applied=True,
+                discount=MoneyOut.of(t.discount),
+                reason=None,
+            )
+            for t in offer.taken
+        ),
+        *(
+            CartOfferOut(
+                id=p.promotion_id,
+                code=p.code,
+                name=p.name,
+                applied=False,
+                discount=zero,
+                reason=PromotionRefusalOut(code=p.reason.code, detail=p.reason.detail),
+            )
+            for p in offer.passed
+        ),
+    ]
 
 
 CUSTOMER = "customer"

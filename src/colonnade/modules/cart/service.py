@@ -142,9 +142,10 @@ class PriceQuoter(Protocol):
 
 class PromotionOffers(Protocol):
     async def offers(
-        self, conn: AsyncConnection, wanted: Sequence[tuple[str, Basket]]
-    ) -> Sequence[Offer | ColonnadeError]:
-        """What each (code, basket)'s code takes off it now, or why it cannot."""
+        self, conn: AsyncConnection, wanted: Sequence[tuple[str | None, Basket]]
+    ) -> Sequence[Offer]:
+        """What the promotions take off each (code entered or None, basket) now, and why
+        the code does not apply, if it does not."""
         ...
 
 
@@ -202,6 +203,8 @@ class CartView:
     tax_inclusive: bool
     discount: Money
     promotion: CartPromotion | None = None
+    # Which promotions take something off the cart, and which do not and why.
+    offer: Offer | None = None
 
 
 @dataclass(frozen=True)
@@ -343,21 +346,21 @@ class CartService:
 
     async def _priced(self, cart: _Cart) -> CartView:
         quote = await self._quote(cart.market, cart.lines)
-        if cart.promotion_code is None:
+        if self._promotions is None:
             return _view(cart, quote)
         return _view(cart, *self._discount(quote, await self._offer(cart, quote)))
 
-    async def _offer(self, cart: _Cart, quote: QuoteLike | None) -> Offer | ColonnadeError:
-        """What the cart's code takes off it now, or why it does not."""
+    async def _offer(self, cart: _Cart, quote: QuoteLike | None) -> Offer:
+        """What the promotions take off the cart now, and why its code does not, if not."""
         async with self._db.reading() as conn:
-            [offer] = await self._offers(conn, [(cart, quote, cart.promotion_code or "")])
+            [offer] = await self._offers(conn, [(cart, quote, cart.promotion_code)])
         return offer
 
     async def _offers(
         self,
         conn: AsyncConnection,
-        wanted: Sequence[tuple[_Cart | _Claimed, QuoteLike | None, str]],
-    ) -> Sequence[Offer | ColonnadeError]:
+        wanted: Sequence[tuple[_Cart | _Claimed, QuoteLike | None, str | None]],
+    ) -> Sequence[Offer]:
         if self._promotions is None:
             raise RuntimeError("this shop's carts take no promotion codes")
         return await self._promotions.offers(
@@ -376,11 +379,9 @@ class CartService:
             ],
         )
 
-    def _discount(
-        self, quote: QuoteLike | None, offer: Offer | ColonnadeError
-    ) -> tuple[QuoteLike | None, Offer | ColonnadeError]:
-        """The quote with the offer's discount taken off, and the offer (or its refusal)."""
-        if quote is None or isinstance(offer, ColonnadeError) or not offer.lines:
+    def _discount(self, quote: QuoteLike | None, offer: Offer) -> tuple[QuoteLike | None, Offer]:
+        """The quote with the offer's discount taken off, and the offer."""
+        if quote is None or not offer.lines:
             return quote, offer
         return self._pricing.discounted(quote, offer.lines), offer
 
@@ -600,33 +601,31 @@ class CartService:
                 raise Exclude(refused)
             # The code each change leaves on its cart, in arrival order.
             holding = {cart_id: row.promotion_code for cart_id, row in claimed.items()}
-            code_after: dict[int, str] = {}
+            code_after: dict[int, str | None] = {}
             for i in after:
                 c = changes[i]
                 if c.code is not None:
                     holding[c.cart_id] = c.code.upper()
-                if (held_code := holding[c.cart_id]) is not None:
-                    code_after[i] = held_code
-            coded = list(code_after)
+                code_after[i] = holding[c.cart_id]
+            weighed = list(code_after) if self._promotions is not None else []
             offered = (
                 await self._offers(
                     uow.connection,
-                    [(claimed[changes[i].cart_id], quote_of.get(i), code_after[i]) for i in coded],
+                    [
+                        (claimed[changes[i].cart_id], quote_of.get(i), code_after[i])
+                        for i in weighed
+                    ],
                 )
-                if coded
+                if weighed
                 else []
             )
-            offer_of = dict(zip(coded, offered, strict=True))
+            offer_of = dict(zip(weighed, offered, strict=True))
             for i, offer in offer_of.items():
-                if changes[i].code is not None and isinstance(offer, ColonnadeError):
-                    refused[i] = offer
+                if changes[i].code is not None and offer.refusal is not None:
+                    refused[i] = offer.refusal
             if refused:
                 raise Exclude(refused)
-            entered = {
-                c.cart_id: c.code.upper()
-                for i, c in enumerate(changes)
-                if c.code is not None and isinstance(offer_of[i], Offer)
-            }
+            entered = {c.cart_id: c.code.upper() for c in changes if c.code is not None}
             await _write_batch(uow, before, current, position, now)
             if entered:
                 await update_rows(
@@ -914,16 +913,12 @@ class _Claimed(NamedTuple):
     promotion_code: str | None
 
 
-def _view(
-    cart: _Cart, quote: QuoteLike | None, offer: Offer | ColonnadeError | None = None
-) -> CartView:
-    """The cart as priced; with the offer of its code (or why it does not apply)."""
+def _view(cart: _Cart, quote: QuoteLike | None, offer: Offer | None = None) -> CartView:
+    """The cart as priced; with what promotions take off it, and whether its code does."""
     promotion = None
     if cart.promotion_code is not None and offer is not None:
-        promotion = CartPromotion(
-            code=cart.promotion_code, refusal=offer if isinstance(offer, ColonnadeError) else None
-        )
-    off = offer.lines if isinstance(offer, Offer) else {}
+        promotion = CartPromotion(code=cart.promotion_code, refusal=_code_refusal(cart, offer))
+    off = offer.lines if offer is not None else {}
     zero = Money.zero(cart.currency)
     if quote is None:
         return CartView(
@@ -938,6 +933,7 @@ def _view(
             tax_inclusive=cart.tax_inclusive,
             discount=zero,
             promotion=promotion,
+            offer=offer,
         )
     priced = {line.sku: line for line in quote.lines}
     return CartView(
@@ -963,4 +959,16 @@ def _view(
         tax_inclusive=cart.tax_inclusive,
         discount=Money(sum(off.values()), cart.currency),
         promotion=promotion,
+        offer=offer,
     )
+
+
+def _code_refusal(cart: _Cart, offer: Offer) -> ColonnadeError | None:
+    """Why the cart's code takes nothing off: refused, or outdone by promotions it does
+    not combine with; None when it applies."""
+    if offer.refusal is not None:
+        return offer.refusal
+    code = cart.promotion_code
+    if any(code in (t.code, t.single_code) for t in offer.taken):
+        return None
+    return next((p.reason for p in offer.passed if p.code == code), None)

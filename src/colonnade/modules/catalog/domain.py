@@ -430,3 +430,17 @@ def tsquery(tokens: Iterable[str]) -> str:
 def search_body(title: str, description: str | None) -> str:
     """The text a translation is found by."""
     return f"{title} {description or ''}".strip()
+
+
+def category_path(tree: Mapping[int, tuple[int | None, str]], category: int | None) -> list[str]:
+    """The slugs of a category and of every category above it, given each category's
+    (parent, slug) by id; empty for none. A cycle (which the catalog refuses to make) ends
+    the walk rather than looping."""
+    path: list[str] = []
+    seen: set[int] = set()
+    while category is not None and category in tree and category not in seen:
+        seen.add(category)
+        parent, slug = tree[category]
+        path.append(slug)
+        category = parent
+    return path

@@ -147,8 +147,12 @@ class CatalogService:
         self._known_skus: Recent[str, bool] = Recent(KNOWN_SKU_SECONDS)
         # Checkouts of the same SKUs at the same moment share one read of their titles.
         self._title_reads: SharedReads[tuple[tuple[str, ...], str], dict[str, str]] = SharedReads()
+        # Where each SKU sits (its product, its categories), for promotions that target them.
+        self._placements: Recent[str, tuple[str, frozenset[str]]] = Recent(reference_cache_seconds)
         if changes is not None:
             changes.listen(ProductChanged.event_type, lambda *_: self._forget_titles())
+            changes.listen(ProductChanged.event_type, lambda *_: self._placements.forget())
+            changes.listen(CategoryChanged.event_type, lambda *_: self._placements.forget())
 
     # --- products -------------------------------------------------------------------------
 
@@ -415,6 +419,39 @@ class CatalogService:
             for o in owners
             if texts[o.id]
         }
+
+    async def placements(self, skus: Sequence[str]) -> dict[str, tuple[str, frozenset[str]]]:
+        """Where the catalog places each known SKU: its product's id, and the slugs of its
+        product's category and of every category above it (two reads for those not kept)."""
+        found: dict[str, tuple[str, frozenset[str]]] = {}
+        unread: list[str] = []
+        for sku in dict.fromkeys(skus):
+            kept = self._placements.get(sku)
+            if kept is None:
+                unread.append(sku)
+            else:
+                found[sku] = kept
+        if not unread:
+            return found
+        async with self._db.reading() as conn:
+            owners = (
+                await conn.execute(
+                    select(variants.c.sku, products.c.id, products.c.category_id)
+                    .join(products, products.c.id == variants.c.product_id)
+                    .where(variants.c.sku.in_(unread))
+                )
+            ).all()
+            tree = {
+                row.id: (row.parent_id, row.slug)
+                for row in await conn.execute(
+                    select(categories.c.id, categories.c.parent_id, categories.c.slug)
+                )
+            }
+        for owner in owners:
+            placed = (owner.id, frozenset(domain.category_path(tree, owner.category_id)))
+            self._placements.put(owner.sku, placed)
+            found[owner.sku] = placed
+        return found
 
     def _forget_titles(self) -> None:
         # Reads under way too: they may hold the texts from before the change.

@@ -370,29 +370,31 @@ async def take_codes_off(
     quoted: dict[int, Quote],
     refused: dict[int, ColonnadeError],
 ) -> dict[int, Offer]:
-    """Weigh each cart's promotion code again, as of now, counting the uses the batch takes:
-    a code that no longer applies refuses its checkout (and it is taken out of `quoted`);
-    the others' quotes have their discount taken off. A cart that costs nothing is refused
-    too. The card purchase's batches and the saga's single checkouts both price so."""
-    coded = [(i, cart) for i, cart in going if cart.promotion_code is not None]
+    """Weigh each cart's promotion code and the automatic promotions again, as of now,
+    counting the uses the batch takes: a code that no longer applies refuses its checkout
+    (and it is taken out of `quoted`); the others' quotes have their discount taken off. A
+    cart that costs nothing is refused too. The card purchase's batches and the saga's
+    single checkouts both price so."""
+    weighed = [(i, cart) for i, cart in going if i in quoted]
+    decided = await promotions.decide_batch(
+        uow,
+        [
+            (
+                cart.promotion_code,
+                Basket.of(cart.market, quoted[i].currency, quoted[i].lines, cart.customer_id),
+            )
+            for i, cart in weighed
+        ],
+    )
     offers: dict[int, Offer] = {}
-    if coded:
-        decided = await promotions.decide_batch(
-            uow,
-            [
-                (
-                    cart.promotion_code or "",
-                    Basket.of(cart.market, quoted[i].currency, quoted[i].lines, cart.customer_id),
-                )
-                for i, cart in coded
-            ],
-        )
-        offers = _kept([i for i, _ in coded], decided, refused)
-        for i, _ in coded:
-            if i in offers and offers[i].lines:
-                quoted[i] = pricing.discounted(quoted[i], offers[i].lines)
-            if i not in offers:
-                del quoted[i]
+    for (i, _), offer in zip(weighed, decided, strict=True):
+        if offer.refusal is not None:
+            refused[i] = offer.refusal
+            del quoted[i]
+            continue
+        offers[i] = offer
+        if offer.lines:
+            quoted[i] = pricing.discounted(quoted[i], offer.lines)
     # A card cannot be charged nothing: a cart free at its sale prices and discount is
     # refused before anything is held for it.
     for i, cart in going:
@@ -438,7 +440,7 @@ def _exclude_refused(indexes: list[int], results: Sequence[object]) -> None:
 def _new_order(charged: _Charged) -> NewOrder:
     held = charged.held
     quote = held.quote
-    promotions = (held.offer.promotion_id,) if held.offer is not None else ()
+    by_line = held.offer.line_promotions if held.offer is not None else {}
     return NewOrder(
         checkout_id=held.asked.checkout_id,
         email=held.asked.email,
@@ -455,7 +457,7 @@ def _new_order(charged: _Charged) -> NewOrder:
                 line_total=line.line_total,
                 tax=line.tax,
                 discount=line.discount,
-                promotions=promotions if line.discount.amount else (),
+                promotions=by_line.get(line.sku, ()),
             )
             for line in quote.lines
         ],

@@ -301,11 +301,9 @@ class CheckoutService:
         progress.reservation_id = reservation.id
 
         quote = await self._step("quote", progress.id, self._pricing.quote(cart.market, lines))
-        offer: Offer | None = None
-        if cart.promotion_code is not None:
-            quote, offer = await self._step(
-                "promote", progress.id, self._hold_promotion(progress.id, cart, quote)
-            )
+        quote, offer = await self._step(
+            "promote", progress.id, self._hold_promotion(progress.id, cart, quote)
+        )
         if quote.total.amount == 0:
             raise _Failed(NothingToCharge(cart.id, quote.total))
         titles = await self._catalog.titles_for([sku for sku, _ in lines], quote.locale)
@@ -364,11 +362,7 @@ class CheckoutService:
                             line_total=line.line_total,
                             tax=line.tax,
                             discount=line.discount,
-                            promotions=(
-                                (offer.promotion_id,)
-                                if offer is not None and line.discount.amount
-                                else ()
-                            ),
+                            promotions=offer.line_promotions.get(line.sku, ()),
                         )
                         for line in quote.lines
                     ],
@@ -402,7 +396,8 @@ class CheckoutService:
     async def _hold_promotion(
         self, checkout_id: str, cart: CartSnapshot, quote: Quote
     ) -> tuple[Quote, Offer]:
-        """Weigh the cart's code again and hold its use; the quote with its discount."""
+        """Weigh the cart's code and the automatic promotions again and hold their uses;
+        the quote with their discount."""
         quoted = {0: quote}
         refused: dict[int, ColonnadeError] = {}
         async with self._db.transaction() as uow:

@@ -334,6 +334,21 @@ class OrdersService:
     ) -> Page[Order]:
         return await self._page([orders.c.customer_id == customer_id], limit, offset)
 
+    async def customers_with_orders(self, customer_ids: Sequence[str]) -> set[str]:
+        """Which of these customers have placed an order that was not cancelled."""
+        if not customer_ids:
+            return set()
+        async with self._db.reading() as conn:
+            rows = await conn.execute(
+                select(orders.c.customer_id)
+                .where(
+                    orders.c.customer_id.in_(sorted(set(customer_ids))),
+                    orders.c.status != OrderStatus.CANCELLED.value,
+                )
+                .distinct()
+            )
+            return {row.customer_id for row in rows}
+
     async def search(
         self,
         status: str | None = None,

@@ -23,29 +23,45 @@ from colonnade.modules.promotions.service import (
     PromotionNotFound,
     PromotionReport,
     PromotionsService,
+    Target,
 )
 from colonnade.web.auth import requires
-from colonnade.web.fields import INTEGRAL, Instant, MarketRef, PromotionCode, declared
+from colonnade.web.fields import (
+    INTEGRAL,
+    NOT_SPACE,
+    Instant,
+    MarketRef,
+    PromotionCode,
+    Sku,
+    declared,
+)
 from colonnade.web.money import MoneyIn, MoneyOut
 from colonnade.web.problems import refusals
 
 READ = "promotions:read"
 WRITE = "promotions:write"
 
+# A SKU, a product's id or a category's slug (the promotion names them; the catalog places
+# each cart line under them).
+TargetRef = Annotated[StrictStr, declared(minLength=1, maxLength=100, pattern=NOT_SPACE)]
 Limit = Annotated[StrictInt, declared(minimum=1, maximum=1_000_000_000), INTEGRAL]
 
 
 class PromotionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    code: PromotionCode = Field(
-        description="What shoppers type: 3 to 40 letters, digits, '-' or '_'; any case."
+    code: PromotionCode | None = Field(
+        default=None,
+        description="What shoppers type: 3 to 40 letters, digits, '-' or '_'; any case. "
+        "None: an automatic promotion, taken off every cart that qualifies (give a title).",
     )
     title: Annotated[StrictStr, declared(minLength=1, maxLength=200, pattern=r"\S")] | None = Field(
         default=None, description="What staff call it."
     )
     percent_off: Annotated[StrictInt, declared(minimum=1, maximum=100), INTEGRAL] | None = Field(
-        default=None, description="Percent off the cart; or give amount_off instead."
+        default=None,
+        description="Percent off the matching items (with buy/get: off each item got; 100 is "
+        "free); or give amount_off instead.",
     )
     amount_off: list[MoneyIn] = Field(
         default_factory=list,
@@ -75,6 +91,35 @@ class PromotionIn(BaseModel):
     ends_at: Instant | None = Field(
         default=None, description="RFC 3339; when it ends by itself (none: never)."
     )
+    skus: Annotated[list[Sku], declared(uniqueItems=True)] = Field(
+        default_factory=list, max_length=100, description="Takes off these SKUs."
+    )
+    products: Annotated[list[TargetRef], declared(uniqueItems=True)] = Field(
+        default_factory=list, max_length=100, description="Takes off these products' variants."
+    )
+    categories: Annotated[list[TargetRef], declared(uniqueItems=True)] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Takes off products in these categories or below them. With no skus, "
+        "products or categories it takes off the whole cart.",
+    )
+    buy_quantity: Annotated[StrictInt, declared(minimum=1, maximum=100), INTEGRAL] | None = Field(
+        default=None,
+        description="Buy X, get Y: of each buy_quantity + get_quantity matching items "
+        "(dearest first), the get_quantity cheapest get percent_off.",
+    )
+    get_quantity: Annotated[StrictInt, declared(minimum=1, maximum=100), INTEGRAL] | None = Field(
+        default=None, description="See buy_quantity."
+    )
+    combines: StrictBool = Field(
+        default=False,
+        description="Whether it applies together with other combinable promotions. One that "
+        "does not is taken alone, when it takes off more than those together.",
+    )
+    first_order_only: StrictBool = Field(
+        default=False,
+        description="Only for a signed-in customer's first order (one not cancelled), once.",
+    )
 
 
 class UsesOut(BaseModel):
@@ -86,7 +131,8 @@ class UsesOut(BaseModel):
 
 class PromotionOut(BaseModel):
     id: str
-    code: str
+    code: str | None = Field(description="Null for an automatic promotion.")
+    automatic: bool
     title: str | None
     percent_off: int | None
     amount_off: list[MoneyOut]
@@ -98,12 +144,27 @@ class PromotionOut(BaseModel):
     used: int = Field(description="Uses held now: placed orders and checkouts under way.")
     starts_at: datetime
     ends_at: datetime | None
+    skus: list[str]
+    products: list[str]
+    categories: list[str]
+    buy_quantity: int | None
+    get_quantity: int | None
+    combines: bool
+    first_order_only: bool
 
     @classmethod
     def of(cls, promotion: Promotion) -> PromotionOut:
         return cls(
             id=promotion.id,
             code=promotion.code,
+            automatic=promotion.automatic,
+            skus=list(promotion.target.skus),
+            products=list(promotion.target.products),
+            categories=list(promotion.target.categories),
+            buy_quantity=promotion.buy_quantity,
+            get_quantity=promotion.get_quantity,
+            combines=promotion.combines,
+            first_order_only=promotion.first_order,
             title=promotion.title,
             percent_off=promotion.percent_off,
             amount_off=[MoneyOut.of(m) for m in promotion.amount_off.values()],
@@ -159,7 +220,9 @@ def router(promotions: PromotionsService) -> APIRouter:
         ),
     )
     async def create_promotion(body: PromotionIn) -> PromotionOut:
-        """Make a discount code: a percentage or fixed amounts off, in a window, with limits."""
+        """Make a promotion: a discount code, or (without a code) an automatic promotion; a
+        percentage or fixed amounts off the cart or its matching items, or buy X get Y, in a
+        window, with limits, combining with others or not."""
         made = await promotions.create(
             NewPromotion(
                 code=body.code,
@@ -173,6 +236,11 @@ def router(promotions: PromotionsService) -> APIRouter:
                 per_customer_limit=body.per_customer_limit,
                 starts_at=body.starts_at,
                 ends_at=body.ends_at,
+                target=Target(tuple(body.skus), tuple(body.products), tuple(body.categories)),
+                buy_quantity=body.buy_quantity,
+                get_quantity=body.get_quantity,
+                combines=body.combines,
+                first_order=body.first_order_only,
             )
         )
         return PromotionOut.of(made)

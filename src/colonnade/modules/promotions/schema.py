@@ -19,6 +19,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    false,
 )
 
 from colonnade.kernel.types import UTCDateTime
@@ -29,8 +30,8 @@ promotions = Table(
     "promotions_promotions",
     metadata,
     Column("id", String(36), primary_key=True),
-    # Upper case: codes are the same whatever case shoppers type them in.
-    Column("code", String(40), nullable=False, unique=True),
+    # Upper case: codes are the same whatever case shoppers type them in. None: automatic.
+    Column("code", String(40), nullable=True, unique=True),
     Column("title", String(200), nullable=True),
     Column("percent_off", Integer, nullable=True),
     # {"USD": 500, ...}: minor units per currency.
@@ -45,6 +46,12 @@ promotions = Table(
     Column("ends_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # {"skus": [...], "products": [...], "categories": [...]}; None: the whole cart.
+    Column("target", JSON, nullable=True),
+    Column("buy_quantity", Integer, nullable=True),
+    Column("get_quantity", Integer, nullable=True),
+    Column("combines", Boolean, nullable=False, server_default=false()),
+    Column("first_order", Boolean, nullable=False, server_default=false()),
     CheckConstraint(
         "used >= 0 AND (usage_limit IS NULL OR used <= usage_limit)",
         name="ck_promotions_promotions_used",
@@ -55,11 +62,12 @@ promotions = Table(
     ),
 )
 
+# One row per promotion a checkout uses: a checkout may use several that combine.
 uses = Table(
     "promotions_uses",
     metadata,
     Column("checkout_id", String(64), primary_key=True),
-    Column("promotion_id", String(36), nullable=False),
+    Column("promotion_id", String(36), primary_key=True),
     Column("customer_id", String(64), nullable=True),
     Column("currency", String(3), nullable=False),
     Column("discount", BigInteger, nullable=False),
@@ -68,7 +76,7 @@ uses = Table(
     Column("used_at", UTCDateTime, nullable=False),
     # The single-use code of a batch the use took; None for the promotion's own code.
     Column("code", String(40), nullable=True),
-    CheckConstraint("discount >= 0 AND total >= 0", name="ck_promotions_uses_amounts"),
+    CheckConstraint("discount >= 0 AND total >= 0", name="ck_promotions_uses_2"),
 )
 Index("ix_promotions_uses_promotion", uses.c.promotion_id, uses.c.customer_id)
 

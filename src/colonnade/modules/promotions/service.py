@@ -17,8 +17,8 @@ afresh.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -50,12 +50,17 @@ from colonnade.modules.promotions.domain import (
     PromotionCustomerLimitReached,
     PromotionCustomersOnly,
     PromotionExpired,
+    PromotionFirstOrderOnly,
     PromotionMinimumNotMet,
+    PromotionNoMatchingItems,
     PromotionNotApplicable,
+    PromotionNotCombinable,
     PromotionNotInCurrency,
     PromotionNotInMarket,
     PromotionNotStarted,
+    PromotionQuantityNotMet,
     PromotionUsedUp,
+    Target,
     UnknownPromotionCode,
 )
 from colonnade.modules.promotions.events import PromotionChanged
@@ -71,21 +76,28 @@ __all__ = [
     "InvalidPromotionWindow",
     "NewPromotion",
     "Offer",
+    "Passed",
     "Promotion",
     "PromotionCodeTaken",
     "PromotionCodeUsed",
     "PromotionCustomerLimitReached",
     "PromotionCustomersOnly",
     "PromotionExpired",
+    "PromotionFirstOrderOnly",
     "PromotionMinimumNotMet",
+    "PromotionNoMatchingItems",
     "PromotionNotApplicable",
+    "PromotionNotCombinable",
     "PromotionNotFound",
     "PromotionNotInCurrency",
     "PromotionNotInMarket",
     "PromotionNotStarted",
+    "PromotionQuantityNotMet",
     "PromotionReport",
     "PromotionUsedUp",
     "PromotionsService",
+    "Taken",
+    "Target",
     "UnknownPromotionCode",
     "Uses",
 ]
@@ -104,7 +116,19 @@ REFUSALS: tuple[type[ColonnadeError], ...] = (
     PromotionNotInMarket,
     PromotionNotInCurrency,
     PromotionMinimumNotMet,
+    PromotionNoMatchingItems,
+    PromotionQuantityNotMet,
+    PromotionFirstOrderOnly,
 )
+
+# An automatic promotion refused for one of these is not shown on the cart: it is not
+# offered to it at all (not running, another market or currency).
+_NOT_OFFERED = (PromotionNotStarted, PromotionExpired, PromotionNotInMarket, PromotionNotInCurrency)
+
+# Where the catalog places SKUs: each one's product and its categories (with those above).
+Placements = Callable[[Sequence[str]], Awaitable[Mapping[str, tuple[str, frozenset[str]]]]]
+# Which of these customers have ordered before.
+PastBuyers = Callable[[Sequence[str]], Awaitable[set[str]]]
 
 
 # Codes of a batch are made this many to a transaction.
@@ -120,7 +144,8 @@ class PromotionNotFound(NotFound):
 
 @dataclass(frozen=True)
 class NewPromotion:
-    code: str
+    # None: an automatic promotion, applied to every cart that qualifies.
+    code: str | None
     percent_off: int | None = None
     amount_off: tuple[Money, ...] = ()
     min_subtotal: tuple[Money, ...] = ()
@@ -132,20 +157,54 @@ class NewPromotion:
     starts_at: datetime | None = None
     ends_at: datetime | None = None
     title: str | None = None
+    target: Target = field(default_factory=Target)
+    buy_quantity: int | None = None
+    get_quantity: int | None = None
+    combines: bool = False
+    first_order: bool = False
+
+
+@dataclass(frozen=True)
+class Taken:
+    """One promotion that applies to a basket, and what it takes off in all."""
+
+    promotion_id: str
+    # None for an automatic promotion.
+    code: str | None
+    name: str
+    discount: Money
+    # Whether the promotion counts its uses on its row (it has a usage limit).
+    counted: bool = False
+    # The single-use code of a batch it takes; None for the promotion's own code.
+    single_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Passed:
+    """A promotion that qualifies for the basket, or was entered, but takes nothing off it."""
+
+    promotion_id: str | None
+    code: str | None
+    name: str
+    reason: ColonnadeError
 
 
 @dataclass(frozen=True)
 class Offer:
-    """What a promotion takes off one basket: in all, and from each line (by SKU)."""
+    """What the promotions take off one basket: in all, from each line (by SKU), which
+    applied, which did not and why, and why the code entered does not apply, if it does not."""
 
-    promotion_id: str
-    code: str
     discount: Money
     lines: dict[str, int]
-    # Whether the promotion counts its uses on its row (it has a usage limit).
-    counted: bool = False
-    # The single-use code of a batch the offer takes; None for the promotion's own code.
-    single_code: str | None = None
+    # The ids of the promotions that take something off each line, by SKU.
+    line_promotions: dict[str, tuple[str, ...]]
+    taken: tuple[Taken, ...] = ()
+    passed: tuple[Passed, ...] = ()
+    refusal: ColonnadeError | None = None
+
+    @property
+    def promotion_ids(self) -> tuple[str, ...]:
+        return tuple(t.promotion_id for t in self.taken)
 
 
 @dataclass(frozen=True)
@@ -175,17 +234,27 @@ class PromotionsService:
         clock: Clock,
         reference_cache_seconds: float = 0.0,
         changes: Changes | None = None,
+        placements: Placements | None = None,
+        past_buyers: PastBuyers | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
         self._changes = changes
-        # Promotions by code (None: no such code), for carts; checkout reads them afresh.
+        self._placements = placements
+        self._past_buyers = past_buyers
+        # Promotions by code (None: no such code), and the automatic ones not ended, for
+        # carts; checkout reads them afresh.
         self._kept: Recent[str, Promotion | None] = Recent(reference_cache_seconds)
+        self._automatic: Recent[str, tuple[Promotion, ...]] = Recent(reference_cache_seconds)
         if changes is not None:
-            changes.listen(PromotionChanged.event_type, lambda *_: self._kept.forget())
+            changes.listen(PromotionChanged.event_type, lambda *_: self._forget())
+
+    def _forget(self) -> None:
+        self._kept.forget()
+        self._automatic.forget()
 
     def _committed(self, envelopes: list[Envelope]) -> None:
-        self._kept.forget()
+        self._forget()
         if self._changes is not None:
             self._changes.committed(envelopes)
 
@@ -206,20 +275,26 @@ class PromotionsService:
             per_customer_limit=new.per_customer_limit,
             starts_at=new.starts_at or now,
             ends_at=new.ends_at,
+            target=new.target,
+            buy_quantity=new.buy_quantity,
+            get_quantity=new.get_quantity,
+            combines=new.combines,
+            first_order=new.first_order,
         )
         async with self._db.transaction() as uow:
-            taken = await uow.execute(
-                select(batch_codes.c.code).where(batch_codes.c.code == made.code)
-            )
-            if taken.first() is not None:
-                raise PromotionCodeTaken(made.code)
+            if made.code is not None:
+                taken = await uow.execute(
+                    select(batch_codes.c.code).where(batch_codes.c.code == made.code)
+                )
+                if taken.first() is not None:
+                    raise PromotionCodeTaken(made.code)
             try:
                 await uow.execute(
                     promotions.insert().values(**_row(made), created_at=now, updated_at=now)
                 )
             except IntegrityError:
-                raise PromotionCodeTaken(made.code) from None
-            told = [uow.record(PromotionChanged(promotion_id=made.id, code=made.code))]
+                raise PromotionCodeTaken(made.code or "") from None
+            told = [uow.record(PromotionChanged(promotion_id=made.id, code=made.name))]
             await uow.commit()
         self._committed(told)
         await self.count_running()
@@ -247,7 +322,7 @@ class PromotionsService:
                 .where(promotions.c.id == promotion_id)
                 .values(ends_at=ends_at, updated_at=now)
             )
-            told = [uow.record(PromotionChanged(promotion_id=found.id, code=found.code))]
+            told = [uow.record(PromotionChanged(promotion_id=found.id, code=found.name))]
             await uow.commit()
         self._committed(told)
         await self.count_running()
@@ -334,6 +409,11 @@ class PromotionsService:
         if row is None:
             raise PromotionNotFound(promotion_id)
         promotion = _promotion(row)
+        if promotion.code is None:
+            raise InvalidPromotion(
+                f"the promotion {promotion.name} is automatic: it has no code to make codes of",
+                field="promotion_id",
+            )
         made: list[str] = []
         while len(made) < count:
             now = self._clock.now()
@@ -364,97 +444,102 @@ class PromotionsService:
     # --- a cart ---------------------------------------------------------------------------
 
     async def offers(
-        self, conn: AsyncConnection, wanted: Sequence[tuple[str, Basket]]
-    ) -> list[Offer | ColonnadeError]:
-        """What each (code, basket)'s code takes off the basket now, or why it cannot: the
-        check a shopper's cart makes, on the caller's connection. Nothing is held."""
+        self, conn: AsyncConnection, wanted: Sequence[tuple[str | None, Basket]]
+    ) -> list[Offer]:
+        """What the promotions take off each (code entered or None, basket) now: the code's
+        and the automatic ones the basket qualifies for, with why the code (`refusal`) or
+        others do not apply. The check a shopper's cart makes, on the caller's connection.
+        Nothing is held."""
         if not wanted:
             return []
-        typed = [code for code, _ in wanted]
+        typed = [code for code, _ in wanted if code is not None]
         found = await self._cached(conn, typed)
         singles = await _single_codes(conn, [c for c in typed if c.upper() not in found])
-        every = [*found.values(), *(p for p, _ in singles.values())]
-        counted = await _uses_by_customer(conn, every, [b for _, b in wanted])
-        answers: list[Offer | ColonnadeError] = []
-        for code, basket in wanted:
-            try:
-                promotion, single = _known(found, singles, code)
-                if single is not None and singles[single][1] is not None:
-                    raise PromotionCodeUsed(single)
-                domain.check(promotion, basket, self._clock.now())
-                domain.check_uses(
-                    promotion,
-                    promotion.used,
-                    counted.get((promotion.id, basket.customer_id), 0),
-                )
-                answers.append(_offer(promotion, basket, single))
-            except ColonnadeError as refused:
-                answers.append(refused)
-        return answers
+        automatic = await self._running_automatic(conn)
+        every = [*found.values(), *(p for p, _ in singles.values()), *automatic]
+        baskets = await self._placed(every, [b for _, b in wanted])
+        counted = await _uses_by_customer(conn, every, baskets)
+        now = self._clock.now()
+        return [
+            _weigh(
+                code,
+                basket,
+                found,
+                singles,
+                automatic,
+                lambda p: p.used,
+                lambda p, customer: counted.get((p.id, customer), 0),
+                set(),
+                now,
+            )
+            for (code, _), basket in zip(wanted, baskets, strict=True)
+        ]
 
     # --- checkout -------------------------------------------------------------------------
 
     async def decide_batch(
-        self, uow: UnitOfWork, wanted: Sequence[tuple[str, Basket]]
-    ) -> list[Offer | ColonnadeError]:
-        """Each (code, basket)'s offer at checkout, in arrival order, counting the uses the
-        earlier ones in the batch take: the promotions' rows stay locked until the caller's
-        transaction ends, so the uses it then keeps (`keep_batch`) are within the limits.
-        Nothing is written here."""
+        self, uow: UnitOfWork, wanted: Sequence[tuple[str | None, Basket]]
+    ) -> list[Offer]:
+        """Each (code entered or None, basket)'s offer at checkout, in arrival order, counting
+        the uses the earlier ones in the batch take: the limited promotions' rows stay locked
+        until the caller's transaction ends, so the uses it then keeps (`keep_batch`) are
+        within the limits. An offer with a `refusal` refuses its checkout. Nothing is
+        written here."""
         if not wanted:
             return []
-        typed = [code for code, _ in wanted]
-        found = await _by_code(uow.connection, typed)
+        now = self._clock.now()
+        typed = [code for code, _ in wanted if code is not None]
+        found, automatic = await _candidates(uow.connection, typed, now)
         # A single-use code is locked whatever its promotion: two buyers may race for it.
         singles = await _single_codes(
             uow.connection, [c for c in typed if c.upper() not in found], lock=True
         )
-        every = {p.id: p for p in [*found.values(), *(p for p, _ in singles.values())]}
-        limited = [p.id for p in every.values() if p.usage_limit or p.per_customer_limit]
+        every = {p.id: p for p in [*found.values(), *(p for p, _ in singles.values()), *automatic]}
+        limited = [p.id for p in every.values() if p.usage_limit or p.counted_per_customer]
         if limited:
             # Read again under lock: the uses counted below must stay the latest.
             fresh = await _by_id(uow.connection, limited)
             found = {c: fresh.get(p.id, p) for c, p in found.items()}
             singles = {c: (fresh.get(p.id, p), h) for c, (p, h) in singles.items()}
-        counted = Counter(
-            await _uses_by_customer(
-                uow.connection,
-                [*found.values(), *(p for p, _ in singles.values())],
-                [b for _, b in wanted],
-            )
-        )
+            automatic = tuple(fresh.get(p.id, p) for p in automatic)
+        everyone = [*found.values(), *(p for p, _ in singles.values()), *automatic]
+        baskets = await self._placed(everyone, [b for _, b in wanted])
+        counted = Counter(await _uses_by_customer(uow.connection, everyone, baskets))
         taken: Counter[str] = Counter()
         held: set[str] = set()
-        now = self._clock.now()
-        answers: list[Offer | ColonnadeError] = []
-        for code, basket in wanted:
-            try:
-                promotion, single = _known(found, singles, code)
-                if single is not None and (singles[single][1] is not None or single in held):
-                    raise PromotionCodeUsed(single)
-                domain.check(promotion, basket, now)
-                mine = (promotion.id, basket.customer_id)
-                domain.check_uses(
-                    promotion,
-                    promotion.used + taken[promotion.id],
-                    counted[mine] if basket.customer_id is not None else 0,
-                )
-            except ColonnadeError as refused:
-                answers.append(refused)
-                continue
-            taken[promotion.id] += 1
-            counted[mine] += 1
-            if single is not None:
-                held.add(single)
-            answers.append(_offer(promotion, basket, single))
+        answers: list[Offer] = []
+        for (code, _), basket in zip(wanted, baskets, strict=True):
+            offer = _weigh(
+                code,
+                basket,
+                found,
+                singles,
+                automatic,
+                lambda p: p.used + taken[p.id],
+                lambda p, customer: counted[(p.id, customer)] if customer is not None else 0,
+                held,
+                now,
+            )
+            if offer.refusal is None:
+                for used in offer.taken:
+                    taken[used.promotion_id] += 1
+                    counted[(used.promotion_id, basket.customer_id)] += 1
+                    if used.single_code is not None:
+                        held.add(used.single_code)
+            answers.append(offer)
         return answers
 
     async def keep_batch(
         self, uow: UnitOfWork, kept: Sequence[tuple[str, str | None, Offer, Money]]
     ) -> None:
-        """Hold a use for each (checkout id, customer id, offer, total the buyer pays), after
-        `decide_batch` in the same transaction."""
-        if not kept:
+        """Hold a use of each promotion an offer takes, for each (checkout id, customer id,
+        offer, total the buyer pays), after `decide_batch` in the same transaction."""
+        used = [
+            (checkout_id, customer_id, taken, total)
+            for checkout_id, customer_id, offer, total in kept
+            for taken in offer.taken
+        ]
+        if not used:
             return
         now = self._clock.now()
         await insert_rows(
@@ -463,37 +548,37 @@ class PromotionsService:
             [
                 {
                     "checkout_id": checkout_id,
-                    "promotion_id": offer.promotion_id,
+                    "promotion_id": taken.promotion_id,
                     "customer_id": customer_id,
                     "currency": total.currency,
-                    "discount": offer.discount.amount,
+                    "discount": taken.discount.amount,
                     "total": total.amount,
                     "used_at": now,
-                    "code": offer.single_code,
+                    "code": taken.single_code,
                 }
-                for checkout_id, customer_id, offer, total in kept
+                for checkout_id, customer_id, taken, total in used
             ],
         )
         await update_rows(
             uow,
             batch_codes,
             [
-                {"code": offer.single_code, "checkout_id": checkout_id}
-                for checkout_id, _, offer, _ in kept
-                if offer.single_code is not None
+                {"code": taken.single_code, "checkout_id": checkout_id}
+                for checkout_id, _, taken, _ in used
+                if taken.single_code is not None
             ],
             key="code",
         )
-        counted = Counter(offer.promotion_id for _, _, offer, _ in kept if offer.counted)
+        counted = Counter(taken.promotion_id for _, _, taken, _ in used if taken.counted)
         await _count(uow, counted, now)
         if counted:
             # Carts here see the uses left at once; other processes' within their keeping.
-            uow.after_commit(self._kept.forget)
-        codes = Counter(offer.code for _, _, offer, _ in kept)
+            uow.after_commit(self._forget)
+        names = Counter(taken.name for _, _, taken, _ in used)
 
         def count() -> None:
-            for code, n in codes.items():
-                PROMOTION_USES.labels(code).inc(n)
+            for name, n in names.items():
+                PROMOTION_USES.labels(name).inc(n)
 
         uow.after_commit(count)
 
@@ -530,7 +615,7 @@ class PromotionsService:
             )
         await _count(uow, Counter({k: -n for k, n in returned.items()}), self._clock.now())
         if returned:
-            uow.after_commit(self._kept.forget)
+            uow.after_commit(self._forget)
 
     async def _cached(self, conn: AsyncConnection, codes: Sequence[str]) -> dict[str, Promotion]:
         """The promotions with these codes, from those kept where they are."""
@@ -544,12 +629,144 @@ class PromotionsService:
                 found[code] = kept
         return found
 
+    async def _running_automatic(self, conn: AsyncConnection) -> tuple[Promotion, ...]:
+        """The automatic promotions not ended, from those kept where they are."""
+        kept = self._automatic.get("")
+        if kept is None:
+            kept = await _automatic(conn, self._clock.now())
+            self._automatic.put("", kept)
+        return kept
+
+    async def _placed(
+        self, candidates: Sequence[Promotion], baskets: Sequence[Basket]
+    ) -> list[Basket]:
+        """The baskets with their lines placed in the catalog when a promotion that may
+        apply targets products or categories, and their customers marked when they have
+        ordered before if one is for first orders (only then are the catalog and the orders
+        asked)."""
+        placed = list(baskets)
+        if self._placements is not None and any(p.target.by_placement for p in candidates):
+            placements = await self._placements(
+                sorted({line.sku for basket in baskets for line in basket.lines})
+            )
+            placed = [basket.placed(placements) for basket in placed]
+        customers = sorted({b.customer_id for b in placed if b.customer_id is not None})
+        if self._past_buyers is not None and customers and any(p.first_order for p in candidates):
+            returning = await self._past_buyers(customers)
+            placed = [replace(b, returning=b.customer_id in returning) for b in placed]
+        return placed
+
 
 async def _by_code(conn: AsyncConnection, codes: Sequence[str]) -> dict[str, Promotion]:
     """The promotions with these codes (as typed; malformed ones find nothing), by code."""
     wanted = sorted({code.upper() for code in codes})
     rows = await conn.execute(select(promotions).where(promotions.c.code.in_(wanted)))
     return {row.code: _promotion(row) for row in rows}
+
+
+_RUNNING_AUTOMATIC = promotions.c.code.is_(None)
+
+
+async def _automatic(conn: AsyncConnection, now: datetime) -> tuple[Promotion, ...]:
+    """The automatic promotions not ended by `now` (those not started are weighed, and
+    passed over, by their window)."""
+    rows = await conn.execute(
+        select(promotions)
+        .where(_RUNNING_AUTOMATIC, promotions.c.ends_at.is_(None) | (promotions.c.ends_at > now))
+        .order_by(promotions.c.id)
+    )
+    return tuple(_promotion(row) for row in rows)
+
+
+async def _candidates(
+    conn: AsyncConnection, codes: Sequence[str], now: datetime
+) -> tuple[dict[str, Promotion], tuple[Promotion, ...]]:
+    """In one read: the promotions with these codes, by code, and the automatic ones not
+    ended by `now`."""
+    wanted = sorted({code.upper() for code in codes})
+    rows = await conn.execute(
+        select(promotions)
+        .where(
+            promotions.c.code.in_(wanted)
+            | (_RUNNING_AUTOMATIC & (promotions.c.ends_at.is_(None) | (promotions.c.ends_at > now)))
+        )
+        .order_by(promotions.c.id)
+    )
+    found = [_promotion(row) for row in rows]
+    return (
+        {p.code: p for p in found if p.code is not None},
+        tuple(p for p in found if p.code is None),
+    )
+
+
+def _weigh(
+    code: str | None,
+    basket: Basket,
+    found: dict[str, Promotion],
+    singles: dict[str, tuple[Promotion, str | None]],
+    automatic: Sequence[Promotion],
+    used: Callable[[Promotion], int],
+    used_by: Callable[[Promotion, str | None], int],
+    held: set[str],
+    now: datetime,
+) -> Offer:
+    """What the code entered (if any) and the automatic promotions take off the basket,
+    given the uses counted so far (`used`, `used_by` a customer) and the single-use codes
+    already held in this batch."""
+    eligible: list[Promotion] = []
+    passed: list[Passed] = []
+    refusal: ColonnadeError | None = None
+    entered: Promotion | None = None
+    single: str | None = None
+    if code is not None:
+        try:
+            entered, single = _known(found, singles, code)
+            if single is not None and (singles[single][1] is not None or single in held):
+                raise PromotionCodeUsed(single)
+            domain.check(entered, basket, now)
+            domain.check_uses(entered, used(entered), used_by(entered, basket.customer_id))
+            eligible.append(entered)
+        except ColonnadeError as refused:
+            refusal = refused
+            passed.append(
+                Passed(
+                    None if entered is None else entered.id,
+                    code.upper(),
+                    code.upper() if entered is None else entered.name,
+                    refused,
+                )
+            )
+    for promotion in automatic:
+        try:
+            domain.check(promotion, basket, now)
+            domain.check_uses(promotion, used(promotion), used_by(promotion, basket.customer_id))
+        except _NOT_OFFERED:
+            continue
+        except ColonnadeError as refused:
+            passed.append(Passed(promotion.id, None, promotion.name, refused))
+            continue
+        eligible.append(promotion)
+    choice = domain.choose(eligible, basket)
+    passed.extend(Passed(p.id, p.code, p.name, why) for p, why in choice.declined)
+    lines = {sku: off for sku, off in choice.line_discounts().items() if off}
+    return Offer(
+        discount=Money(sum(lines.values()), basket.currency),
+        lines=lines,
+        line_promotions={sku: ids for sku, ids in choice.line_promotions().items() if ids},
+        taken=tuple(
+            Taken(
+                promotion_id=a.promotion.id,
+                code=a.promotion.code,
+                name=a.promotion.name,
+                discount=Money(a.total, basket.currency),
+                counted=a.promotion.usage_limit is not None,
+                single_code=single if a.promotion is entered else None,
+            )
+            for a in choice.applied
+        ),
+        passed=tuple(passed),
+        refusal=refusal,
+    )
 
 
 def _known(
@@ -601,7 +818,7 @@ async def _uses_by_customer(
 ) -> dict[tuple[str, str | None], int]:
     """How often each of these customers has used each of these promotions that limits
     uses per customer."""
-    limited = sorted(p.id for p in found if p.per_customer_limit is not None)
+    limited = sorted(p.id for p in found if p.counted_per_customer)
     customers = sorted({b.customer_id for b in baskets if b.customer_id is not None})
     if not limited or not customers:
         return {}
@@ -627,18 +844,6 @@ async def _count(uow: UnitOfWork, change: Counter[str], now: datetime) -> None:
         )
 
 
-def _offer(promotion: Promotion, basket: Basket, single: str | None = None) -> Offer:
-    lines = domain.line_discounts(promotion, basket)
-    return Offer(
-        promotion_id=promotion.id,
-        code=promotion.code,
-        discount=Money(sum(lines.values()), basket.currency),
-        lines={sku: off for sku, off in lines.items() if off},
-        counted=promotion.usage_limit is not None,
-        single_code=single,
-    )
-
-
 def _row(promotion: Promotion) -> dict[str, Any]:
     return {
         "id": promotion.id,
@@ -654,6 +859,11 @@ def _row(promotion: Promotion) -> dict[str, Any]:
         "used": promotion.used,
         "starts_at": promotion.starts_at,
         "ends_at": promotion.ends_at,
+        "target": None if promotion.target.everything else promotion.target.as_dict(),
+        "buy_quantity": promotion.buy_quantity,
+        "get_quantity": promotion.get_quantity,
+        "combines": promotion.combines,
+        "first_order": promotion.first_order,
     }
 
 
@@ -672,4 +882,9 @@ def _promotion(row: Any) -> Promotion:
         starts_at=row.starts_at,
         ends_at=row.ends_at,
         used=int(row.used),
+        target=Target(**{k: tuple(v) for k, v in row.target.items()}) if row.target else Target(),
+        buy_quantity=row.buy_quantity,
+        get_quantity=row.get_quantity,
+        combines=bool(row.combines),
+        first_order=bool(row.first_order),
     )
