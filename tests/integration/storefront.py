@@ -68,11 +68,16 @@ async def storefront(database_url: str) -> AsyncIterator[tuple[Shop, httpx.Async
         yield app.state.shop, http
 
 
-async def product(shop: Shop, *, price: int = 1000, on_hand: int = 10) -> str:
+async def product(
+    shop: Shop, *, price: int = 1000, on_hand: int = 10, category: str | None = None
+) -> str:
     sku = f"SKU-{uuid.uuid4().hex[:8].upper()}"
     await shop.catalog.create_product(
         NewProduct(
-            titles={"en-US": f"Thing {sku}"}, default_locale="en-US", variants=[NewVariant(sku=sku)]
+            titles={"en-US": f"Thing {sku}"},
+            default_locale="en-US",
+            variants=[NewVariant(sku=sku)],
+            category=category,
         )
     )
     await shop.pricing.set_prices(sku, [Money(price, "USD")])

@@ -118,6 +118,7 @@ async def test_a_guest_sees_their_order_with_its_secret(
                 "tax": usd(192),
                 "discount": usd(0),
                 "promotions": [],
+                "refunded_quantity": 0,
             }
         ],
         "subtotal": usd(2400),

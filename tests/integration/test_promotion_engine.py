@@ -6,7 +6,6 @@ each kept on the order's lines and counted in the promotion's uses."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from typing import Any
 
@@ -20,9 +19,8 @@ from colonnade.kernel.db import Database
 from colonnade.kernel.money import Money
 from colonnade.migrations import alembic_config, upgrade
 from colonnade.modules import MODULES
-from colonnade.modules.catalog.service import NewProduct, NewVariant
 from colonnade.modules.promotions.schema import promotions, uses
-from tests.integration.storefront import customer
+from tests.integration.storefront import customer, product
 from tests.integration.test_promotions import (  # noqa: F401 - store is a fixture
     START,
     Storefront,
@@ -38,18 +36,7 @@ async def front(store: Storefront) -> Storefront:  # noqa: F811 - the fixture
 
 async def placed_product(shop: Shop, *, price: int, category: str | None = None) -> str:
     """A product with one variant in `category`, priced in USD, 100 in stock; its SKU."""
-    sku = f"SKU-{uuid.uuid4().hex[:8].upper()}"
-    await shop.catalog.create_product(
-        NewProduct(
-            titles={"en-US": f"Thing {sku}"},
-            default_locale="en-US",
-            variants=[NewVariant(sku=sku)],
-            category=category,
-        )
-    )
-    await shop.pricing.set_prices(sku, [Money(price, "USD")])
-    await shop.inventory.set_on_hand(sku, 100)
-    return sku
+    return await product(shop, price=price, on_hand=100, category=category)
 
 
 async def shown(
@@ -256,6 +243,93 @@ async def test_a_first_order_promotion_goes_to_each_customers_first_order_once(
     bob = await customer(front.http, "bob@example.com", "Bob")
     bought = await front.check_out(await front.cart((mug, 1), headers=bob), headers=bob)
     assert bought.json()["discount"] == usd(150)
+
+
+async def refund(front: Storefront, order_id: str, key: str, **body: Any) -> Any:
+    return await front.http.post(
+        f"/admin/orders/{order_id}/refund",
+        json=body,
+        headers={"Idempotency-Key": f"refund-{key}", **front.staff},
+    )
+
+
+async def test_a_discounted_line_is_refunded_by_units_prorated_to_exactly_what_it_paid(
+    front: Storefront,
+) -> None:
+    mug = await placed_product(front.shop, price=1000)
+    tee = await placed_product(front.shop, price=2000)
+    await front.promotion(title="A euro off", amount_off=[usd(100)], skus=[mug])
+    bought = await front.check_out(await front.cart((mug, 3), (tee, 1)))
+    assert bought.status_code == 201, bought.text
+    order_id = bought.json()["id"]
+    # The mugs paid 29.00 after the discount, plus 10% tax: 31.90, which is not a third of
+    # anything: the units give back 10.63, 10.63 and 10.64.
+    first = await refund(front, order_id, "one", lines=[{"sku": mug, "quantity": 1}])
+
+    assert first.status_code == 200, first.text
+    assert first.json()["refunded"] == usd(1063)
+    again = await refund(front, order_id, "one", lines=[{"sku": mug, "quantity": 1}])
+    assert (again.status_code, again.json()["refunded"]) == (200, usd(1063))
+    before = (await front.http.get(f"/admin/orders/{order_id}", headers=front.staff)).json()
+    for key, body, status, problem in [
+        ("one", {"lines": [{"sku": mug, "quantity": 2}]}, 409, "refund_key_reused"),
+        ("three", {"lines": [{"sku": mug, "quantity": 3}]}, 409, "refund_exceeds_line"),
+        ("none", {"lines": [{"sku": "NOT-BOUGHT", "quantity": 1}]}, 422, "line_not_on_order"),
+        ("zero", {"lines": [{"sku": mug, "quantity": 0}]}, 422, "invalid_refund_lines"),
+        ("empty", {"lines": []}, 422, "invalid_refund_lines"),
+        (
+            "twice",
+            {"lines": [{"sku": mug, "quantity": 1}, {"sku": mug, "quantity": 1}]},
+            422,
+            "invalid_refund_lines",
+        ),
+        (
+            "both",
+            {"amount": usd(100), "lines": [{"sku": mug, "quantity": 1}]},
+            422,
+            ("invalid_refund"),
+        ),
+        ("neither", {}, 422, "invalid_refund"),
+    ]:
+        answer = await refund(front, order_id, key, **body)
+        assert answer.status_code == status, (key, answer.text)
+        assert answer.json()["code"] == problem, (key, answer.text)
+    after = (await front.http.get(f"/admin/orders/{order_id}", headers=front.staff)).json()
+    assert after == before
+
+    rest = await refund(front, order_id, "rest", lines=[{"sku": mug, "quantity": 2}])
+
+    assert rest.status_code == 200, rest.text
+    assert rest.json()["refunded"] == usd(3190)
+    order = (await front.http.get(f"/admin/orders/{order_id}", headers=front.staff)).json()
+    assert [(ln["sku"], ln["refunded_quantity"]) for ln in order["lines"]] == [(mug, 3), (tee, 0)]
+    payment = await front.shop.payments.payment(order["payment_id"])
+    assert payment.refunded == Money(3190, "USD")
+
+
+async def test_refunds_racing_for_a_lines_last_units_refund_each_unit_once(
+    front: Storefront,
+) -> None:
+    mug = await placed_product(front.shop, price=999)
+    bought = await front.check_out(await front.cart((mug, 3)))
+    assert bought.status_code == 201, bought.text
+    order_id = bought.json()["id"]
+
+    answers = await asyncio.gather(
+        *(
+            refund(front, order_id, f"racer-{n}", lines=[{"sku": mug, "quantity": 1}])
+            for n in range(8)
+        )
+    )
+
+    assert Counter(a.status_code for a in answers) == {200: 3, 409: 5}
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {"refund_exceeds_line"}
+    order = (await front.http.get(f"/admin/orders/{order_id}", headers=front.staff)).json()
+    # 29.97 and its tax, 3.00: every cent of what the line paid, and not one more.
+    assert order["refunded"] == usd(3297)
+    assert order["lines"][0]["refunded_quantity"] == 3
+    payment = await front.shop.payments.payment(order["payment_id"])
+    assert payment.refunded == Money(3297, "USD")
 
 
 async def test_bad_automatic_and_targeted_promotions_are_refused_and_make_nothing(

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from colonnade.kernel.money import Money
+from colonnade.modules.orders import domain
 from colonnade.modules.orders.domain import (
     SOURCES,
     Action,
@@ -259,3 +260,33 @@ def test_every_refusal_names_the_status_and_the_action(status: OrderStatus, acti
     with pytest.raises(IllegalTransition) as refused:
         DO[action](state)
     assert refused.value.detail == f"an order that is {status.value} cannot be {action.value}"
+
+
+@given(
+    paid=st.integers(min_value=0, max_value=10**12),
+    steps=st.lists(st.integers(min_value=1, max_value=5), min_size=1, max_size=12),
+)
+def test_a_line_refunded_in_any_steps_gives_back_exactly_what_it_paid(
+    paid: int, steps: list[int]
+) -> None:
+    quantity = sum(steps)
+    refunded = 0
+    amounts = []
+    for taking in steps:
+        amounts.append(domain.line_refund(Money(paid, "JPY"), quantity, refunded, taking).amount)
+        refunded += taking
+
+    assert sum(amounts) == paid
+    # Each step gives back its units' share, to within one minor unit.
+    for taking, amount in zip(steps, amounts, strict=True):
+        assert abs(amount - paid * taking / quantity) < 1
+
+
+def test_a_line_refund_never_takes_more_units_than_are_left() -> None:
+    with pytest.raises(ValueError, match="cannot refund"):
+        domain.line_refund(Money(300, "USD"), 3, 2, 2)
+    with pytest.raises(domain.InvalidRefundLines):
+        domain.valid_refund_lines([("MUG", 1), ("MUG", 2)])
+    with pytest.raises(domain.InvalidRefundLines):
+        domain.valid_refund_lines([("MUG", True)])  # type: ignore[list-item]
+    assert domain.valid_refund_lines([("MUG", 2), ("CUP", 1)]) == {"MUG": 2, "CUP": 1}

@@ -24,13 +24,17 @@ SCHEMA_VALID_REFUSALS = {
     "invalid_amount": "a refund in another currency than the payment's",
     "category_cycle": "a parent that is the category itself or below it",
     "unknown_promotion_code": "a well-formed discount code that no promotion has",
+    "line_not_on_order": "a well-formed SKU the refunded order has no line of",
     # Rules across fields or across array items, which JSON Schema cannot state.
     "invalid_fx_rate": "a rate from a currency to itself",
     "duplicate_currency": "two prices of one SKU in the same currency",
     "repeated_sku": "two variants of one product with the same SKU",
     "missing_title": "a default locale the title has no text in",
     "invalid_product": "a locale spelled twice in other case, or a description without title",
-    "invalid_promotion": "both a percentage and fixed amounts off, or neither",
+    "invalid_promotion": "both a percentage and fixed amounts off, or neither; an automatic "
+    "promotion without a title; buy without get; a target named twice",
+    "invalid_refund": "a refund of both an amount and lines, or of neither",
+    "invalid_refund_lines": "a SKU named twice in one refund by line",
     "invalid_promotion_window": "an end before the start (which is now when left out)",
     "invalid_sale_window": "an end before the start (which is now when left out)",
     "invalid_sale": "a SKU listed twice, or without a sale price in a sale without a percentage",

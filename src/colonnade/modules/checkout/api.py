@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from colonnade.kernel.errors import UnknownCurrency
 from colonnade.kernel.money import Money
@@ -23,6 +23,7 @@ from colonnade.modules.checkout.domain import (
     CheckoutInterrupted,
     IdempotencyKeyMissing,
     IdempotencyKeyReused,
+    InvalidRefund,
     NothingToCharge,
     NothingToRefund,
     PaymentRefused,
@@ -32,8 +33,11 @@ from colonnade.modules.promotions.service import REFUSALS as PROMOTION_REFUSALS
 from colonnade.web.auth import optional_principal, requires
 from colonnade.web.fields import (
     IDEMPOTENCY_KEY_PATTERN,
+    INTEGRAL,
+    MAX_WHOLE_NUMBER,
     NOT_SPACE,
     SPACE,
+    Sku,
     declared,
 )
 from colonnade.web.money import MoneyIn, MoneyOut
@@ -61,6 +65,9 @@ REFUND_KEY_REUSED = (409, "refund_key_reused")
 REFUND_EXCEEDS_PAYMENT = (409, "refund_exceeds_payment")
 ILLEGAL_TRANSITION = (409, "illegal_transition")
 ORDER_BUSY = (409, "order_busy")
+INVALID_REFUND_LINES = (422, "invalid_refund_lines")
+LINE_NOT_ON_ORDER = (422, "line_not_on_order")
+REFUND_EXCEEDS_LINE = (409, "refund_exceeds_line")
 
 # The orders module's rule for the address an order is sent to (surrounding white space is
 # trimmed), checked here so a checkout is not refused halfway through.
@@ -120,10 +127,26 @@ PaymentIn = Annotated[
 ]
 
 
+class RefundLineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Sku
+    quantity: Annotated[StrictInt, declared(minimum=1, maximum=MAX_WHOLE_NUMBER), INTEGRAL] = Field(
+        description="Units of the line to refund."
+    )
+
+
 class RefundIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: MoneyIn
+    amount: MoneyIn | None = Field(default=None, description="An amount to give back.")
+    lines: Annotated[list[RefundLineIn], declared(minItems=1)] | None = Field(
+        default=None,
+        max_length=200,
+        description="Or units of the order's lines: each gives back its share of what its "
+        "line paid after discounts (tax included where it is added on top), and a line "
+        "refunded in full, in any steps, gives back exactly what it paid.",
+    )
 
 
 class CheckoutIn(BaseModel):
@@ -261,6 +284,10 @@ def router(checkout: CheckoutService) -> APIRouter:
             REFUND_EXCEEDS_PAYMENT,
             ILLEGAL_TRANSITION,
             ORDER_BUSY,
+            InvalidRefund,
+            INVALID_REFUND_LINES,
+            LINE_NOT_ON_ORDER,
+            REFUND_EXCEEDS_LINE,
         ),
     )
     async def refund_order(
@@ -271,10 +298,19 @@ def router(checkout: CheckoutService) -> APIRouter:
         ],
         _: Principal = Depends(requires("orders:refund")),
     ) -> dict[str, object]:
-        """Refund part or all of what an order paid; never more than was captured."""
-        order = await checkout.refund_order(
-            order_id, Money(body.amount.amount, body.amount.currency), idempotency_key
-        )
+        """Refund part or all of what an order paid, as an amount or by line; never more
+        than was captured."""
+        if (body.amount is None) == (body.lines is None):
+            raise InvalidRefund
+        if body.lines is not None:
+            order = await checkout.refund_lines(
+                order_id, [(line.sku, line.quantity) for line in body.lines], idempotency_key
+            )
+        else:
+            assert body.amount is not None
+            order = await checkout.refund_order(
+                order_id, Money(body.amount.amount, body.amount.currency), idempotency_key
+            )
         return {
             "id": order.id,
             "status": order.status.value,

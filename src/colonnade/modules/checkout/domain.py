@@ -143,3 +143,13 @@ class NothingToRefund(Conflict):
 
     def __init__(self, order_id: str) -> None:
         super().__init__(f"order {order_id} has no payment to refund", order_id=order_id)
+
+
+class InvalidRefund(InvalidInput):
+    code = "invalid_refund"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a refund gives back either an amount or the units of some lines (lines: "
+            "[{sku, quantity}]), and not both"
+        )

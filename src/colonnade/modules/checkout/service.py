@@ -17,7 +17,7 @@ address, and the e-mail lives only, encrypted, in the order.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -66,7 +66,12 @@ from colonnade.modules.checkout.events import CheckoutCompleted, CheckoutFailed
 from colonnade.modules.checkout.schema import checkouts
 from colonnade.modules.inventory.service import InventoryService, Reservation
 from colonnade.modules.orders.service import NewOrder, Order, OrderLine, OrdersService, OrderStatus
-from colonnade.modules.payments.service import Payment, PaymentsService, PaymentStatus
+from colonnade.modules.payments.service import (
+    Payment,
+    PaymentsService,
+    PaymentStatus,
+    ProviderUnavailable,
+)
 from colonnade.modules.pricing.service import PricingService, Quote
 from colonnade.modules.promotions.service import Offer, PromotionsService
 
@@ -586,6 +591,26 @@ class CheckoutService:
                     payment.id, owed, key=f"{order_id}:cancel" + (":card" if rest else "")
                 )
         return await self._sync_refunded(order_id)
+
+    async def refund_lines(
+        self, order_id: str, wanted: Sequence[tuple[str, int]], key: str
+    ) -> Order:
+        """Give back what these units of the order's lines (SKU, quantity) paid, prorated
+        (discounts taken off; see OrdersService.hold_line_refund): the units are set aside
+        first, so racing refunds never refund one twice, and put back if payments refuses
+        the money. A provider that does not answer leaves them set aside: the same request,
+        with the same key, finishes the refund."""
+        amount = await self._orders.hold_line_refund(order_id, key, wanted)
+        if amount.amount == 0:
+            # Units a promotion made free: nothing to give back but the units.
+            return await self._orders.order(order_id)
+        try:
+            return await self.refund_order(order_id, amount, key)
+        except ProviderUnavailable:
+            raise
+        except ColonnadeError:
+            await self._orders.release_line_refund(order_id, key)
+            raise
 
     async def refund_order(self, order_id: str, amount: Money, key: str) -> Order:
         """Give back part or all of what an order paid; never more than was captured."""

@@ -82,6 +82,7 @@ class LineOut(BaseModel):
     tax: MoneyOut
     discount: MoneyOut = Field(description="What promotions took off the line.")
     promotions: list[str] = Field(description="The ids of the promotions that did.")
+    refunded_quantity: int = Field(description="Units refunded by line (or being refunded).")
 
 
 class StepOut(BaseModel):
@@ -147,6 +148,7 @@ class OrderOut(BaseModel):
                     tax=MoneyOut.of(line.tax),
                     discount=MoneyOut.of(line.discount or Money.zero(order.currency)),
                     promotions=list(line.promotions),
+                    refunded_quantity=line.refunded_quantity,
                 )
                 for line in order.lines
             ],

@@ -126,6 +126,75 @@ class InvalidOrder(InvalidInput):
         super().__init__(detail, **extensions)
 
 
+class InvalidRefundLines(InvalidInput):
+    code = "invalid_refund_lines"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+
+
+class LineNotOnOrder(InvalidInput):
+    code = "line_not_on_order"
+
+    def __init__(self, order_id: str, sku: str) -> None:
+        super().__init__(f"order {order_id} has no line of SKU {sku}", order_id=order_id, sku=sku)
+
+
+class RefundExceedsLine(Conflict):
+    code = "refund_exceeds_line"
+
+    def __init__(self, order_id: str, sku: str, asked: int, left: int) -> None:
+        super().__init__(
+            f"order {order_id}'s line {sku} has {left} units not yet refunded; "
+            f"{asked} were asked for",
+            order_id=order_id,
+            sku=sku,
+            asked=asked,
+            left=left,
+        )
+
+
+class LineRefundKeyReused(Conflict):
+    code = "refund_key_reused"
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(
+            f"this Idempotency-Key already refunded other lines of order {order_id}; "
+            "use a new key for a new refund",
+            order_id=order_id,
+        )
+
+
+MAX_REFUND_LINES = 200
+
+
+def valid_refund_lines(wanted: Sequence[tuple[str, int]]) -> dict[str, int]:
+    """The units to refund by SKU: at least one line, each SKU once, each quantity >= 1."""
+    if not 1 <= len(wanted) <= MAX_REFUND_LINES:
+        raise InvalidRefundLines(f"a refund by line names 1 to {MAX_REFUND_LINES} lines")
+    found: dict[str, int] = {}
+    for sku, quantity in wanted:
+        if sku in found:
+            raise InvalidRefundLines(f"the SKU {sku} is named twice; name each line once")
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+            raise InvalidRefundLines(f"the quantity to refund of {sku} is a whole number >= 1")
+        found[sku] = quantity
+    return found
+
+
+def line_refund(paid: Money, quantity: int, refunded: int, taking: int) -> Money:
+    """What `taking` more units of a line refund, when `refunded` of its `quantity` units are
+    refunded already and the line paid `paid` in all (its total after discounts, with its tax
+    when tax is added on top). Each refund gives back the units' share of what was paid,
+    rounded down, except that the cumulative amount is what gets rounded: refunding every
+    unit, in any steps, gives back exactly what the line paid."""
+    if refunded < 0 or taking < 1 or refunded + taking > quantity:
+        raise ValueError(f"cannot refund {taking} more of {quantity} units ({refunded} done)")
+    after = paid.amount * (refunded + taking) // quantity
+    before = paid.amount * refunded // quantity
+    return Money(after - before, paid.currency)
+
+
 # --- what an order adds up to --------------------------------------------------------------
 
 
@@ -141,6 +210,8 @@ class OrderLine:
     # What promotions took off the line (None: nothing), and which promotions did.
     discount: Money | None = None
     promotions: tuple[str, ...] = ()
+    # Units refunded by line (or set aside for a refund under way).
+    refunded_quantity: int = 0
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,7 @@ _LINE_FIELDS = (
     "tax",
     "discount",
     "promotions",
+    "refunded_quantity",
 )
 
 
@@ -173,6 +174,7 @@ def _line(row: Any, currency: str, *, prefix: str = "") -> OrderLine:
         tax=Money(field[prefix + "tax"], currency),
         discount=Money(field[prefix + "discount"], currency),
         promotions=tuple(filter(None, (field[prefix + "promotions"] or "").split(","))),
+        refunded_quantity=field[prefix + "refunded_quantity"],
     )
 
 

@@ -90,8 +90,25 @@ lines = Table(
     Column("discount", BigInteger, nullable=False, server_default="0"),
     # The ids of the promotions that did, comma-separated; None without one.
     Column("promotions", String(400), nullable=True),
+    # Units refunded by line (or set aside for a refund under way); never more than bought.
+    Column("refunded_quantity", Integer, nullable=False, server_default="0"),
     PrimaryKeyConstraint("order_id", "position", name="pk_orders_lines"),
     CheckConstraint("quantity > 0", name="ck_orders_lines_quantity"),
+)
+
+# The units each refund by line took back, under its idempotency key: asked again, the
+# refund finds them and takes nothing more.
+line_refunds = Table(
+    "orders_line_refunds",
+    metadata,
+    Column("order_id", String(36), nullable=False),
+    Column("refund_key", String(200), nullable=False),
+    Column("sku", String(100), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("order_id", "refund_key", "sku", name="pk_orders_line_refunds"),
+    CheckConstraint("quantity > 0 AND amount >= 0", name="ck_orders_line_refunds"),
 )
 
 history = Table(

@@ -39,11 +39,15 @@ from colonnade.modules.orders import domain
 from colonnade.modules.orders.domain import (
     IllegalTransition,
     InvalidOrder,
+    InvalidRefundLines,
+    LineNotOnOrder,
+    LineRefundKeyReused,
     OrderLine,
     OrderNotFound,
     OrderState,
     OrderStatus,
     PaymentMismatch,
+    RefundExceedsLine,
     RefundExceedsPayment,
 )
 from colonnade.modules.orders.events import (
@@ -67,12 +71,15 @@ from colonnade.modules.orders.reading import (
     order_rows,
     state_of,
 )
-from colonnade.modules.orders.schema import history, lines, orders
+from colonnade.modules.orders.schema import history, line_refunds, lines, orders
 
 __all__ = [
     "HistoryEntry",
     "IllegalTransition",
     "InvalidOrder",
+    "InvalidRefundLines",
+    "LineNotOnOrder",
+    "LineRefundKeyReused",
     "NewOrder",
     "Order",
     "OrderBusy",
@@ -83,6 +90,7 @@ __all__ = [
     "Page",
     "PaymentMismatch",
     "PlacedOrder",
+    "RefundExceedsLine",
     "RefundExceedsPayment",
 ]
 
@@ -533,6 +541,95 @@ class OrdersService:
                 order_id=row.id, number=row.number, checkout_id=row.checkout_id, actor=actor
             ),
         )
+
+    async def hold_line_refund(
+        self, order_id: str, key: str, wanted: Sequence[tuple[str, int]]
+    ) -> Money:
+        """Set aside these units of the order's lines (SKU, quantity) for a refund under
+        `key`, and answer what they paid: each line's total after its discounts, with its tax
+        where tax is added on top, prorated so that refunding every unit of a line, in any
+        steps, gives back exactly what it paid. Asked again with the same key and lines it
+        answers the same amount and sets nothing more aside; with other lines,
+        LineRefundKeyReused. Units are never set aside twice, however many refunds race."""
+        asked = domain.valid_refund_lines(wanted)
+        async with self._db.transaction() as uow:
+            # The order's row is the lock: refunds of one order's lines take turns.
+            order = (
+                await uow.execute(
+                    select(orders.c.currency, orders.c.tax_inclusive)
+                    .where(orders.c.id == order_id)
+                    .with_for_update()
+                )
+            ).one_or_none()
+            if order is None:
+                raise OrderNotFound(order_id)
+            done = (
+                await uow.execute(
+                    select(
+                        line_refunds.c.sku, line_refunds.c.quantity, line_refunds.c.amount
+                    ).where(line_refunds.c.order_id == order_id, line_refunds.c.refund_key == key)
+                )
+            ).all()
+            if done:
+                if {row.sku: row.quantity for row in done} != asked:
+                    raise LineRefundKeyReused(order_id)
+                return Money(sum(row.amount for row in done), order.currency)
+            held = {
+                row.sku: row
+                for row in await uow.execute(
+                    select(lines).where(lines.c.order_id == order_id, lines.c.sku.in_(asked))
+                )
+            }
+            now = self._clock.now()
+            taken: list[dict[str, Any]] = []
+            for sku, quantity in asked.items():
+                line = held.get(sku)
+                if line is None:
+                    raise LineNotOnOrder(order_id, sku)
+                left = line.quantity - line.refunded_quantity
+                if quantity > left:
+                    raise RefundExceedsLine(order_id, sku, quantity, left)
+                paid = line.line_total + (0 if order.tax_inclusive else line.tax)
+                amount = domain.line_refund(
+                    Money(paid, order.currency), line.quantity, line.refunded_quantity, quantity
+                )
+                taken.append(
+                    {
+                        "order_id": order_id,
+                        "refund_key": key,
+                        "sku": sku,
+                        "quantity": quantity,
+                        "amount": amount.amount,
+                        "created_at": now,
+                    }
+                )
+                await uow.execute(
+                    update(lines)
+                    .where(lines.c.order_id == order_id, lines.c.position == line.position)
+                    .values(refunded_quantity=lines.c.refunded_quantity + quantity)
+                )
+            await uow.execute(line_refunds.insert(), taken)
+            await uow.commit()
+        return Money(sum(row["amount"] for row in taken), order.currency)
+
+    async def release_line_refund(self, order_id: str, key: str) -> None:
+        """Put back the units a refund by line set aside under `key` (its money did not go
+        back: payments refused it). Asked again, it finds nothing."""
+        async with self._db.transaction() as uow:
+            gone = (
+                await uow.execute(
+                    line_refunds.delete()
+                    .where(line_refunds.c.order_id == order_id, line_refunds.c.refund_key == key)
+                    .returning(line_refunds.c.sku, line_refunds.c.quantity)
+                )
+            ).all()
+            for sku, quantity in gone:
+                await uow.execute(
+                    update(lines)
+                    .where(lines.c.order_id == order_id, lines.c.sku == sku)
+                    .values(refunded_quantity=lines.c.refunded_quantity - quantity)
+                )
+            await uow.commit()
 
     async def record_refund(self, order_id: str, amount: Money, actor: str) -> Order:
         """Money went back to the buyer (payments did that); grow the refunded amount."""
