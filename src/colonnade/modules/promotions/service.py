@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ColumnElement
 
 from colonnade.kernel.bulk import insert_rows, update_rows
 from colonnade.kernel.cache import Recent
@@ -202,10 +203,6 @@ class Offer:
     passed: tuple[Passed, ...] = ()
     refusal: ColonnadeError | None = None
 
-    @property
-    def promotion_ids(self) -> tuple[str, ...]:
-        return tuple(t.promotion_id for t in self.taken)
-
 
 @dataclass(frozen=True)
 class Uses:
@@ -337,7 +334,7 @@ class PromotionsService:
                 await conn.scalar(
                     select(func.count()).where(
                         promotions.c.starts_at <= now,
-                        (promotions.c.ends_at.is_(None)) | (promotions.c.ends_at > now),
+                        _not_ended(now),
                     )
                 )
                 or 0
@@ -669,16 +666,18 @@ async def _by_code(conn: AsyncConnection, codes: Sequence[str]) -> dict[str, Pro
     return {row.code: _promotion(row) for row in rows}
 
 
-_RUNNING_AUTOMATIC = promotions.c.code.is_(None)
+_AUTOMATIC = promotions.c.code.is_(None)
+
+
+def _not_ended(now: datetime) -> ColumnElement[bool]:
+    return promotions.c.ends_at.is_(None) | (promotions.c.ends_at > now)
 
 
 async def _automatic(conn: AsyncConnection, now: datetime) -> tuple[Promotion, ...]:
     """The automatic promotions not ended by `now` (those not started are weighed, and
     passed over, by their window)."""
     rows = await conn.execute(
-        select(promotions)
-        .where(_RUNNING_AUTOMATIC, promotions.c.ends_at.is_(None) | (promotions.c.ends_at > now))
-        .order_by(promotions.c.id)
+        select(promotions).where(_AUTOMATIC, _not_ended(now)).order_by(promotions.c.id)
     )
     return tuple(_promotion(row) for row in rows)
 
@@ -691,10 +690,7 @@ async def _candidates(
     wanted = sorted({code.upper() for code in codes})
     rows = await conn.execute(
         select(promotions)
-        .where(
-            promotions.c.code.in_(wanted)
-            | (_RUNNING_AUTOMATIC & (promotions.c.ends_at.is_(None) | (promotions.c.ends_at > now)))
-        )
+        .where(promotions.c.code.in_(wanted) | (_AUTOMATIC & _not_ended(now)))
         .order_by(promotions.c.id)
     )
     found = [_promotion(row) for row in rows]
