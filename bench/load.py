@@ -42,8 +42,10 @@ class LoadPlan:
     seconds: float = 20.0
     # flash sale: a shopper stops at its first "sold out"; the deadline guards a stuck sale.
     deadline_seconds: float = 600.0
-    # A discount code every shopper enters before checking out (a request more a purchase).
+    # A discount code every shopper enters before checking out (a request more a purchase),
+    # or, with code_at_checkout, gives in the checkout's body (no request more).
     promotion_code: str | None = None
+    code_at_checkout: bool = False
 
 
 @dataclass
@@ -89,10 +91,15 @@ async def _answer(response: aiohttp.ClientResponse) -> str | None:
 
 
 async def purchase(
-    session: aiohttp.ClientSession, base_url: str, sku: str, promotion_code: str | None = None
+    session: aiohttp.ClientSession,
+    base_url: str,
+    sku: str,
+    promotion_code: str | None = None,
+    *,
+    code_at_checkout: bool = False,
 ) -> str:
     """One guest purchase, the three requests a storefront makes: cart, line, checkout; with
-    a promotion code, a fourth enters it before checkout."""
+    a promotion code, a fourth enters it before checkout, unless the checkout gives it."""
     try:
         async with session.post(f"{base_url}/store/carts", json={"market": "US"}) as response:
             if (failed := await _answer(response)) is not None:
@@ -103,7 +110,7 @@ async def purchase(
         ) as response:
             if (failed := await _answer(response)) is not None:
                 return failed
-        if promotion_code is not None:
+        if promotion_code is not None and not code_at_checkout:
             async with session.post(
                 f"{base_url}/store/carts/{cart_id}/promotions", json={"code": promotion_code}
             ) as response:
@@ -111,7 +118,11 @@ async def purchase(
                     return failed
         async with session.post(
             f"{base_url}/store/carts/{cart_id}/checkout",
-            json=checkout_body("tok_visa"),
+            json=(
+                {**checkout_body("tok_visa"), "promotion_code": promotion_code}
+                if code_at_checkout
+                else checkout_body("tok_visa")
+            ),
             headers={"Idempotency-Key": uuid.uuid4().hex},
         ) as response:
             return await _answer(response) or "ok"
@@ -130,7 +141,13 @@ async def _shopper(
         # Buyers spread over the SKUs at random, so no one stock row is every buyer's row.
         sku = random.choice(plan.skus)
         started = loop.time()
-        outcome = await purchase(session, plan.base_url, sku, plan.promotion_code)
+        outcome = await purchase(
+            session,
+            plan.base_url,
+            sku,
+            plan.promotion_code,
+            code_at_checkout=plan.code_at_checkout,
+        )
         attempts.append(Attempt(started, loop.time(), outcome))
         if plan.scenario == "flash_sale" and outcome == SOLD_OUT:
             return

@@ -126,8 +126,9 @@ async def _bench_database(
     try:
         await shop.open()
         shelves = await stock_the_shop(
-            shop.base_url, PRODUCTS, ON_HAND_PER_SKU, promotion=options.promotion
+            shop.base_url, PRODUCTS, ON_HAND_PER_SKU, promotion=options.promotion is not None
         )
+        at_checkout = options.promotion == "checkout"
         attempts = 0
         for clients in options.clients:
             print(f"  {kind}: {clients} clients buying for {options.seconds}s ...", flush=True)
@@ -136,6 +137,7 @@ async def _bench_database(
                     shelves.skus, clients, warmup_seconds=options.warmup, seconds=options.seconds
                 ),
                 promotion_code=shelves.promotion_code,
+                code_at_checkout=at_checkout,
             )
             step = await _measure(pool, shop, plan, kind)
             results.steps.append(step)
@@ -155,6 +157,7 @@ async def _bench_database(
             scenario="flash_sale",
             deadline_seconds=max(120.0, options.seconds * 20),
             promotion_code=shelves.promotion_code,
+            code_at_checkout=at_checkout,
         )
         step = await _measure(pool, shop, flash, kind)
         results.steps.append(step)
@@ -232,8 +235,11 @@ def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a short smoke run (3s steps)")
     parser.add_argument(
         "--promotion",
-        action="store_true",
-        help="Black Friday: every SKU on sale, and a code entered on every cart before checkout",
+        nargs="?",
+        const="cart",
+        choices=["cart", "checkout"],
+        help="Black Friday: every SKU on sale, and a code on every order, entered on the cart "
+        "before checkout (cart, the default) or given in the checkout's body (checkout)",
     )
     options = parser.parse_args(argv)
     unknown = set(options.databases) - {"sqlite", "postgresql"}

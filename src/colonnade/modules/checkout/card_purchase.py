@@ -30,7 +30,7 @@ is kept without an order; a 201 is only ever sent after step 3 committed.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import structlog
@@ -67,6 +67,10 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
+# A cart, or why a batch could not have it.
+_Found = TypeVar("_Found", CartSnapshot, CartSnapshot | ColonnadeError)
+
+
 @dataclass(frozen=True)
 class CardCheckout:
     """One card checkout as the client asked for it."""
@@ -79,6 +83,8 @@ class CardCheckout:
     shipping_address: dict[str, str]
     token: str
     customer_id: str | None
+    # Bought with in place of the cart's code.
+    promotion_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,9 +201,16 @@ class CardPurchases:
         answers: list[_Held | _Repeat | Outcome | Exception | None] = [None] * len(asked)
         refused: dict[int, ColonnadeError] = {}
         async with self._db.transaction() as uow:
-            carts = await self._carts.snapshot_batch(
-                uow.connection, [(a.cart_id, a.customer_id) for a in asked]
-            )
+            carts = [
+                with_code(cart, a.promotion_code)
+                for cart, a in zip(
+                    await self._carts.snapshot_batch(
+                        uow.connection, [(a.cart_id, a.customer_id) for a in asked]
+                    ),
+                    asked,
+                    strict=True,
+                )
+            ]
             claimed = await self._claim_keys(uow, asked, carts, answers)
             going: list[int] = []
             for i in claimed:
@@ -403,6 +416,13 @@ async def take_codes_off(
             del quoted[i]
             offers.pop(i, None)
     return offers
+
+
+def with_code(cart: _Found, code: str | None) -> _Found:
+    """The cart as a checkout that names a code buys it: with that code in place of its own."""
+    if code is None or not isinstance(cart, CartSnapshot):
+        return cart
+    return replace(cart, promotion_code=code)
 
 
 def _cart(found: CartSnapshot | ColonnadeError) -> CartSnapshot:

@@ -45,6 +45,7 @@ from colonnade.modules.checkout.card_purchase import (
     CardCheckout,
     CardPurchases,
     take_codes_off,
+    with_code,
 )
 from colonnade.modules.checkout.domain import (
     FINISHED,
@@ -91,9 +92,11 @@ class CheckoutRequest:
     payment_token: str | None = None
     gift_card_code: str | None = None
     customer_id: str | None = None
+    # Bought with in place of the cart's code.
+    promotion_code: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        asked: dict[str, Any] = {
             "email": self.email,
             "shipping_address": self.shipping_address,
             "payment": {
@@ -103,6 +106,10 @@ class CheckoutRequest:
             },
             "customer_id": self.customer_id,
         }
+        # Only when given: a key stored before checkouts took codes keeps its digest.
+        if self.promotion_code is not None:
+            asked["promotion_code"] = self.promotion_code
+        return asked
 
 
 class _Failed(Exception):
@@ -186,7 +193,9 @@ class CheckoutService:
             return await self._buy_by_card(cart_id, key, print_, request, request.payment_token)
         # Before anything is stored: another customer's cart is answered like no cart. What
         # the cart holds now is what this checkout buys.
-        cart = await self._carts.snapshot(cart_id, request.customer_id)
+        cart = with_code(
+            await self._carts.snapshot(cart_id, request.customer_id), request.promotion_code
+        )
         progress = await self._begin(key, print_, cart_id)
         if progress is None:
             return await self._first_outcome(key, print_)
@@ -219,6 +228,7 @@ class CheckoutService:
             shipping_address=request.shipping_address,
             token=token,
             customer_id=request.customer_id,
+            promotion_code=request.promotion_code,
         )
         self._running.add(asked.checkout_id)
         try:
