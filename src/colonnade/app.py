@@ -154,6 +154,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         clock=clock,
         reference_cache_seconds=settings.reference_cache_seconds,
         changes=changes,
+        placements=catalog.placements,
     )
     inventory = InventoryService(
         db,

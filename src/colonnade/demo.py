@@ -13,9 +13,9 @@ from colonnade.modules.catalog.service import NewProduct, NewVariant
 from colonnade.modules.promotions.service import NewPromotion
 
 MARKETS = [
-    ("US", "United States", "USD", "en-US", False, Decimal("0.0725")),
-    ("DE", "Deutschland", "EUR", "de-DE", True, Decimal("0.19")),
-    ("JP", "日本", "JPY", "ja-JP", True, Decimal("0.10")),
+    ("US", "United States", "USD", "en-US", False, Decimal("0.0725"), "America/New_York"),
+    ("DE", "Deutschland", "EUR", "de-DE", True, Decimal("0.19"), "Europe/Berlin"),
+    ("JP", "日本", "JPY", "ja-JP", True, Decimal("0.10"), "Asia/Tokyo"),
 ]
 FX_RATES = [("USD", "EUR", Decimal("0.92")), ("USD", "JPY", Decimal("151.37"))]
 
@@ -236,8 +236,8 @@ async def load_demo(shop: Shop, console: Console) -> None:
         return
     with Progress(console=console) as progress:
         task = progress.add_task("Loading the demo shop", total=len(PRODUCTS) + len(MARKETS) + 1)
-        for code, name, currency, locale, inclusive, rate in MARKETS:
-            await shop.pricing.set_market(code, name, currency, locale, inclusive, rate)
+        for code, name, currency, locale, inclusive, rate, zone in MARKETS:
+            await shop.pricing.set_market(code, name, currency, locale, inclusive, rate, zone)
             progress.advance(task)
         for base, quote, fx in FX_RATES:
             await shop.pricing.set_fx_rate(base, quote, fx)

@@ -1,13 +1,16 @@
-"""A discount code given in the checkout's own body, through the HTTP API on both databases:
-it buys with its discount in place of the cart's code, on the card path and the saga's, is
-refused with its own problem while nothing is charged, and keeps its usage limit exact under
-a race."""
+"""What a checkout's own body says beside the cart, through the HTTP API on both databases.
+
+A discount code: it buys with its discount in place of the cart's code, on the card path and
+the saga's, is refused with its own problem while nothing is charged, and keeps its usage
+limit exact under a race. The total the shopper was shown: when an automatic promotion or a
+sale ended since, the checkout is refused with the new total and nothing is charged or held."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -16,6 +19,7 @@ import pytest
 from tests.integration.storefront import checkout_body, product
 from tests.integration.test_promotions import (  # noqa: F401 - store is a fixture
     ADDRESS,
+    START,
     Storefront,
     store,
     usd,
@@ -34,9 +38,12 @@ async def check_out_with(
     *,
     payment: dict[str, Any] | None = None,
     key: str | None = None,
+    expected_total: dict[str, Any] | None = None,
 ) -> httpx.Response:
     body = checkout_body("ada@example.com", ADDRESS)
     body["promotion_code"] = code
+    if expected_total is not None:
+        body["expected_total"] = expected_total
     if payment is not None:
         body["payment"] = payment
     return await front.http.post(
@@ -131,3 +138,52 @@ async def test_buyers_racing_with_a_limited_code_at_checkout_get_exactly_its_use
     assert await front.count("orders_orders") == 20
     stock = await front.shop.inventory.stock(mug)
     assert (stock.sold, stock.reserved, stock.available) == (20, 0, 480)
+
+
+async def test_a_checkout_expecting_the_total_shown_is_refused_when_a_promotion_or_sale_ended(
+    front: Storefront,
+) -> None:
+    mug = await product(front.shop, price=1000, on_hand=10)
+    tee = await product(front.shop, price=2000, on_hand=10)
+    ends = (START + timedelta(hours=1)).isoformat()
+    automatic = await front.promotion(title="Launch hour", percent_off=20, ends_at=ends)
+    sale = await front.http.post(
+        "/admin/sales",
+        json={
+            "name": "Tee hour",
+            "market": "US",
+            "percent_off": 50,
+            "prices": [{"sku": tee}],
+            "ends_at": ends,
+        },
+        headers=front.staff,
+    )
+    assert sale.status_code == 201, sale.text
+    by_card = await front.cart((mug, 1))
+    by_transfer = await front.cart((tee, 1))
+    shown = [
+        (await front.http.get(f"/store/carts/{c}")).json()["total"] for c in (by_card, by_transfer)
+    ]
+    # 10.00 less 20 %, and 20.00 at half price (10.00 less 20 %), each with 10 % tax.
+    assert shown == [usd(880), usd(880)]
+    orders, payments = await front.count("orders_orders"), await front.count("payments_payments")
+
+    front.clock.advance(timedelta(hours=2))
+    card = await check_out_with(front, by_card, None, expected_total=shown[0])
+    transfer = await check_out_with(
+        front, by_transfer, None, payment={"method": "bank_transfer"}, expected_total=shown[1]
+    )
+
+    for answer, now in [(card, usd(1100)), (transfer, usd(2200))]:
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["code"] == "total_changed"
+        assert (answer.json()["expected_total"], answer.json()["total"]) == (usd(880), now)
+    assert await front.count("orders_orders") == orders
+    assert await front.count("payments_payments") == payments
+    assert (await front.shop.inventory.stock(mug)).available == 10
+    assert (await front.shop.inventory.stock(tee)).available == 10
+    assert (await front.report(automatic["id"]))["used"] == 0
+    # Shown the cart again, the shopper buys at its new total.
+    again = await check_out_with(front, by_card, None, expected_total=usd(1100))
+    assert again.status_code == 201, again.text
+    assert again.json()["total"] == usd(1100)

@@ -28,6 +28,7 @@ GERMANY = {
     "locale": "de-DE",
     "tax_inclusive": True,
     "tax_rate": "0.19",
+    "time_zone": "Europe/Berlin",
 }
 
 

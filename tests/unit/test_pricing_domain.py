@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -20,9 +22,12 @@ from colonnade.modules.pricing.domain import (
     NegativePrice,
     PriceMissing,
     Quote,
+    Sale,
+    UnknownTimeZone,
     checked_prices,
     fx_rate_of,
     market,
+    on_sale,
     price_in,
     quote,
     tax_on,
@@ -235,3 +240,85 @@ def test_yen_amounts_are_whole_yen_after_conversion_and_tax(
     exact = Decimal(cents) / 100 * rate
     assert abs(Decimal(yen.amount) - exact) <= Decimal("0.5")
     assert tax_on(yen, tax_rate, tax_inclusive=True).amount <= yen.amount
+
+
+# --- sales --------------------------------------------------------------------------------
+
+NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
+# SKU-1 is a variant of product P1 in category tees, below apparel.
+PLACED = {"SKU-1": ("P1", frozenset({"tees", "apparel"}))}
+
+
+def a_sale(
+    percent_off: int,
+    *,
+    skus: tuple[str, ...] = (),
+    products: frozenset[str] = frozenset(),
+    categories: frozenset[str] = frozenset(),
+    id: str = "s",
+) -> Sale:
+    return Sale(
+        id,
+        id,
+        "US",
+        percent_off,
+        NOW,
+        None,
+        dict.fromkeys(skus),
+        products,
+        categories,
+    )
+
+
+def test_the_sale_naming_a_sku_most_closely_sets_its_price_even_when_another_is_lower() -> None:
+    regular = {"SKU-1": Money(1000, "USD")}
+    by_category = a_sale(50, categories=frozenset({"apparel"}), id="c")
+    by_product = a_sale(20, products=frozenset({"P1"}), id="p")
+    by_sku = a_sale(10, skus=("SKU-1",), id="k")
+
+    assert on_sale(regular, [by_category], NOW, PLACED)["SKU-1"].price == Money(500, "USD")
+    assert on_sale(regular, [by_category, by_product], NOW, PLACED)["SKU-1"].price == Money(
+        800, "USD"
+    )
+    assert on_sale(regular, [by_category, by_product, by_sku], NOW, PLACED)["SKU-1"].price == Money(
+        900, "USD"
+    )
+    # Unplaced (the catalog does not know the SKU), only a sale listing it reaches it.
+    assert on_sale(regular, [by_category, by_product], NOW, {})["SKU-1"].compare_at is None
+
+
+@given(
+    percents=st.lists(st.integers(1, 99), min_size=1, max_size=6),
+    kinds=st.lists(st.sampled_from(["sku", "product", "tees", "apparel"]), min_size=6),
+    order=st.randoms(use_true_random=False),
+)
+def test_a_shelf_price_does_not_depend_on_the_order_sales_come_in(
+    percents: list[int], kinds: list[str], order: random.Random
+) -> None:
+    regular = {"SKU-1": Money(1999, "USD")}
+    made = [
+        a_sale(
+            p,
+            skus=("SKU-1",) if kind == "sku" else (),
+            products=frozenset({"P1"}) if kind == "product" else frozenset(),
+            categories=frozenset({kind}) if kind in ("tees", "apparel") else frozenset(),
+            id=f"s{n}",
+        )
+        for n, (p, kind) in enumerate(zip(percents, kinds, strict=False))
+    ]
+    shuffled = list(made)
+    order.shuffle(shuffled)
+
+    first = on_sale(regular, made, NOW, PLACED)["SKU-1"]
+    assert on_sale(regular, shuffled, NOW, PLACED)["SKU-1"] == first
+    assert first.compare_at == regular["SKU-1"]
+    assert first.price.amount < regular["SKU-1"].amount
+
+
+def test_a_market_has_a_known_time_zone_or_none_at_all() -> None:
+    berlin = market("DE", "Deutschland", "EUR", "de-DE", True, Decimal("0.19"), "Europe/Berlin")
+    assert berlin.local(NOW).isoformat() == "2026-11-27T13:00:00+01:00"
+    assert market("US", "US", "USD", "en-US", False, Decimal("0")).time_zone == "UTC"
+    for wrong in ["Mars/Olympus_Mons", "../etc/passwd", "/etc/localtime", "", "Europe/Berlin "]:
+        with pytest.raises(UnknownTimeZone):
+            market("DE", "Deutschland", "EUR", "de-DE", True, Decimal("0.19"), wrong)

@@ -37,10 +37,12 @@ SCHEMA_VALID_REFUSALS = {
     "invalid_refund_lines": "a SKU named twice in one refund by line",
     "invalid_promotion_window": "an end before the start (which is now when left out)",
     "invalid_sale_window": "an end before the start (which is now when left out)",
-    "invalid_sale": "a SKU listed twice, or without a sale price in a sale without a percentage",
+    "invalid_sale": "a SKU, product or category named twice; a SKU without a sale price, or "
+    "products or categories, in a sale without a percentage; a sale of nothing",
     "invalid_insight_window": "a window that ends before it starts or spans more than 366 days",
     # Rules no pattern can hold.
     "unknown_locale": "a well-formed language tag that Babel does not know",
+    "unknown_time_zone": "a name the time zone database does not know",
     "card_number_rejected": "any field holding 13-19 digits that pass the Luhn check",
 }
 

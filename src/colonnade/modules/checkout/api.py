@@ -27,6 +27,7 @@ from colonnade.modules.checkout.domain import (
     NothingToCharge,
     NothingToRefund,
     PaymentRefused,
+    TotalChanged,
 )
 from colonnade.modules.checkout.service import CheckoutRequest, CheckoutService
 from colonnade.modules.promotions.service import REFUSALS as PROMOTION_REFUSALS
@@ -162,6 +163,12 @@ class CheckoutIn(BaseModel):
         "fewer than entering it on the cart. Refused with its own code (unknown, ended, used "
         "up...) and nothing charged.",
     )
+    expected_total: MoneyIn | None = Field(
+        default=None,
+        description="The total the shopper was shown. When a sale or promotion started, "
+        "ended or ran out since, the total differs and the checkout answers 409 "
+        "total_changed with the new total, charging nothing.",
+    )
 
 
 CUSTOMER = "customer"
@@ -232,6 +239,7 @@ def router(checkout: CheckoutService) -> APIRouter:
             PROVIDER_UNAVAILABLE,
             *PROMOTION_REFUSALS,
             NothingToCharge,
+            TotalChanged,
         ),
     )
     async def check_out(
@@ -267,6 +275,7 @@ def router(checkout: CheckoutService) -> APIRouter:
                     else None
                 ),
                 promotion_code=body.promotion_code,
+                expected_total=None if body.expected_total is None else body.expected_total.money(),
             ),
         )
         if outcome.status >= 400:

@@ -29,7 +29,7 @@ is kept without an order; a 201 is only ever sent after step 3 committed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -54,6 +54,7 @@ from colonnade.modules.checkout.domain import (
     Outcome,
     PaymentRefused,
     Step,
+    TotalChanged,
 )
 from colonnade.modules.checkout.events import CheckoutFailed
 from colonnade.modules.checkout.schema import checkouts
@@ -85,6 +86,8 @@ class CardCheckout:
     customer_id: str | None
     # Bought with in place of the cart's code.
     promotion_code: str | None = None
+    # The total the shopper was shown: any other total refuses the checkout.
+    expected_total: Money | None = None
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,7 @@ class CardPurchases:
                 [(i, _cart(carts[i])) for i in quoted],
                 quoted,
                 refused,
+                {i: asked[i].expected_total for i in quoted},
             )
             reserved = _kept(
                 list(quoted),
@@ -382,12 +386,14 @@ async def take_codes_off(
     going: list[tuple[int, CartSnapshot]],
     quoted: dict[int, Quote],
     refused: dict[int, ColonnadeError],
+    expected: Mapping[int, Money | None],
 ) -> dict[int, Offer]:
     """Weigh each cart's promotion code and the automatic promotions again, as of now,
     counting the uses the batch takes: a code that no longer applies refuses its checkout
     (and it is taken out of `quoted`); the others' quotes have their discount taken off. A
-    cart that costs nothing is refused too. The card purchase's batches and the saga's
-    single checkouts both price so."""
+    cart that costs nothing is refused too, and so is one whose total is not the one its
+    checkout `expected`. The card purchase's batches and the saga's single checkouts both
+    price so."""
     weighed = [(i, cart) for i, cart in going if i in quoted]
     decided = await promotions.decide_batch(
         uow,
@@ -411,10 +417,17 @@ async def take_codes_off(
     # A card cannot be charged nothing: a cart free at its sale prices and discount is
     # refused before anything is held for it.
     for i, cart in going:
-        if i in quoted and quoted[i].total.amount == 0:
-            refused[i] = NothingToCharge(cart.id, quoted[i].total)
-            del quoted[i]
-            offers.pop(i, None)
+        if i not in quoted:
+            continue
+        total, shown = quoted[i].total, expected.get(i)
+        if total.amount == 0:
+            refused[i] = NothingToCharge(cart.id, total)
+        elif shown is not None and shown != total:
+            refused[i] = TotalChanged(cart.id, shown, total)
+        else:
+            continue
+        del quoted[i]
+        offers.pop(i, None)
     return offers
 
 

@@ -71,6 +71,21 @@ class NothingToCharge(Conflict):
         )
 
 
+class TotalChanged(Conflict):
+    code = "total_changed"
+
+    def __init__(self, cart_id: str, expected: Money, total: Money) -> None:
+        super().__init__(
+            f"cart {cart_id} now costs {total.amount} {total.currency} (in minor units), not "
+            f"the {expected.amount} {expected.currency} expected: a sale or promotion started, "
+            "ended or ran out since. Nothing was charged; show the cart again and check out "
+            "with its new total",
+            cart_id=cart_id,
+            expected_total={"amount": expected.amount, "currency": expected.currency},
+            total={"amount": total.amount, "currency": total.currency},
+        )
+
+
 def checked_key(key: str | None) -> str:
     if key is None or not _KEY.fullmatch(key):
         raise IdempotencyKeyMissing()

@@ -94,6 +94,8 @@ class CheckoutRequest:
     customer_id: str | None = None
     # Bought with in place of the cart's code.
     promotion_code: str | None = None
+    # The total the shopper was shown: any other total refuses the checkout (total_changed).
+    expected_total: Money | None = None
 
     def as_dict(self) -> dict[str, Any]:
         asked: dict[str, Any] = {
@@ -109,6 +111,8 @@ class CheckoutRequest:
         # Only when given: a key stored before checkouts took codes keeps its digest.
         if self.promotion_code is not None:
             asked["promotion_code"] = self.promotion_code
+        if self.expected_total is not None:
+            asked["expected_total"] = [self.expected_total.amount, self.expected_total.currency]
         return asked
 
 
@@ -229,6 +233,7 @@ class CheckoutService:
             token=token,
             customer_id=request.customer_id,
             promotion_code=request.promotion_code,
+            expected_total=request.expected_total,
         )
         self._running.add(asked.checkout_id)
         try:
@@ -317,7 +322,9 @@ class CheckoutService:
 
         quote = await self._step("quote", progress.id, self._pricing.quote(cart.market, lines))
         quote, offer = await self._step(
-            "promote", progress.id, self._hold_promotion(progress.id, cart, quote)
+            "promote",
+            progress.id,
+            self._hold_promotion(progress.id, cart, quote, request.expected_total),
         )
         if quote.total.amount == 0:
             raise _Failed(NothingToCharge(cart.id, quote.total))
@@ -409,15 +416,15 @@ class CheckoutService:
         )
 
     async def _hold_promotion(
-        self, checkout_id: str, cart: CartSnapshot, quote: Quote
+        self, checkout_id: str, cart: CartSnapshot, quote: Quote, expected: Money | None
     ) -> tuple[Quote, Offer]:
         """Weigh the cart's code and the automatic promotions again and hold their uses;
-        the quote with their discount."""
+        the quote with their discount (refused when its total is not the one expected)."""
         quoted = {0: quote}
         refused: dict[int, ColonnadeError] = {}
         async with self._db.transaction() as uow:
             offers = await take_codes_off(
-                self._promotions, self._pricing, uow, [(0, cart)], quoted, refused
+                self._promotions, self._pricing, uow, [(0, cart)], quoted, refused, {0: expected}
             )
             if refused:
                 raise refused[0]

@@ -19,6 +19,8 @@ from colonnade.kernel.money import Money, currency_code
 from colonnade.modules.pricing.domain import (
     FX_RATE_PLACES,
     MAX_NAME,
+    MAX_TARGET,
+    MAX_TIME_ZONE,
     TAX_RATE_PLACES,
     InvalidFxRate,
     InvalidMarketCode,
@@ -27,6 +29,7 @@ from colonnade.modules.pricing.domain import (
     NegativePrice,
     UnknownLocale,
     UnknownMarket,
+    UnknownTimeZone,
 )
 from colonnade.modules.pricing.service import (
     MAX_SKU,
@@ -71,6 +74,8 @@ _NOT_ZERO = {"not": {"pattern": r"^[0.]*$"}}
 
 PricedSku = Annotated[StrictStr, declared(minLength=1, maxLength=MAX_SKU)]
 """The SKU a price list belongs to; it need not be in the catalog yet."""
+SaleTarget = Annotated[StrictStr, declared(minLength=1, maxLength=MAX_TARGET)]
+"""A product id or category slug a sale names; like a SKU, it need not be in the catalog yet."""
 
 
 class MoneyModel(BaseModel):
@@ -101,6 +106,11 @@ class MarketIn(BaseModel):
     tax_rate: Annotated[StrictStr, declared(pattern=TAX_RATE)] = Field(
         pattern=DECIMAL, description='A decimal fraction as a string: "0.19" for 19%.'
     )
+    time_zone: Annotated[StrictStr, declared(minLength=1, maxLength=MAX_TIME_ZONE)] | None = Field(
+        default=None,
+        description="An IANA time zone such as Europe/Berlin, in which staff see the "
+        "market's sales; none: the market keeps its own (UTC when new).",
+    )
 
 
 class MarketOut(BaseModel):
@@ -110,6 +120,7 @@ class MarketOut(BaseModel):
     locale: str
     tax_inclusive: bool
     tax_rate: str
+    time_zone: str
 
     @classmethod
     def of(cls, market: Market) -> MarketOut:
@@ -120,6 +131,7 @@ class MarketOut(BaseModel):
             locale=market.locale,
             tax_inclusive=market.tax_inclusive,
             tax_rate=str(market.tax_rate),
+            time_zone=market.time_zone,
         )
 
 
@@ -168,7 +180,19 @@ class SaleIn(BaseModel):
     )
     # As many as a request body holds; a larger sale is several sales with one window.
     prices: list[SalePriceIn] = Field(
-        min_length=1, max_length=100, description="The SKUs on sale, each once (at most 100)."
+        default=[], max_length=100, description="The SKUs on sale, each once (at most 100)."
+    )
+    products: list[SaleTarget] = Field(
+        default=[],
+        max_length=100,
+        description="Product ids: every variant of each sells at percent_off.",
+    )
+    categories: list[SaleTarget] = Field(
+        default=[],
+        max_length=100,
+        description="Category slugs: every product of each, and of the categories below it, "
+        "sells at percent_off. A SKU's own sale price comes first, then its product's sale, "
+        "then its category's; between sales naming a SKU as closely, the lower price.",
     )
     starts_at: Instant | None = Field(
         default=None, description="RFC 3339; when it starts by itself (none: now)."
@@ -190,10 +214,15 @@ class SaleOut(BaseModel):
     percent_off: int | None
     starts_at: datetime
     ends_at: datetime | None
+    time_zone: str = Field(description="The market's time zone, in which the local times are.")
+    starts_at_local: datetime = Field(description="starts_at on the market's clock.")
+    ends_at_local: datetime | None = Field(description="ends_at on the market's clock.")
     prices: list[SalePriceOut]
+    products: list[str]
+    categories: list[str]
 
     @classmethod
-    def of(cls, sale: Sale) -> SaleOut:
+    def of(cls, sale: Sale, market: Market) -> SaleOut:
         return cls(
             id=sale.id,
             name=sale.name,
@@ -201,10 +230,15 @@ class SaleOut(BaseModel):
             percent_off=sale.percent_off,
             starts_at=sale.starts_at,
             ends_at=sale.ends_at,
+            time_zone=market.time_zone,
+            starts_at_local=market.local(sale.starts_at),
+            ends_at_local=None if sale.ends_at is None else market.local(sale.ends_at),
             prices=[
                 SalePriceOut(sku=sku, price=None if p is None else MoneyModel.of(p))
                 for sku, p in sale.prices.items()
             ],
+            products=sorted(sale.products),
+            categories=sorted(sale.categories),
         )
 
 
@@ -232,13 +266,24 @@ def router(pricing: PricingService) -> APIRouter:
         dependencies=[Depends(requires(WRITE))],
         response_model=MarketOut,
         responses=refusals(
-            InvalidMarketCode, InvalidMarketName, UnknownCurrency, UnknownLocale, InvalidTaxRate
+            InvalidMarketCode,
+            InvalidMarketName,
+            UnknownCurrency,
+            UnknownLocale,
+            InvalidTaxRate,
+            UnknownTimeZone,
         ),
     )
     async def set_market(code: MarketCode, body: MarketIn) -> MarketOut:
-        """Open a market or change its name, currency, locale or tax."""
+        """Open a market or change its name, currency, locale, tax or time zone."""
         market = await pricing.set_market(
-            code, body.name, body.currency, body.locale, body.tax_inclusive, Decimal(body.tax_rate)
+            code,
+            body.name,
+            body.currency,
+            body.locale,
+            body.tax_inclusive,
+            Decimal(body.tax_rate),
+            body.time_zone,
         )
         return MarketOut.of(market)
 
@@ -293,7 +338,8 @@ def router(pricing: PricingService) -> APIRouter:
     )
     async def create_sale(body: SaleIn) -> SaleOut:
         """Schedule a sale: in one market, from `starts_at` to `ends_at`, the SKUs listed sell
-        at their sale price (or `percent_off` their price), shown beside the price before."""
+        at their sale price (or `percent_off` their price), and so do the products and
+        categories named, at `percent_off`: shown beside the price before."""
         made = await pricing.create_sale(
             NewSale(
                 name=body.name,
@@ -302,11 +348,13 @@ def router(pricing: PricingService) -> APIRouter:
                 prices=tuple(
                     (p.sku, None if p.price is None else p.price.money()) for p in body.prices
                 ),
+                products=tuple(body.products),
+                categories=tuple(body.categories),
                 starts_at=body.starts_at,
                 ends_at=body.ends_at,
             )
         )
-        return SaleOut.of(made)
+        return SaleOut.of(made, await pricing.market(made.market))
 
     @routes.get(
         "/admin/sales",
@@ -315,7 +363,8 @@ def router(pricing: PricingService) -> APIRouter:
     )
     async def list_sales(market: MarketRef | None = None) -> list[SaleOut]:
         """Every sale (of one market), the latest to start first."""
-        return [SaleOut.of(s) for s in await pricing.sales(market)]
+        where = {m.code: m for m in await pricing.markets()}
+        return [SaleOut.of(s, where[s.market]) for s in await pricing.sales(market)]
 
     @routes.get(
         "/admin/sales/{sale_id}",
@@ -324,8 +373,9 @@ def router(pricing: PricingService) -> APIRouter:
         responses=refusals(SaleNotFound),
     )
     async def show_sale(sale_id: str) -> SaleOut:
-        """One sale with its SKUs and sale prices."""
-        return SaleOut.of(await pricing.sale(sale_id))
+        """One sale with its SKUs, products, categories and sale prices."""
+        found = await pricing.sale(sale_id)
+        return SaleOut.of(found, await pricing.market(found.market))
 
     @routes.post(
         "/admin/sales/{sale_id}/end",
@@ -335,6 +385,7 @@ def router(pricing: PricingService) -> APIRouter:
     )
     async def end_sale(sale_id: str) -> SaleOut:
         """End a sale now: its SKUs go back to their prices at once."""
-        return SaleOut.of(await pricing.end_sale(sale_id))
+        ended = await pricing.end_sale(sale_id)
+        return SaleOut.of(ended, await pricing.market(ended.market))
 
     return routes

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from colonnade.kernel.errors import (
     Conflict,
@@ -27,6 +28,9 @@ MARKET_CODE = re.compile(r"^[A-Z]{2,10}$")
 # A BCP 47 tag's shape; Babel alone would also take 'en.UTF-8' or 'de@euro' for a locale.
 LOCALE_SHAPE = re.compile(LOCALE_TAG)
 MAX_NAME = 200
+MAX_TIME_ZONE = 64
+# Letters, digits and _+-/ only: no path tricks reach the time zone database.
+TIME_ZONE_SHAPE = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}$")
 # Tax rates are kept to this many decimal places (0.0725 needs 4; a few rare ones need 6).
 TAX_RATE_PLACES = 6
 FX_RATE_PLACES = 10
@@ -63,6 +67,17 @@ class InvalidMarketName(InvalidInput):
     def __init__(self, name: str) -> None:
         super().__init__(
             f"a market needs a name of 1 to {MAX_NAME} characters; got {len(name.strip())}",
+        )
+
+
+class UnknownTimeZone(InvalidInput):
+    code = "unknown_time_zone"
+
+    def __init__(self, time_zone: str) -> None:
+        super().__init__(
+            f"'{time_zone}' is not a known time zone; use an IANA name such as Europe/Berlin "
+            "or America/New_York",
+            time_zone=time_zone[:MAX_TIME_ZONE],
         )
 
 
@@ -144,10 +159,22 @@ class Market:
     locale: str
     tax_inclusive: bool
     tax_rate: Decimal
+    # An IANA name: when the market's days start, for staff scheduling its sales.
+    time_zone: str = "UTC"
+
+    def local(self, moment: datetime) -> datetime:
+        """The moment on the market's clock."""
+        return moment.astimezone(ZoneInfo(self.time_zone))
 
 
 def market(
-    code: str, name: str, currency: str, locale: str, tax_inclusive: bool, tax_rate: Decimal
+    code: str,
+    name: str,
+    currency: str,
+    locale: str,
+    tax_inclusive: bool,
+    tax_rate: Decimal,
+    time_zone: str = "UTC",
 ) -> Market:
     """A valid market, or the first thing wrong with it. The locale is checked by the caller."""
     if not MARKET_CODE.fullmatch(code):
@@ -161,7 +188,19 @@ def market(
         locale=locale,
         tax_inclusive=bool(tax_inclusive),
         tax_rate=tax_rate_of(tax_rate),
+        time_zone=time_zone_of(time_zone),
     )
+
+
+def time_zone_of(name: str) -> str:
+    """An IANA time zone name as the time zone database knows it, or UnknownTimeZone."""
+    if not TIME_ZONE_SHAPE.fullmatch(name):
+        raise UnknownTimeZone(name)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UnknownTimeZone(name) from None
+    return name
 
 
 def tax_rate_of(rate: Decimal | str) -> Decimal:
@@ -362,6 +401,9 @@ def _summed(
 # --- scheduled sales ------------------------------------------------------------------------
 
 MAX_SALE_SKUS = 10_000
+MAX_SALE_TARGETS = 1_000
+# Product ids and category slugs are at most this long.
+MAX_TARGET = 200
 
 
 class InvalidSale(InvalidInput):
@@ -386,14 +428,15 @@ class InvalidSaleWindow(InvalidInput):
 class SaleOverlaps(Conflict):
     code = "sale_overlaps"
 
-    def __init__(self, other: Sale, skus: Sequence[str]) -> None:
-        shown = ", ".join(skus[:5]) + (f" and {len(skus) - 5} more" if len(skus) > 5 else "")
+    def __init__(self, other: Sale, shared: Sequence[str], kind: str = "skus") -> None:
+        shown = ", ".join(shared[:5]) + (f" and {len(shared) - 5} more" if len(shared) > 5 else "")
+        named = {"skus": "SKUs", "products": "products", "categories": "categories"}[kind]
         super().__init__(
-            f"the sale '{other.name}' ({other.id}) prices {shown} in market {other.market} "
-            "at the same time; a SKU has one sale price at a time, so end that sale or choose "
-            "another window",
+            f"the sale '{other.name}' ({other.id}) prices the {named} {shown} in market "
+            f"{other.market} at the same time; a sale names each of them once at a time, so "
+            "end that sale or choose another window",
             sale_id=other.id,
-            skus=list(skus[:100]),
+            **{kind: list(shared[:100])},
         )
 
 
@@ -404,10 +447,16 @@ class SaleNotFound(NotFound):
         super().__init__(f"there is no sale {sale_id}", sale_id=sale_id)
 
 
+# Where the catalog places a SKU: its product's id, and the slugs of its category and of
+# every category above it.
+Placement = tuple[str, frozenset[str]]
+
+
 @dataclass(frozen=True, slots=True)
 class Sale:
-    """In one market, for a while, lower prices for some SKUs: a fixed sale price each, or
-    (for a SKU without one) `percent_off` its price."""
+    """In one market, for a while, lower prices: a fixed sale price for each SKU listed, or
+    `percent_off` the price of a listed SKU without one, of every variant of `products`, and
+    of every product of `categories` and of the categories below them."""
 
     id: str
     name: str
@@ -416,6 +465,13 @@ class Sale:
     starts_at: datetime
     ends_at: datetime | None
     prices: Mapping[str, Money | None]
+    products: frozenset[str] = frozenset()
+    categories: frozenset[str] = frozenset()
+
+    @property
+    def by_placement(self) -> bool:
+        """Whether it needs to know each SKU's product and categories."""
+        return bool(self.products or self.categories)
 
     def running(self, now: datetime) -> bool:
         return self.starts_at <= now and (self.ends_at is None or now < self.ends_at)
@@ -426,11 +482,30 @@ class Sale:
             self.ends_at is None or other.starts_at < self.ends_at
         )
 
-    def price_of(self, sku: str, regular: Money) -> Money | None:
-        """The SKU's sale price, when the sale lowers it below `regular`; else None."""
-        if sku not in self.prices:
+    def reach(self, sku: str, placement: Placement | None) -> int | None:
+        """How closely the sale names the SKU: 0 by its SKU, 1 by its product, 2 by one of
+        its categories; None when it does not."""
+        if sku in self.prices:
+            return 0
+        if placement is None:
             return None
-        fixed = self.prices[sku]
+        product, categories = placement
+        if product in self.products:
+            return 1
+        if not categories.isdisjoint(self.categories):
+            return 2
+        return None
+
+    def price_of(
+        self, sku: str, regular: Money, placement: Placement | None = None
+    ) -> Money | None:
+        """The SKU's sale price, when the sale lowers it below `regular`; else None."""
+        if sku in self.prices:
+            fixed = self.prices[sku]
+        elif self.reach(sku, placement) is not None:
+            fixed = None
+        else:
+            return None
         if fixed is not None and fixed.currency != regular.currency:
             return None  # the market's currency changed since the sale was made
         if fixed is None:
@@ -449,6 +524,8 @@ def sale(
     starts_at: datetime,
     ends_at: datetime | None,
     prices: Sequence[tuple[str, Money | None]],
+    products: Sequence[str] = (),
+    categories: Sequence[str] = (),
 ) -> Sale:
     """A valid sale, or the first thing wrong with it."""
     if not name.strip() or len(name) > MAX_NAME:
@@ -461,8 +538,12 @@ def sale(
         raise InvalidSale(
             f"percent_off is a whole number from 1 to 99; got {percent_off!r}", field="percent_off"
         )
-    if not prices or len(prices) > MAX_SALE_SKUS:
-        raise InvalidSale(f"a sale lists 1 to {MAX_SALE_SKUS} SKUs", field="prices")
+    if len(prices) > MAX_SALE_SKUS:
+        raise InvalidSale(f"a sale lists at most {MAX_SALE_SKUS} SKUs", field="prices")
+    if not (prices or products or categories):
+        raise InvalidSale(
+            "a sale lists SKUs, or names products or categories, or both", field="prices"
+        )
     seen: dict[str, Money | None] = {}
     for sku, price in prices:
         if sku in seen:
@@ -478,6 +559,15 @@ def sale(
             if price.amount < 0:
                 raise NegativePrice(sku, price)
         seen[sku] = price
+    named = {
+        field: _names(field, values)
+        for field, values in (("products", products), ("categories", categories))
+    }
+    if (named["products"] or named["categories"]) and percent_off is None:
+        raise InvalidSale(
+            "a sale of whole products or categories takes percent_off their prices",
+            field="percent_off",
+        )
     if ends_at is not None and ends_at <= starts_at:
         raise InvalidSaleWindow(starts_at, ends_at)
     return Sale(
@@ -488,17 +578,41 @@ def sale(
         starts_at=starts_at,
         ends_at=ends_at,
         prices=seen,
+        products=named["products"],
+        categories=named["categories"],
     )
 
 
+def _names(field: str, values: Sequence[str]) -> frozenset[str]:
+    """Product ids or category slugs a sale names, each once."""
+    if len(values) > MAX_SALE_TARGETS:
+        raise InvalidSale(f"a sale names at most {MAX_SALE_TARGETS} {field}", field=field)
+    for value in values:
+        if not isinstance(value, str) or not value.strip() or len(value) > MAX_TARGET:
+            raise InvalidSale(
+                f"each of {field} is 1 to {MAX_TARGET} characters; got {value!r}", field=field
+            )
+    found = frozenset(values)
+    if len(found) < len(values):
+        twice = next(v for v in values if list(values).count(v) > 1)
+        raise InvalidSale(f"'{twice}' is named twice in {field}", field=field)
+    return found
+
+
 def clashing(new: Sale, others: Iterable[Sale]) -> None:
-    """SaleOverlaps when another sale of the market prices one of the new one's SKUs at a
-    moment the new one runs too: a SKU has one sale price at a time."""
+    """SaleOverlaps when another sale of the market names one of the new one's SKUs, products
+    or categories at a moment the new one runs too: each has one sale at a time. (A product's
+    sale and its category's may run together: the closer name sets the price, see
+    `on_sale`.)"""
     for other in others:
         if other.market == new.market and other.overlaps(new):
-            shared = sorted(set(other.prices) & set(new.prices))
-            if shared:
-                raise SaleOverlaps(other, shared)
+            for kind, shared in (
+                ("skus", set(other.prices) & set(new.prices)),
+                ("products", other.products & new.products),
+                ("categories", other.categories & new.categories),
+            ):
+                if shared:
+                    raise SaleOverlaps(other, sorted(shared), kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -510,14 +624,28 @@ class ShelfPrice:
 
 
 def on_sale(
-    prices: Mapping[str, Money], sales: Sequence[Sale], now: datetime
+    prices: Mapping[str, Money],
+    sales: Sequence[Sale],
+    now: datetime,
+    placements: Mapping[str, Placement] | None = None,
 ) -> dict[str, ShelfPrice]:
-    """Each priced SKU's shelf price now: its sale price where a running sale lowers it."""
+    """Each priced SKU's shelf price now: its sale price where a running sale lowers it. When
+    several running sales lower it, the one that names the SKU most closely sets its price
+    (its SKU, then its product, then a category); between those naming it as closely, the
+    lowest price (which cannot depend on the order the sales come in)."""
     running = [s for s in sales if s.running(now)]
     shelf: dict[str, ShelfPrice] = {}
     for sku, regular in prices.items():
-        lowered = next((p for s in running if (p := s.price_of(sku, regular)) is not None), None)
-        shelf[sku] = ShelfPrice(regular, None) if lowered is None else ShelfPrice(lowered, regular)
+        placement = placements.get(sku) if placements else None
+        best: tuple[int, int, Money] | None = None
+        for s in running:
+            reach = s.reach(sku, placement)
+            if reach is None:
+                continue
+            lowered = s.price_of(sku, regular, placement)
+            if lowered is not None and (best is None or (reach, lowered.amount) < best[:2]):
+                best = (reach, lowered.amount, lowered)
+        shelf[sku] = ShelfPrice(regular, None) if best is None else ShelfPrice(best[2], regular)
     return shelf
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -30,6 +31,8 @@ markets = Table(
     Column("tax_inclusive", Boolean, nullable=False),
     # A decimal fraction such as "0.19".
     Column("tax_rate", String(20), nullable=False),
+    # An IANA time zone such as Europe/Berlin: the market's clock, as its shoppers read it.
+    Column("time_zone", String(64), nullable=False, server_default="UTC"),
 )
 
 prices = Table(
@@ -55,7 +58,8 @@ fx_rates = Table(
 )
 
 # A scheduled sale: in one market, from `starts_at` until `ends_at` (UTC), the SKUs listed in
-# `sale_prices` sell at their fixed sale price, or at `percent_off` their price.
+# `sale_prices` sell at their fixed sale price, or at `percent_off` their price, and so do the
+# products and categories its `target` names ({"products": [ids], "categories": [slugs]}).
 sales = Table(
     "pricing_sales",
     metadata,
@@ -68,6 +72,8 @@ sales = Table(
     Column("starts_at", UTCDateTime, nullable=False),
     Column("ends_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # None: the sale lists SKUs only.
+    Column("target", JSON(none_as_null=True), nullable=True),
     CheckConstraint(
         "percent_off IS NULL OR (percent_off >= 1 AND percent_off <= 99)",
         name="ck_pricing_sales_percent",

@@ -3,20 +3,22 @@ quotes.
 
 Every method is one transaction (or one read). Prices for a page of SKUs or a cart take two
 queries whatever their number: the market with its exchange rate, then every price at once.
-The sale prices of the SKUs asked for come in the same query as their prices: each price is
-the sale price of a sale running at that moment, so a sale starts and ends on the clock, with
-no deploy and no switch, and every process sees it at once.
+The sale prices of the SKUs asked for come in the same query as their prices, with the
+market's sales of whole products and categories (placed through the catalog's port): each
+price is the sale price of a sale running at that moment, so a sale starts and ends on the
+clock, with no deploy and no switch, and every process sees it at once.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from babel import Locale, UnknownLocaleError
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -81,6 +83,9 @@ class NewSale:
     # (SKU, its sale price in the market's currency, or None for percent_off its price).
     prices: tuple[tuple[str, Money | None], ...]
     percent_off: int | None = None
+    # Product ids and category slugs whose every variant the sale puts at percent_off.
+    products: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
     # None: from the moment it is made.
     starts_at: datetime | None = None
     ends_at: datetime | None = None
@@ -96,28 +101,41 @@ class InvalidSku(InvalidInput):
         super().__init__(f"a SKU is 1 to {MAX_SKU} characters; got {len(sku)}", sku=sku[:MAX_SKU])
 
 
-# The prices of a batch's SKUs with the market's sales of them that have not ended: one fixed
-# statement on each database whatever their number (the sales' rows first: SQLite's union
-# takes the first select's column types).
+# The prices of a batch's SKUs with the market's sales of them that have not ended, and the
+# market's sales of whole products and categories that have not ended: one fixed statement on
+# each database whatever their number (the sales' rows first: SQLite's union takes the first
+# select's column types).
 _PRICES = Read(
     postgresql=(
-        "SELECT p.sku, p.amount, s.currency, s.id, s.percent_off, s.starts_at, s.ends_at"
+        "SELECT p.sku, p.amount, s.currency, s.id, s.percent_off, s.starts_at, s.ends_at,"
+        " NULL::text AS target"
         " FROM pricing_sale_prices AS p JOIN pricing_sales AS s ON s.id = p.sale_id"
         " WHERE p.sku = ANY($1::varchar[]) AND s.market = $3"
         " AND (s.ends_at IS NULL OR s.ends_at > $4)"
-        " UNION ALL SELECT sku, amount, currency, NULL, NULL, NULL, NULL FROM pricing_prices"
+        " UNION ALL SELECT NULL, NULL, currency, id, percent_off, starts_at, ends_at,"
+        " target::text FROM pricing_sales WHERE market = $3 AND target IS NOT NULL"
+        " AND (ends_at IS NULL OR ends_at > $4)"
+        " UNION ALL SELECT sku, amount, currency, NULL, NULL, NULL, NULL, NULL FROM pricing_prices"
         " WHERE sku = ANY($1::varchar[]) AND currency = ANY($2::varchar[])"
     ),
     sqlite=(
-        "SELECT p.sku, p.amount, s.currency, s.id, s.percent_off, s.starts_at, s.ends_at"
+        "SELECT p.sku, p.amount, s.currency, s.id, s.percent_off, s.starts_at, s.ends_at,"
+        " NULL AS target"
         " FROM pricing_sale_prices AS p JOIN pricing_sales AS s ON s.id = p.sale_id"
         " WHERE p.sku IN (SELECT value FROM json_each(?1)) AND s.market = ?3"
         " AND (s.ends_at IS NULL OR s.ends_at > ?4)"
-        " UNION ALL SELECT sku, amount, currency, NULL, NULL, NULL, NULL FROM pricing_prices"
+        " UNION ALL SELECT NULL, NULL, currency, id, percent_off, starts_at, ends_at, target"
+        " FROM pricing_sales WHERE market = ?3 AND target IS NOT NULL"
+        " AND (ends_at IS NULL OR ends_at > ?4)"
+        " UNION ALL SELECT sku, amount, currency, NULL, NULL, NULL, NULL, NULL FROM pricing_prices"
         " WHERE sku IN (SELECT value FROM json_each(?1))"
         " AND currency IN (SELECT value FROM json_each(?2))"
     ),
 )
+
+# Where the catalog places SKUs (their product, their categories with those above them): a
+# port, so pricing imports nothing of the catalog.
+Placements = Callable[[Sequence[str]], Awaitable[Mapping[str, domain.Placement]]]
 
 
 class PricingService:
@@ -129,9 +147,12 @@ class PricingService:
         clock: Clock | None = None,
         reference_cache_seconds: float = 0.0,
         changes: Changes | None = None,
+        placements: Placements | None = None,
     ) -> None:
         self._db = db
         self._changes = changes
+        # Asked only while a sale of whole products or categories has not ended.
+        self._placements = placements
         # Prices in this currency are converted for markets that have none of their own.
         self.base_currency = currency_code(base_currency)
         self._clock = clock or SystemClock()
@@ -153,9 +174,19 @@ class PricingService:
         locale: str,
         tax_inclusive: bool,
         tax_rate: Decimal,
+        time_zone: str | None = None,
     ) -> Market:
-        """Open a market or change one; everything is checked before anything is written."""
-        found = domain.market(code, name, currency, _locale_tag(locale), tax_inclusive, tax_rate)
+        """Open a market or change one; everything is checked before anything is written.
+        Without a time zone a market keeps its own (a new one starts on UTC)."""
+        found = domain.market(
+            code,
+            name,
+            currency,
+            _locale_tag(locale),
+            tax_inclusive,
+            tax_rate,
+            "UTC" if time_zone is None else time_zone,
+        )
         row = {
             "code": found.code,
             "name": found.name,
@@ -163,15 +194,20 @@ class PricingService:
             "locale": found.locale,
             "tax_inclusive": found.tax_inclusive,
             "tax_rate": str(found.tax_rate),
+            "time_zone": found.time_zone,
         }
+        changed = [k for k in row if k != "code" and (k != "time_zone" or time_zone is not None)]
         async with self._db.transaction() as uow:
             insert = _insert(uow, markets).values(**row)
-            await uow.execute(
-                insert.on_conflict_do_update(
-                    index_elements=[markets.c.code],
-                    set_={k: insert.excluded[k] for k in row if k != "code"},
+            stored = (
+                await uow.execute(
+                    insert.on_conflict_do_update(
+                        index_elements=[markets.c.code],
+                        set_={k: insert.excluded[k] for k in changed},
+                    ).returning(markets.c.time_zone)
                 )
-            )
+            ).scalar_one()
+            found = replace(found, time_zone=stored)
             told = [uow.record(MarketChanged(code=found.code))]
             await uow.commit()
         self._forget_markets()
@@ -283,8 +319,8 @@ class PricingService:
     # --- scheduled sales ---------------------------------------------------------------------
 
     async def create_sale(self, new: NewSale) -> Sale:
-        """Schedule a sale; SaleOverlaps when another sale of the market would price one of
-        its SKUs at the same time."""
+        """Schedule a sale; SaleOverlaps when another sale of the market names one of its SKUs,
+        products or categories at the same time."""
         where = await self.market(new.market)
         now = self._clock.now()
         made = domain.sale(
@@ -295,6 +331,8 @@ class PricingService:
             starts_at=new.starts_at or now,
             ends_at=new.ends_at,
             prices=new.prices,
+            products=new.products,
+            categories=new.categories,
         )
         async with self._db.transaction() as uow:
             # One sale of a market is made at a time: the overlap check holds.
@@ -312,6 +350,11 @@ class PricingService:
                     starts_at=made.starts_at,
                     ends_at=made.ends_at,
                     created_at=now,
+                    target=(
+                        {"products": sorted(made.products), "categories": sorted(made.categories)}
+                        if made.by_placement
+                        else None
+                    ),
                 )
             )
             await insert_rows(
@@ -419,7 +462,8 @@ class PricingService:
         )
         heads: dict[str, tuple[int | None, datetime, datetime | None]] = {}
         listed_on_sale: dict[str, dict[str, Money | None]] = defaultdict(dict)
-        for sku, amount, currency, sale_id, percent_off, starts_at, ends_at in rows:
+        targets: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        for sku, amount, currency, sale_id, percent_off, starts_at, ends_at, target in rows:
             if sale_id is None:
                 by_sku[sku][currency] = Money(int(amount), currency)
                 continue
@@ -428,11 +472,25 @@ class PricingService:
                 stored_time(starts_at),
                 None if ends_at is None else stored_time(ends_at),
             )
-            listed_on_sale[sale_id][sku] = None if amount is None else Money(int(amount), currency)
-        on_sale = {
-            sale_id: Sale(sale_id, "", market_code, percent, start, end, listed_on_sale[sale_id])
+            if target is not None:
+                targets[sale_id] = _target(target)
+            else:
+                listed_on_sale[sale_id][sku] = (
+                    None if amount is None else Money(int(amount), currency)
+                )
+        on_sale = [
+            Sale(
+                sale_id,
+                "",
+                market_code,
+                percent,
+                start,
+                end,
+                listed_on_sale.get(sale_id, {}),
+                *targets.get(sale_id, _NO_TARGET),
+            )
             for sale_id, (percent, start, end) in heads.items()
-        }
+        ]
         found: dict[str, Money] = {}
         for sku, listed in by_sku.items():
             price = domain.price_in(where.currency, listed, self.base_currency, fx)
@@ -440,12 +498,15 @@ class PricingService:
                 found[sku] = price
         if not on_sale:
             return where, found, {}, None
-        shelf = domain.on_sale(found, list(on_sale.values()), now)
+        placed: Mapping[str, domain.Placement] = {}
+        if self._placements is not None and any(s.by_placement and s.running(now) for s in on_sale):
+            placed = await self._placements(list(found))
+        shelf = domain.on_sale(found, on_sale, now, placed)
         return (
             where,
             {sku: p.price for sku, p in shelf.items()},
             {sku: p.compare_at for sku, p in shelf.items() if p.compare_at is not None},
-            domain.next_change(on_sale.values(), now),
+            domain.next_change(on_sale, now),
         )
 
     async def _market_and_rate(
@@ -516,9 +577,24 @@ async def _with_prices(conn: AsyncConnection, heads: Sequence[Row[Any]]) -> list
             starts_at=h.starts_at,
             ends_at=h.ends_at,
             prices=listed[h.id],
+            products=products,
+            categories=categories,
         )
         for h in heads
+        for products, categories in [_target(h.target)]
     ]
+
+
+_NO_TARGET: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
+
+
+def _target(stored: Any) -> tuple[frozenset[str], frozenset[str]]:
+    """A sale's stored target as (products, categories). The drivers give the JSON's text,
+    SQLAlchemy its value; None for a sale of listed SKUs only."""
+    if stored is None:
+        return _NO_TARGET
+    found = orjson.loads(stored) if isinstance(stored, str | bytes) else stored
+    return frozenset(found.get("products", ())), frozenset(found.get("categories", ()))
 
 
 def _locale_tag(locale: str) -> str:
@@ -540,6 +616,7 @@ def _market(row: Row[Any]) -> Market:
         locale=row.locale,
         tax_inclusive=bool(row.tax_inclusive),
         tax_rate=Decimal(row.tax_rate),
+        time_zone=row.time_zone,
     )
 
 
