@@ -321,6 +321,51 @@ def insights_sales(
     console.print(table)
 
 
+@insights.command("categories")
+def insights_categories(
+    start: Annotated[
+        datetime, typer.Option("--from", help="The window's start, ISO 8601 (UTC if no offset).")
+    ],
+    end: Annotated[datetime, typer.Option("--to", help="The window's end (excluded), ISO 8601.")],
+    market: Annotated[str | None, typer.Option(help="One market; all without.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100, help="How many rows.")] = 10,
+) -> None:
+    """What paid orders placed in [--from, --to) bought per category (with those below it)."""
+    sold = _with_shop(
+        lambda shop: shop.analytics.top_categories(_utc(start), _utc(end), market, limit)
+    )
+    table = Table(title="Top categories")
+    for column in ("category", "units", "revenue"):
+        table.add_column(column, justify="left" if column == "category" else "right")
+    for row in sold:
+        table.add_row(
+            row.category, f"{row.units:,}", f"{row.revenue.to_decimal():,} {row.revenue.currency}"
+        )
+    console.print(table)
+
+
+@insights.command("growth")
+def insights_growth(
+    end: Annotated[
+        datetime | None, typer.Option("--to", help="The week's end, ISO 8601; now without.")
+    ] = None,
+    market: Annotated[str | None, typer.Option(help="One market; all without.")] = None,
+) -> None:
+    """Week-over-week demand per market and per category in each market."""
+    report = _with_shop(lambda shop: shop.analytics.growth(_utc(end or datetime.now(UTC)), market))
+    table = Table(
+        title=f"Units in the week to {report.to:%Y-%m-%d %H:%M} UTC against the week before"
+    )
+    for column in ("market", "category", "units", "week before", "change"):
+        table.add_column(column, justify="left" if column in ("market", "category") else "right")
+    for row in report.rows:
+        change = "—" if row.percent is None else f"{row.percent:+}%"
+        table.add_row(
+            row.market, row.category or "(all)", f"{row.units:,}", f"{row.units_before:,}", change
+        )
+    console.print(table)
+
+
 @analytics.command("rebuild")
 def analytics_rebuild() -> None:
     """Delete the warehouse and take its facts again from the orders as they stand."""

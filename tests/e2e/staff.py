@@ -35,7 +35,7 @@ class Staff:
         assert response.status_code < 300, response.text
         return response.json()
 
-    def new_product(self, *, price_cents: int, on_hand: int) -> str:
+    def new_product(self, *, price_cents: int, on_hand: int, category: str | None = None) -> str:
         sku = f"TEST-{uuid.uuid4().hex[:10].upper()}"
         self.call(
             "POST",
@@ -43,6 +43,7 @@ class Staff:
             json={
                 "title": {"en-US": f"Test product {sku}"},
                 "variants": [{"sku": sku, "prices": [{"amount": price_cents, "currency": "USD"}]}],
+                "category": category,
             },
         )
         self.call("PUT", f"/admin/inventory/{sku}", json={"on_hand": on_hand})

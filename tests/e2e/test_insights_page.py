@@ -6,6 +6,7 @@ the charts, all as the insights API reports them. A screenshot is kept under tes
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,9 @@ def test_a_finance_clerk_sees_what_sold_today(
         "/admin/staff",
         json={"email": CLERK, "password": CLERK_PASSWORD, "name": "Clerk", "roles": ["finance"]},
     )
-    sku = staff.new_product(price_cents=1_500, on_hand=5)
+    category = f"gifts-{uuid.uuid4().hex[:8]}"
+    staff.call("PUT", f"/admin/categories/{category}", json={"names": {"en-US": "Gifts"}})
+    sku = staff.new_product(price_cents=1_500, on_hand=5, category=category)
     assert [buy(shop.base_url, sku) for _ in range(3)] == [201, 201, 201]
     assert buy(shop.base_url, sku, "tok_chargeDeclined") == 402
     sales = sales_once_counted(staff, 3)
@@ -75,6 +78,8 @@ def test_a_finance_clerk_sees_what_sold_today(
         row = page.locator("#product-rows tr", has_text=sku)
         # What the lines cost: the US adds its tax on top, so the lines hold none of it.
         assert row.locator("td").all_inner_texts() == [sku, "3", "$45.00"]
+        in_category = page.locator("#category-rows tr", has_text=category)
+        assert in_category.locator("td").all_inner_texts() == [category, "3", "$45.00"]
         page.wait_for_function(
             "() => document.querySelector('#chart-orders').dataset.points === '7'",
             timeout=WAIT_MS,

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 
 from colonnade.kernel.money import Money
 from colonnade.modules.analytics.domain import (
+    CategorySales,
+    Growth,
     InvalidInsightWindow,
+    by_category,
     figures,
+    growth,
+    growth_window,
     line_facts,
     paid_fact,
     placed_fact,
@@ -106,3 +112,60 @@ def test_a_line_fact_keeps_its_sku_units_and_what_it_cost() -> None:
 
     assert (fact.sku, fact.units, fact.amount, fact.currency) == ("MUG", 3, 2700, "EUR")
     assert fact.id == "order_line:o-1:0"
+
+
+# --- categories and growth ------------------------------------------------------------------
+
+PLACED = {
+    "TEE": ("p-tee", frozenset({"tees", "apparel"})),
+    "MUG": ("p-mug", frozenset({"kitchen"})),
+    "CAP": ("p-cap", frozenset()),
+}
+
+
+def test_a_sku_counts_toward_its_category_and_every_one_above_it_and_unplaced_ones_nowhere() -> (
+    None
+):
+    rows = [
+        ("US", "TEE", "USD", 2, 4000),
+        ("DE", "TEE", "EUR", 1, 1800),
+        ("US", "MUG", "USD", 5, 5000),
+        ("US", "CAP", "USD", 9, 9000),
+        ("US", "GONE", "USD", 7, 700),
+    ]
+
+    assert by_category(rows, PLACED, limit=10) == [
+        CategorySales("kitchen", 5, Money(5000, "USD")),
+        CategorySales("apparel", 2, Money(4000, "USD")),
+        CategorySales("tees", 2, Money(4000, "USD")),
+        CategorySales("apparel", 1, Money(1800, "EUR")),
+        CategorySales("tees", 1, Money(1800, "EUR")),
+    ]
+    assert [c.category for c in by_category(rows, PLACED, limit=2)] == ["kitchen", "apparel"]
+
+
+def test_growth_is_the_change_in_percent_to_one_decimal_and_none_from_nothing() -> None:
+    assert Growth("US", None, 2, 3).percent == Decimal("-33.3")
+    assert Growth("US", None, 5, 3).percent == Decimal("66.7")
+    assert Growth("US", None, 3, 3).percent == Decimal("0.0")
+    assert Growth("US", None, 4, 0).percent is None
+
+
+def test_growth_lists_each_market_then_its_categories() -> None:
+    week = [("US", "TEE", "USD", 3, 0), ("JP", "MUG", "JPY", 1, 0)]
+    before = [("US", "TEE", "USD", 2, 0), ("US", "CAP", "USD", 4, 0)]
+
+    assert growth(week, before, PLACED) == [
+        Growth("JP", None, 1, 0),
+        Growth("JP", "kitchen", 1, 0),
+        Growth("US", None, 3, 6),
+        Growth("US", "apparel", 3, 2),
+        Growth("US", "tees", 3, 2),
+    ]
+
+
+def test_the_growth_window_is_two_weeks_before_an_aware_moment() -> None:
+    end = datetime(2026, 12, 4, 6, tzinfo=UTC)
+    assert growth_window(end) == (end - timedelta(days=14), end - timedelta(days=7), end)
+    with pytest.raises(InvalidInsightWindow):
+        growth_window(datetime(2026, 12, 4, 6))

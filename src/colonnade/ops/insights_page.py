@@ -50,10 +50,11 @@ def router(identity: IdentityService, analytics: AnalyticsService, clock: Clock)
             sales = await analytics.sales(start, end, market)
             days = await analytics.revenue(start, end, "day", market)
             products = await analytics.top_products(start, end, market, 10)
+            categories = await analytics.top_categories(start, end, market, 10)
         except ColonnadeError as refused:
             error, status = refused.detail, refused.status
             start_day, end_day = today - timedelta(days=DEFAULT_DAYS - 1), today
-            sales, days, products = None, [], []
+            sales, days, products, categories = None, [], [], []
         else:
             status = 200
         body = page.substitute(
@@ -70,6 +71,12 @@ def router(identity: IdentityService, analytics: AnalyticsService, clock: Clock)
                 for p in products
             )
             or '<tr><td colspan="3">Nothing sold in this window.</td></tr>',
+            category_rows="\n".join(
+                f"<tr><td>{escape(c.category)}</td><td>{c.units:,}</td>"
+                f"<td>{escape(_money(c.revenue))}</td></tr>"
+                for c in categories
+            )
+            or '<tr><td colspan="3">Nothing of a category sold in this window.</td></tr>',
             # Script text is not HTML-decoded: JSON's own escape keeps "</script>" out of it.
             chart_data=orjson.dumps(_chart(days)).decode().replace("<", "\\u003c"),
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 
 from colonnade.modules.analytics.service import (
     AnalyticsService,
+    CategorySales,
+    Growth,
     InvalidInsightWindow,
     ProductSales,
     RevenueBucket,
@@ -80,6 +82,55 @@ class ProductsOut(BaseModel):
     )
 
 
+class CategorySalesOut(BaseModel):
+    category: str = Field(description="The category's slug; its sales include those below it.")
+    units: int = Field(description="Units paid orders of the window bought of it.")
+    revenue: MoneyOut = Field(description="What those lines cost after discounts.")
+
+    @classmethod
+    def of(cls, sold: CategorySales) -> CategorySalesOut:
+        return cls(category=sold.category, units=sold.units, revenue=MoneyOut.of(sold.revenue))
+
+
+class CategoriesOut(BaseModel):
+    categories: list[CategorySalesOut] = Field(
+        description="Per category and currency, the most units first. A SKU counts toward "
+        "the category the catalog places it in now and every category above it."
+    )
+
+
+class GrowthOut(BaseModel):
+    market: str
+    category: str | None = Field(
+        description="A category (with those below it); null: the whole market."
+    )
+    units: int = Field(description="Units paid orders bought in the week.")
+    units_before: int = Field(description="Units paid orders bought in the week before.")
+    percent: float | None = Field(
+        description="The change in percent, to one decimal; null when the week before had none."
+    )
+
+    @classmethod
+    def of(cls, grown: Growth) -> GrowthOut:
+        percent = grown.percent
+        return cls(
+            market=grown.market,
+            category=grown.category,
+            units=grown.units,
+            units_before=grown.units_before,
+            percent=None if percent is None else float(percent),
+        )
+
+
+class GrowthReport(BaseModel):
+    week_from: datetime = Field(description="The week's start; it ends at 'to'.")
+    before_from: datetime = Field(description="The week before's start; it ends at week_from.")
+    to: datetime
+    rows: list[GrowthOut] = Field(
+        description="Per market (its own row first), then per category in it by slug."
+    )
+
+
 Start = Annotated[Instant, Query(alias="from", description="The window's start (included).")]
 End = Annotated[Instant, Query(alias="to", description="The window's end (excluded).")]
 Market = Annotated[MarketRef | None, Query(description="One market; all without.")]
@@ -127,5 +178,37 @@ def router(analytics: AnalyticsService) -> APIRouter:
         first."""
         sold = await analytics.top_products(start, end, market, limit)
         return ProductsOut(products=[ProductSalesOut.of(p) for p in sold])
+
+    @routes.get("/admin/insights/categories", responses=refusals(InvalidInsightWindow))
+    async def categories_insight(
+        start: Start,
+        end: End,
+        market: Market = None,
+        limit: Annotated[int, Query(ge=1, le=100, description="How many rows.")] = 10,
+        _: object = Depends(requires(READ)),
+    ) -> CategoriesOut:
+        """What paid orders placed in [from, to) bought, per category and currency, the most
+        units first; a category's figures include the categories below it."""
+        sold = await analytics.top_categories(start, end, market, limit)
+        return CategoriesOut(categories=[CategorySalesOut.of(c) for c in sold])
+
+    @routes.get("/admin/insights/growth", responses=refusals(InvalidInsightWindow))
+    async def growth_insight(
+        end: Annotated[
+            Instant | None,
+            Query(alias="to", description="The end of the week looked at; now without."),
+        ] = None,
+        market: Market = None,
+        _: object = Depends(requires(READ)),
+    ) -> GrowthReport:
+        """Week-over-week demand: units paid orders placed in the 7 days before `to` bought,
+        against the 7 days before those, per market and per category in each market."""
+        report = await analytics.growth(end or datetime.now(UTC), market)
+        return GrowthReport(
+            week_from=report.week_from,
+            before_from=report.before_from,
+            to=report.to,
+            rows=[GrowthOut.of(g) for g in report.rows],
+        )
 
     return routes

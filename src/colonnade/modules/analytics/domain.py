@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from colonnade.kernel.errors import InvalidInput
@@ -27,6 +28,14 @@ LONGEST_SERIES = {"hour": timedelta(days=7), "day": timedelta(days=366)}
 
 # The longest window one question may span: a year and a day covers a year-on-year look.
 LONGEST_WINDOW = timedelta(days=366)
+# Growth compares the week before a moment with the week before that.
+WEEK = timedelta(days=7)
+
+# Where the catalog places a SKU: its product's id, and the slugs of its category and of
+# every category above it.
+Placement = tuple[str, frozenset[str]]
+# What paid orders' lines bought: (market, sku, currency, units, revenue).
+LineSales = tuple[str, str, str, int, int]
 
 
 @dataclass(frozen=True)
@@ -211,3 +220,88 @@ def figures(rows: Sequence[tuple[str, int, int, int]]) -> SalesFigures:
         revenue=tuple(Money(revenue, currency) for currency, _, revenue, _ in ordered),
         refunded=tuple(Money(refunded, currency) for currency, _, _, refunded in ordered),
     )
+
+
+@dataclass(frozen=True)
+class CategorySales:
+    """What paid orders of a window bought of one category (and those below it) in one
+    currency."""
+
+    category: str
+    units: int
+    revenue: Money
+
+
+def by_category(
+    rows: Iterable[LineSales], placed: Mapping[str, Placement], limit: int
+) -> list[CategorySales]:
+    """The lines' units and revenue per category and currency, the most units first (then
+    the most revenue, then by slug and currency). A SKU counts toward its category and every
+    category above it, as the catalog places it now; a SKU in no category counts nowhere."""
+    totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for _, sku, currency, units, revenue in rows:
+        for category in placed.get(sku, ("", frozenset()))[1]:
+            total = totals[(category, currency)]
+            total[0] += units
+            total[1] += revenue
+    ranked = sorted(totals.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))
+    return [
+        CategorySales(category, units, Money(revenue, currency))
+        for (category, currency), (units, revenue) in ranked[:limit]
+    ]
+
+
+@dataclass(frozen=True)
+class Growth:
+    """Demand (units paid orders bought) of one market, or of one category in it, in a week
+    and in the week before; `percent` is the change, None when the week before had none."""
+
+    market: str
+    category: str | None
+    units: int
+    units_before: int
+
+    @property
+    def percent(self) -> Decimal | None:
+        if not self.units_before:
+            return None
+        change = Decimal(100 * (self.units - self.units_before)) / self.units_before
+        return change.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class WeekOverWeek:
+    """Demand in [week_from, to) against [before_from, week_from)."""
+
+    before_from: datetime
+    week_from: datetime
+    to: datetime
+    rows: tuple[Growth, ...]
+
+
+def growth(
+    week: Iterable[LineSales], before: Iterable[LineSales], placed: Mapping[str, Placement]
+) -> list[Growth]:
+    """Week-over-week demand per market, and per category in each market (a SKU counts
+    toward its category and those above it): markets in order, each market's own row first,
+    then its categories by slug."""
+    units: dict[tuple[str, str | None], list[int]] = defaultdict(lambda: [0, 0])
+    for which, rows in enumerate((week, before)):
+        for market, sku, _, sold, _ in rows:
+            units[(market, None)][which] += sold
+            for category in placed.get(sku, ("", frozenset()))[1]:
+                units[(market, category)][which] += sold
+    return [
+        Growth(market, category, now, then)
+        for (market, category), (now, then) in sorted(
+            units.items(), key=lambda kv: (kv[0][0], kv[0][1] is not None, kv[0][1] or "")
+        )
+    ]
+
+
+def growth_window(end: datetime) -> tuple[datetime, datetime, datetime]:
+    """The start of the week before `end`, of the week before that, and `end`, in UTC."""
+    if end.tzinfo is None:
+        raise InvalidInsightWindow("give the end of the week with its offset", end - WEEK, end)
+    end = end.astimezone(UTC)
+    return end - 2 * WEEK, end - WEEK, end

@@ -10,7 +10,7 @@ the facts still waiting, so an answer includes the last purchase.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,11 +26,14 @@ from colonnade.kernel.money import Money
 from colonnade.kernel.uow import Read, UnitOfWork, stored_time
 from colonnade.modules.analytics import domain
 from colonnade.modules.analytics.domain import (
+    CategorySales,
     Fact,
+    Growth,
     InvalidInsightWindow,
     ProductSales,
     RevenueBucket,
     SalesFigures,
+    WeekOverWeek,
 )
 from colonnade.modules.analytics.schema import staged_facts
 from colonnade.modules.analytics.warehouse import Warehouse
@@ -40,10 +43,13 @@ from colonnade.modules.orders.service import Order, OrderStatus, Page
 __all__ = [
     "EVENT_TYPES",
     "AnalyticsService",
+    "CategorySales",
+    "Growth",
     "InvalidInsightWindow",
     "ProductSales",
     "RevenueBucket",
     "SalesFigures",
+    "WeekOverWeek",
 ]
 
 log = structlog.get_logger(__name__)
@@ -54,14 +60,23 @@ EVENT_TYPES = (OrderPlaced.event_type, OrderPaid.event_type, OrderRefunded.event
 SEAL_BATCH = 50_000
 # Orders read per page while rebuilding.
 REBUILD_PAGE = 100
+# SKUs placed per call to the catalog.
+PLACEMENTS_SLICE = 1_000
 
 OrderPages = Callable[[int, int], Awaitable[Page[Order]]]
+# The catalog's placements of SKUs (a port: analytics imports nothing of the catalog).
+Placements = Callable[[Sequence[str]], Awaitable[Mapping[str, domain.Placement]]]
 
 
 class AnalyticsService:
-    def __init__(self, db: Database, warehouse: Path) -> None:
+    def __init__(
+        self, db: Database, warehouse: Path, *, placements: Placements | None = None
+    ) -> None:
         self._db = db
         self._warehouse = Warehouse(warehouse)
+        # Where the catalog places SKUs now: categories are asked at question time, so a
+        # product moved to another category counts there for its past sales too.
+        self._placements = placements
         # One sealing at a time in this process; other processes claim other rows.
         self._sealing = asyncio.Lock()
 
@@ -164,6 +179,40 @@ class AnalyticsService:
         staged = await self._waiting()
         rows = await asyncio.to_thread(self._warehouse.products, staged, start, end, market, limit)
         return [ProductSales(sku, units, Money(revenue, c)) for sku, c, units, revenue in rows]
+
+    async def top_categories(
+        self, start: datetime, end: datetime, market: str | None = None, limit: int = 10
+    ) -> list[CategorySales]:
+        """What paid orders placed in [start, end) bought, per category (with those below it)
+        and currency, the most units first."""
+        start, end = domain.sales_window(start, end)
+        rows = await self._lines(start, end, market)
+        return domain.by_category(rows, await self._placed(rows), limit)
+
+    async def growth(self, end: datetime, market: str | None = None) -> WeekOverWeek:
+        """Demand in the week before `end` against the week before that, per market and per
+        category in each market."""
+        first, middle, end = domain.growth_window(end)
+        week = await self._lines(middle, end, market)
+        before = await self._lines(first, middle, market)
+        rows = domain.growth(week, before, await self._placed([*week, *before]))
+        return WeekOverWeek(first, middle, end, tuple(rows))
+
+    async def _lines(
+        self, start: datetime, end: datetime, market: str | None
+    ) -> list[domain.LineSales]:
+        staged = await self._waiting()
+        return await asyncio.to_thread(self._warehouse.lines, staged, start, end, market)
+
+    async def _placed(self, rows: Sequence[domain.LineSales]) -> Mapping[str, domain.Placement]:
+        if self._placements is None:
+            return {}
+        skus = sorted({sku for _, sku, _, _, _ in rows})
+        placed: dict[str, domain.Placement] = {}
+        # In slices: a statement holds a bounded number of values on either database.
+        for first in range(0, len(skus), PLACEMENTS_SLICE):
+            placed.update(await self._placements(skus[first : first + PLACEMENTS_SLICE]))
+        return placed
 
     async def _staged(self, batch: str) -> list[Fact]:
         """The facts a batch claimed."""

@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from colonnade.modules.analytics.domain import Fact
+from colonnade.modules.analytics.domain import Fact, LineSales
 
 # Facts still in the table, each with the batch that claimed it (None: not yet).
 Staged = Sequence[tuple[str | None, Fact]]
@@ -88,6 +88,18 @@ GROUP BY ALL ORDER BY 3 DESC, 4 DESC, 1, 2 LIMIT $limit
 )
 
 
+# Per market, SKU and currency: units and what the lines cost.
+_LINES = (
+    _SOLD
+    + """
+SELECT l.market, l.sku, l.currency, sum(l.units), sum(l.amount)
+FROM facts AS l SEMI JOIN sold USING (order_id)
+WHERE l.kind = 'order_line'
+GROUP BY ALL
+"""
+)
+
+
 class Warehouse:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -144,6 +156,13 @@ class Warehouse:
         """(sku, currency, units, revenue) of the lines of paid orders, most units first."""
         rows = self._ask(_PRODUCTS, staged, start, end, market, limit=limit)
         return [(str(sku), str(c), int(units), int(revenue)) for sku, c, units, revenue in rows]
+
+    def lines(
+        self, staged: Staged, start: datetime, end: datetime, market: str | None
+    ) -> list[LineSales]:
+        """(market, sku, currency, units, revenue) of the lines of paid orders."""
+        rows = self._ask(_LINES, staged, start, end, market)
+        return [(str(m), str(sku), str(c), int(u), int(r)) for m, sku, c, u, r in rows]
 
     def _ask(
         self,
