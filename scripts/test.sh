@@ -19,4 +19,6 @@ echo "== ruff";          .venv/bin/ruff check src tests bench
 echo "== ruff format";   .venv/bin/ruff format --check src tests bench
 echo "== mypy";          .venv/bin/mypy
 echo "== import-linter"; .venv/bin/lint-imports
-echo "== pytest";        .venv/bin/pytest "$@"
+# Tests run in a few processes side by side (each test has its own databases, key prefixes,
+# streams and ports); COLONNADE_TEST_PROCESSES=0 runs them in this one.
+echo "== pytest";        .venv/bin/pytest -n "${COLONNADE_TEST_PROCESSES:-3}" "$@"

@@ -70,6 +70,8 @@ def shop_environment(
     env["COLONNADE_SECRET_KEY"] = "end-to-end-tests-only-" + "k" * 32
     # A port of its own: shops of tests running side by side would fight over the default one.
     env["COLONNADE_METRICS_PORT"] = str(free_port())
+    # Production's 1 s probe deadline is too short for a loaded test machine's first connection.
+    env["COLONNADE_READINESS_TIMEOUT_SECONDS"] = "10"
     env.update({f"COLONNADE_{name.upper()}": value for name, value in settings.items()})
     return env
 

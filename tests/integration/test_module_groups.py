@@ -15,8 +15,12 @@ from tests.integration.storefront import SECRET, client, product, started
 async def test_a_browsing_group_serves_the_catalog_and_prices_and_nothing_else(
     database_url: str,
 ) -> None:
+    # A loaded test machine may answer the probe's first statement slower than production's 1 s.
     settings = Settings(
-        database_url=database_url, secret_key=SECRET, serve_modules="catalog, pricing"
+        database_url=database_url,
+        secret_key=SECRET,
+        serve_modules="catalog, pricing",
+        readiness_timeout_seconds=10,
     )
     async with started(settings, us_tax=Decimal("0.1")) as app, client(app) as http:
         sku = await product(app.state.shop)
