@@ -301,13 +301,18 @@ def generate_codes(
     console.print(f"{len(made):,} codes written to {output}")
 
 
+WindowStart = Annotated[
+    datetime, typer.Option("--from", help="The window's start, ISO 8601 (UTC if no offset).")
+]
+WindowEnd = Annotated[datetime, typer.Option("--to", help="The window's end (excluded), ISO 8601.")]
+OneMarket = Annotated[str | None, typer.Option(help="One market; all without.")]
+
+
 @insights.command("sales")
 def insights_sales(
-    start: Annotated[
-        datetime, typer.Option("--from", help="The window's start, ISO 8601 (UTC if no offset).")
-    ],
-    end: Annotated[datetime, typer.Option("--to", help="The window's end (excluded), ISO 8601.")],
-    market: Annotated[str | None, typer.Option(help="One market; all without.")] = None,
+    start: WindowStart,
+    end: WindowEnd,
+    market: OneMarket = None,
 ) -> None:
     """Paid orders placed in [--from, --to): how many, their revenue and what was refunded of
     them, per currency."""
@@ -323,11 +328,9 @@ def insights_sales(
 
 @insights.command("categories")
 def insights_categories(
-    start: Annotated[
-        datetime, typer.Option("--from", help="The window's start, ISO 8601 (UTC if no offset).")
-    ],
-    end: Annotated[datetime, typer.Option("--to", help="The window's end (excluded), ISO 8601.")],
-    market: Annotated[str | None, typer.Option(help="One market; all without.")] = None,
+    start: WindowStart,
+    end: WindowEnd,
+    market: OneMarket = None,
     limit: Annotated[int, typer.Option(min=1, max=100, help="How many rows.")] = 10,
 ) -> None:
     """What paid orders placed in [--from, --to) bought per category (with those below it)."""
@@ -366,9 +369,45 @@ def insights_growth(
     console.print(table)
 
 
+@insights.command("funnel")
+def insights_funnel(start: WindowStart, end: WindowEnd, market: OneMarket = None) -> None:
+    """Per market: carts that got their first line in [--from, --to), checkouts decided in
+    it, orders placed and paid, and why checkouts were refused."""
+    funnels = _with_shop(lambda shop: shop.analytics.funnel(_utc(start), _utc(end), market))
+    table = Table(title="From cart to paid order")
+    for column in ("market", "carts", "checkouts", "orders", "paid", "conversion", "refused"):
+        table.add_column(column, justify="left" if column in ("market", "refused") else "right")
+    for row in funnels:
+        conversion = "—" if row.conversion is None else f"{row.conversion}%"
+        refused = ", ".join(f"{code} {count:,}" for code, count in row.refused) or "—"
+        table.add_row(
+            row.market,
+            f"{row.carts:,}",
+            f"{row.checkouts:,}",
+            f"{row.orders:,}",
+            f"{row.paid:,}",
+            conversion,
+            refused,
+        )
+    console.print(table)
+
+
+@insights.command("declines")
+def insights_declines(start: WindowStart, end: WindowEnd, market: OneMarket = None) -> None:
+    """Payments declined in [--from, --to) by reason, against the checkouts that asked."""
+    found = _with_shop(lambda shop: shop.analytics.declines(_utc(start), _utc(end), market))
+    table = Table(title=f"{found.declined:,} of {found.asked:,} payments declined")
+    for column in ("reason", "declines", "share"):
+        table.add_column(column, justify="left" if column == "reason" else "right")
+    for row in found.reasons:
+        table.add_row(row.reason, f"{row.count:,}", f"{row.percent}%")
+    console.print(table)
+
+
 @analytics.command("rebuild")
 def analytics_rebuild() -> None:
-    """Delete the warehouse and take its facts again from the orders as they stand."""
+    """Take the warehouse's order facts again from the orders as they stand (carts started
+    and checkouts refused, which only their events told, are kept)."""
 
     async def rebuild(shop: Shop) -> int:
         with Progress(console=console) as progress:

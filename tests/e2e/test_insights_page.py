@@ -29,9 +29,9 @@ CLERK = "clerk@demo.example"
 CLERK_PASSWORD = "the clerk's long password"
 
 
-def sales_once_counted(staff: Staff, orders: int) -> dict[str, Any]:
-    """The sales insight of yesterday to tomorrow (a run across midnight counts too), once it
-    counts `orders` (the events take a moment)."""
+def once_counted(staff: Staff, route: str, key: str, count: int) -> dict[str, Any]:
+    """An insight of yesterday to tomorrow (a run across midnight counts too), once its `key`
+    counts `count` (the events take a moment)."""
     today = datetime.now(UTC).date()
     window = {
         "from": f"{today - timedelta(days=1)}T00:00:00Z",
@@ -39,9 +39,9 @@ def sales_once_counted(staff: Staff, orders: int) -> dict[str, Any]:
     }
     deadline = time.monotonic() + 30
     while True:
-        sales: dict[str, Any] = staff.call("GET", "/admin/insights/sales", params=window)
-        if sales["orders"] == orders or time.monotonic() > deadline:
-            return sales
+        found: dict[str, Any] = staff.call("GET", f"/admin/insights/{route}", params=window)
+        if found[key] == count or time.monotonic() > deadline:
+            return found
         time.sleep(0.2)
 
 
@@ -61,8 +61,9 @@ def test_a_finance_clerk_sees_what_sold_today(
     sku = staff.new_product(price_cents=1_500, on_hand=5, category=category)
     assert [buy(shop.base_url, sku) for _ in range(3)] == [201, 201, 201]
     assert buy(shop.base_url, sku, "tok_chargeDeclined") == 402
-    sales = sales_once_counted(staff, 3)
+    sales = once_counted(staff, "sales", "orders", 3)
     assert sales["orders"] == 3
+    assert once_counted(staff, "declines", "declined", 1)["declined"] == 1
     (revenue,) = sales["revenue"]
 
     with browser_page(chromium, height=1100) as (_, page, problems):
@@ -80,6 +81,12 @@ def test_a_finance_clerk_sees_what_sold_today(
         assert row.locator("td").all_inner_texts() == [sku, "3", "$45.00"]
         in_category = page.locator("#category-rows tr", has_text=category)
         assert in_category.locator("td").all_inner_texts() == [category, "3", "$45.00"]
+        funnel = page.locator("#funnel-rows tr[data-market=US] td").all_inner_texts()
+        assert funnel == ["US", "4", "4", "3", "75.0%", "payment_declined 1"]
+        assert page.inner_text("#declined") == "1"
+        assert page.inner_text("#asked") == "4"
+        declines = page.locator("#decline-rows tr").first.locator("td").all_inner_texts()
+        assert declines == ["card_declined", "1", "25.0%"]
         page.wait_for_function(
             "() => document.querySelector('#chart-orders').dataset.points === '7'",
             timeout=WAIT_MS,

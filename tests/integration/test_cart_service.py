@@ -180,14 +180,26 @@ async def test_every_change_bumps_the_version_and_tells_the_shop(
     snapshot = await carts.snapshot(cart.id)
     assert snapshot.version == 4
     assert snapshot.lines == (("TEE-L", 2),)
+    at = clock.now().isoformat()
     assert await events(db, "cart.CartUpdated") == [
-        {"cart_id": cart.id, "market": "US", "lines": [{"sku": "MUG-RED", "quantity": 1}]},
+        {
+            "cart_id": cart.id,
+            "market": "US",
+            "lines": [{"sku": "MUG-RED", "quantity": 1}],
+            "updated_at": at,
+        },
         {
             "cart_id": cart.id,
             "market": "US",
             "lines": [{"sku": "MUG-RED", "quantity": 1}, {"sku": "TEE-L", "quantity": 2}],
+            "updated_at": at,
         },
-        {"cart_id": cart.id, "market": "US", "lines": [{"sku": "TEE-L", "quantity": 2}]},
+        {
+            "cart_id": cart.id,
+            "market": "US",
+            "lines": [{"sku": "TEE-L", "quantity": 2}],
+            "updated_at": at,
+        },
     ]
 
 

@@ -9,11 +9,19 @@ import pytest
 
 from colonnade.kernel.money import Money
 from colonnade.modules.analytics.domain import (
+    REASON_LENGTH,
     CategorySales,
+    Decline,
+    Declines,
+    Funnel,
     Growth,
     InvalidInsightWindow,
     by_category,
+    cart_started_fact,
+    checkout_refused_fact,
+    declines,
     figures,
+    funnels,
     growth,
     growth_window,
     line_facts,
@@ -169,3 +177,51 @@ def test_the_growth_window_is_two_weeks_before_an_aware_moment() -> None:
     assert growth_window(end) == (end - timedelta(days=14), end - timedelta(days=7), end)
     with pytest.raises(InvalidInsightWindow):
         growth_window(datetime(2026, 12, 4, 6))
+
+
+def test_a_cart_starts_once_and_keeps_no_id_but_its_facts() -> None:
+    first = cart_started_fact("cart-1", NOON, "US", 2)
+    again = cart_started_fact("cart-1", NOON + timedelta(minutes=5), "US", 3)
+
+    assert first.id == again.id
+    assert (first.kind, first.market, first.units, first.order_id) == ("cart_started", "US", 2, "")
+
+
+def test_a_refused_checkout_keeps_its_code_and_a_reason_no_longer_than_its_column() -> None:
+    refused = checkout_refused_fact("co-1", NOON, None, "payment_declined", "x" * 500)
+
+    assert (refused.market, refused.code) == ("", "payment_declined")
+    assert refused.reason == "x" * REASON_LENGTH
+
+
+OUTCOMES = [
+    ("US", "cart_started", "", "", 6, 0),
+    ("US", "order_placed", "", "", 3, 2),
+    ("US", "checkout_refused", "payment_declined", "card_declined", 1, 0),
+    ("US", "checkout_refused", "payment_declined", "", 1, 0),
+    ("US", "checkout_refused", "out_of_stock", "", 2, 0),
+    ("DE", "checkout_refused", "out_of_stock", "", 1, 0),
+]
+
+
+def test_a_funnel_counts_checkouts_as_orders_placed_and_refused_with_the_most_refusals_first() -> (
+    None
+):
+    de, us = funnels(OUTCOMES)
+
+    assert us == Funnel("US", 6, 7, 3, 2, (("out_of_stock", 2), ("payment_declined", 2)))
+    assert us.conversion == Decimal("33.3")
+    assert de == Funnel("DE", 0, 1, 0, 0, (("out_of_stock", 1),))
+    assert de.conversion is None
+
+
+def test_declines_are_shares_of_the_checkouts_that_asked_for_payment() -> None:
+    found = declines(OUTCOMES)
+
+    # Asked: three orders placed and two declines; sold-out checkouts never asked.
+    assert (found.asked, found.declined) == (5, 2)
+    assert found.reasons == (
+        Decline("card_declined", 1, Decimal("20.0")),
+        Decline("unknown", 1, Decimal("20.0")),
+    )
+    assert declines([]) == Declines(0, 0, ())

@@ -1,6 +1,7 @@
 """What sold, for staff at /ops/insights, with the operations pages' session: paid orders of a
 window with their revenue and refunds per currency, revenue and orders per day as charts, and
-the products bought most. The page reads without scripts (figures and tables are written into
+the products and categories bought most, the funnel from cart to paid order per market, and
+payment declines by reason. The page reads without scripts (figures and tables are written into
 it); its script only draws the charts, from the same figures the page carries as JSON data.
 """
 
@@ -18,7 +19,7 @@ from fastapi.responses import HTMLResponse, Response
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.errors import ColonnadeError, InvalidInput
 from colonnade.kernel.money import Money
-from colonnade.modules.analytics.service import AnalyticsService, RevenueBucket
+from colonnade.modules.analytics.service import AnalyticsService, Funnel, RevenueBucket
 from colonnade.modules.identity.service import IdentityService
 from colonnade.ops.session import NO_STORE, page_reader, template, to_login
 
@@ -51,10 +52,12 @@ def router(identity: IdentityService, analytics: AnalyticsService, clock: Clock)
             days = await analytics.revenue(start, end, "day", market)
             products = await analytics.top_products(start, end, market, 10)
             categories = await analytics.top_categories(start, end, market, 10)
+            funnels = await analytics.funnel(start, end, market)
+            declines = await analytics.declines(start, end, market)
         except ColonnadeError as refused:
             error, status = refused.detail, refused.status
             start_day, end_day = today - timedelta(days=DEFAULT_DAYS - 1), today
-            sales, days, products, categories = None, [], [], []
+            sales, days, products, categories, funnels, declines = None, [], [], [], [], None
         else:
             status = 200
         body = page.substitute(
@@ -77,6 +80,15 @@ def router(identity: IdentityService, analytics: AnalyticsService, clock: Clock)
                 for c in categories
             )
             or '<tr><td colspan="3">Nothing of a category sold in this window.</td></tr>',
+            funnel_rows="\n".join(_funnel_row(f) for f in funnels)
+            or '<tr><td colspan="6">No cart started in this window.</td></tr>',
+            declined="\u2014" if declines is None else f"{declines.declined:,}",
+            asked="\u2014" if declines is None else f"{declines.asked:,}",
+            decline_rows="\n".join(
+                f"<tr><td>{escape(d.reason)}</td><td>{d.count:,}</td><td>{d.percent}%</td></tr>"
+                for d in (() if declines is None else declines.reasons)
+            )
+            or '<tr><td colspan="3">No payment declined in this window.</td></tr>',
             # Script text is not HTML-decoded: JSON's own escape keeps "</script>" out of it.
             chart_data=orjson.dumps(_chart(days)).decode().replace("<", "\\u003c"),
         )
@@ -108,6 +120,16 @@ def _amounts(amounts: tuple[Money, ...]) -> str:
     return "\n".join(
         f'<li data-currency="{escape(m.currency, quote=True)}">{escape(_money(m))}</li>'
         for m in amounts
+    )
+
+
+def _funnel_row(funnel: Funnel) -> str:
+    conversion = "\u2014" if funnel.conversion is None else f"{funnel.conversion}%"
+    refused = ", ".join(f"{escape(code)} {count:,}" for code, count in funnel.refused) or "\u2014"
+    return (
+        f'<tr data-market="{escape(funnel.market, quote=True)}"><td>{escape(funnel.market)}</td>'
+        f"<td>{funnel.carts:,}</td><td>{funnel.checkouts:,}</td><td>{funnel.paid:,}</td>"
+        f"<td>{conversion}</td><td>{refused}</td></tr>"
     )
 
 

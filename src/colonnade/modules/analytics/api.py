@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field
 from colonnade.modules.analytics.service import (
     AnalyticsService,
     CategorySales,
+    Declines,
+    Funnel,
     Growth,
     InvalidInsightWindow,
     ProductSales,
@@ -131,6 +133,70 @@ class GrowthReport(BaseModel):
     )
 
 
+class RefusedOut(BaseModel):
+    code: str = Field(description="The problem a refused checkout answered with.")
+    count: int
+
+
+class FunnelOut(BaseModel):
+    market: str
+    carts: int = Field(description="Carts that got their first line in the window.")
+    checkouts: int = Field(
+        description="Checkouts decided in the window: orders placed and checkouts refused."
+    )
+    orders: int = Field(description="Orders placed in the window.")
+    paid: int = Field(description="Of those orders, the ones paid.")
+    conversion: float | None = Field(
+        description="Paid orders per cart started, in percent to one decimal; null without carts."
+    )
+    refused: list[RefusedOut] = Field(description="Refused checkouts by code, the most first.")
+
+    @classmethod
+    def of(cls, funnel: Funnel) -> FunnelOut:
+        conversion = funnel.conversion
+        return cls(
+            market=funnel.market,
+            carts=funnel.carts,
+            checkouts=funnel.checkouts,
+            orders=funnel.orders,
+            paid=funnel.paid,
+            conversion=None if conversion is None else float(conversion),
+            refused=[RefusedOut(code=code, count=count) for code, count in funnel.refused],
+        )
+
+
+class FunnelReport(BaseModel):
+    markets: list[FunnelOut] = Field(description="Per market, in order.")
+
+
+class DeclineOut(BaseModel):
+    reason: str = Field(description="The payment provider's reason; unknown when it gave none.")
+    count: int
+    percent: float = Field(
+        description="Of the checkouts that asked for payment, in percent to one decimal."
+    )
+
+
+class DeclinesOut(BaseModel):
+    asked: int = Field(
+        description="Checkouts in the window that asked for payment: orders placed and "
+        "checkouts declined."
+    )
+    declined: int
+    reasons: list[DeclineOut] = Field(description="By reason, the most first.")
+
+    @classmethod
+    def of(cls, declines: Declines) -> DeclinesOut:
+        return cls(
+            asked=declines.asked,
+            declined=declines.declined,
+            reasons=[
+                DeclineOut(reason=d.reason, count=d.count, percent=float(d.percent))
+                for d in declines.reasons
+            ],
+        )
+
+
 Start = Annotated[Instant, Query(alias="from", description="The window's start (included).")]
 End = Annotated[Instant, Query(alias="to", description="The window's end (excluded).")]
 Market = Annotated[MarketRef | None, Query(description="One market; all without.")]
@@ -191,6 +257,29 @@ def router(analytics: AnalyticsService) -> APIRouter:
         units first; a category's figures include the categories below it."""
         sold = await analytics.top_categories(start, end, market, limit)
         return CategoriesOut(categories=[CategorySalesOut.of(c) for c in sold])
+
+    @routes.get("/admin/insights/funnel", responses=refusals(InvalidInsightWindow))
+    async def funnel_insight(
+        start: Start,
+        end: End,
+        market: Market = None,
+        _: object = Depends(requires(READ)),
+    ) -> FunnelReport:
+        """The conversion funnel per market: carts that got their first line in [from, to),
+        checkouts decided in it (refusals by code), orders placed and the orders paid."""
+        funnels = await analytics.funnel(start, end, market)
+        return FunnelReport(markets=[FunnelOut.of(f) for f in funnels])
+
+    @routes.get("/admin/insights/declines", responses=refusals(InvalidInsightWindow))
+    async def declines_insight(
+        start: Start,
+        end: End,
+        market: Market = None,
+        _: object = Depends(requires(READ)),
+    ) -> DeclinesOut:
+        """Payments declined in [from, to) by the provider's reason, each as a share of the
+        checkouts that asked for payment."""
+        return DeclinesOut.of(await analytics.declines(start, end, market))
 
     @routes.get("/admin/insights/growth", responses=refusals(InvalidInsightWindow))
     async def growth_insight(

@@ -1,8 +1,8 @@
 """Analytics' rules: which facts an event or an order gives, and what a sales window is.
 
-A fact is one thing that happened to an order, in minor units of its currency. Facts name
-orders, markets and amounts only: no buyer's e-mail, name, address or customer id ever
-becomes one.
+A fact is one thing that happened to an order, in minor units of its currency, or to a cart
+on its way to one (its first line; a refused checkout). Facts name orders, markets, amounts
+and refusals only: no buyer's e-mail, name, address, customer or cart id ever becomes one.
 """
 
 from __future__ import annotations
@@ -21,6 +21,13 @@ PLACED = "order_placed"
 LINE = "order_line"
 PAID = "order_paid"
 REFUNDED = "order_refunded"
+CART_STARTED = "cart_started"
+CHECKOUT_REFUSED = "checkout_refused"
+
+# The refusal a declined payment gives.
+DECLINED = "payment_declined"
+# The longest reason a fact keeps (as its table does).
+REASON_LENGTH = 120
 
 # How fine a revenue series may be, and the longest window each may span.
 EVERY = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
@@ -53,6 +60,9 @@ class Fact:
     units: int = 0
     # The SKU a line fact is of; "" for the others.
     sku: str = ""
+    # A refused checkout's problem code and its reason (a decline's), "" for the others.
+    code: str = ""
+    reason: str = ""
 
     @property
     def day(self) -> str:
@@ -131,6 +141,37 @@ def refunded_fact(order_id: str, at: datetime, amount: Mapping[str, Any], which:
         market="",
         currency=str(amount["currency"]),
         amount=int(amount["amount"]),
+    )
+
+
+def cart_started_fact(cart_id: str, at: datetime, market: str, units: int) -> Fact:
+    """A cart got its first line: the funnel's first step. One per cart, however often its
+    lines change (the id is the cart's; the cart's id itself is not kept)."""
+    return Fact(
+        id=f"{CART_STARTED}:{cart_id}",
+        kind=CART_STARTED,
+        occurred_at=at,
+        order_id="",
+        market=market,
+        currency="",
+        amount=0,
+        units=units,
+    )
+
+
+def checkout_refused_fact(
+    checkout_id: str, at: datetime, market: str | None, code: str, reason: str | None
+) -> Fact:
+    return Fact(
+        id=f"{CHECKOUT_REFUSED}:{checkout_id}",
+        kind=CHECKOUT_REFUSED,
+        occurred_at=at,
+        order_id="",
+        market=market or "",
+        currency="",
+        amount=0,
+        code=code,
+        reason=(reason or "")[:REASON_LENGTH],
     )
 
 
@@ -263,10 +304,7 @@ class Growth:
 
     @property
     def percent(self) -> Decimal | None:
-        if not self.units_before:
-            return None
-        change = Decimal(100 * (self.units - self.units_before)) / self.units_before
-        return change.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+        return _percent(self.units - self.units_before, self.units_before)
 
 
 @dataclass(frozen=True)
@@ -305,3 +343,98 @@ def growth_window(end: datetime) -> tuple[datetime, datetime, datetime]:
         raise InvalidInsightWindow("give the end of the week with its offset", end - WEEK, end)
     end = end.astimezone(UTC)
     return end - 2 * WEEK, end - WEEK, end
+
+
+# What the warehouse counts of checkouts in a window: (market, kind, code, reason, facts,
+# paid), kind CART_STARTED, PLACED or CHECKOUT_REFUSED; `paid` counts placed orders paid.
+OutcomeCount = tuple[str, str, str, str, int, int]
+
+
+@dataclass(frozen=True)
+class Funnel:
+    """One market's carts on their way to a paid order in a window: carts that got their
+    first line, checkouts decided (orders placed and checkouts refused), orders placed, and
+    those paid; `refused` counts the refusals by problem code, the most first."""
+
+    market: str
+    carts: int
+    checkouts: int
+    orders: int
+    paid: int
+    refused: tuple[tuple[str, int], ...]
+
+    @property
+    def conversion(self) -> Decimal | None:
+        """Paid orders per cart started, in percent to one decimal; None without carts."""
+        return _percent(self.paid, self.carts)
+
+
+@dataclass(frozen=True)
+class Decline:
+    reason: str
+    count: int
+    # Of the checkouts that asked for payment, in percent to one decimal.
+    percent: Decimal
+
+
+@dataclass(frozen=True)
+class Declines:
+    """Payments declined in a window by reason, against the checkouts that asked for payment
+    (orders placed and checkouts declined)."""
+
+    asked: int
+    declined: int
+    reasons: tuple[Decline, ...]
+
+
+def funnels(rows: Iterable[OutcomeCount]) -> list[Funnel]:
+    """Each market's funnel, markets in order."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    refused: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for market, kind, code, _, facts, paid in rows:
+        counts[market][kind] += facts
+        counts[market]["paid"] += paid
+        if kind == CHECKOUT_REFUSED:
+            refused[market][code] += facts
+    return [
+        Funnel(
+            market=market,
+            carts=found[CART_STARTED],
+            checkouts=found[PLACED] + found[CHECKOUT_REFUSED],
+            orders=found[PLACED],
+            paid=found["paid"],
+            refused=_most_first(refused[market]),
+        )
+        for market, found in sorted(counts.items())
+    ]
+
+
+def declines(rows: Iterable[OutcomeCount]) -> Declines:
+    """Declines by reason (a decline without one counts as "unknown"), the most first."""
+    placed = 0
+    by_reason: dict[str, int] = defaultdict(int)
+    for _, kind, code, reason, facts, _ in rows:
+        if kind == PLACED:
+            placed += facts
+        elif kind == CHECKOUT_REFUSED and code == DECLINED:
+            by_reason[reason or "unknown"] += facts
+    declined = sum(by_reason.values())
+    asked = placed + declined
+    return Declines(
+        asked=asked,
+        declined=declined,
+        reasons=tuple(
+            Decline(reason, count, _percent(count, asked) or Decimal(0))
+            for reason, count in _most_first(by_reason)
+        ),
+    )
+
+
+def _most_first(counts: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _percent(part: int, whole: int) -> Decimal | None:
+    if not whole:
+        return None
+    return (Decimal(100 * part) / whole).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)

@@ -23,6 +23,9 @@ staged_facts = Table(
     Column("amount", BigInteger, nullable=False),
     Column("units", Integer, nullable=False),
     Column("sku", String(64), nullable=False),
+    # A refused checkout's problem code, and its reason where the problem gave one.
+    Column("code", String(64), nullable=False, server_default=""),
+    Column("reason", String(120), nullable=False, server_default=""),
     Column("batch", String(36), nullable=True),
 )
 Index("ix_analytics_staged_facts_batch", staged_facts.c.batch)

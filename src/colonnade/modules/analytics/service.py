@@ -1,5 +1,5 @@
 """Analytics' public use cases: take the shop's events as facts, keep them in the warehouse,
-and answer what sold.
+and answer what sold, and how carts got there or did not.
 
 Facts arrive with the events that tell them (through the inbox, in the same transaction as
 its mark, so a redelivered event adds nothing) and wait in a table until a sealing writes
@@ -27,7 +27,10 @@ from colonnade.kernel.uow import Read, UnitOfWork, stored_time
 from colonnade.modules.analytics import domain
 from colonnade.modules.analytics.domain import (
     CategorySales,
+    Decline,
+    Declines,
     Fact,
+    Funnel,
     Growth,
     InvalidInsightWindow,
     ProductSales,
@@ -37,6 +40,8 @@ from colonnade.modules.analytics.domain import (
 )
 from colonnade.modules.analytics.schema import staged_facts
 from colonnade.modules.analytics.warehouse import Warehouse
+from colonnade.modules.cart.events import CartUpdated
+from colonnade.modules.checkout.events import CheckoutFailed
 from colonnade.modules.orders.events import OrderPaid, OrderPlaced, OrderRefunded
 from colonnade.modules.orders.service import Order, OrderStatus, Page
 
@@ -44,6 +49,9 @@ __all__ = [
     "EVENT_TYPES",
     "AnalyticsService",
     "CategorySales",
+    "Decline",
+    "Declines",
+    "Funnel",
     "Growth",
     "InvalidInsightWindow",
     "ProductSales",
@@ -55,7 +63,16 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 # The events that become facts.
-EVENT_TYPES = (OrderPlaced.event_type, OrderPaid.event_type, OrderRefunded.event_type)
+EVENT_TYPES = (
+    OrderPlaced.event_type,
+    OrderPaid.event_type,
+    OrderRefunded.event_type,
+    CartUpdated.event_type,
+    CheckoutFailed.event_type,
+)
+# The facts the orders tell again when the warehouse is rebuilt; the others (carts started,
+# checkouts refused) only their events told, so a rebuild keeps them.
+ORDER_KINDS = (domain.PLACED, domain.LINE, domain.PAID, domain.REFUNDED)
 # Facts sealed into one batch of files at most: a sealing's memory stays bounded.
 SEAL_BATCH = 50_000
 # Orders read per page while rebuilding.
@@ -122,14 +139,15 @@ class AnalyticsService:
     async def rebuild(
         self, pages: OrderPages, progress: Callable[[int, int], None] | None = None
     ) -> int:
-        """Forget every fact and take them again from the orders as they stand; how many
-        orders were read. `pages(limit, offset)` is the orders' search, newest first (an order
-        placed meanwhile moves the rest down a place: one is read twice, none is missed);
-        `progress(done, total)` follows it. A refund made while it runs may be counted twice
-        until the next rebuild (the order's refunds are rebuilt as one)."""
-        await asyncio.to_thread(self._warehouse.clear)
+        """Forget every fact of an order and take them again from the orders as they stand;
+        how many orders were read. Carts started and checkouts refused are kept as they are:
+        only their events told them. `pages(limit, offset)` is the orders' search, newest
+        first (an order placed meanwhile moves the rest down a place: one is read twice, none
+        is missed); `progress(done, total)` follows it. A refund made while it runs may be
+        counted twice until the next rebuild (the order's refunds are rebuilt as one)."""
+        await asyncio.to_thread(self._warehouse.forget, ORDER_KINDS)
         async with self._db.transaction() as uow:
-            await uow.execute(delete(staged_facts))
+            await uow.execute(delete(staged_facts).where(staged_facts.c.kind.in_(ORDER_KINDS)))
             await uow.commit()
         done = 0
         while True:
@@ -198,6 +216,25 @@ class AnalyticsService:
         rows = domain.growth(week, before, await self._placed([*week, *before]))
         return WeekOverWeek(first, middle, end, tuple(rows))
 
+    async def funnel(
+        self, start: datetime, end: datetime, market: str | None = None
+    ) -> list[Funnel]:
+        """Per market, carts that got their first line in [start, end), checkouts decided in
+        it (orders placed, checkouts refused by why) and the orders of it paid."""
+        return domain.funnels(await self._outcomes(start, end, market))
+
+    async def declines(self, start: datetime, end: datetime, market: str | None = None) -> Declines:
+        """Payments declined in [start, end) by reason, against the checkouts in it that
+        asked for payment."""
+        return domain.declines(await self._outcomes(start, end, market))
+
+    async def _outcomes(
+        self, start: datetime, end: datetime, market: str | None
+    ) -> list[domain.OutcomeCount]:
+        start, end = domain.sales_window(start, end)
+        staged = await self._waiting()
+        return await asyncio.to_thread(self._warehouse.outcomes, staged, start, end, market)
+
     async def _lines(
         self, start: datetime, end: datetime, market: str | None
     ) -> list[domain.LineSales]:
@@ -224,8 +261,8 @@ class AnalyticsService:
 
 
 _WAITING_SQL = (
-    "SELECT id, kind, occurred_at, order_id, market, currency, amount, units, sku, batch"
-    " FROM analytics_staged_facts"
+    "SELECT id, kind, occurred_at, order_id, market, currency, amount, units, sku, code, reason,"
+    " batch FROM analytics_staged_facts"
 )
 _WAITING = Read(postgresql=_WAITING_SQL, sqlite=_WAITING_SQL)
 _BATCH = Read(
@@ -235,7 +272,9 @@ _BATCH = Read(
 
 def _fact(row: Any) -> Fact:
     """A fact from a row of _WAITING or _BATCH (read straight from the driver)."""
-    fact_id, kind, occurred_at, order_id, market, currency, amount, units, sku, _ = row
+    fact_id, kind, occurred_at, order_id, market, currency, amount, units, sku, code, reason, _ = (
+        row
+    )
     return Fact(
         id=fact_id,
         kind=kind,
@@ -246,6 +285,8 @@ def _fact(row: Any) -> Fact:
         amount=int(amount),
         units=int(units),
         sku=sku,
+        code=code,
+        reason=reason,
     )
 
 
@@ -253,11 +294,7 @@ def _facts_of(envelope: Envelope) -> list[Fact]:
     payload = envelope.payload
     if envelope.event_type == OrderPlaced.event_type:
         placed = envelope.open(OrderPlaced)
-        at = (
-            datetime.fromisoformat(placed.placed_at)
-            if placed.placed_at is not None
-            else envelope.occurred_at
-        )
+        at = _told_at(placed.placed_at, envelope)
         return [
             domain.placed_fact(
                 placed.order_id, at, placed.market, placed.total, domain.units_of(placed.lines)
@@ -266,6 +303,24 @@ def _facts_of(envelope: Envelope) -> list[Fact]:
         ]
     if envelope.event_type == OrderPaid.event_type:
         return [domain.paid_fact(payload["order_id"], envelope.occurred_at, payload["amount"])]
+    if envelope.event_type == CartUpdated.event_type:
+        updated = envelope.open(CartUpdated)
+        if not updated.lines:
+            return []
+        units = sum(int(line["quantity"]) for line in updated.lines)
+        at = _told_at(updated.updated_at, envelope)
+        return [domain.cart_started_fact(updated.cart_id, at, updated.market, units)]
+    if envelope.event_type == CheckoutFailed.event_type:
+        refused = envelope.open(CheckoutFailed)
+        return [
+            domain.checkout_refused_fact(
+                refused.checkout_id,
+                _told_at(refused.failed_at, envelope),
+                refused.market,
+                refused.code,
+                refused.reason,
+            )
+        ]
     if envelope.event_type == OrderRefunded.event_type:
         return [
             domain.refunded_fact(
@@ -276,6 +331,12 @@ def _facts_of(envelope: Envelope) -> list[Fact]:
             )
         ]
     return []
+
+
+def _told_at(at: str | None, envelope: Envelope) -> datetime:
+    """When the event says it happened, on the shop's clock; when it was written for an
+    event from before it said so."""
+    return datetime.fromisoformat(at) if at is not None else envelope.occurred_at
 
 
 def _facts_of_order(order: Order) -> list[Fact]:
@@ -312,5 +373,7 @@ def _row(fact: Fact) -> dict[str, Any]:
         "amount": fact.amount,
         "units": fact.units,
         "sku": fact.sku,
+        "code": fact.code,
+        "reason": fact.reason,
         "batch": None,
     }

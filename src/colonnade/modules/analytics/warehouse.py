@@ -10,18 +10,18 @@ reader sees a whole file or none. Every function here blocks: callers run them o
 from __future__ import annotations
 
 import os
-import shutil
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from colonnade.modules.analytics.domain import Fact, LineSales
+from colonnade.modules.analytics.domain import Fact, LineSales, OutcomeCount
 
 # Facts still in the table, each with the batch that claimed it (None: not yet).
 Staged = Sequence[tuple[str | None, Fact]]
@@ -37,8 +37,12 @@ SCHEMA = pa.schema(
         ("amount", pa.int64()),
         ("units", pa.int32()),
         ("sku", pa.string()),
+        ("code", pa.string()),
+        ("reason", pa.string()),
     ]
 )
+# Columns files written before them lack, read as empty.
+_ADDED_LATER = ("code", "reason")
 
 # The paid orders placed in [$start, $end), of one market or all (NULL): `sold`. The kinds
 # are domain.PLACED, LINE, PAID and REFUNDED, as the files keep them.
@@ -88,6 +92,22 @@ GROUP BY ALL ORDER BY 3 DESC, 4 DESC, 1, 2 LIMIT $limit
 )
 
 
+# Carts started, orders placed (and of those paid) and checkouts refused in [$start, $end),
+# of one market or all: OutcomeCount rows. A refusal of no known cart's market is left out.
+_OUTCOMES = """
+WITH facts AS (SELECT * FROM sealed UNION ALL SELECT * FROM staged),
+happened AS (
+    SELECT kind, market, code, reason, order_id FROM facts
+    WHERE kind IN ('cart_started', 'order_placed', 'checkout_refused')
+      AND occurred_at >= $start AND occurred_at < $end
+      AND market <> '' AND ($market IS NULL OR market = $market)
+),
+paid AS (SELECT DISTINCT order_id FROM facts WHERE kind = 'order_paid')
+SELECT h.market, h.kind, h.code, h.reason, count(*), count(p.order_id)
+FROM happened AS h LEFT JOIN paid AS p ON h.kind = 'order_placed' AND p.order_id = h.order_id
+GROUP BY ALL
+"""
+
 # Per market, SKU and currency: units and what the lines cost.
 _LINES = (
     _SOLD
@@ -116,12 +136,7 @@ class Warehouse:
             directory = self.facts / f"day={day}"
             directory.mkdir(parents=True, exist_ok=True)
             target = directory / f"part-{batch}.parquet"
-            partial = directory / f".part-{batch}.parquet.partial"
-            pq.write_table(_table(days_facts), partial)
-            with partial.open("rb") as written_file:
-                os.fsync(written_file.fileno())
-            partial.replace(target)
-            _sync_directory(directory)
+            _write_atomically(_table(days_facts), target)
             written.append(target)
         return written
 
@@ -164,6 +179,16 @@ class Warehouse:
         rows = self._ask(_LINES, staged, start, end, market)
         return [(str(m), str(sku), str(c), int(u), int(r)) for m, sku, c, u, r in rows]
 
+    def outcomes(
+        self, staged: Staged, start: datetime, end: datetime, market: str | None
+    ) -> list[OutcomeCount]:
+        """(market, kind, code, reason, facts, paid) of the checkout funnel's facts."""
+        rows = self._ask(_OUTCOMES, staged, start, end, market)
+        return [
+            (str(m), str(kind), str(code), str(reason), int(n), int(paid))
+            for m, kind, code, reason, n, paid in rows
+        ]
+
     def _ask(
         self,
         query: str,
@@ -187,15 +212,40 @@ class Warehouse:
         with duckdb.connect() as db:
             db.register("staged", _table(waiting))
             if files:
-                db.read_parquet([str(f) for f in files]).create_view("sealed")
+                found = db.read_parquet([str(f) for f in files], union_by_name=True)
+                found.project(_columns(found.columns)).create_view("sealed")
             else:
                 db.register("sealed", _table([]))
             parameters = {"start": start, "end": end, "market": market, **more}
             return db.execute(query, parameters).fetchall()
 
-    def clear(self) -> None:
-        """Every file gone: a rebuild starts from nothing."""
-        shutil.rmtree(self.facts, ignore_errors=True)
+    def forget(self, kinds: Collection[str]) -> None:
+        """Every fact of these kinds gone from the files; the rest stay as they were. A file
+        is rewritten beside its name and renamed into place, or removed when nothing stays."""
+        if not self.facts.is_dir():
+            return
+        for path in sorted(self.facts.glob("day=*/part-*.parquet")):
+            table = pq.read_table(path)
+            kept = table.filter(pc.invert(pc.is_in(table["kind"], pa.array(sorted(kinds)))))
+            if kept.num_rows == table.num_rows:
+                continue
+            if kept.num_rows:
+                _write_atomically(kept, path)
+            else:
+                path.unlink()
+                _sync_directory(path.parent)
+
+
+def _columns(present: Sequence[str]) -> str:
+    """The schema's columns, in its order, from files some of which may predate a column."""
+    return ", ".join(
+        name
+        if name not in _ADDED_LATER
+        else f"coalesce({name}, '') AS {name}"
+        if name in present
+        else f"'' AS {name}"
+        for name in SCHEMA.names
+    )
 
 
 def _table(facts: Sequence[Fact]) -> pa.Table:
@@ -211,11 +261,22 @@ def _table(facts: Sequence[Fact]) -> pa.Table:
                 "amount": f.amount,
                 "units": f.units,
                 "sku": f.sku,
+                "code": f.code,
+                "reason": f.reason,
             }
             for f in facts
         ],
         schema=SCHEMA,
     )
+
+
+def _write_atomically(table: pa.Table, target: Path) -> None:
+    partial = target.with_name(f".{target.name}.partial")
+    pq.write_table(table, partial)
+    with partial.open("rb") as written_file:
+        os.fsync(written_file.fileno())
+    partial.replace(target)
+    _sync_directory(target.parent)
 
 
 def _sync_directory(directory: Path) -> None:

@@ -18,6 +18,8 @@ class CartUpdated(Event):
     market: str
     # One {"sku", "quantity"} per line, in the order they were added.
     lines: list[dict[str, str | int]]
+    # When (ISO 8601, the shop's clock); None in events written before it was.
+    updated_at: str | None = None
 
 
 @dataclass(frozen=True)

@@ -645,6 +645,7 @@ class CartService:
                         cart_id=changes[i].cart_id,
                         market=claimed[changes[i].cart_id].market,
                         lines=[{"sku": ln.sku, "quantity": ln.quantity} for ln in lines],
+                        updated_at=now.isoformat(),
                     ),
                 )
             await uow.commit()

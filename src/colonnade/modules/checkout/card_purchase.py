@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 import structlog
@@ -116,7 +117,8 @@ _REPEAT = _Repeat()
 
 
 # Give back what a checkout holds (its stock, its payment) and store its refusal.
-Undo = Callable[[CardCheckout, Reservation, Payment, ColonnadeError], Awaitable[Outcome]]
+# Give back what a checkout of the cart's market holds, and store its refusal.
+Undo = Callable[[CardCheckout, str, Reservation, Payment, ColonnadeError], Awaitable[Outcome]]
 # The first answer to a key that was used before.
 Repeat = Callable[[str, str], Awaitable[Outcome]]
 
@@ -164,7 +166,9 @@ class CardPurchases:
             # Unexpected (the database went away): undo what was done so nothing stays
             # held, then let it surface.
             log.exception("checkout.crashed", checkout_id=asked.checkout_id)
-            await self._undo(asked, held.reservation, held.payment, CheckoutInterrupted())
+            await self._undo(
+                asked, held.cart.market, held.reservation, held.payment, CheckoutInterrupted()
+            )
             raise
 
     async def _charge_and_settle(self, held: _Held) -> Outcome:
@@ -176,12 +180,12 @@ class CardPurchases:
             with step_span("charge", asked.checkout_id):
                 outcome = await self._payments.charge(held.payment, asked.token)
         except ColonnadeError as error:
-            return await self._undo(asked, held.reservation, held.payment, error)
+            return await self._undo(asked, held.cart.market, held.reservation, held.payment, error)
         try:
             with step_span("settle", asked.checkout_id):
                 return await self._settling.submit(_Charged(held, outcome, titles))
         except ColonnadeError as error:  # taken out of its batch: a module refused it
-            return await self._undo(asked, held.reservation, held.payment, error)
+            return await self._undo(asked, held.cart.market, held.reservation, held.payment, error)
 
     # --- 1. hold ----------------------------------------------------------------------------
 
@@ -268,7 +272,9 @@ class CardPurchases:
             rows = []
             for i, error in refused.items():
                 answers[i] = Outcome(error.status, failure_body(error, asked[i].checkout_id))
-                _record_failure(uow, batch[i], asked[i], error)
+                cart = carts[i]
+                market = cart.market if isinstance(cart, CartSnapshot) else None
+                _record_failure(uow, batch[i], asked[i], market, error, self._clock.now())
                 rows.append(_refusal_row(asked[i], error))
             await _store_answers(uow, rows, self._clock)
             await uow.commit()
@@ -367,7 +373,9 @@ class CardPurchases:
                 else:
                     error = PaymentRefused(c.outcome.decline_reason or "declined")
                     answers[i] = Outcome(error.status, failure_body(error, held.asked.checkout_id))
-                    _record_failure(uow, batch[i], held.asked, error)
+                    _record_failure(
+                        uow, batch[i], held.asked, held.cart.market, error, self._clock.now()
+                    )
                     rows.append(_answer_row(held, Step.FAILED, answers[i], None, error))
             await _store_answers(uow, rows, self._clock)
             await uow.commit()
@@ -501,12 +509,16 @@ def _new_order(charged: _Charged) -> NewOrder:
 
 
 def _record_failure(
-    uow: UnitOfWork, submitted: Submitted[Any], asked: CardCheckout, error: ColonnadeError
+    uow: UnitOfWork,
+    submitted: Submitted[Any],
+    asked: CardCheckout,
+    market: str | None,
+    error: ColonnadeError,
+    at: datetime,
 ) -> None:
     # In the buyer's own context, so the event carries that buyer's trace.
     submitted.context.run(
-        uow.record,
-        CheckoutFailed(checkout_id=asked.checkout_id, cart_id=asked.cart_id, code=error.code),
+        uow.record, CheckoutFailed.of(asked.checkout_id, asked.cart_id, market, error, at)
     )
 
 

@@ -132,6 +132,8 @@ class _Progress:
     reservation_id: str | None = None
     payment_id: str | None = None
     order_id: str | None = None
+    # The cart's market, where this process read the cart (not when recovering a checkout).
+    market: str | None = None
     # The card payment for what a gift card left, once this process knows whether there is one.
     rest_payment_id: str | None = None
     rest_known: bool = False
@@ -203,6 +205,7 @@ class CheckoutService:
         progress = await self._begin(key, print_, cart_id)
         if progress is None:
             return await self._first_outcome(key, print_)
+        progress.market = cart.market
         self._running.add(progress.id)
         try:
             body = await self._run(progress, request, cart)
@@ -244,6 +247,7 @@ class CheckoutService:
     async def _undo_card(
         self,
         asked: CardCheckout,
+        market: str,
         reservation: Reservation,
         payment: Payment,
         error: ColonnadeError,
@@ -256,6 +260,7 @@ class CheckoutService:
             step=Step.STARTED,
             reservation_id=reservation.id,
             payment_id=payment.id,
+            market=market,
         )
         await self._compensate(progress)
         return await self._finish_failed(progress, error)
@@ -559,6 +564,7 @@ class CheckoutService:
 
     async def _finish_failed(self, progress: _Progress, error: ColonnadeError) -> Outcome:
         problem = failure_body(error, progress.id)
+        now = self._clock.now()
         async with self._db.transaction() as uow:
             await uow.execute(
                 update(checkouts)
@@ -568,11 +574,11 @@ class CheckoutService:
                     response_status=error.status,
                     response_body=problem,
                     error=error.detail,
-                    updated_at=self._clock.now(),
+                    updated_at=now,
                 )
             )
             uow.record(
-                CheckoutFailed(checkout_id=progress.id, cart_id=progress.cart_id, code=error.code)
+                CheckoutFailed.of(progress.id, progress.cart_id, progress.market, error, now)
             )
             await uow.commit()
         count_failure(error)
