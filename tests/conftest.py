@@ -33,6 +33,15 @@ from colonnade.kernel.shared_state import connect
 from colonnade.migrations import upgrade
 from colonnade.modules import MODULES
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest-xdist starts its workers with COLUMNS=80 and LINES=24 set, and a Rich console
+    made while they are (the CLI's, on import) keeps that width for good. Without them the
+    width is read at each print, so a test that sets COLUMNS gets the width it asks for."""
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
+
 POSTGRES_ADMIN_DSN = os.environ.get(
     "COLONNADE_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )

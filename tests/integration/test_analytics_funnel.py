@@ -241,15 +241,14 @@ async def test_the_cli_shows_the_funnel_and_the_declines(
         "COLONNADE_DATABASE_URL": database_url,
         "COLONNADE_SECRET_KEY": SECRET,
         "COLONNADE_ANALYTICS_DIR": str(tmp_path / "warehouse"),
+        "COLUMNS": "250",  # a wide terminal: table cells stay on one line
     }
     window = ["--from", DAY["from"], "--to", DAY["to"]]
     runner = CliRunner()
 
     # In a thread: the command runs its own event loop.
     funnel, declines = [
-        await asyncio.to_thread(
-            runner.invoke, cli, ["insights", command, *window], env=env, terminal_width=200
-        )
+        await asyncio.to_thread(runner.invoke, cli, ["insights", command, *window], env=env)
         for command in ("funnel", "declines")
     ]
 
