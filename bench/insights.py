@@ -4,9 +4,10 @@ are answered.
     python -m bench.insights                  # 10,000,000 facts over 90 days, SQLite and PostgreSQL
     python -m bench.insights --quick          # 1,000,000 facts, a short ingestion
 
-Answers: what GET /admin/insights/sales, /revenue and /products run, over synthetic facts
-written as the sealing writes them (one file per day), for a day, a week and the whole range,
-each asked three times (the best is quoted: the first pays for the page cache).
+Answers: what GET /admin/insights/sales, /revenue, /products, /categories and /growth (their
+lines), /funnel and /declines, and /stock-outs run, over synthetic facts written as the sealing
+writes them (one file per day), for a day, a week and the whole range, each asked three times
+(the best is quoted: the first pays for the page cache).
 Ingestion: synthetic OrderPlaced and OrderPaid events taken in the relay's batches (200) by the
 analytics consumer (`AnalyticsService.record` in the inbox's transaction), then sealed into
 Parquet (`AnalyticsService.seal`), on each database.
@@ -67,11 +68,30 @@ class Ingestion:
     seal_per_second: float
 
 
+def fact(
+    fact_id: str,
+    kind: str,
+    at: datetime,
+    order: str = "",
+    market: str = "",
+    currency: str = "",
+    amount: int = 0,
+    units: int = 0,
+    sku: str = "",
+    code: str = "",
+    reason: str = "",
+) -> tuple[Any, ...]:
+    """A fact's row, its columns in SCHEMA's order."""
+    return (fact_id, kind, at, order, market, currency, amount, units, sku, code, reason)
+
+
 def write_facts(root: Path, count: int) -> int:
-    """`count` facts (a placement, a line and a payment per order; one order in twenty
-    refunded in part), one file per day as a sealing writes them; how many were written."""
+    """About `count` facts, one file per day as a sealing writes them; how many were written.
+    Per order: its cart started, its placement, a line and its payment (one in twenty refunded
+    in part); one checkout in twenty refused (half of them declined); and each day some SKUs
+    sell out, most of them restocked within hours."""
     rng = random.Random(11)
-    per_day = count // DAYS // 3
+    per_day = count // DAYS // 4
     written = 0
     with Progress(console=console) as progress:
         task = progress.add_task("writing facts", total=DAYS)
@@ -84,21 +104,20 @@ def write_facts(root: Path, count: int) -> int:
                 market, currency = MARKETS[rng.randrange(len(MARKETS))]
                 amount = rng.randrange(500, 50_000)
                 sku = f"SKU-{rng.randrange(2000):04d}"
-                # id, kind, occurred_at, order_id, market, currency, amount, units, sku
-                rows.append(
-                    (f"placed:{order}", "order_placed", at, order, market, currency, amount, 2, "")
-                )
-                rows.append(
-                    (f"line:{order}:0", "order_line", at, order, market, currency, amount, 2, sku)
-                )
+                started = at - timedelta(minutes=5)
                 paid_at = at + timedelta(seconds=1)
-                rows.append(
-                    (f"paid:{order}", "order_paid", paid_at, order, "", currency, amount, 0, "")
-                )
+                rows += [
+                    fact(f"cart_started:{order}", "cart_started", started, "", market, units=2),
+                    fact(f"placed:{order}", "order_placed", at, order, market, currency, amount, 2),
+                    fact(
+                        f"line:{order}:0", "order_line", at, order, market, currency, amount, 2, sku
+                    ),
+                    fact(f"paid:{order}", "order_paid", paid_at, order, "", currency, amount),
+                ]
                 if rng.random() < 0.05:
                     back = at + timedelta(hours=1)
                     rows.append(
-                        (
+                        fact(
                             f"refunded:{order}",
                             "order_refunded",
                             back,
@@ -106,10 +125,30 @@ def write_facts(root: Path, count: int) -> int:
                             "",
                             currency,
                             amount // 2,
-                            0,
-                            "",
                         )
                     )
+                if rng.random() < 0.05:
+                    declined = rng.random() < 0.5
+                    code = "payment_declined" if declined else "out_of_stock"
+                    why = rng.choice(["card_declined", "insufficient_funds"]) if declined else ""
+                    rows.append(
+                        fact(
+                            f"refused:{order}",
+                            "checkout_refused",
+                            at,
+                            "",
+                            market,
+                            code=code,
+                            reason=why,
+                        )
+                    )
+            for out in range(20):
+                sku = f"SKU-{rng.randrange(2000):04d}"
+                at = midnight + timedelta(seconds=rng.randrange(86_400))
+                rows.append(fact(f"stock_out:{day}:{out}", "stock_out", at, sku=sku))
+                if rng.random() < 0.8:
+                    back = at + timedelta(hours=3)
+                    rows.append(fact(f"restock:{day}:{out}", "restock", back, units=50, sku=sku))
             columns = {name: [row[i] for row in rows] for i, name in enumerate(SCHEMA.names)}
             directory = root / "facts" / f"day={midnight.date().isoformat()}"
             directory.mkdir(parents=True, exist_ok=True)
@@ -127,7 +166,8 @@ def answers(root: Path, facts: int) -> list[Answer]:
         (middle, middle + timedelta(days=7)),
         (FIRST_DAY, FIRST_DAY + timedelta(days=DAYS)),
     )
-    hour, one_day = 3600, 86_400
+    fortnight = (middle - timedelta(days=7), middle + timedelta(days=7))
+    hour, one_day, an_hour = 3600, 86_400, timedelta(hours=1)
     questions: list[tuple[str, Callable[[], list[Any]]]] = [
         ("sales, a day", lambda: warehouse.sales([], *day, None)),
         ("sales, a day, one market", lambda: warehouse.sales([], *day, "DE")),
@@ -137,6 +177,14 @@ def answers(root: Path, facts: int) -> list[Answer]:
         (f"revenue by day, {DAYS} days", lambda: warehouse.revenue([], *everything, None, one_day)),
         ("top 10 products, a week", lambda: warehouse.products([], *week, None, 10)),
         (f"top 10 products, {DAYS} days", lambda: warehouse.products([], *everything, None, 10)),
+        (
+            "lines by week (growth), two weeks",
+            lambda: warehouse.lines([], *fortnight, None, week[0]),
+        ),
+        ("funnel and declines, a week", lambda: warehouse.outcomes([], *week, None)),
+        (f"funnel and declines, {DAYS} days", lambda: warehouse.outcomes([], *everything, None)),
+        ("stock-outs, a week", lambda: warehouse.stock_outs([], *week, None, an_hour)),
+        (f"stock-outs, {DAYS} days", lambda: warehouse.stock_outs([], *everything, None, an_hour)),
     ]
     found = []
     for question, ask in questions:

@@ -264,7 +264,9 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
             ),
         ),
     )
-    analytics = AnalyticsService(db, analytics_directory(settings), placements=catalog.placements)
+    analytics = AnalyticsService(
+        db, analytics_directory(settings), placements=catalog.placements, clock=clock
+    )
     take_facts = inbox.guard_batch(db, "analytics.facts", analytics.record)
     for event_type in ANALYTICS_EVENTS:
         bus.subscribe_batch(event_type, "analytics.facts", take_facts)

@@ -10,7 +10,7 @@ import os
 import signal
 import tempfile
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Protocol, TypeVar, runtime_checkable
@@ -355,7 +355,7 @@ def insights_growth(
     market: Annotated[str | None, typer.Option(help="One market; all without.")] = None,
 ) -> None:
     """Week-over-week demand per market and per category in each market."""
-    report = _with_shop(lambda shop: shop.analytics.growth(_utc(end or datetime.now(UTC)), market))
+    report = _with_shop(lambda shop: shop.analytics.growth(_utc(end) if end else None, market))
     table = Table(
         title=f"Units in the week to {report.to:%Y-%m-%d %H:%M} UTC against the week before"
     )
@@ -401,6 +401,37 @@ def insights_declines(start: WindowStart, end: WindowEnd, market: OneMarket = No
         table.add_column(column, justify="left" if column == "reason" else "right")
     for row in found.reasons:
         table.add_row(row.reason, f"{row.count:,}", f"{row.percent}%")
+    console.print(table)
+
+
+@insights.command("stock-outs")
+def insights_stock_outs(
+    start: WindowStart,
+    end: WindowEnd,
+    market: OneMarket = None,
+    hours_before: Annotated[
+        int, typer.Option(min=1, max=168, help="Hours before a stock-out its demand is read.")
+    ] = 1,
+) -> None:
+    """SKUs that sold out in [--from, --to), how long, and the sales lost while out."""
+    outs = _with_shop(
+        lambda shop: shop.analytics.stock_outs(
+            _utc(start), _utc(end), market, timedelta(hours=hours_before)
+        )
+    )
+    table = Table(title=f"Sold out, with demand read over the {hours_before} h before")
+    for column in ("sku", "sold out", "back", "out for", "units before", "lost", "lost revenue"):
+        table.add_column(column, justify="right" if column in ("units before", "lost") else "left")
+    for out in outs:
+        table.add_row(
+            out.sku,
+            f"{out.began:%Y-%m-%d %H:%M}",
+            "still out" if out.ended is None else f"{out.ended:%Y-%m-%d %H:%M}",
+            str(out.out_for).split(".")[0],
+            f"{out.units_before:,}",
+            f"{out.lost_units}",
+            ", ".join(f"{m.to_decimal():,} {m.currency}" for m in out.lost_revenue) or "—",
+        )
     console.print(table)
 
 

@@ -287,7 +287,8 @@ async def test_figures_hold_while_facts_move_into_parquet_files_and_after(
     second = await store.buy("US", (mug, 2))
     mixed = await store.sales(*window)
 
-    assert sealed == 4  # the cart started; the order's placement, its line and its payment
+    # The mug stocked, the cart started; the order's placement, its line and its payment.
+    assert sealed == 5
     assert await count_rows(store.shop.db, "analytics_staged_facts") == 4  # the second's
     files = list((tmp_path / "warehouse" / "facts").glob("day=2026-11-27/part-*.parquet"))
     assert len(files) == 1
@@ -324,7 +325,7 @@ async def test_a_sealing_cut_short_after_writing_its_files_counts_nothing_twice(
 
     assert before["revenue"] == [{"amount": total(bought), "currency": "USD"}]
     assert while_cut_short == before
-    assert finished == 4  # the cart started; the order placed, its line, its payment
+    assert finished == 5  # stocked, the cart started; the order placed, its line, its payment
     assert await count_rows(store.shop.db, "analytics_staged_facts") == 0
     # The finishing sealing wrote the same files again, and no others.
     assert sorted((tmp_path / "warehouse" / "facts").glob("day=*/part-*.parquet")) == files
@@ -358,7 +359,7 @@ async def test_a_redelivered_event_changes_no_figure(store: Shopfront) -> None:
     for envelope in again:
         await store.shop.bus.publish(envelope)
 
-    assert staged == 5  # the cart started; the order placed, its line, paid, refunded
+    assert staged == 6  # stocked, the cart started; the order placed, its line, paid, refunded
     assert await store.sales(*window) == before
     assert before["refunded"] == [{"amount": 300, "currency": "USD"}]
 

@@ -46,7 +46,7 @@ async def events(db: Database) -> list[tuple[str, dict[str, Any]]]:
 
 
 async def test_setting_stock_creates_the_default_warehouse_and_reports_the_level(
-    db: Database, inventory: InventoryService
+    db: Database, inventory: InventoryService, clock: SettableClock
 ) -> None:
     level = await inventory.set_on_hand("MUG-RED", 100)
     assert (level.sku, level.on_hand, level.reserved, level.sold, level.available) == (
@@ -59,7 +59,16 @@ async def test_setting_stock_creates_the_default_warehouse_and_reports_the_level
     assert [w.code for w in level.warehouses] == ["main"]
     assert await inventory.stock("MUG-RED") == level
     assert await events(db) == [
-        ("inventory.StockLevelSet", {"sku": "MUG-RED", "warehouse": "main", "on_hand": 100})
+        (
+            "inventory.StockLevelSet",
+            {
+                "sku": "MUG-RED",
+                "warehouse": "main",
+                "on_hand": 100,
+                "available": 100,
+                "set_at": clock.now().isoformat(),
+            },
+        )
     ]
 
 
@@ -137,13 +146,14 @@ async def test_a_reservation_holds_stock_and_announces_it(
 
 
 async def test_taking_the_last_unit_announces_the_sku_is_depleted(
-    db: Database, inventory: InventoryService
+    db: Database, inventory: InventoryService, clock: SettableClock
 ) -> None:
+    depleted = ("inventory.StockDepleted", {"sku": "MUG", "depleted_at": clock.now().isoformat()})
     await inventory.set_on_hand("MUG", 2)
     await inventory.reserve("cart-1", [("MUG", 1)])
-    assert ("inventory.StockDepleted", {"sku": "MUG"}) not in await events(db)
+    assert depleted not in await events(db)
     await inventory.reserve("cart-2", [("MUG", 1)])
-    assert ("inventory.StockDepleted", {"sku": "MUG"}) in await events(db)
+    assert depleted in await events(db)
 
 
 async def test_a_shortfall_on_one_line_reserves_nothing_at_all(

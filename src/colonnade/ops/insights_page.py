@@ -1,8 +1,9 @@
 """What sold, for staff at /ops/insights, with the operations pages' session: paid orders of a
-window with their revenue and refunds per currency, revenue and orders per day as charts, and
-the products and categories bought most, the funnel from cart to paid order per market, and
-payment declines by reason. The page reads without scripts (figures and tables are written into
-it); its script only draws the charts, from the same figures the page carries as JSON data.
+window with their revenue and refunds per currency, revenue and orders per day as charts, the
+products and categories bought most, the funnel from cart to paid order per market, payment
+declines by reason, and what sold out with the sales lost meanwhile. The page reads without
+scripts (figures and tables are written into it); its script only draws the charts, from the
+same figures the page carries as JSON data.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ from fastapi.responses import HTMLResponse, Response
 from colonnade.kernel.clock import Clock
 from colonnade.kernel.errors import ColonnadeError, InvalidInput
 from colonnade.kernel.money import Money
-from colonnade.modules.analytics.service import AnalyticsService, Funnel, RevenueBucket
+from colonnade.modules.analytics.service import (
+    AnalyticsService,
+    Funnel,
+    RevenueBucket,
+    StockOut,
+)
 from colonnade.modules.identity.service import IdentityService
 from colonnade.ops.session import NO_STORE, page_reader, template, to_login
 
@@ -54,10 +60,12 @@ def router(identity: IdentityService, analytics: AnalyticsService, clock: Clock)
             categories = await analytics.top_categories(start, end, market, 10)
             funnels = await analytics.funnel(start, end, market)
             declines = await analytics.declines(start, end, market)
+            outs = await analytics.stock_outs(start, end, market)
         except ColonnadeError as refused:
             error, status = refused.detail, refused.status
             start_day, end_day = today - timedelta(days=DEFAULT_DAYS - 1), today
-            sales, days, products, categories, funnels, declines = None, [], [], [], [], None
+            sales, days, products, categories = None, [], [], []
+            funnels, declines, outs = [], None, []
         else:
             status = 200
         body = page.substitute(
@@ -89,6 +97,8 @@ def router(identity: IdentityService, analytics: AnalyticsService, clock: Clock)
                 for d in (() if declines is None else declines.reasons)
             )
             or '<tr><td colspan="3">No payment declined in this window.</td></tr>',
+            stock_out_rows="\n".join(_stock_out_row(o) for o in outs)
+            or '<tr><td colspan="6">Nothing sold out in this window.</td></tr>',
             # Script text is not HTML-decoded: JSON's own escape keeps "</script>" out of it.
             chart_data=orjson.dumps(_chart(days)).decode().replace("<", "\\u003c"),
         )
@@ -130,6 +140,17 @@ def _funnel_row(funnel: Funnel) -> str:
         f'<tr data-market="{escape(funnel.market, quote=True)}"><td>{escape(funnel.market)}</td>'
         f"<td>{funnel.carts:,}</td><td>{funnel.checkouts:,}</td><td>{funnel.paid:,}</td>"
         f"<td>{conversion}</td><td>{refused}</td></tr>"
+    )
+
+
+def _stock_out_row(out: StockOut) -> str:
+    back = "still out" if out.ended is None else f"{out.ended:%Y-%m-%d %H:%M}"
+    lost = ", ".join(_money(m) for m in out.lost_revenue) or "\u2014"
+    return (
+        f'<tr data-sku="{escape(out.sku, quote=True)}"><td>{escape(out.sku)}</td>'
+        f"<td>{out.began:%Y-%m-%d %H:%M}</td><td>{back}</td>"
+        f"<td>{str(out.out_for).split('.')[0]}</td><td>{out.lost_units}</td>"
+        f"<td>{escape(lost)}</td></tr>"
     )
 
 

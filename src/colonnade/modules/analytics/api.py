@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -18,6 +18,7 @@ from colonnade.modules.analytics.service import (
     ProductSales,
     RevenueBucket,
     SalesFigures,
+    StockOut,
 )
 from colonnade.web.auth import requires
 from colonnade.web.fields import Instant, MarketRef
@@ -197,6 +198,43 @@ class DeclinesOut(BaseModel):
         )
 
 
+class StockOutOut(BaseModel):
+    sku: str
+    sold_out_at: datetime = Field(description="When its last available unit was taken.")
+    back_at: datetime | None = Field(
+        description="When staff restocked it; null while it is still sold out."
+    )
+    sold_out_seconds: int = Field(description="How long it was out (until now while still out).")
+    units_before: int = Field(
+        description="Units paid orders bought of it in the hours before it sold out."
+    )
+    lost_units: float = Field(
+        description="Sales lost, estimated: that demand's rate over the time out (one decimal)."
+    )
+    lost_revenue: list[MoneyOut] = Field(
+        description="What those sales would have brought at the prices paid before, per currency."
+    )
+
+    @classmethod
+    def of(cls, out: StockOut) -> StockOutOut:
+        return cls(
+            sku=out.sku,
+            sold_out_at=out.began,
+            back_at=out.ended,
+            sold_out_seconds=int(out.out_for.total_seconds()),
+            units_before=out.units_before,
+            lost_units=float(out.lost_units),
+            lost_revenue=[MoneyOut.of(m) for m in out.lost_revenue],
+        )
+
+
+class StockOutsOut(BaseModel):
+    hours_before: int = Field(description="How many hours before each stock-out demand is read.")
+    stock_outs: list[StockOutOut] = Field(
+        description="SKUs that sold out in the window, the most sales lost first."
+    )
+
+
 Start = Annotated[Instant, Query(alias="from", description="The window's start (included).")]
 End = Annotated[Instant, Query(alias="to", description="The window's end (excluded).")]
 Market = Annotated[MarketRef | None, Query(description="One market; all without.")]
@@ -281,6 +319,23 @@ def router(analytics: AnalyticsService) -> APIRouter:
         checkouts that asked for payment."""
         return DeclinesOut.of(await analytics.declines(start, end, market))
 
+    @routes.get("/admin/insights/stock-outs", responses=refusals(InvalidInsightWindow))
+    async def stock_outs_insight(
+        start: Start,
+        end: End,
+        market: Market = None,
+        hours_before: Annotated[
+            int,
+            Query(ge=1, le=168, description="Hours before a stock-out its demand is read over."),
+        ] = 1,
+        _: object = Depends(requires(READ)),
+    ) -> StockOutsOut:
+        """SKUs that sold out in [from, to): when, until staff restocked them (or still), and
+        the sales lost while out, estimated from what paid orders (of one market or all)
+        bought of each in the hours before it sold out."""
+        outs = await analytics.stock_outs(start, end, market, timedelta(hours=hours_before))
+        return StockOutsOut(hours_before=hours_before, stock_outs=[StockOutOut.of(o) for o in outs])
+
     @routes.get("/admin/insights/growth", responses=refusals(InvalidInsightWindow))
     async def growth_insight(
         end: Annotated[
@@ -292,7 +347,7 @@ def router(analytics: AnalyticsService) -> APIRouter:
     ) -> GrowthReport:
         """Week-over-week demand: units paid orders placed in the 7 days before `to` bought,
         against the 7 days before those, per market and per category in each market."""
-        report = await analytics.growth(end or datetime.now(UTC), market)
+        report = await analytics.growth(end, market)
         return GrowthReport(
             week_from=report.week_from,
             before_from=report.before_from,

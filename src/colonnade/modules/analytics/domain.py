@@ -16,6 +16,7 @@ from typing import Any
 
 from colonnade.kernel.errors import InvalidInput
 from colonnade.kernel.money import Money
+from colonnade.kernel.placements import Placement
 
 PLACED = "order_placed"
 LINE = "order_line"
@@ -23,6 +24,8 @@ PAID = "order_paid"
 REFUNDED = "order_refunded"
 CART_STARTED = "cart_started"
 CHECKOUT_REFUSED = "checkout_refused"
+STOCK_OUT = "stock_out"
+RESTOCK = "restock"
 
 # The refusal a declined payment gives.
 DECLINED = "payment_declined"
@@ -33,14 +36,15 @@ REASON_LENGTH = 120
 EVERY = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 LONGEST_SERIES = {"hour": timedelta(days=7), "day": timedelta(days=366)}
 
+# How far before a stock-out its demand is measured, by default and at most.
+DEMAND_BEFORE = timedelta(hours=1)
+LONGEST_DEMAND_BEFORE = timedelta(days=7)
+
 # The longest window one question may span: a year and a day covers a year-on-year look.
 LONGEST_WINDOW = timedelta(days=366)
 # Growth compares the week before a moment with the week before that.
 WEEK = timedelta(days=7)
 
-# Where the catalog places a SKU: its product's id, and the slugs of its category and of
-# every category above it.
-Placement = tuple[str, frozenset[str]]
 # What paid orders' lines bought: (market, sku, currency, units, revenue).
 LineSales = tuple[str, str, str, int, int]
 
@@ -172,6 +176,35 @@ def checkout_refused_fact(
         amount=0,
         code=code,
         reason=(reason or "")[:REASON_LENGTH],
+    )
+
+
+def stock_out_fact(event_id: str, sku: str, at: datetime) -> Fact:
+    """The SKU's last available unit was taken (one fact per event that told it)."""
+    return Fact(
+        id=f"{STOCK_OUT}:{event_id}",
+        kind=STOCK_OUT,
+        occurred_at=at,
+        order_id="",
+        market="",
+        currency="",
+        amount=0,
+        sku=sku,
+    )
+
+
+def restock_fact(event_id: str, sku: str, at: datetime, available: int) -> Fact:
+    """Staff set the SKU's stock and `available` units can be sold again."""
+    return Fact(
+        id=f"{RESTOCK}:{event_id}",
+        kind=RESTOCK,
+        occurred_at=at,
+        order_id="",
+        market="",
+        currency="",
+        amount=0,
+        units=available,
+        sku=sku,
     )
 
 
@@ -438,3 +471,64 @@ def _percent(part: int, whole: int) -> Decimal | None:
     if not whole:
         return None
     return (Decimal(100 * part) / whole).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+# A stock-out as the warehouse finds it, with what paid orders bought of its SKU in one
+# currency in the time before it: (sku, sold out at, back at or None, currency or "" when
+# nothing sold, units, revenue).
+StockOutRow = tuple[str, datetime, datetime | None, str, int, int]
+
+
+@dataclass(frozen=True)
+class StockOut:
+    """A SKU sold out from `began` until `ended` (None: still), `out_for` long (until now
+    while still out). Its demand is what paid orders bought of it in `demand_before` before
+    it sold out; the sales lost are an estimate: that demand's rate over the time out."""
+
+    sku: str
+    began: datetime
+    ended: datetime | None
+    out_for: timedelta
+    units_before: int
+    lost_units: Decimal
+    lost_revenue: tuple[Money, ...]
+
+
+def demand_window(before: timedelta) -> timedelta:
+    if not timedelta(0) < before <= LONGEST_DEMAND_BEFORE:
+        raise InvalidInput(
+            f"demand is measured over at most {LONGEST_DEMAND_BEFORE.days} days before a "
+            "stock-out, and over some time",
+            field="hours_before",
+        )
+    return before
+
+
+def stock_outs(rows: Iterable[StockOutRow], now: datetime, before: timedelta) -> list[StockOut]:
+    """Each stock-out with its estimated lost sales, the most units lost first (then the
+    earliest, then by SKU)."""
+    found: dict[tuple[str, datetime], tuple[datetime | None, dict[str, tuple[int, int]]]] = {}
+    for sku, began, ended, currency, units, revenue in rows:
+        _, sold = found.setdefault((sku, began), (ended, {}))
+        if currency:
+            sold[currency] = (units, revenue)
+    outs = []
+    for (sku, began), (ended, sold) in found.items():
+        out_for = max((ended or now) - began, timedelta(0))
+        share = Decimal(out_for.total_seconds()) / Decimal(before.total_seconds())
+        units = sum(u for u, _ in sold.values())
+        outs.append(
+            StockOut(
+                sku=sku,
+                began=began,
+                ended=ended,
+                out_for=out_for,
+                units_before=units,
+                lost_units=(units * share).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP),
+                lost_revenue=tuple(
+                    Money(int((revenue * share).to_integral_value(ROUND_HALF_UP)), currency)
+                    for currency, (_, revenue) in sorted(sold.items())
+                ),
+            )
+        )
+    return sorted(outs, key=lambda o: (-o.lost_units, o.began, o.sku))

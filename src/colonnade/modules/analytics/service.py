@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,12 @@ import structlog
 from sqlalchemy import delete, select, update
 
 from colonnade.kernel.bulk import insert_rows
+from colonnade.kernel.clock import Clock, SystemClock
 from colonnade.kernel.db import Database
 from colonnade.kernel.events import Envelope
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.money import Money
+from colonnade.kernel.placements import Placement, Placements
 from colonnade.kernel.uow import Read, UnitOfWork, stored_time
 from colonnade.modules.analytics import domain
 from colonnade.modules.analytics.domain import (
@@ -36,12 +38,14 @@ from colonnade.modules.analytics.domain import (
     ProductSales,
     RevenueBucket,
     SalesFigures,
+    StockOut,
     WeekOverWeek,
 )
 from colonnade.modules.analytics.schema import staged_facts
 from colonnade.modules.analytics.warehouse import Warehouse
 from colonnade.modules.cart.events import CartUpdated
 from colonnade.modules.checkout.events import CheckoutFailed
+from colonnade.modules.inventory.events import StockDepleted, StockLevelSet
 from colonnade.modules.orders.events import OrderPaid, OrderPlaced, OrderRefunded
 from colonnade.modules.orders.service import Order, OrderStatus, Page
 
@@ -57,6 +61,7 @@ __all__ = [
     "ProductSales",
     "RevenueBucket",
     "SalesFigures",
+    "StockOut",
     "WeekOverWeek",
 ]
 
@@ -69,9 +74,11 @@ EVENT_TYPES = (
     OrderRefunded.event_type,
     CartUpdated.event_type,
     CheckoutFailed.event_type,
+    StockDepleted.event_type,
+    StockLevelSet.event_type,
 )
 # The facts the orders tell again when the warehouse is rebuilt; the others (carts started,
-# checkouts refused) only their events told, so a rebuild keeps them.
+# checkouts refused, stock-outs and restocks) only their events told, so a rebuild keeps them.
 ORDER_KINDS = (domain.PLACED, domain.LINE, domain.PAID, domain.REFUNDED)
 # Facts sealed into one batch of files at most: a sealing's memory stays bounded.
 SEAL_BATCH = 50_000
@@ -81,15 +88,19 @@ REBUILD_PAGE = 100
 PLACEMENTS_SLICE = 1_000
 
 OrderPages = Callable[[int, int], Awaitable[Page[Order]]]
-# The catalog's placements of SKUs (a port: analytics imports nothing of the catalog).
-Placements = Callable[[Sequence[str]], Awaitable[Mapping[str, domain.Placement]]]
 
 
 class AnalyticsService:
     def __init__(
-        self, db: Database, warehouse: Path, *, placements: Placements | None = None
+        self,
+        db: Database,
+        warehouse: Path,
+        *,
+        placements: Placements | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._db = db
+        self._clock = clock or SystemClock()
         self._warehouse = Warehouse(warehouse)
         # Where the catalog places SKUs now: categories are asked at question time, so a
         # product moved to another category counts there for its past sales too.
@@ -204,16 +215,17 @@ class AnalyticsService:
         """What paid orders placed in [start, end) bought, per category (with those below it)
         and currency, the most units first."""
         start, end = domain.sales_window(start, end)
-        rows = await self._lines(start, end, market)
+        rows = [line for _, line in await self._lines(start, end, market, end)]
         return domain.by_category(rows, await self._placed(rows), limit)
 
-    async def growth(self, end: datetime, market: str | None = None) -> WeekOverWeek:
-        """Demand in the week before `end` against the week before that, per market and per
-        category in each market."""
-        first, middle, end = domain.growth_window(end)
-        week = await self._lines(middle, end, market)
-        before = await self._lines(first, middle, market)
-        rows = domain.growth(week, before, await self._placed([*week, *before]))
+    async def growth(self, end: datetime | None = None, market: str | None = None) -> WeekOverWeek:
+        """Demand in the week before `end` (now, on the shop's clock, without) against the
+        week before that, per market and per category in each market."""
+        first, middle, end = domain.growth_window(end or self._clock.now())
+        lines = await self._lines(first, end, market, middle)
+        week = [line for later, line in lines if later]
+        before = [line for later, line in lines if not later]
+        rows = domain.growth(week, before, await self._placed([line for _, line in lines]))
         return WeekOverWeek(first, middle, end, tuple(rows))
 
     async def funnel(
@@ -228,6 +240,24 @@ class AnalyticsService:
         asked for payment."""
         return domain.declines(await self._outcomes(start, end, market))
 
+    async def stock_outs(
+        self,
+        start: datetime,
+        end: datetime,
+        market: str | None = None,
+        before: timedelta = domain.DEMAND_BEFORE,
+    ) -> list[StockOut]:
+        """SKUs that sold out in [start, end): when, until when (or still), and the sales
+        lost while out, estimated from what paid orders (of one market or all) bought of
+        each in the `before` before it sold out."""
+        start, end = domain.sales_window(start, end)
+        before = domain.demand_window(before)
+        staged = await self._waiting()
+        rows = await asyncio.to_thread(
+            self._warehouse.stock_outs, staged, start, end, market, before
+        )
+        return domain.stock_outs(rows, self._clock.now(), before)
+
     async def _outcomes(
         self, start: datetime, end: datetime, market: str | None
     ) -> list[domain.OutcomeCount]:
@@ -236,16 +266,16 @@ class AnalyticsService:
         return await asyncio.to_thread(self._warehouse.outcomes, staged, start, end, market)
 
     async def _lines(
-        self, start: datetime, end: datetime, market: str | None
-    ) -> list[domain.LineSales]:
+        self, start: datetime, end: datetime, market: str | None, split: datetime
+    ) -> list[tuple[bool, domain.LineSales]]:
         staged = await self._waiting()
-        return await asyncio.to_thread(self._warehouse.lines, staged, start, end, market)
+        return await asyncio.to_thread(self._warehouse.lines, staged, start, end, market, split)
 
-    async def _placed(self, rows: Sequence[domain.LineSales]) -> Mapping[str, domain.Placement]:
+    async def _placed(self, rows: Sequence[domain.LineSales]) -> Mapping[str, Placement]:
         if self._placements is None:
             return {}
         skus = sorted({sku for _, sku, _, _, _ in rows})
-        placed: dict[str, domain.Placement] = {}
+        placed: dict[str, Placement] = {}
         # In slices: a statement holds a bounded number of values on either database.
         for first in range(0, len(skus), PLACEMENTS_SLICE):
             placed.update(await self._placements(skus[first : first + PLACEMENTS_SLICE]))
@@ -321,6 +351,18 @@ def _facts_of(envelope: Envelope) -> list[Fact]:
                 refused.reason,
             )
         ]
+    if envelope.event_type == StockDepleted.event_type:
+        depleted = envelope.open(StockDepleted)
+        at = _told_at(depleted.depleted_at, envelope)
+        return [domain.stock_out_fact(envelope.event_id, depleted.sku, at)]
+    if envelope.event_type == StockLevelSet.event_type:
+        level = envelope.open(StockLevelSet)
+        # Events from before `available` was told: units on hand in the warehouse set.
+        available = level.on_hand if level.available is None else level.available
+        if available <= 0:
+            return []
+        at = _told_at(level.set_at, envelope)
+        return [domain.restock_fact(envelope.event_id, level.sku, at, available)]
     if envelope.event_type == OrderRefunded.event_type:
         return [
             domain.refunded_fact(

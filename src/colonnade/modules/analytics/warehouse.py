@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from colonnade.modules.analytics.domain import Fact, LineSales, OutcomeCount
+from colonnade.modules.analytics.domain import Fact, LineSales, OutcomeCount, StockOutRow
 
 # Facts still in the table, each with the batch that claimed it (None: not yet).
 Staged = Sequence[tuple[str | None, Fact]]
@@ -108,11 +108,42 @@ FROM happened AS h LEFT JOIN paid AS p ON h.kind = 'order_placed' AND p.order_id
 GROUP BY ALL
 """
 
-# Per market, SKU and currency: units and what the lines cost.
+# SKUs that sold out in [$start, $end), each from its first stock-out to the first restock
+# after it (stock-outs before that restock are the same one), with what paid orders of one
+# market or all bought of it per currency in the $before up to it (the sale that took the
+# last unit included): StockOutRow rows.
+_STOCK_OUTS = """
+WITH facts AS (SELECT * FROM sealed UNION ALL SELECT * FROM staged),
+outs AS (
+    SELECT o.sku, o.occurred_at AS began, (
+        SELECT min(r.occurred_at) FROM facts AS r
+        WHERE r.kind = 'restock' AND r.sku = o.sku AND r.occurred_at > o.occurred_at
+    ) AS ended
+    FROM facts AS o WHERE o.kind = 'stock_out'
+),
+periods AS (SELECT sku, min(began) AS began, ended FROM outs GROUP BY sku, ended),
+shown AS (SELECT * FROM periods WHERE began >= $start AND began < $end),
+paid AS (SELECT DISTINCT order_id FROM facts WHERE kind = 'order_paid'),
+demand AS (
+    SELECT s.sku, s.began, l.currency, sum(l.units) AS units, sum(l.amount) AS revenue
+    FROM shown AS s JOIN facts AS l
+      ON l.kind = 'order_line' AND l.sku = s.sku
+     AND l.occurred_at > s.began - $before AND l.occurred_at <= s.began
+    WHERE l.order_id IN (SELECT order_id FROM paid)
+      AND ($market IS NULL OR l.market = $market)
+    GROUP BY ALL
+)
+SELECT s.sku, s.began, s.ended, coalesce(d.currency, ''), coalesce(d.units, 0),
+       coalesce(d.revenue, 0)
+FROM shown AS s LEFT JOIN demand AS d USING (sku, began)
+"""
+
+# Per market, SKU, currency and side of $split (placed before it or not): units and what the
+# lines cost.
 _LINES = (
     _SOLD
     + """
-SELECT l.market, l.sku, l.currency, sum(l.units), sum(l.amount)
+SELECT l.occurred_at >= $split, l.market, l.sku, l.currency, sum(l.units), sum(l.amount)
 FROM facts AS l SEMI JOIN sold USING (order_id)
 WHERE l.kind = 'order_line'
 GROUP BY ALL
@@ -173,11 +204,15 @@ class Warehouse:
         return [(str(sku), str(c), int(units), int(revenue)) for sku, c, units, revenue in rows]
 
     def lines(
-        self, staged: Staged, start: datetime, end: datetime, market: str | None
-    ) -> list[LineSales]:
-        """(market, sku, currency, units, revenue) of the lines of paid orders."""
-        rows = self._ask(_LINES, staged, start, end, market)
-        return [(str(m), str(sku), str(c), int(u), int(r)) for m, sku, c, u, r in rows]
+        self, staged: Staged, start: datetime, end: datetime, market: str | None, split: datetime
+    ) -> list[tuple[bool, LineSales]]:
+        """Whether placed at `split` or later, and (market, sku, currency, units, revenue), of
+        the lines of paid orders."""
+        rows = self._ask(_LINES, staged, start, end, market, split=split)
+        return [
+            (bool(later), (str(m), str(sku), str(c), int(u), int(r)))
+            for later, m, sku, c, u, r in rows
+        ]
 
     def outcomes(
         self, staged: Staged, start: datetime, end: datetime, market: str | None
@@ -189,6 +224,22 @@ class Warehouse:
             for m, kind, code, reason, n, paid in rows
         ]
 
+    def stock_outs(
+        self,
+        staged: Staged,
+        start: datetime,
+        end: datetime,
+        market: str | None,
+        before: timedelta,
+    ) -> list[StockOutRow]:
+        """(sku, sold out at, back at, currency, units, revenue) of stock-outs begun in
+        [start, end) and the demand `before` them."""
+        rows = self._ask(_STOCK_OUTS, staged, start, end, market, reach_back=before, before=before)
+        return [
+            (str(sku), _utc(began), None if ended is None else _utc(ended), str(c), int(u), int(r))
+            for sku, began, ended, c, u, r in rows
+        ]
+
     def _ask(
         self,
         query: str,
@@ -196,13 +247,16 @@ class Warehouse:
         start: datetime,
         end: datetime,
         market: str | None,
-        **more: int,
+        reach_back: timedelta = timedelta(0),
+        **more: int | datetime | timedelta,
     ) -> list[Any]:
         """`query` over the files and the `staged` facts (with the batch each was claimed by,
         if any), read before the files were listed: a staged fact whose batch's file is listed
         is in it, and one whose file is not listed yet is still in the table. Facts of a day
-        before the window's cannot be of an order placed in it: those files are not read."""
-        files = self.files_from(start.date())
+        before the window's (less `reach_back`) cannot be of an order placed in it: those
+        files are not read; every later day's are (a stock-out's restock may come after
+        the window's end)."""
+        files = self.files_from((start - reach_back).date())
         listed = {(path.parent.name.removeprefix("day="), path.name) for path in files}
         waiting = [
             fact
@@ -234,6 +288,10 @@ class Warehouse:
             else:
                 path.unlink()
                 _sync_directory(path.parent)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
 
 
 def _columns(present: Sequence[str]) -> str:

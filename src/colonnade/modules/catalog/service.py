@@ -25,6 +25,7 @@ from colonnade.kernel.clock import Clock
 from colonnade.kernel.db import Database
 from colonnade.kernel.events import Envelope
 from colonnade.kernel.ids import new_id
+from colonnade.kernel.placements import Placement
 from colonnade.modules.catalog import domain, reads, search
 from colonnade.modules.catalog.domain import (
     CategoryCycle,
@@ -148,7 +149,7 @@ class CatalogService:
         # Checkouts of the same SKUs at the same moment share one read of their titles.
         self._title_reads: SharedReads[tuple[tuple[str, ...], str], dict[str, str]] = SharedReads()
         # Where each SKU sits (its product, its categories), for promotions that target them.
-        self._placements: Recent[str, tuple[str, frozenset[str]]] = Recent(reference_cache_seconds)
+        self._placements: Recent[str, Placement] = Recent(reference_cache_seconds)
         if changes is not None:
             changes.listen(ProductChanged.event_type, lambda *_: self._forget_titles())
             changes.listen(ProductChanged.event_type, lambda *_: self._placements.forget())
@@ -420,10 +421,10 @@ class CatalogService:
             if texts[o.id]
         }
 
-    async def placements(self, skus: Sequence[str]) -> dict[str, tuple[str, frozenset[str]]]:
+    async def placements(self, skus: Sequence[str]) -> dict[str, Placement]:
         """Where the catalog places each known SKU: its product's id, and the slugs of its
         product's category and of every category above it (two reads for those not kept)."""
-        found: dict[str, tuple[str, frozenset[str]]] = {}
+        found: dict[str, Placement] = {}
         unread: list[str] = []
         for sku in dict.fromkeys(skus):
             kept = self._placements.get(sku)

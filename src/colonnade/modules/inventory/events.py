@@ -35,9 +35,13 @@ class StockCommitted(Event):
 
 @dataclass(frozen=True)
 class StockDepleted(Event):
+    """The SKU's last available unit was taken: it is sold out until units come back."""
+
     event_type: ClassVar[str] = "inventory.StockDepleted"
 
     sku: str
+    # When (ISO 8601, the shop's clock); None in events written before it was.
+    depleted_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,10 @@ class StockLevelSet(Event):
     sku: str
     warehouse: str
     on_hand: int
+    # The SKU's units available in every warehouse after it; None in events written before.
+    available: int | None = None
+    # When (ISO 8601, the shop's clock); None in events written before it was.
+    set_at: str | None = None
 
 
 @dataclass(frozen=True)

@@ -241,8 +241,16 @@ class InventoryService:
                     )
                 )
             )
-            uow.record(StockLevelSet(sku=sku, warehouse=code, on_hand=on_hand))
             level = await _stock_level(uow.connection, sku)
+            uow.record(
+                StockLevelSet(
+                    sku=sku,
+                    warehouse=code,
+                    on_hand=on_hand,
+                    available=level.available,
+                    set_at=now.isoformat(),
+                )
+            )
             await uow.commit()
         return level
 
@@ -367,7 +375,7 @@ class InventoryService:
                 by_sku[piece.sku][piece.warehouse] = left
             depleted = [sku for sku in wanted if sum(by_sku[sku].values()) == 0]
             for sku in depleted:
-                uow.record(StockDepleted(sku=sku))
+                uow.record(StockDepleted(sku=sku, depleted_at=now.isoformat()))
             await uow.commit()
         STOCKOUTS.inc(len(depleted))
         return Reservation(
@@ -464,7 +472,7 @@ class InventoryService:
                 available[sku][warehouse] -= quantity
             depleted = sorted({s for s, _ in taken if sum(available[s].values()) == 0})
             for sku in depleted:
-                uow.record(StockDepleted(sku=sku))
+                uow.record(StockDepleted(sku=sku, depleted_at=now.isoformat()))
             if depleted:
                 uow.after_commit(lambda: STOCKOUTS.inc(len(depleted)))
 

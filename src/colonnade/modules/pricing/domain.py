@@ -22,6 +22,7 @@ from colonnade.kernel.errors import (
     NotFound,
 )
 from colonnade.kernel.money import Money, currency_code, sum_money
+from colonnade.kernel.placements import Placement
 from colonnade.kernel.shapes import LOCALE_TAG
 
 MARKET_CODE = re.compile(r"^[A-Z]{2,10}$")
@@ -445,11 +446,6 @@ class SaleNotFound(NotFound):
 
     def __init__(self, sale_id: str) -> None:
         super().__init__(f"there is no sale {sale_id}", sale_id=sale_id)
-
-
-# Where the catalog places a SKU: its product's id, and the slugs of its category and of
-# every category above it.
-Placement = tuple[str, frozenset[str]]
 
 
 @dataclass(frozen=True, slots=True)

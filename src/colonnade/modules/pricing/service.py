@@ -12,7 +12,7 @@ clock, with no deploy and no switch, and every process sees it at once.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -34,6 +34,7 @@ from colonnade.kernel.errors import ColonnadeError, InvalidInput
 from colonnade.kernel.events import Envelope
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.money import Money, currency_code
+from colonnade.kernel.placements import Placement, Placements
 from colonnade.kernel.uow import Read, UnitOfWork, read, stored_time
 from colonnade.modules.pricing import domain
 from colonnade.modules.pricing.domain import (
@@ -132,10 +133,6 @@ _PRICES = Read(
         " AND currency IN (SELECT value FROM json_each(?2))"
     ),
 )
-
-# Where the catalog places SKUs (their product, their categories with those above them): a
-# port, so pricing imports nothing of the catalog.
-Placements = Callable[[Sequence[str]], Awaitable[Mapping[str, domain.Placement]]]
 
 
 class PricingService:
@@ -498,7 +495,7 @@ class PricingService:
                 found[sku] = price
         if not on_sale:
             return where, found, {}, None
-        placed: Mapping[str, domain.Placement] = {}
+        placed: Mapping[str, Placement] = {}
         if self._placements is not None and any(s.by_placement and s.running(now) for s in on_sale):
             placed = await self._placements(list(found))
         shelf = domain.on_sale(found, on_sale, now, placed)

@@ -17,7 +17,7 @@ afresh.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -37,6 +37,7 @@ from colonnade.kernel.events import Envelope
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.metrics import PROMOTION_USES, PROMOTIONS_RUNNING
 from colonnade.kernel.money import Money
+from colonnade.kernel.placements import Placements
 from colonnade.kernel.uow import UnitOfWork
 from colonnade.modules.promotions import domain
 from colonnade.modules.promotions.domain import (
@@ -126,8 +127,6 @@ REFUSALS: tuple[type[ColonnadeError], ...] = (
 # offered to it at all (not running, another market or currency).
 _NOT_OFFERED = (PromotionNotStarted, PromotionExpired, PromotionNotInMarket, PromotionNotInCurrency)
 
-# Where the catalog places SKUs: each one's product and its categories (with those above).
-Placements = Callable[[Sequence[str]], Awaitable[Mapping[str, tuple[str, frozenset[str]]]]]
 # Which of these customers have ordered before.
 PastBuyers = Callable[[Sequence[str]], Awaitable[set[str]]]
 
