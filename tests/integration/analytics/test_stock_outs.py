@@ -15,20 +15,14 @@ import pytest
 from typer.testing import CliRunner
 
 from colonnade.cli import cli
-from tests.integration.storefront import SECRET
-from tests.integration.test_analytics import (  # noqa: F401 - store is a fixture
+from tests.integration.analytics.shopfront import (
     START,
     Shopfront,
     priced,
-    store,
 )
+from tests.integration.storefront import SECRET
 
 DAY = {"from": START.isoformat(), "to": (START + timedelta(days=1)).isoformat()}
-
-
-@pytest.fixture
-async def front(store: Shopfront) -> Shopfront:  # noqa: F811 - the fixture
-    return store
 
 
 def line_total(answers: list[httpx.Response], sku: str, currency: str) -> int:

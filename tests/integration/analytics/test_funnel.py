@@ -13,29 +13,20 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import select
 from typer.testing import CliRunner
 
 from colonnade.cli import cli
-from colonnade.kernel.events import Envelope
-from colonnade.kernel.schema import outbox
 from colonnade.modules.analytics.domain import cart_started_fact, checkout_refused_fact
 from colonnade.modules.analytics.warehouse import SCHEMA, Warehouse
-from tests.integration.storefront import SECRET
-from tests.integration.test_analytics import (  # noqa: F401 - store is a fixture
+from tests.integration.analytics.shopfront import (
     ADDRESS,
     START,
     Shopfront,
     priced,
-    store,
 )
+from tests.integration.storefront import SECRET
 
 DAY = {"from": START.isoformat(), "to": (START + timedelta(days=1)).isoformat()}
-
-
-@pytest.fixture
-async def front(store: Shopfront) -> Shopfront:  # noqa: F811 - the fixture
-    return store
 
 
 async def cart_with(front: Shopfront, market: str, *lines: tuple[str, int]) -> str:
@@ -151,20 +142,7 @@ async def test_redelivered_events_and_a_rebuild_change_no_funnel_figure(
 ) -> None:
     await black_friday_morning(front)
     before = (await front.insight("funnel", **DAY), await front.insight("declines", **DAY))
-    async with front.shop.db.reading() as conn:
-        told = select(outbox).where(
-            outbox.c.event_type.in_(["cart.CartUpdated", "checkout.CheckoutFailed"])
-        )
-        again = [
-            Envelope(
-                event_type=row.event_type,
-                payload=row.payload,
-                occurred_at=row.occurred_at,
-                event_id=row.event_id,
-                headers=row.headers,
-            )
-            for row in (await conn.execute(told)).all()
-        ]
+    again = await front.told("cart.CartUpdated", "checkout.CheckoutFailed")
     assert len(again) >= 10
     await front.shop.analytics.seal()
     for envelope in again:

@@ -9,22 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from typer.testing import CliRunner
 
 from colonnade.cli import cli
 from colonnade.kernel.money import Money
-from tests.integration.storefront import SECRET, product
-from tests.integration.test_analytics import (  # noqa: F401 - store is a fixture
+from tests.integration.analytics.shopfront import (
     START,
     Shopfront,
-    store,
 )
-
-
-@pytest.fixture
-async def front(store: Shopfront) -> Shopfront:  # noqa: F811 - the fixture
-    return store
+from tests.integration.storefront import SECRET, product
 
 
 async def shelved(front: Shopfront, usd: int, eur: int, category: str | None) -> str:
