@@ -404,6 +404,25 @@ def insights_declines(start: WindowStart, end: WindowEnd, market: OneMarket = No
     console.print(table)
 
 
+@insights.command("customers")
+def insights_customers(start: WindowStart, end: WindowEnd, market: OneMarket = None) -> None:
+    """Per market, who bought the paid orders placed in [--from, --to)."""
+    found = _with_shop(lambda shop: shop.analytics.customers(_utc(start), _utc(end), market))
+    table = Table(title="Customers, new and returning")
+    for column in ("market", "customers", "new", "returning", "their orders", "guest orders"):
+        table.add_column(column, justify="left" if column == "market" else "right")
+    for row in found:
+        table.add_row(
+            row.market,
+            f"{row.customers:,}",
+            f"{row.new:,}",
+            f"{row.returning:,}",
+            f"{row.customer_orders:,}",
+            f"{row.guest_orders:,}",
+        )
+    console.print(table)
+
+
 @insights.command("stock-outs")
 def insights_stock_outs(
     start: WindowStart,

@@ -1,9 +1,9 @@
 """What sold, for staff at /ops/insights, with the operations pages' session: paid orders of a
 window with their revenue and refunds per currency, revenue and orders per day as charts, the
 products and categories bought most, the funnel from cart to paid order per market, payment
-declines by reason, and what sold out with the sales lost meanwhile. The page reads without
-scripts (figures and tables are written into it); its script only draws the charts, from the
-same figures the page carries as JSON data.
+declines by reason, customers new and returning, and what sold out with the sales lost
+meanwhile. The page reads without scripts (figures and tables are written into it); its script
+only draws the charts, from the same figures the page carries as JSON data.
 """
 
 from __future__ import annotations
@@ -61,11 +61,12 @@ def router(identity: IdentityService, analytics: AnalyticsService, clock: Clock)
             funnels = await analytics.funnel(start, end, market)
             declines = await analytics.declines(start, end, market)
             outs = await analytics.stock_outs(start, end, market)
+            buyers = await analytics.customers(start, end, market)
         except ColonnadeError as refused:
             error, status = refused.detail, refused.status
             start_day, end_day = today - timedelta(days=DEFAULT_DAYS - 1), today
             sales, days, products, categories = None, [], [], []
-            funnels, declines, outs = [], None, []
+            funnels, declines, outs, buyers = [], None, [], []
         else:
             status = 200
         body = page.substitute(
@@ -97,6 +98,13 @@ def router(identity: IdentityService, analytics: AnalyticsService, clock: Clock)
                 for d in (() if declines is None else declines.reasons)
             )
             or '<tr><td colspan="3">No payment declined in this window.</td></tr>',
+            customer_rows="\n".join(
+                f'<tr data-market="{escape(c.market, quote=True)}"><td>{escape(c.market)}</td>'
+                f"<td>{c.customers:,}</td><td>{c.new:,}</td><td>{c.returning:,}</td>"
+                f"<td>{c.guest_orders:,}</td></tr>"
+                for c in buyers
+            )
+            or '<tr><td colspan="5">No paid order in this window.</td></tr>',
             stock_out_rows="\n".join(_stock_out_row(o) for o in outs)
             or '<tr><td colspan="6">Nothing sold out in this window.</td></tr>',
             # Script text is not HTML-decoded: JSON's own escape keeps "</script>" out of it.

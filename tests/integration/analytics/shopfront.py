@@ -49,14 +49,22 @@ class Shopfront:
         return {"Authorization": f"Bearer {token.json()['access_token']}"}
 
     async def buy(
-        self, market: str, *lines: tuple[str, int], token: str = "tok_visa"
+        self,
+        market: str,
+        *lines: tuple[str, int],
+        token: str = "tok_visa",
+        signed_in: dict[str, str] | None = None,
     ) -> httpx.Response:
-        opened = await self.http.post("/store/carts", json={"market": market})
+        """A purchase, as a guest or as the customer `signed_in` names."""
+        who = signed_in or {}
+        opened = await self.http.post("/store/carts", json={"market": market}, headers=who)
         assert opened.status_code == 201, opened.text
         cart_id = opened.json()["id"]
         for sku, quantity in lines:
             added = await self.http.post(
-                f"/store/carts/{cart_id}/lines", json={"sku": sku, "quantity": quantity}
+                f"/store/carts/{cart_id}/lines",
+                json={"sku": sku, "quantity": quantity},
+                headers=who,
             )
             assert added.status_code == 200, added.text
         body = checkout_body("ada@example.com", ADDRESS)
@@ -64,7 +72,7 @@ class Shopfront:
         return await self.http.post(
             f"/store/carts/{cart_id}/checkout",
             json=body,
-            headers={"Idempotency-Key": f"key-{uuid.uuid4().hex}"},
+            headers={"Idempotency-Key": f"key-{uuid.uuid4().hex}", **who},
         )
 
     async def refund(self, order_id: str, amount: int, currency: str) -> None:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from colonnade.modules.analytics.service import (
     AnalyticsService,
     CategorySales,
+    Customers,
     Declines,
     Funnel,
     Growth,
@@ -198,6 +199,32 @@ class DeclinesOut(BaseModel):
         )
 
 
+class CustomersOut(BaseModel):
+    market: str
+    customers: int = Field(description="Customers who placed paid orders in the window.")
+    new: int = Field(description="Of those, the ones whose first paid order it was.")
+    returning: int = Field(description="Of those, the ones who had paid orders before.")
+    customer_orders: int = Field(description="Paid orders placed by customers.")
+    guest_orders: int = Field(
+        description="Paid orders placed by guests (an erased customer's count here too)."
+    )
+
+    @classmethod
+    def of(cls, found: Customers) -> CustomersOut:
+        return cls(
+            market=found.market,
+            customers=found.customers,
+            new=found.new,
+            returning=found.returning,
+            customer_orders=found.customer_orders,
+            guest_orders=found.guest_orders,
+        )
+
+
+class CustomersReport(BaseModel):
+    markets: list[CustomersOut] = Field(description="Per market, in order.")
+
+
 class StockOutOut(BaseModel):
     sku: str
     sold_out_at: datetime = Field(description="When its last available unit was taken.")
@@ -318,6 +345,19 @@ def router(analytics: AnalyticsService) -> APIRouter:
         """Payments declined in [from, to) by the provider's reason, each as a share of the
         checkouts that asked for payment."""
         return DeclinesOut.of(await analytics.declines(start, end, market))
+
+    @routes.get("/admin/insights/customers", responses=refusals(InvalidInsightWindow))
+    async def customers_insight(
+        start: Start,
+        end: End,
+        market: Market = None,
+        _: object = Depends(requires(READ)),
+    ) -> CustomersReport:
+        """Who bought the paid orders placed in [from, to), per market: customers new and
+        returning, and the orders of customers and of guests. The warehouse knows customers
+        only by pseudonyms; an erased customer's pseudonym names nobody."""
+        found = await analytics.customers(start, end, market)
+        return CustomersReport(markets=[CustomersOut.of(c) for c in found])
 
     @routes.get("/admin/insights/stock-outs", responses=refusals(InvalidInsightWindow))
     async def stock_outs_insight(

@@ -1,8 +1,9 @@
 """Analytics' rules: which facts an event or an order gives, and what a sales window is.
 
-A fact is one thing that happened to an order, in minor units of its currency, or to a cart
-on its way to one (its first line; a refused checkout). Facts name orders, markets, amounts
-and refusals only: no buyer's e-mail, name, address, customer or cart id ever becomes one.
+A fact is one thing that happened to an order, in minor units of its currency, to a cart on
+its way to one (its first line; a refused checkout), or to a SKU's stock. Facts name orders,
+markets, amounts, SKUs and refusals, and a buyer only by a pseudonym: no buyer's e-mail,
+name, address, customer or cart id ever becomes one.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class Fact:
     # A refused checkout's problem code and its reason (a decline's), "" for the others.
     code: str = ""
     reason: str = ""
+    # A placement's buyer as a pseudonym; "" for a guest, an erased customer and the others.
+    customer: str = ""
 
     @property
     def day(self) -> str:
@@ -84,7 +87,12 @@ class SalesFigures:
 
 
 def placed_fact(
-    order_id: str, placed_at: datetime, market: str, total: Mapping[str, Any], units: int
+    order_id: str,
+    placed_at: datetime,
+    market: str,
+    total: Mapping[str, Any],
+    units: int,
+    customer: str = "",
 ) -> Fact:
     return Fact(
         id=f"{PLACED}:{order_id}",
@@ -95,6 +103,7 @@ def placed_fact(
         currency=str(total["currency"]),
         amount=int(total["amount"]),
         units=units,
+        customer=customer,
     )
 
 
@@ -532,3 +541,20 @@ def stock_outs(rows: Iterable[StockOutRow], now: datetime, before: timedelta) ->
             )
         )
     return sorted(outs, key=lambda o: (-o.lost_units, o.began, o.sku))
+
+
+@dataclass(frozen=True)
+class Customers:
+    """One market's buyers of the paid orders placed in a window: customers (known by their
+    pseudonyms), those whose first paid order it was, and the orders of customers and of
+    guests (an erased customer's orders count as a guest's)."""
+
+    market: str
+    customers: int
+    new: int
+    customer_orders: int
+    guest_orders: int
+
+    @property
+    def returning(self) -> int:
+        return self.customers - self.new

@@ -26,6 +26,18 @@ staged_facts = Table(
     # A refused checkout's problem code, and its reason where the problem gave one.
     Column("code", String(64), nullable=False, server_default=""),
     Column("reason", String(120), nullable=False, server_default=""),
+    # The buyer's pseudonym (see analytics_customers); "" for a guest or an erased customer.
+    Column("customer", String(36), nullable=False, server_default=""),
     Column("batch", String(36), nullable=True),
 )
 Index("ix_analytics_staged_facts_batch", staged_facts.c.batch)
+
+# The one link from a customer to the pseudonym the warehouse knows them by: a random id, not
+# derived from theirs. Their erasure empties `pseudonym` (the row stays, so an event told
+# again later makes no new one), and the facts' pseudonym then names nobody.
+customers = Table(
+    "analytics_customers",
+    metadata,
+    Column("customer_id", String(36), primary_key=True),
+    Column("pseudonym", String(36), nullable=True),
+)

@@ -10,7 +10,7 @@ the facts still waiting, so an answer includes the last purchase.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from colonnade.kernel.uow import Read, UnitOfWork, stored_time
 from colonnade.modules.analytics import domain
 from colonnade.modules.analytics.domain import (
     CategorySales,
+    Customers,
     Decline,
     Declines,
     Fact,
@@ -41,10 +42,11 @@ from colonnade.modules.analytics.domain import (
     StockOut,
     WeekOverWeek,
 )
-from colonnade.modules.analytics.schema import staged_facts
+from colonnade.modules.analytics.schema import customers, staged_facts
 from colonnade.modules.analytics.warehouse import Warehouse
 from colonnade.modules.cart.events import CartUpdated
 from colonnade.modules.checkout.events import CheckoutFailed
+from colonnade.modules.compliance.events import CustomerDataErased
 from colonnade.modules.inventory.events import StockDepleted, StockLevelSet
 from colonnade.modules.orders.events import OrderPaid, OrderPlaced, OrderRefunded
 from colonnade.modules.orders.service import Order, OrderStatus, Page
@@ -53,6 +55,7 @@ __all__ = [
     "EVENT_TYPES",
     "AnalyticsService",
     "CategorySales",
+    "Customers",
     "Decline",
     "Declines",
     "Funnel",
@@ -76,6 +79,7 @@ EVENT_TYPES = (
     CheckoutFailed.event_type,
     StockDepleted.event_type,
     StockLevelSet.event_type,
+    CustomerDataErased.event_type,
 )
 # The facts the orders tell again when the warehouse is rebuilt; the others (carts started,
 # checkouts refused, stock-outs and restocks) only their events told, so a rebuild keeps them.
@@ -111,8 +115,24 @@ class AnalyticsService:
     # --- facts in ----------------------------------------------------------------------------
 
     async def record(self, envelopes: Sequence[Envelope], uow: UnitOfWork) -> None:
-        """The facts these events tell, kept in the consumer's transaction (an inbox guard)."""
-        facts = [fact for envelope in envelopes for fact in _facts_of(envelope)]
+        """The facts these events tell, kept in the consumer's transaction (an inbox guard);
+        an erased customer's link to their pseudonym forgotten."""
+        erased = sorted(
+            {
+                str(envelope.payload["customer_id"])
+                for envelope in envelopes
+                if envelope.event_type == CustomerDataErased.event_type
+            }
+        )
+        if erased:
+            await self._forget(uow, erased)
+        buyers = {
+            str(envelope.payload["customer_id"])
+            for envelope in envelopes
+            if envelope.event_type == OrderPlaced.event_type and envelope.payload.get("customer_id")
+        }
+        pseudonyms = await self._pseudonyms(uow, buyers)
+        facts = [fact for envelope in envelopes for fact in _facts_of(envelope, pseudonyms)]
         await insert_rows(
             uow, staged_facts, [_row(fact) for fact in facts], skip_conflicts_on=("id",)
         )
@@ -166,7 +186,13 @@ class AnalyticsService:
             if not page.items:
                 break
             async with self._db.transaction() as uow:
-                rows = [_row(fact) for order in page.items for fact in _facts_of_order(order)]
+                buyers = {o.customer_id for o in page.items if o.customer_id is not None}
+                pseudonyms = await self._pseudonyms(uow, buyers)
+                rows = [
+                    _row(fact)
+                    for order in page.items
+                    for fact in _facts_of_order(order, pseudonyms)
+                ]
                 await insert_rows(uow, staged_facts, rows, skip_conflicts_on=("id",))
                 await uow.commit()
             done += len(page.items)
@@ -174,6 +200,40 @@ class AnalyticsService:
                 progress(done, page.total)
         await self.seal()
         return done
+
+    async def _pseudonyms(self, uow: UnitOfWork, customer_ids: Set[str]) -> dict[str, str]:
+        """Each customer's pseudonym, made the first time they are seen; an erased customer
+        has none."""
+        if not customer_ids:
+            return {}
+        ids = sorted(customer_ids)
+        await insert_rows(
+            uow,
+            customers,
+            [{"customer_id": c, "pseudonym": new_id()} for c in ids],
+            skip_conflicts_on=("customer_id",),
+        )
+        found = await uow.execute(
+            select(customers.c.customer_id, customers.c.pseudonym).where(
+                customers.c.customer_id.in_(ids)
+            )
+        )
+        return {customer: pseudonym for customer, pseudonym in found if pseudonym is not None}
+
+    async def _forget(self, uow: UnitOfWork, customer_ids: Sequence[str]) -> None:
+        """The customers' pseudonyms name nobody from now on: their links are emptied (kept
+        empty, so an event of theirs told again makes no new link)."""
+        await insert_rows(
+            uow,
+            customers,
+            [{"customer_id": c, "pseudonym": None} for c in customer_ids],
+            skip_conflicts_on=("customer_id",),
+        )
+        await uow.execute(
+            update(customers)
+            .where(customers.c.customer_id.in_(customer_ids))
+            .values(pseudonym=None)
+        )
 
     # --- questions ---------------------------------------------------------------------------
 
@@ -240,6 +300,16 @@ class AnalyticsService:
         asked for payment."""
         return domain.declines(await self._outcomes(start, end, market))
 
+    async def customers(
+        self, start: datetime, end: datetime, market: str | None = None
+    ) -> list[Customers]:
+        """Per market, who bought the paid orders placed in [start, end): customers, new and
+        returning, and the orders of customers and of guests."""
+        start, end = domain.sales_window(start, end)
+        staged = await self._waiting()
+        rows = await asyncio.to_thread(self._warehouse.customers, staged, start, end, market)
+        return [Customers(*row) for row in sorted(rows)]
+
     async def stock_outs(
         self,
         start: datetime,
@@ -292,7 +362,7 @@ class AnalyticsService:
 
 _WAITING_SQL = (
     "SELECT id, kind, occurred_at, order_id, market, currency, amount, units, sku, code, reason,"
-    " batch FROM analytics_staged_facts"
+    " customer, batch FROM analytics_staged_facts"
 )
 _WAITING = Read(postgresql=_WAITING_SQL, sqlite=_WAITING_SQL)
 _BATCH = Read(
@@ -302,9 +372,8 @@ _BATCH = Read(
 
 def _fact(row: Any) -> Fact:
     """A fact from a row of _WAITING or _BATCH (read straight from the driver)."""
-    fact_id, kind, occurred_at, order_id, market, currency, amount, units, sku, code, reason, _ = (
-        row
-    )
+    fact_id, kind, occurred_at, order_id, market, currency, amount, units, *told, _ = row
+    sku, code, reason, customer = told
     return Fact(
         id=fact_id,
         kind=kind,
@@ -317,17 +386,23 @@ def _fact(row: Any) -> Fact:
         sku=sku,
         code=code,
         reason=reason,
+        customer=customer,
     )
 
 
-def _facts_of(envelope: Envelope) -> list[Fact]:
+def _facts_of(envelope: Envelope, pseudonyms: Mapping[str, str]) -> list[Fact]:
     payload = envelope.payload
     if envelope.event_type == OrderPlaced.event_type:
         placed = envelope.open(OrderPlaced)
         at = _told_at(placed.placed_at, envelope)
         return [
             domain.placed_fact(
-                placed.order_id, at, placed.market, placed.total, domain.units_of(placed.lines)
+                placed.order_id,
+                at,
+                placed.market,
+                placed.total,
+                domain.units_of(placed.lines),
+                pseudonyms.get(placed.customer_id or "", ""),
             ),
             *domain.line_facts(placed.order_id, at, placed.market, placed.lines),
         ]
@@ -381,7 +456,7 @@ def _told_at(at: str | None, envelope: Envelope) -> datetime:
     return datetime.fromisoformat(at) if at is not None else envelope.occurred_at
 
 
-def _facts_of_order(order: Order) -> list[Fact]:
+def _facts_of_order(order: Order, pseudonyms: Mapping[str, str]) -> list[Fact]:
     """What an order's events told, as far as the order still shows it: its placement, its
     payment, and everything refunded of it as one refund."""
     # The lines as OrderPlaced tells them, so both ways in make the same facts.
@@ -391,7 +466,12 @@ def _facts_of_order(order: Order) -> list[Fact]:
     ]
     facts = [
         domain.placed_fact(
-            order.id, order.placed_at, order.market, order.total.as_dict(), domain.units_of(lines)
+            order.id,
+            order.placed_at,
+            order.market,
+            order.total.as_dict(),
+            domain.units_of(lines),
+            pseudonyms.get(order.customer_id or "", ""),
         ),
         *domain.line_facts(order.id, order.placed_at, order.market, lines),
     ]
@@ -417,5 +497,6 @@ def _row(fact: Fact) -> dict[str, Any]:
         "sku": fact.sku,
         "code": fact.code,
         "reason": fact.reason,
+        "customer": fact.customer,
         "batch": None,
     }

@@ -39,10 +39,11 @@ SCHEMA = pa.schema(
         ("sku", pa.string()),
         ("code", pa.string()),
         ("reason", pa.string()),
+        ("customer", pa.string()),
     ]
 )
 # Columns files written before them lack, read as empty.
-_ADDED_LATER = ("code", "reason")
+_ADDED_LATER = ("code", "reason", "customer")
 
 # The paid orders placed in [$start, $end), of one market or all (NULL): `sold`. The kinds
 # are domain.PLACED, LINE, PAID and REFUNDED, as the files keep them.
@@ -138,6 +139,32 @@ SELECT s.sku, s.began, s.ended, coalesce(d.currency, ''), coalesce(d.units, 0),
 FROM shown AS s LEFT JOIN demand AS d USING (sku, began)
 """
 
+# Per market, of the paid orders placed in [$start, $end): the customers who placed them (as
+# pseudonyms), those whose first paid order ever it was, and the orders of customers and of
+# guests (or erased customers). Every day's facts are read: a first order may be years old.
+_CUSTOMERS = """
+WITH facts AS (SELECT * FROM sealed UNION ALL SELECT * FROM staged),
+paid AS (SELECT DISTINCT order_id FROM facts WHERE kind = 'order_paid'),
+sold AS (
+    SELECT order_id, occurred_at, market, customer FROM facts
+    WHERE kind = 'order_placed' AND order_id IN (SELECT order_id FROM paid)
+),
+firsts AS (
+    SELECT customer, min(occurred_at) AS first FROM sold WHERE customer <> '' GROUP BY customer
+),
+shown AS (
+    SELECT * FROM sold
+    WHERE occurred_at >= $start AND occurred_at < $end AND ($market IS NULL OR market = $market)
+)
+SELECT s.market,
+       count(DISTINCT s.customer) FILTER (WHERE s.customer <> ''),
+       count(DISTINCT s.customer) FILTER (WHERE f.first >= $start),
+       count(*) FILTER (WHERE s.customer <> ''),
+       count(*) FILTER (WHERE s.customer = '')
+FROM shown AS s LEFT JOIN firsts AS f USING (customer)
+GROUP BY s.market
+"""
+
 # Per market, SKU, currency and side of $split (placed before it or not): units and what the
 # lines cost.
 _LINES = (
@@ -224,6 +251,14 @@ class Warehouse:
             for m, kind, code, reason, n, paid in rows
         ]
 
+    def customers(
+        self, staged: Staged, start: datetime, end: datetime, market: str | None
+    ) -> list[tuple[str, int, int, int, int]]:
+        """(market, customers, new customers, customers' orders, guests' orders) of the paid
+        orders placed in [start, end)."""
+        rows = self._ask(_CUSTOMERS, staged, start, end, market, first_day=date.min)
+        return [(str(m), int(c), int(n), int(o), int(g)) for m, c, n, o, g in rows]
+
     def stock_outs(
         self,
         staged: Staged,
@@ -234,7 +269,8 @@ class Warehouse:
     ) -> list[StockOutRow]:
         """(sku, sold out at, back at, currency, units, revenue) of stock-outs begun in
         [start, end) and the demand `before` them."""
-        rows = self._ask(_STOCK_OUTS, staged, start, end, market, reach_back=before, before=before)
+        first_day = (start - before).date()
+        rows = self._ask(_STOCK_OUTS, staged, start, end, market, first_day, before=before)
         return [
             (str(sku), _utc(began), None if ended is None else _utc(ended), str(c), int(u), int(r))
             for sku, began, ended, c, u, r in rows
@@ -247,16 +283,16 @@ class Warehouse:
         start: datetime,
         end: datetime,
         market: str | None,
-        reach_back: timedelta = timedelta(0),
+        first_day: date | None = None,
         **more: int | datetime | timedelta,
     ) -> list[Any]:
         """`query` over the files and the `staged` facts (with the batch each was claimed by,
         if any), read before the files were listed: a staged fact whose batch's file is listed
         is in it, and one whose file is not listed yet is still in the table. Facts of a day
-        before the window's (less `reach_back`) cannot be of an order placed in it: those
-        files are not read; every later day's are (a stock-out's restock may come after
-        the window's end)."""
-        files = self.files_from((start - reach_back).date())
+        before the window's cannot be of an order placed in it: those files are not read
+        (from `first_day` when a question looks further back); every later day's are (a
+        stock-out's restock may come after the window's end)."""
+        files = self.files_from(first_day or start.date())
         listed = {(path.parent.name.removeprefix("day="), path.name) for path in files}
         waiting = [
             fact
@@ -321,6 +357,7 @@ def _table(facts: Sequence[Fact]) -> pa.Table:
                 "sku": f.sku,
                 "code": f.code,
                 "reason": f.reason,
+                "customer": f.customer,
             }
             for f in facts
         ],
