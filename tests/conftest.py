@@ -40,6 +40,9 @@ def pytest_configure(config: pytest.Config) -> None:
     width is read at each print, so a test that sets COLUMNS gets the width it asks for."""
     os.environ.pop("COLUMNS", None)
     os.environ.pop("LINES", None)
+    # Each shop a test starts would leave the minutes it answered in its warehouse directory
+    # (for a PostgreSQL test, beside the repository): the tests of those minutes turn it on.
+    os.environ.setdefault("COLONNADE_ANALYTICS_ROUTE_MINUTES", "false")
 
 
 POSTGRES_ADMIN_DSN = os.environ.get(

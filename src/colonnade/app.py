@@ -74,6 +74,7 @@ from colonnade.ops import dead_letters_api, health, metrics_port
 from colonnade.ops import page as ops_page
 from colonnade.ops.checks import check_stock_ledger, count_dead_letters
 from colonnade.ops.maintenance import Job, Maintenance
+from colonnade.ops.minutes import MinuteSampler
 from colonnade.ops.sampler import Sampler
 from colonnade.web import hardening, links, problems, text
 from colonnade.web.caching import PrivateUnlessPublic
@@ -446,6 +447,12 @@ def create_app(
         # With several workers the page and the alerts judge the whole shop, not one worker.
         registry=shop_registry(),
     )
+    # What this process answers, per route and minute, into the warehouse beside the facts.
+    minutes = (
+        MinuteSampler(shop.analytics.keep_minutes)
+        if settings.analytics_route_minutes and settings.analytics_seal_seconds
+        else None
+    )
     readiness = health.Readiness(
         shop.db,
         shop.bus,
@@ -470,6 +477,8 @@ def create_app(
             shop.relay.start()
         shop.maintenance.start()
         sampler.start()
+        if minutes is not None:
+            minutes.start()
         shop.changes.start()
         shop.pages.start()
         if shop.settings.settle_heap:
@@ -488,6 +497,8 @@ def create_app(
             await shop.pages.stop()
             await shop.changes.stop()
             await sampler.stop()
+            if minutes is not None:
+                await minutes.stop()
             await shop.maintenance.stop()
             if settings.serve_relay:
                 await shop.relay.stop(drain_seconds=shop.settings.outbox_drain_seconds)
@@ -513,6 +524,7 @@ def create_app(
     app.state.shop = shop
     app.state.authenticate = shop.identity.authenticate
     app.state.sampler = sampler
+    app.state.minutes = minutes
     problems.install(app)
     # After problems: links are added to the document problems builds.
     links.install(app)

@@ -404,6 +404,34 @@ def insights_declines(start: WindowStart, end: WindowEnd, market: OneMarket = No
     console.print(table)
 
 
+@insights.command("routes")
+def insights_routes(
+    start: WindowStart,
+    end: WindowEnd,
+    limit: Annotated[int, typer.Option(min=1, max=100, help="How many rows.")] = 10,
+) -> None:
+    """The routes answered in [--from, --to), the slowest by p95 first, with their trend."""
+    found = _with_shop(lambda shop: shop.analytics.slowest_routes(_utc(start), _utc(end), limit))
+    table = Table(title="Slowest routes (ms)")
+    for column in ("route", "requests", "errors", "p50", "p95", "p99", "p95 before"):
+        table.add_column(column, justify="left" if column == "route" else "right")
+
+    def ms(seconds: float | None) -> str:
+        return "—" if seconds is None else f"{seconds * 1000:,.1f}"
+
+    for row in found:
+        table.add_row(
+            row.route,
+            f"{row.requests:,}",
+            f"{row.errors:,}",
+            ms(row.p50),
+            ms(row.p95),
+            ms(row.p99),
+            ms(row.p95_before),
+        )
+    console.print(table)
+
+
 @insights.command("customers")
 def insights_customers(start: WindowStart, end: WindowEnd, market: OneMarket = None) -> None:
     """Per market, who bought the paid orders placed in [--from, --to)."""

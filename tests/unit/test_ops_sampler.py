@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from colonnade.ops.sampler import Sampler, quantile
+from colonnade.kernel.histograms import quantile
+from colonnade.ops.sampler import Sampler
 from colonnade.ops.slo import CHECKOUT_ROUTE
 
 

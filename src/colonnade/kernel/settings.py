@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # How often waiting facts are sealed into the warehouse's files. 0: never; they stay in
     # the database, which every replica shares (for replicas without a shared volume).
     analytics_seal_seconds: float = Field(default=60, ge=0)
+    # Whether each process keeps what it answered per route and minute in the warehouse's
+    # files (only where facts are sealed into files: a sealing of 0 keeps none).
+    analytics_route_minutes: bool = True
     reservation_ttl_seconds: int = Field(default=900, ge=10)
     payment_provider: Literal["test_gateway", "stripe"] = "test_gateway"
     stripe_api_key: SecretStr | None = None

@@ -24,6 +24,7 @@ from colonnade.modules.analytics.service import (
     AnalyticsService,
     Funnel,
     RevenueBucket,
+    RouteLatency,
     StockOut,
 )
 from colonnade.modules.identity.service import IdentityService
@@ -62,11 +63,12 @@ def router(identity: IdentityService, analytics: AnalyticsService, clock: Clock)
             declines = await analytics.declines(start, end, market)
             outs = await analytics.stock_outs(start, end, market)
             buyers = await analytics.customers(start, end, market)
+            slowest = await analytics.slowest_routes(start, end, 10)
         except ColonnadeError as refused:
             error, status = refused.detail, refused.status
             start_day, end_day = today - timedelta(days=DEFAULT_DAYS - 1), today
             sales, days, products, categories = None, [], [], []
-            funnels, declines, outs, buyers = [], None, [], []
+            funnels, declines, outs, buyers, slowest = [], None, [], [], []
         else:
             status = 200
         body = page.substitute(
@@ -105,6 +107,8 @@ def router(identity: IdentityService, analytics: AnalyticsService, clock: Clock)
                 for c in buyers
             )
             or '<tr><td colspan="5">No paid order in this window.</td></tr>',
+            route_rows="\n".join(_route_row(r) for r in slowest)
+            or '<tr><td colspan="5">No route answered in this window.</td></tr>',
             stock_out_rows="\n".join(_stock_out_row(o) for o in outs)
             or '<tr><td colspan="6">Nothing sold out in this window.</td></tr>',
             # Script text is not HTML-decoded: JSON's own escape keeps "</script>" out of it.
@@ -148,6 +152,17 @@ def _funnel_row(funnel: Funnel) -> str:
         f'<tr data-market="{escape(funnel.market, quote=True)}"><td>{escape(funnel.market)}</td>'
         f"<td>{funnel.carts:,}</td><td>{funnel.checkouts:,}</td><td>{funnel.paid:,}</td>"
         f"<td>{conversion}</td><td>{refused}</td></tr>"
+    )
+
+
+def _route_row(route: RouteLatency) -> str:
+    def ms(seconds: float | None) -> str:
+        return "\u2014" if seconds is None else f"{seconds * 1000:,.1f}"
+
+    return (
+        f"<tr><td>{escape(route.route)}</td><td>{route.requests:,}</td>"
+        f"<td>{route.error_percent}%</td><td>{ms(route.p95)}</td><td>{ms(route.p95_before)}</td>"
+        "</tr>"
     )
 
 

@@ -14,11 +14,12 @@ import itertools
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 
+from colonnade.kernel.histograms import quantile
 from colonnade.kernel.metrics import ALERTS_FIRING
 from colonnade.kernel.periodic import Every
 from colonnade.ops.slo import (
@@ -145,25 +146,6 @@ def take_snapshot(reading: Reading, at: float) -> Snapshot:
         promotion_uses=reading.by("colonnade_promotion_uses_total", "code"),
         promotions_running=reading.gauge("colonnade_promotions_running"),
     )
-
-
-def quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float | None:
-    """Like PromQL's histogram_quantile: linear inside the bucket holding the q-th
-    observation; the highest finite bound when it falls in the +Inf bucket."""
-    ordered = sorted(buckets)
-    if not ordered or ordered[-1][1] <= 0:
-        return None
-    rank = q * ordered[-1][1]
-    lower, below = 0.0, 0.0
-    for bound, count in ordered:
-        if count >= rank:
-            if math.isinf(bound):
-                return lower
-            if count == below:
-                return bound
-            return lower + (bound - lower) * (rank - below) / (count - below)
-        lower, below = bound, count
-    return lower
 
 
 def _bucket_delta(

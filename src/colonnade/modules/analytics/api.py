@@ -18,6 +18,7 @@ from colonnade.modules.analytics.service import (
     InvalidInsightWindow,
     ProductSales,
     RevenueBucket,
+    RouteLatency,
     SalesFigures,
     StockOut,
 )
@@ -225,6 +226,41 @@ class CustomersReport(BaseModel):
     markets: list[CustomersOut] = Field(description="Per market, in order.")
 
 
+class RouteOut(BaseModel):
+    route: str = Field(description="Method and route template, as the metrics name it.")
+    requests: int
+    errors: int = Field(description="Answers with a server error (5xx).")
+    error_percent: float = Field(description="Server errors per request, in percent.")
+    p50_ms: float | None = Field(description="Latency percentiles in milliseconds, to 0.1 ms.")
+    p95_ms: float | None
+    p99_ms: float | None
+    p95_ms_before: float | None = Field(
+        description="The p95 in the window of the same length before: the trend; null when "
+        "the route answered nothing then."
+    )
+
+    @classmethod
+    def of(cls, route: RouteLatency) -> RouteOut:
+        return cls(
+            route=route.route,
+            requests=route.requests,
+            errors=route.errors,
+            error_percent=float(route.error_percent),
+            p50_ms=_ms(route.p50),
+            p95_ms=_ms(route.p95),
+            p99_ms=_ms(route.p99),
+            p95_ms_before=_ms(route.p95_before),
+        )
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+class RoutesOut(BaseModel):
+    routes: list[RouteOut] = Field(description="The slowest by p95 first.")
+
+
 class StockOutOut(BaseModel):
     sku: str
     sold_out_at: datetime = Field(description="When its last available unit was taken.")
@@ -345,6 +381,19 @@ def router(analytics: AnalyticsService) -> APIRouter:
         """Payments declined in [from, to) by the provider's reason, each as a share of the
         checkouts that asked for payment."""
         return DeclinesOut.of(await analytics.declines(start, end, market))
+
+    @routes.get("/admin/insights/routes", responses=refusals(InvalidInsightWindow))
+    async def routes_insight(
+        start: Start,
+        end: End,
+        limit: Annotated[int, Query(ge=1, le=100, description="How many rows.")] = 10,
+        _: object = Depends(requires(READ)),
+    ) -> RoutesOut:
+        """The routes answered in [from, to), the slowest by p95 first: requests, server
+        errors, latency percentiles, and the p95 of the window of the same length before.
+        Every process of the shop keeps what it answered per minute."""
+        found = await analytics.slowest_routes(start, end, limit)
+        return RoutesOut(routes=[RouteOut.of(r) for r in found])
 
     @routes.get("/admin/insights/customers", responses=refusals(InvalidInsightWindow))
     async def customers_insight(

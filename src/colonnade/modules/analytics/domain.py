@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from colonnade.kernel.errors import InvalidInput
+from colonnade.kernel.histograms import quantile
 from colonnade.kernel.money import Money
 from colonnade.kernel.placements import Placement
 
@@ -558,3 +559,75 @@ class Customers:
     @property
     def returning(self) -> int:
         return self.customers - self.new
+
+
+@dataclass(frozen=True)
+class RouteMinute:
+    """What one process answered on one route (method and template) in one minute: requests,
+    server errors, and per latency bucket (upper bound in seconds, inf for the last) how many
+    answers took that long: only the buckets that hold any."""
+
+    minute: datetime
+    process: str
+    route: str
+    requests: int
+    errors: int
+    buckets: tuple[tuple[float, int], ...]
+
+
+@dataclass(frozen=True)
+class RouteLatency:
+    """A route's traffic in a window: requests, server errors, latency percentiles in seconds
+    (None without requests), and its p95 in the window of the same length before."""
+
+    route: str
+    requests: int
+    errors: int
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    p95_before: float | None
+
+    @property
+    def error_percent(self) -> Decimal:
+        return _percent(self.errors, self.requests) or Decimal(0)
+
+
+def percentile(q: float, buckets: Iterable[tuple[float, int]]) -> float | None:
+    """The q-th percentile of per-bucket counts (upper bound, answers in that bucket)."""
+    cumulative, below = [], 0
+    for bound, count in sorted(buckets):
+        below += count
+        cumulative.append((bound, float(below)))
+    return quantile(q, cumulative)
+
+
+# What the warehouse sums of a route in a window: (route, later, requests, errors, buckets),
+# `later` telling the window from the one before it.
+RouteCount = tuple[str, bool, int, int, tuple[tuple[float, int], ...]]
+
+
+def slowest(rows: Iterable[RouteCount], limit: int) -> list[RouteLatency]:
+    """The routes of the window (later) by p95, the slowest first (then by route), each with
+    its p95 of the window before."""
+    now: dict[str, tuple[int, int, tuple[tuple[float, int], ...]]] = {}
+    before: dict[str, tuple[tuple[float, int], ...]] = {}
+    for route, later, requests, errors, buckets in rows:
+        if later:
+            now[route] = (requests, errors, buckets)
+        else:
+            before[route] = buckets
+    found = [
+        RouteLatency(
+            route=route,
+            requests=requests,
+            errors=errors,
+            p50=percentile(0.5, buckets),
+            p95=percentile(0.95, buckets),
+            p99=percentile(0.99, buckets),
+            p95_before=percentile(0.95, before.get(route, ())),
+        )
+        for route, (requests, errors, buckets) in now.items()
+    ]
+    found.sort(key=lambda r: (-(r.p95 or 0.0), r.route))
+    return found[:limit]

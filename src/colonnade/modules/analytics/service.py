@@ -38,6 +38,8 @@ from colonnade.modules.analytics.domain import (
     InvalidInsightWindow,
     ProductSales,
     RevenueBucket,
+    RouteLatency,
+    RouteMinute,
     SalesFigures,
     StockOut,
     WeekOverWeek,
@@ -63,6 +65,8 @@ __all__ = [
     "InvalidInsightWindow",
     "ProductSales",
     "RevenueBucket",
+    "RouteLatency",
+    "RouteMinute",
     "SalesFigures",
     "StockOut",
     "WeekOverWeek",
@@ -88,6 +92,8 @@ ORDER_KINDS = (domain.PLACED, domain.LINE, domain.PAID, domain.REFUNDED)
 SEAL_BATCH = 50_000
 # Orders read per page while rebuilding.
 REBUILD_PAGE = 100
+# Minutes of a process's routes written to the files together.
+MINUTES_PER_FILE = 10
 # SKUs placed per call to the catalog.
 PLACEMENTS_SLICE = 1_000
 
@@ -111,6 +117,8 @@ class AnalyticsService:
         self._placements = placements
         # One sealing at a time in this process; other processes claim other rows.
         self._sealing = asyncio.Lock()
+        # What this process answered lately, not yet in the files.
+        self._unwritten: list[RouteMinute] = []
 
     # --- facts in ----------------------------------------------------------------------------
 
@@ -299,6 +307,32 @@ class AnalyticsService:
         """Payments declined in [start, end) by reason, against the checkouts in it that
         asked for payment."""
         return domain.declines(await self._outcomes(start, end, market))
+
+    async def keep_minutes(
+        self, process: str, minutes: Sequence[RouteMinute], *, write: bool = False
+    ) -> int:
+        """Keep what this process answered per route and minute: counted in answers at once,
+        written to the files every MINUTES_PER_FILE minutes, or now with `write`; how many
+        minutes were written."""
+        self._unwritten += minutes
+        if not write and len({m.minute for m in self._unwritten}) < MINUTES_PER_FILE:
+            return 0
+        waiting, self._unwritten = self._unwritten, []
+        if waiting:
+            await asyncio.to_thread(self._warehouse.write_minutes, process, waiting)
+        return len(waiting)
+
+    async def slowest_routes(
+        self, start: datetime, end: datetime, limit: int = 10
+    ) -> list[RouteLatency]:
+        """The routes answered in [start, end) by their p95 latency, the slowest first, each
+        with its requests, server errors, percentiles, and its p95 in the window before (of
+        the same length): its trend."""
+        start, end = domain.sales_window(start, end)
+        rows = await asyncio.to_thread(
+            self._warehouse.routes, start - (end - start), end, start, list(self._unwritten)
+        )
+        return domain.slowest(rows, limit)
 
     async def customers(
         self, start: datetime, end: datetime, market: str | None = None

@@ -1,6 +1,10 @@
 """The warehouse's files: facts as Parquet (pyarrow), one directory per day, read with DuckDB.
 
     <root>/facts/day=2026-11-27/part-<batch>.parquet
+    <root>/routes/day=2026-11-27/part-<process>-<first minute>-<id>.parquet
+
+`routes` holds the system's side: per minute, process and route, the requests answered, the
+server errors, and a row per latency bucket with the answers it holds.
 
 The layout is the one ClickHouse, BigQuery or DuckDB itself load as they are (hive-style
 partitions by day). A file is written beside its final name and renamed into place, so a
@@ -21,7 +25,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from colonnade.modules.analytics.domain import Fact, LineSales, OutcomeCount, StockOutRow
+from colonnade.kernel.ids import new_id
+from colonnade.modules.analytics.domain import (
+    Fact,
+    LineSales,
+    OutcomeCount,
+    RouteCount,
+    RouteMinute,
+    StockOutRow,
+)
 
 # Facts still in the table, each with the batch that claimed it (None: not yet).
 Staged = Sequence[tuple[str | None, Fact]]
@@ -42,6 +54,20 @@ SCHEMA = pa.schema(
         ("customer", pa.string()),
     ]
 )
+ROUTES_SCHEMA = pa.schema(
+    [
+        ("minute", pa.timestamp("us", tz="UTC")),
+        ("process", pa.string()),
+        ("route", pa.string()),
+        # A latency bucket's upper bound in seconds (inf for the last); null on the row of
+        # the route's requests and errors.
+        ("le", pa.float64()),
+        ("requests", pa.int64()),
+        ("errors", pa.int64()),
+        ("answers", pa.int64()),
+    ]
+)
+
 # Columns files written before them lack, read as empty.
 _ADDED_LATER = ("code", "reason", "customer")
 
@@ -163,6 +189,14 @@ SELECT s.market,
        count(*) FILTER (WHERE s.customer = '')
 FROM shown AS s LEFT JOIN firsts AS f USING (customer)
 GROUP BY s.market
+"""
+
+# Per route and side of $split (in the window's later part or not), over [$start, $end): the
+# requests, the server errors, and per latency bucket the answers.
+_ROUTES = """
+SELECT route, minute >= $split AS later, sum(requests), sum(errors), le, sum(answers)
+FROM minutes WHERE minute >= $start AND minute < $end
+GROUP BY ALL
 """
 
 # Per market, SKU, currency and side of $split (placed before it or not): units and what the
@@ -309,6 +343,62 @@ class Warehouse:
             parameters = {"start": start, "end": end, "market": market, **more}
             return db.execute(query, parameters).fetchall()
 
+    def write_minutes(self, process: str, minutes: Sequence[RouteMinute]) -> list[Path]:
+        """One process's route minutes as a new file per day, named by the process and the
+        first minute (and made unique: a process may write the same minute twice)."""
+        by_day: dict[str, list[RouteMinute]] = defaultdict(list)
+        for minute in minutes:
+            by_day[minute.minute.astimezone(UTC).date().isoformat()].append(minute)
+        written = []
+        for day, days_minutes in sorted(by_day.items()):
+            first = int(min(m.minute for m in days_minutes).timestamp())
+            directory = self.root / "routes" / f"day={day}"
+            directory.mkdir(parents=True, exist_ok=True)
+            target = directory / f"part-{process}-{first}-{new_id()}.parquet"
+            _write_atomically(_minutes_table(days_minutes), target)
+            written.append(target)
+        return written
+
+    def routes(
+        self, start: datetime, end: datetime, split: datetime, unwritten: Sequence[RouteMinute]
+    ) -> list[RouteCount]:
+        """(route, at or after `split`, requests, errors, answers per bucket) in [start, end),
+        from the files and the `unwritten` minutes."""
+        directory = self.root / "routes"
+        files = (
+            sorted(
+                path
+                for day in directory.glob("day=*")
+                if start.date().isoformat()
+                <= day.name.removeprefix("day=")
+                <= end.date().isoformat()
+                for path in day.glob("part-*.parquet")
+            )
+            if directory.is_dir()
+            else []
+        )
+        with duckdb.connect() as db:
+            fresh = _minutes_table(unwritten)
+            if files:
+                db.read_parquet([str(f) for f in files]).union(db.from_arrow(fresh)).create_view(
+                    "minutes"
+                )
+            else:
+                db.from_arrow(fresh).create_view("minutes")
+            rows = db.execute(_ROUTES, {"start": start, "end": end, "split": split}).fetchall()
+        counts: dict[tuple[str, bool], list[Any]] = {}
+        for route, later, requests, errors, le, answers in rows:
+            found = counts.setdefault((str(route), bool(later)), [0, 0, []])
+            if le is None:
+                found[0] += int(requests)
+                found[1] += int(errors)
+            elif answers:
+                found[2].append((float(le), int(answers)))
+        return [
+            (route, later, requests, errors, tuple(sorted(buckets)))
+            for (route, later), (requests, errors, buckets) in sorted(counts.items())
+        ]
+
     def forget(self, kinds: Collection[str]) -> None:
         """Every fact of these kinds gone from the files; the rest stay as they were. A file
         is rewritten beside its name and renamed into place, or removed when nothing stays."""
@@ -328,6 +418,36 @@ class Warehouse:
 
 def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
+
+
+def _minutes_table(minutes: Sequence[RouteMinute]) -> pa.Table:
+    rows: list[dict[str, Any]] = []
+    for m in minutes:
+        at = m.minute.astimezone(UTC)
+        rows.append(
+            {
+                "minute": at,
+                "process": m.process,
+                "route": m.route,
+                "le": None,
+                "requests": m.requests,
+                "errors": m.errors,
+                "answers": 0,
+            }
+        )
+        rows += [
+            {
+                "minute": at,
+                "process": m.process,
+                "route": m.route,
+                "le": bound,
+                "requests": 0,
+                "errors": 0,
+                "answers": answers,
+            }
+            for bound, answers in m.buckets
+        ]
+    return pa.Table.from_pylist(rows, schema=ROUTES_SCHEMA)
 
 
 def _columns(present: Sequence[str]) -> str:
