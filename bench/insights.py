@@ -5,9 +5,9 @@ are answered.
     python -m bench.insights --quick          # 1,000,000 facts, a short ingestion
 
 Answers: what GET /admin/insights/sales, /revenue, /products, /categories and /growth (their
-lines), /funnel and /declines, and /stock-outs run, over synthetic facts written as the sealing
-writes them (one file per day), for a day, a week and the whole range, each asked three times
-(the best is quoted: the first pays for the page cache).
+lines), /funnel and /declines, /stock-outs and /forecast (its history) run, over synthetic
+facts written as the sealing writes them (one file per day), for a day, a week and the whole
+range, each asked three times (the best is quoted: the first pays for the page cache).
 Ingestion: synthetic OrderPlaced and OrderPaid events taken in the relay's batches (200) by the
 analytics consumer (`AnalyticsService.record` in the inbox's transaction), then sealed into
 Parquet (`AnalyticsService.seal`), on each database.
@@ -167,6 +167,7 @@ def answers(root: Path, facts: int) -> list[Answer]:
         (FIRST_DAY, FIRST_DAY + timedelta(days=DAYS)),
     )
     fortnight = (middle - timedelta(days=7), middle + timedelta(days=7))
+    four_weeks = (middle - timedelta(days=28), middle)
     hour, one_day, an_hour = 3600, 86_400, timedelta(hours=1)
     questions: list[tuple[str, Callable[[], list[Any]]]] = [
         ("sales, a day", lambda: warehouse.sales([], *day, None)),
@@ -183,6 +184,10 @@ def answers(root: Path, facts: int) -> list[Answer]:
         ),
         ("funnel and declines, a week", lambda: warehouse.outcomes([], *week, None)),
         (f"funnel and declines, {DAYS} days", lambda: warehouse.outcomes([], *everything, None)),
+        (
+            "orders by hour and market, 28 days (the forecast's history)",
+            lambda: warehouse.hourly([], *four_weeks, None),
+        ),
         ("stock-outs, a week", lambda: warehouse.stock_outs([], *week, None, an_hour)),
         (f"stock-outs, {DAYS} days", lambda: warehouse.stock_outs([], *everything, None, an_hour)),
     ]

@@ -404,6 +404,33 @@ def insights_declines(start: WindowStart, end: WindowEnd, market: OneMarket = No
     console.print(table)
 
 
+@insights.command("forecast")
+def insights_forecast(
+    day: Annotated[
+        datetime | None, typer.Option(help="The day to forecast, YYYY-MM-DD; tomorrow without.")
+    ] = None,
+    market: OneMarket = None,
+) -> None:
+    """Paid orders per hour of a coming day, per market, from the last four weeks by hour."""
+    start, forecasts, too_little = _with_shop(
+        lambda shop: shop.analytics.forecast(day.date() if day else None, market)
+    )
+    table = Table(title=f"Forecast for {start:%Y-%m-%d} (UTC)")
+    for column in ("market", "orders", "peak hour", "error on the last day known"):
+        table.add_column(column, justify="left" if column == "market" else "right")
+    for forecast in forecasts:
+        error = forecast.backtest_error
+        table.add_row(
+            forecast.market,
+            f"{forecast.orders}",
+            "—" if forecast.peak is None else f"{forecast.peak:%H:%M}",
+            "—" if error is None else f"{error}%",
+        )
+    console.print(table)
+    if too_little:
+        console.print(f"Too little history to forecast: {', '.join(too_little)}")
+
+
 @insights.command("routes")
 def insights_routes(
     start: WindowStart,

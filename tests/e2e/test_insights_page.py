@@ -88,6 +88,7 @@ def test_a_finance_clerk_sees_what_sold_today(
         assert page.inner_text("#asked") == "4"
         declines = page.locator("#decline-rows tr").first.locator("td").all_inner_texts()
         assert declines == ["card_declined", "1", "25.0%"]
+        assert "Too little history" in page.inner_text("#forecast-rows"), "one day of orders"
         buyers = page.locator("#customer-rows tr[data-market=US] td").all_inner_texts()
         assert buyers == ["US", "0", "0", "0", "3"], "three guests bought"
         page.wait_for_function(

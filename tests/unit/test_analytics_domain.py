@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -15,15 +15,19 @@ from colonnade.modules.analytics.domain import (
     Declines,
     Funnel,
     Growth,
+    InvalidForecastDay,
     InvalidInsightWindow,
+    backtest_error,
     by_category,
     cart_started_fact,
     checkout_refused_fact,
     declines,
     figures,
+    forecast_day,
     funnels,
     growth,
     growth_window,
+    hourly,
     line_facts,
     paid_fact,
     placed_fact,
@@ -31,6 +35,7 @@ from colonnade.modules.analytics.domain import (
     sales_window,
     series,
     series_window,
+    since_first,
     units_of,
 )
 
@@ -225,3 +230,28 @@ def test_declines_are_shares_of_the_checkouts_that_asked_for_payment() -> None:
         Decline("unknown", 1, Decimal("20.0")),
     )
     assert declines([]) == Declines(0, 0, ())
+
+
+def test_a_forecast_is_for_a_day_from_tomorrow_to_a_week_ahead() -> None:
+    assert forecast_day(None, NOON) == (
+        datetime(2026, 11, 28, tzinfo=UTC),
+        datetime(2026, 11, 29, tzinfo=UTC),
+    )
+    assert forecast_day(date(2026, 12, 4), NOON)[0] == datetime(2026, 12, 4, tzinfo=UTC)
+    for day in (date(2026, 11, 27), date(2026, 12, 5)):
+        with pytest.raises(InvalidForecastDay):
+            forecast_day(day, NOON)
+
+
+def test_history_is_every_hour_from_the_day_a_market_first_sold() -> None:
+    start = datetime(2026, 11, 26, tzinfo=UTC)
+    series = hourly({NOON: 2, NOON + timedelta(hours=1): 1}, start, start + timedelta(days=2))
+
+    assert len(series) == 48
+    assert since_first(series) == series[24:], "from the day of its first order"
+    assert since_first([0.0, 0.0]) == []
+
+
+def test_the_backtest_error_weighs_each_hour_by_its_orders() -> None:
+    assert backtest_error([4.0, 0.0, 1.0], [3.0, 0.5, 1.0]) == Decimal("30.0")
+    assert backtest_error([0.0, 0.0], [1.0, 0.0]) is None

@@ -22,6 +22,7 @@ from colonnade.kernel.errors import ColonnadeError, InvalidInput
 from colonnade.kernel.money import Money
 from colonnade.modules.analytics.service import (
     AnalyticsService,
+    Forecast,
     Funnel,
     RevenueBucket,
     RouteLatency,
@@ -64,11 +65,12 @@ def router(identity: IdentityService, analytics: AnalyticsService, clock: Clock)
             outs = await analytics.stock_outs(start, end, market)
             buyers = await analytics.customers(start, end, market)
             slowest = await analytics.slowest_routes(start, end, 10)
+            _, forecasts, _ = await analytics.forecast(None, market)
         except ColonnadeError as refused:
             error, status = refused.detail, refused.status
             start_day, end_day = today - timedelta(days=DEFAULT_DAYS - 1), today
             sales, days, products, categories = None, [], [], []
-            funnels, declines, outs, buyers, slowest = [], None, [], [], []
+            funnels, declines, outs, buyers, slowest, forecasts = [], None, [], [], [], []
         else:
             status = 200
         body = page.substitute(
@@ -107,6 +109,8 @@ def router(identity: IdentityService, analytics: AnalyticsService, clock: Clock)
                 for c in buyers
             )
             or '<tr><td colspan="5">No paid order in this window.</td></tr>',
+            forecast_rows="\n".join(_forecast_row(f) for f in forecasts)
+            or '<tr><td colspan="4">Too little history to forecast tomorrow.</td></tr>',
             route_rows="\n".join(_route_row(r) for r in slowest)
             or '<tr><td colspan="5">No route answered in this window.</td></tr>',
             stock_out_rows="\n".join(_stock_out_row(o) for o in outs)
@@ -152,6 +156,16 @@ def _funnel_row(funnel: Funnel) -> str:
         f'<tr data-market="{escape(funnel.market, quote=True)}"><td>{escape(funnel.market)}</td>'
         f"<td>{funnel.carts:,}</td><td>{funnel.checkouts:,}</td><td>{funnel.paid:,}</td>"
         f"<td>{conversion}</td><td>{refused}</td></tr>"
+    )
+
+
+def _forecast_row(forecast: Forecast) -> str:
+    peak = "\u2014" if forecast.peak is None else f"{forecast.peak:%H:%M}"
+    error = "\u2014" if forecast.backtest_error is None else f"{forecast.backtest_error}%"
+    return (
+        f'<tr data-market="{escape(forecast.market, quote=True)}">'
+        f"<td>{escape(forecast.market)}</td><td>{forecast.orders}</td><td>{peak}</td>"
+        f"<td>{error}</td></tr>"
     )
 
 

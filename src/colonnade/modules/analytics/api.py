@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -13,8 +13,10 @@ from colonnade.modules.analytics.service import (
     CategorySales,
     Customers,
     Declines,
+    Forecast,
     Funnel,
     Growth,
+    InvalidForecastDay,
     InvalidInsightWindow,
     ProductSales,
     RevenueBucket,
@@ -28,6 +30,10 @@ from colonnade.web.money import MoneyOut
 from colonnade.web.problems import refusals
 
 READ = "insights:read"
+FORECAST_MODEL = (
+    "Holt-Winters exponential smoothing, additive daily season, over the last 28 days of paid "
+    "orders by UTC hour"
+)
 
 
 class SalesOut(BaseModel):
@@ -261,6 +267,44 @@ class RoutesOut(BaseModel):
     routes: list[RouteOut] = Field(description="The slowest by p95 first.")
 
 
+class ForecastHourOut(BaseModel):
+    start: datetime = Field(description="The hour's first moment (UTC).")
+    orders: float = Field(description="Paid orders predicted in it, to one decimal.")
+
+
+class ForecastOut(BaseModel):
+    market: str
+    orders: float = Field(description="Paid orders predicted over the day.")
+    peak: datetime | None = Field(description="The busiest hour predicted; null for none.")
+    backtest_error_percent: float | None = Field(
+        description="How far the same model was off on the last day it knows (the absolute "
+        "errors over the orders, in percent); null when that day had no orders."
+    )
+    history_hours: int = Field(description="Hours of history the model was fitted on.")
+    hours: list[ForecastHourOut] = Field(description="Every hour of the day, in order.")
+
+    @classmethod
+    def of(cls, forecast: Forecast) -> ForecastOut:
+        error = forecast.backtest_error
+        return cls(
+            market=forecast.market,
+            orders=float(forecast.orders),
+            peak=forecast.peak,
+            backtest_error_percent=None if error is None else float(error),
+            history_hours=forecast.history_hours,
+            hours=[ForecastHourOut(start=at, orders=float(n)) for at, n in forecast.hours],
+        )
+
+
+class ForecastsOut(BaseModel):
+    day: date = Field(description="The day forecast (UTC).")
+    model: str = Field(description="How: the model and what it was fitted on.")
+    markets: list[ForecastOut] = Field(description="Per market with enough history, in order.")
+    too_little_history: list[str] = Field(
+        description="Markets with orders but less than three days of them: not forecast."
+    )
+
+
 class StockOutOut(BaseModel):
     sku: str
     sold_out_at: datetime = Field(description="When its last available unit was taken.")
@@ -381,6 +425,25 @@ def router(analytics: AnalyticsService) -> APIRouter:
         """Payments declined in [from, to) by the provider's reason, each as a share of the
         checkouts that asked for payment."""
         return DeclinesOut.of(await analytics.declines(start, end, market))
+
+    @routes.get("/admin/insights/forecast", responses=refusals(InvalidForecastDay))
+    async def forecast_insight(
+        day: Annotated[
+            date | None, Query(description="The day to forecast (UTC); tomorrow without.")
+        ] = None,
+        market: Market = None,
+        _: object = Depends(requires(READ)),
+    ) -> ForecastsOut:
+        """Paid orders per hour of a coming day, per market, predicted by a seasonal model
+        (Holt-Winters, a daily season) from the last four weeks by hour, with the error the
+        same model made on the last day it knows."""
+        start, forecasts, too_little = await analytics.forecast(day, market)
+        return ForecastsOut(
+            day=start.date(),
+            model=FORECAST_MODEL,
+            markets=[ForecastOut.of(f) for f in forecasts],
+            too_little_history=too_little,
+        )
 
     @routes.get("/admin/insights/routes", responses=refusals(InvalidInsightWindow))
     async def routes_insight(

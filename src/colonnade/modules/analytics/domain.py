@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -631,3 +631,88 @@ def slowest(rows: Iterable[RouteCount], limit: int) -> list[RouteLatency]:
     ]
     found.sort(key=lambda r: (-(r.p95 or 0.0), r.route))
     return found[:limit]
+
+
+# A forecast's season is a day of hours; its model needs two of them to fit and one more to
+# be checked against, and reads at most HISTORY back. It looks a week ahead at most.
+SEASON_HOURS = 24
+LEAST_HISTORY_HOURS = 3 * SEASON_HOURS
+HISTORY = timedelta(days=28)
+LONGEST_AHEAD = timedelta(days=7)
+HOUR = timedelta(hours=1)
+
+
+class InvalidForecastDay(InvalidInput):
+    code = "invalid_forecast_day"
+
+    def __init__(self, day: date, today: date) -> None:
+        super().__init__(
+            f"a forecast is for a day from tomorrow to {LONGEST_AHEAD.days} days ahead",
+            field="day",
+            day=day.isoformat(),
+            today=today.isoformat(),
+        )
+
+
+def forecast_day(day: date | None, now: datetime) -> tuple[datetime, datetime]:
+    """[start, end) in UTC of the day asked for (tomorrow without one)."""
+    today = now.astimezone(UTC).date()
+    asked = day or today + timedelta(days=1)
+    if not today < asked <= today + LONGEST_AHEAD:
+        raise InvalidForecastDay(asked, today)
+    start = datetime.combine(asked, datetime.min.time(), UTC)
+    return start, start + timedelta(days=1)
+
+
+def hourly(counts: Mapping[datetime, int], start: datetime, end: datetime) -> list[float]:
+    """Every hour of [start, end) with its count, 0 for an hour with none."""
+    series = []
+    moment = start
+    while moment < end:
+        series.append(float(counts.get(moment, 0)))
+        moment += HOUR
+    return series
+
+
+def since_first(series: Sequence[float]) -> list[float]:
+    """The series from the start of the day of its first non-zero hour: hours before a market
+    sold anything are not its history."""
+    first = next((i for i, value in enumerate(series) if value), None)
+    return [] if first is None else list(series[first - first % SEASON_HOURS :])
+
+
+def backtest_error(actual: Sequence[float], predicted: Sequence[float]) -> Decimal | None:
+    """How far `predicted` was from `actual`: the absolute errors' sum over the actual sum, in
+    percent to one decimal (weighted, so quiet hours do not dominate); None without orders."""
+    total = sum(actual)
+    if total <= 0:
+        return None
+    error = sum(abs(a - p) for a, p in zip(actual, predicted, strict=True))
+    return (Decimal(str(error)) * 100 / Decimal(str(total))).quantize(
+        Decimal("0.1"), rounding=ROUND_HALF_UP
+    )
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """One market's paid orders per hour of a coming day, as its history predicts them, with
+    how far the same model was off on the last day of that history (`backtest_error`)."""
+
+    market: str
+    hours: tuple[tuple[datetime, Decimal], ...]
+    backtest_error: Decimal | None
+    history_hours: int
+
+    @property
+    def orders(self) -> Decimal:
+        return sum((orders for _, orders in self.hours), Decimal(0))
+
+    @property
+    def peak(self) -> datetime | None:
+        return max(self.hours, key=lambda hour: hour[1])[0] if self.orders else None
+
+
+def rounded(values: Iterable[float]) -> list[Decimal]:
+    return [
+        Decimal(str(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP) for value in values
+    ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +26,17 @@ from colonnade.kernel.ids import new_id
 from colonnade.kernel.money import Money
 from colonnade.kernel.placements import Placement, Placements
 from colonnade.kernel.uow import Read, UnitOfWork, stored_time
-from colonnade.modules.analytics import domain
+from colonnade.modules.analytics import domain, forecasting
 from colonnade.modules.analytics.domain import (
     CategorySales,
     Customers,
     Decline,
     Declines,
     Fact,
+    Forecast,
     Funnel,
     Growth,
+    InvalidForecastDay,
     InvalidInsightWindow,
     ProductSales,
     RevenueBucket,
@@ -60,8 +62,10 @@ __all__ = [
     "Customers",
     "Decline",
     "Declines",
+    "Forecast",
     "Funnel",
     "Growth",
+    "InvalidForecastDay",
     "InvalidInsightWindow",
     "ProductSales",
     "RevenueBucket",
@@ -308,6 +312,30 @@ class AnalyticsService:
         asked for payment."""
         return domain.declines(await self._outcomes(start, end, market))
 
+    async def forecast(
+        self, day: date | None = None, market: str | None = None
+    ) -> tuple[datetime, list[Forecast], list[str]]:
+        """Each market's paid orders per hour of `day` (tomorrow without one), predicted from
+        its last four weeks by hour, with the model's error on the last day it knows; and the
+        markets with too little history (three days) to predict. The day's start first."""
+        now = self._clock.now()
+        start, end = domain.forecast_day(day, now)
+        known_to = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        known_from = known_to - domain.HISTORY
+        staged = await self._waiting()
+        rows = await asyncio.to_thread(self._warehouse.hourly, staged, known_from, known_to, market)
+        counts: dict[str, dict[datetime, int]] = {}
+        for found_in, hour, orders in rows:
+            counts.setdefault(found_in, {})[hour] = orders
+        forecasts, too_little = [], []
+        for name, by_hour in sorted(counts.items()):
+            series = domain.since_first(domain.hourly(by_hour, known_from, known_to))
+            if len(series) < domain.LEAST_HISTORY_HOURS:
+                too_little.append(name)
+                continue
+            forecasts.append(await asyncio.to_thread(_forecast, name, series, known_to, start, end))
+        return start, forecasts, too_little
+
     async def keep_minutes(
         self, process: str, minutes: Sequence[RouteMinute], *, write: bool = False
     ) -> int:
@@ -482,6 +510,22 @@ def _facts_of(envelope: Envelope, pseudonyms: Mapping[str, str]) -> list[Fact]:
             )
         ]
     return []
+
+
+def _forecast(
+    market: str, series: list[float], known_to: datetime, start: datetime, end: datetime
+) -> Forecast:
+    """The model's hours of [start, end), predicted on from `known_to`, and its error when it
+    predicted the last day of `series` from the days before."""
+    ahead = int((end - known_to) / domain.HOUR)
+    day = domain.rounded(forecasting.predict(series, ahead)[-domain.SEASON_HOURS :])
+    checked = forecasting.predict(series[: -domain.SEASON_HOURS], domain.SEASON_HOURS)
+    return Forecast(
+        market=market,
+        hours=tuple((start + i * domain.HOUR, orders) for i, orders in enumerate(day)),
+        backtest_error=domain.backtest_error(series[-domain.SEASON_HOURS :], checked),
+        history_hours=len(series),
+    )
 
 
 def _told_at(at: str | None, envelope: Envelope) -> datetime:

@@ -191,6 +191,17 @@ FROM shown AS s LEFT JOIN firsts AS f USING (customer)
 GROUP BY s.market
 """
 
+# Per market and UTC hour (its start in epoch seconds): paid orders placed in [$start, $end).
+_HOURLY = """
+WITH facts AS (SELECT * FROM sealed UNION ALL SELECT * FROM staged),
+paid AS (SELECT DISTINCT order_id FROM facts WHERE kind = 'order_paid')
+SELECT market, CAST(floor(epoch(occurred_at) / 3600) * 3600 AS BIGINT), count(*)
+FROM facts
+WHERE kind = 'order_placed' AND occurred_at >= $start AND occurred_at < $end
+  AND ($market IS NULL OR market = $market) AND order_id IN (SELECT order_id FROM paid)
+GROUP BY ALL
+"""
+
 # Per route and side of $split (in the window's later part or not), over [$start, $end): the
 # requests, the server errors, and per latency bucket the answers.
 _ROUTES = """
@@ -284,6 +295,13 @@ class Warehouse:
             (str(m), str(kind), str(code), str(reason), int(n), int(paid))
             for m, kind, code, reason, n, paid in rows
         ]
+
+    def hourly(
+        self, staged: Staged, start: datetime, end: datetime, market: str | None
+    ) -> list[tuple[str, datetime, int]]:
+        """(market, hour, paid orders placed in it) of [start, end)."""
+        rows = self._ask(_HOURLY, staged, start, end, market)
+        return [(str(m), datetime.fromtimestamp(int(at), UTC), int(n)) for m, at, n in rows]
 
     def customers(
         self, staged: Staged, start: datetime, end: datetime, market: str | None
