@@ -25,7 +25,7 @@ import httpx
 from playwright.sync_api import sync_playwright
 from rich.progress import Progress
 
-from bench.ops_view import CHROMIUM
+from bench.ops_view import CHROMIUM, log_in
 from bench.report import console
 from bench.shop import STAFF_EMAIL, STAFF_PASSWORD, BenchShop
 from colonnade.modules.analytics import domain
@@ -157,11 +157,7 @@ def look(base_url: str, day: str, screenshot: Path) -> None:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1200})
-            page.goto(base_url + "/ops")
-            page.fill("#email", STAFF_EMAIL)
-            page.fill("#password", STAFF_PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_load_state()
+            log_in(page, base_url)
             page.goto(f"{base_url}/ops/insights?from={day}&to={day}")
             page.wait_for_function(
                 "() => document.querySelector('#chart-orders canvas') !== null", timeout=30_000

@@ -17,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
 
 from bench import load
 from bench.load import LoadPlan, LoadReport
@@ -35,6 +35,17 @@ CHROMIUM = "/usr/bin/chromium"
 SCARCE_UNITS = 40
 
 
+def log_in(page: Page, base_url: str) -> None:
+    """Log in at /ops as the benchmark's staff member."""
+    page.goto(base_url + "/ops")
+    page.fill("#email", STAFF_EMAIL)
+    page.fill("#password", STAFF_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    if not page.url.endswith("/ops"):
+        raise RuntimeError(f"could not log in to the operations page: {page.url}")
+
+
 def watch_the_page(base_url: str, seconds: float, screenshot: Path) -> dict[str, Any]:
     """Log in at /ops, watch it refresh itself for `seconds`, save a screenshot; what the page's
     data endpoint said at that moment."""
@@ -42,13 +53,7 @@ def watch_the_page(base_url: str, seconds: float, screenshot: Path) -> dict[str,
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1200})
-            page.goto(base_url + "/ops")
-            page.fill("#email", STAFF_EMAIL)
-            page.fill("#password", STAFF_PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_load_state()
-            if not page.url.endswith("/ops"):
-                raise RuntimeError(f"could not log in to the operations page: {page.url}")
+            log_in(page, base_url)
             page.wait_for_timeout(seconds * 1000)
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)

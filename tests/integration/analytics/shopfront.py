@@ -155,3 +155,14 @@ async def priced(shop: Shop, usd: int, eur: int, on_hand: int = 20) -> str:
 def total(answer: httpx.Response) -> int:
     assert answer.status_code == 201, answer.text
     return int(answer.json()["total"]["amount"])
+
+
+def cli_env(database_url: str, warehouse: Path) -> dict[str, str]:
+    """The environment of a `colonnade` command on the shop's database and warehouse, in a
+    wide terminal (table cells stay on one line)."""
+    return {
+        "COLONNADE_DATABASE_URL": database_url,
+        "COLONNADE_SECRET_KEY": SECRET,
+        "COLONNADE_ANALYTICS_DIR": str(warehouse),
+        "COLUMNS": "250",
+    }

@@ -16,8 +16,9 @@ from colonnade.kernel.money import Money
 from tests.integration.analytics.shopfront import (
     START,
     Shopfront,
+    cli_env,
 )
-from tests.integration.storefront import SECRET, product
+from tests.integration.storefront import product
 
 
 async def shelved(front: Shopfront, usd: int, eur: int, category: str | None) -> str:
@@ -132,11 +133,7 @@ async def test_a_bad_category_window_is_refused_with_its_reason(front: Shopfront
 
 
 def test_the_cli_shows_categories_and_growth(database_url: str, tmp_path: Path) -> None:
-    env = {
-        "COLONNADE_DATABASE_URL": database_url,
-        "COLONNADE_SECRET_KEY": SECRET,
-        "COLONNADE_ANALYTICS_DIR": str(tmp_path / "warehouse"),
-    }
+    env = cli_env(database_url, tmp_path / "warehouse")
     runner = CliRunner()
     categories = runner.invoke(
         cli,

@@ -13,8 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from colonnade.cli import cli
-from tests.integration.analytics.shopfront import START, Shopfront, priced
-from tests.integration.storefront import SECRET
+from tests.integration.analytics.shopfront import START, Shopfront, cli_env, priced
 
 MIDNIGHT = START.replace(hour=0)
 
@@ -79,12 +78,7 @@ async def test_the_cli_shows_the_forecast(
 ) -> None:
     await four_regular_days(front)
     await front.settled()
-    env = {
-        "COLONNADE_DATABASE_URL": database_url,
-        "COLONNADE_SECRET_KEY": SECRET,
-        "COLONNADE_ANALYTICS_DIR": str(tmp_path / "warehouse"),
-        "COLUMNS": "250",  # a wide terminal: table cells stay on one line
-    }
+    env = cli_env(database_url, tmp_path / "warehouse")
 
     # In a thread: the command runs its own event loop (and the system's clock: its tomorrow).
     shown = await asyncio.to_thread(

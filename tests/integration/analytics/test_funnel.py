@@ -22,9 +22,9 @@ from tests.integration.analytics.shopfront import (
     ADDRESS,
     START,
     Shopfront,
+    cli_env,
     priced,
 )
-from tests.integration.storefront import SECRET
 
 DAY = {"from": START.isoformat(), "to": (START + timedelta(days=1)).isoformat()}
 
@@ -215,12 +215,7 @@ async def test_the_cli_shows_the_funnel_and_the_declines(
 ) -> None:
     await black_friday_morning(front)
     await front.settled()
-    env = {
-        "COLONNADE_DATABASE_URL": database_url,
-        "COLONNADE_SECRET_KEY": SECRET,
-        "COLONNADE_ANALYTICS_DIR": str(tmp_path / "warehouse"),
-        "COLUMNS": "250",  # a wide terminal: table cells stay on one line
-    }
+    env = cli_env(database_url, tmp_path / "warehouse")
     window = ["--from", DAY["from"], "--to", DAY["to"]]
     runner = CliRunner()
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from colonnade.cli import cli
 from colonnade.kernel.settings import Settings
+from tests.integration.analytics.shopfront import cli_env
 from tests.integration.storefront import PASSWORD, SECRET, client, started
 
 
@@ -86,12 +87,7 @@ def test_the_cli_lists_the_slowest_routes(database_url: str, tmp_path: Path) -> 
 
     asyncio.run(answer_some())
     now = datetime.now(UTC)
-    env = {
-        "COLONNADE_DATABASE_URL": database_url,
-        "COLONNADE_SECRET_KEY": SECRET,
-        "COLONNADE_ANALYTICS_DIR": str(warehouse),
-        "COLUMNS": "250",  # a wide terminal: table cells stay on one line
-    }
+    env = cli_env(database_url, warehouse)
     window = [
         "--from",
         (now - timedelta(hours=1)).isoformat(),

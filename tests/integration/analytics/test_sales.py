@@ -17,8 +17,8 @@ from colonnade.modules.analytics.domain import Fact
 from colonnade.modules.analytics.schema import staged_facts
 from colonnade.modules.analytics.warehouse import Warehouse
 from tests.conftest import count_rows
-from tests.integration.analytics.shopfront import START, Shopfront, priced, total
-from tests.integration.storefront import PASSWORD, SECRET
+from tests.integration.analytics.shopfront import START, Shopfront, cli_env, priced, total
+from tests.integration.storefront import PASSWORD
 
 
 async def test_the_sales_insight_counts_paid_orders_per_currency_and_market_to_the_minor_unit(
@@ -337,11 +337,7 @@ async def test_only_staff_who_may_read_insights_see_them(front: Shopfront) -> No
 
 
 def test_the_cli_shows_the_figures_and_rebuilds(database_url: str, tmp_path: Path) -> None:
-    env = {
-        "COLONNADE_DATABASE_URL": database_url,
-        "COLONNADE_SECRET_KEY": SECRET,
-        "COLONNADE_ANALYTICS_DIR": str(tmp_path / "warehouse"),
-    }
+    env = cli_env(database_url, tmp_path / "warehouse")
     runner = CliRunner()
     shown = runner.invoke(
         cli,

@@ -18,9 +18,9 @@ from colonnade.cli import cli
 from tests.integration.analytics.shopfront import (
     START,
     Shopfront,
+    cli_env,
     priced,
 )
-from tests.integration.storefront import SECRET
 
 DAY = {"from": START.isoformat(), "to": (START + timedelta(days=1)).isoformat()}
 
@@ -147,12 +147,7 @@ async def test_the_cli_lists_what_sold_out(
 ) -> None:
     morning = await a_morning_of_sell_outs(front)
     await front.settled()
-    env = {
-        "COLONNADE_DATABASE_URL": database_url,
-        "COLONNADE_SECRET_KEY": SECRET,
-        "COLONNADE_ANALYTICS_DIR": str(tmp_path / "warehouse"),
-        "COLUMNS": "250",  # a wide terminal: table cells stay on one line
-    }
+    env = cli_env(database_url, tmp_path / "warehouse")
 
     # In a thread: the command runs its own event loop.
     shown = await asyncio.to_thread(
