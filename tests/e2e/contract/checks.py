@@ -40,6 +40,7 @@ SCHEMA_VALID_REFUSALS = {
     "invalid_sale": "a SKU, product or category named twice; a SKU without a sale price, or "
     "products or categories, in a sale without a percentage; a sale of nothing",
     "invalid_insight_window": "a window that ends before it starts or spans more than 366 days",
+    "invalid_forecast_day": "a day from tomorrow to a week ahead: tomorrow moves with the clock",
     # Rules no pattern can hold.
     "unknown_locale": "a well-formed language tag that Babel does not know",
     "unknown_time_zone": "a name the time zone database does not know",
