@@ -5,9 +5,10 @@ are answered.
     python -m bench.insights --quick          # 1,000,000 facts, a short ingestion
 
 Answers: what GET /admin/insights/sales, /revenue, /products, /categories and /growth (their
-lines), /funnel and /declines, /stock-outs and /forecast (its history) run, over synthetic
-facts written as the sealing writes them (one file per day), for a day, a week and the whole
-range, each asked three times (the best is quoted: the first pays for the page cache).
+lines), /funnel and /declines, /customers, /stock-outs and /forecast (its history) run, over
+synthetic facts written as the sealing writes them (one file per day), for a day, a week and
+the whole range, each asked three times (the best is quoted: the first pays for the page
+cache).
 Ingestion: synthetic OrderPlaced and OrderPaid events taken in the relay's batches (200) by the
 analytics consumer (`AnalyticsService.record` in the inbox's transaction), then sealed into
 Parquet (`AnalyticsService.seal`), on each database.
@@ -80,9 +81,10 @@ def fact(
     sku: str = "",
     code: str = "",
     reason: str = "",
+    customer: str = "",
 ) -> tuple[Any, ...]:
     """A fact's row, its columns in SCHEMA's order."""
-    return (fact_id, kind, at, order, market, currency, amount, units, sku, code, reason)
+    return (fact_id, kind, at, order, market, currency, amount, units, sku, code, reason, customer)
 
 
 def write_facts(root: Path, count: int) -> int:
@@ -108,7 +110,17 @@ def write_facts(root: Path, count: int) -> int:
                 paid_at = at + timedelta(seconds=1)
                 rows += [
                     fact(f"cart_started:{order}", "cart_started", started, "", market, units=2),
-                    fact(f"placed:{order}", "order_placed", at, order, market, currency, amount, 2),
+                    fact(
+                        f"placed:{order}",
+                        "order_placed",
+                        at,
+                        order,
+                        market,
+                        currency,
+                        amount,
+                        2,
+                        customer=f"c{rng.randrange(per_day * 10)}",
+                    ),
                     fact(
                         f"line:{order}:0", "order_line", at, order, market, currency, amount, 2, sku
                     ),
@@ -188,6 +200,7 @@ def answers(root: Path, facts: int) -> list[Answer]:
             "orders by hour and market, 28 days (the forecast's history)",
             lambda: warehouse.hourly([], *four_weeks, None),
         ),
+        ("customers new and returning, a week", lambda: warehouse.customers([], *week, None)),
         ("stock-outs, a week", lambda: warehouse.stock_outs([], *week, None, an_hour)),
         (f"stock-outs, {DAYS} days", lambda: warehouse.stock_outs([], *everything, None, an_hour)),
     ]
