@@ -16,8 +16,9 @@ import os
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
@@ -32,9 +33,15 @@ _REQUESTS = "colonnade_http_requests_total"
 
 # Per route: requests, server errors, and cumulative answers per bucket bound.
 Totals = Mapping[str, tuple[float, float, Mapping[float, float]]]
-# Takes a process's minutes: counted at once, written to the files now and then, or at once
-# when told to write (the process stops).
-Keep = Callable[..., Awaitable[int]]
+
+
+class Keep(Protocol):
+    """Takes a process's minutes: counted at once, written to the files now and then, or at
+    once with `write` (the process stops); how many minutes it wrote."""
+
+    def __call__(
+        self, process: str, minutes: Sequence[RouteMinute], *, write: bool = False
+    ) -> Awaitable[int]: ...
 
 
 def totals(reading: Reading) -> Totals:
@@ -43,12 +50,14 @@ def totals(reading: Reading) -> Totals:
     errors: dict[str, float] = defaultdict(float)
     buckets: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
     for name, labels, value in reading.samples:
+        if name not in (_REQUESTS, _BUCKETS):
+            continue
         route = f"{labels.get('method', '')} {labels.get('route', '')}"
         if name == _REQUESTS:
             requests[route] += value
             if labels.get("status", "").startswith("5"):
                 errors[route] += value
-        elif name == _BUCKETS:
+        else:
             buckets[route][float(labels["le"])] += value
     return {route: (requests[route], errors[route], dict(buckets[route])) for route in requests}
 

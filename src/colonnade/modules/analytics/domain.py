@@ -59,10 +59,11 @@ class Fact:
     id: str
     kind: str
     occurred_at: datetime
-    order_id: str
-    market: str
-    currency: str
-    amount: int
+    # The order a fact is of, its market and amount; "" and 0 for facts of no order.
+    order_id: str = ""
+    market: str = ""
+    currency: str = ""
+    amount: int = 0
     units: int = 0
     # The SKU a line fact is of; "" for the others.
     sku: str = ""
@@ -138,7 +139,6 @@ def paid_fact(order_id: str, at: datetime, amount: Mapping[str, Any]) -> Fact:
         kind=PAID,
         occurred_at=at,
         order_id=order_id,
-        market="",
         currency=str(amount["currency"]),
         amount=int(amount["amount"]),
     )
@@ -152,7 +152,6 @@ def refunded_fact(order_id: str, at: datetime, amount: Mapping[str, Any], which:
         kind=REFUNDED,
         occurred_at=at,
         order_id=order_id,
-        market="",
         currency=str(amount["currency"]),
         amount=int(amount["amount"]),
     )
@@ -165,10 +164,7 @@ def cart_started_fact(cart_id: str, at: datetime, market: str, units: int) -> Fa
         id=f"{CART_STARTED}:{cart_id}",
         kind=CART_STARTED,
         occurred_at=at,
-        order_id="",
         market=market,
-        currency="",
-        amount=0,
         units=units,
     )
 
@@ -180,10 +176,7 @@ def checkout_refused_fact(
         id=f"{CHECKOUT_REFUSED}:{checkout_id}",
         kind=CHECKOUT_REFUSED,
         occurred_at=at,
-        order_id="",
         market=market or "",
-        currency="",
-        amount=0,
         code=code,
         reason=(reason or "")[:REASON_LENGTH],
     )
@@ -195,10 +188,6 @@ def stock_out_fact(event_id: str, sku: str, at: datetime) -> Fact:
         id=f"{STOCK_OUT}:{event_id}",
         kind=STOCK_OUT,
         occurred_at=at,
-        order_id="",
-        market="",
-        currency="",
-        amount=0,
         sku=sku,
     )
 
@@ -209,10 +198,6 @@ def restock_fact(event_id: str, sku: str, at: datetime, available: int) -> Fact:
         id=f"{RESTOCK}:{event_id}",
         kind=RESTOCK,
         occurred_at=at,
-        order_id="",
-        market="",
-        currency="",
-        amount=0,
         units=available,
         sku=sku,
     )
@@ -480,7 +465,7 @@ def _most_first(counts: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
 def _percent(part: int, whole: int) -> Decimal | None:
     if not whole:
         return None
-    return (Decimal(100 * part) / whole).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return _tenths(Decimal(100 * part) / whole)
 
 
 # A stock-out as the warehouse finds it, with what paid orders bought of its SKU in one
@@ -534,7 +519,7 @@ def stock_outs(rows: Iterable[StockOutRow], now: datetime, before: timedelta) ->
                 ended=ended,
                 out_for=out_for,
                 units_before=units,
-                lost_units=(units * share).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP),
+                lost_units=_tenths(units * share),
                 lost_revenue=tuple(
                     Money(int((revenue * share).to_integral_value(ROUND_HALF_UP)), currency)
                     for currency, (_, revenue) in sorted(sold.items())
@@ -688,9 +673,7 @@ def backtest_error(actual: Sequence[float], predicted: Sequence[float]) -> Decim
     if total <= 0:
         return None
     error = sum(abs(a - p) for a, p in zip(actual, predicted, strict=True))
-    return (Decimal(str(error)) * 100 / Decimal(str(total))).quantize(
-        Decimal("0.1"), rounding=ROUND_HALF_UP
-    )
+    return _tenths(Decimal(str(error)) * 100 / Decimal(str(total)))
 
 
 @dataclass(frozen=True)
@@ -713,6 +696,9 @@ class Forecast:
 
 
 def rounded(values: Iterable[float]) -> list[Decimal]:
-    return [
-        Decimal(str(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP) for value in values
-    ]
+    return [_tenths(Decimal(str(value))) for value in values]
+
+
+def _tenths(value: Decimal) -> Decimal:
+    """To one decimal, half up: how the insights show shares, estimates and forecasts."""
+    return value.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)

@@ -183,11 +183,12 @@ class AnalyticsService:
         self, pages: OrderPages, progress: Callable[[int, int], None] | None = None
     ) -> int:
         """Forget every fact of an order and take them again from the orders as they stand;
-        how many orders were read. Carts started and checkouts refused are kept as they are:
-        only their events told them. `pages(limit, offset)` is the orders' search, newest
-        first (an order placed meanwhile moves the rest down a place: one is read twice, none
-        is missed); `progress(done, total)` follows it. A refund made while it runs may be
-        counted twice until the next rebuild (the order's refunds are rebuilt as one)."""
+        how many orders were read. Carts started, checkouts refused, stock-outs and restocks
+        are kept as they are: only their events told them. `pages(limit, offset)` is the
+        orders' search, newest first (an order placed meanwhile moves the rest down a place:
+        one is read twice, none is missed); `progress(done, total)` follows it. A refund made
+        while it runs may be counted twice until the next rebuild (the order's refunds are
+        rebuilt as one)."""
         await asyncio.to_thread(self._warehouse.forget, ORDER_KINDS)
         async with self._db.transaction() as uow:
             await uow.execute(delete(staged_facts).where(staged_facts.c.kind.in_(ORDER_KINDS)))
@@ -311,6 +312,13 @@ class AnalyticsService:
         """Payments declined in [start, end) by reason, against the checkouts in it that
         asked for payment."""
         return domain.declines(await self._outcomes(start, end, market))
+
+    async def checkouts(
+        self, start: datetime, end: datetime, market: str | None = None
+    ) -> tuple[list[Funnel], Declines]:
+        """The funnel and the declines together, from one read of the warehouse."""
+        outcomes = await self._outcomes(start, end, market)
+        return domain.funnels(outcomes), domain.declines(outcomes)
 
     async def forecast(
         self, day: date | None = None, market: str | None = None
@@ -474,8 +482,8 @@ def _facts_of(envelope: Envelope, pseudonyms: Mapping[str, str]) -> list[Fact]:
         updated = envelope.open(CartUpdated)
         if not updated.lines:
             return []
-        units = sum(int(line["quantity"]) for line in updated.lines)
         at = _told_at(updated.updated_at, envelope)
+        units = domain.units_of(updated.lines)
         return [domain.cart_started_fact(updated.cart_id, at, updated.market, units)]
     if envelope.event_type == CheckoutFailed.event_type:
         refused = envelope.open(CheckoutFailed)

@@ -71,18 +71,24 @@ ROUTES_SCHEMA = pa.schema(
 # Columns files written before them lack, read as empty.
 _ADDED_LATER = ("code", "reason", "customer")
 
-# The paid orders placed in [$start, $end), of one market or all (NULL): `sold`. The kinds
-# are domain.PLACED, LINE, PAID and REFUNDED, as the files keep them.
-_SOLD = """
+# Every fact, sealed or staged (`facts`), and the orders paid (`paid`): what each question
+# starts from. The kinds are domain's (PLACED, LINE, PAID...), as the files keep them.
+_FACTS = """
 WITH facts AS (SELECT * FROM sealed UNION ALL SELECT * FROM staged),
+paid AS (SELECT DISTINCT order_id FROM facts WHERE kind = 'order_paid')"""
+
+# The paid orders placed in [$start, $end), of one market or all (NULL): `sold`.
+_SOLD = (
+    _FACTS  # noqa: S608 - fixed text, the values are bound
+    + """,
 placed AS (
     SELECT order_id, occurred_at, currency, amount FROM facts
     WHERE kind = 'order_placed' AND occurred_at >= $start AND occurred_at < $end
       AND ($market IS NULL OR market = $market)
 ),
-paid AS (SELECT DISTINCT order_id FROM facts WHERE kind = 'order_paid'),
 sold AS (SELECT placed.* FROM placed JOIN paid USING (order_id))
 """
+)
 
 # Per currency: how many, their totals and what has been refunded of them.
 _SALES = (
@@ -121,26 +127,28 @@ GROUP BY ALL ORDER BY 3 DESC, 4 DESC, 1, 2 LIMIT $limit
 
 # Carts started, orders placed (and of those paid) and checkouts refused in [$start, $end),
 # of one market or all: OutcomeCount rows. A refusal of no known cart's market is left out.
-_OUTCOMES = """
-WITH facts AS (SELECT * FROM sealed UNION ALL SELECT * FROM staged),
+_OUTCOMES = (
+    _FACTS  # noqa: S608 - fixed text, the values are bound
+    + """,
 happened AS (
     SELECT kind, market, code, reason, order_id FROM facts
     WHERE kind IN ('cart_started', 'order_placed', 'checkout_refused')
       AND occurred_at >= $start AND occurred_at < $end
       AND market <> '' AND ($market IS NULL OR market = $market)
-),
-paid AS (SELECT DISTINCT order_id FROM facts WHERE kind = 'order_paid')
+)
 SELECT h.market, h.kind, h.code, h.reason, count(*), count(p.order_id)
 FROM happened AS h LEFT JOIN paid AS p ON h.kind = 'order_placed' AND p.order_id = h.order_id
 GROUP BY ALL
 """
+)
 
 # SKUs that sold out in [$start, $end), each from its first stock-out to the first restock
 # after it (stock-outs before that restock are the same one), with what paid orders of one
 # market or all bought of it per currency in the $before up to it (the sale that took the
 # last unit included): StockOutRow rows.
-_STOCK_OUTS = """
-WITH facts AS (SELECT * FROM sealed UNION ALL SELECT * FROM staged),
+_STOCK_OUTS = (
+    _FACTS  # noqa: S608 - fixed text, the values are bound
+    + """,
 outs AS (
     SELECT o.sku, o.occurred_at AS began, (
         SELECT min(r.occurred_at) FROM facts AS r
@@ -150,7 +158,6 @@ outs AS (
 ),
 periods AS (SELECT sku, min(began) AS began, ended FROM outs GROUP BY sku, ended),
 shown AS (SELECT * FROM periods WHERE began >= $start AND began < $end),
-paid AS (SELECT DISTINCT order_id FROM facts WHERE kind = 'order_paid'),
 demand AS (
     SELECT s.sku, s.began, l.currency, sum(l.units) AS units, sum(l.amount) AS revenue
     FROM shown AS s JOIN facts AS l
@@ -164,13 +171,14 @@ SELECT s.sku, s.began, s.ended, coalesce(d.currency, ''), coalesce(d.units, 0),
        coalesce(d.revenue, 0)
 FROM shown AS s LEFT JOIN demand AS d USING (sku, began)
 """
+)
 
 # Per market, of the paid orders placed in [$start, $end): the customers who placed them (as
 # pseudonyms), those whose first paid order ever it was, and the orders of customers and of
 # guests (or erased customers). Every day's facts are read: a first order may be years old.
-_CUSTOMERS = """
-WITH facts AS (SELECT * FROM sealed UNION ALL SELECT * FROM staged),
-paid AS (SELECT DISTINCT order_id FROM facts WHERE kind = 'order_paid'),
+_CUSTOMERS = (
+    _FACTS  # noqa: S608 - fixed text, the values are bound
+    + """,
 sold AS (
     SELECT order_id, occurred_at, market, customer FROM facts
     WHERE kind = 'order_placed' AND order_id IN (SELECT order_id FROM paid)
@@ -190,17 +198,19 @@ SELECT s.market,
 FROM shown AS s LEFT JOIN firsts AS f USING (customer)
 GROUP BY s.market
 """
+)
 
 # Per market and UTC hour (its start in epoch seconds): paid orders placed in [$start, $end).
-_HOURLY = """
-WITH facts AS (SELECT * FROM sealed UNION ALL SELECT * FROM staged),
-paid AS (SELECT DISTINCT order_id FROM facts WHERE kind = 'order_paid')
+_HOURLY = (
+    _FACTS  # noqa: S608 - fixed text, the values are bound
+    + """
 SELECT market, CAST(floor(epoch(occurred_at) / 3600) * 3600 AS BIGINT), count(*)
 FROM facts
 WHERE kind = 'order_placed' AND occurred_at >= $start AND occurred_at < $end
   AND ($market IS NULL OR market = $market) AND order_id IN (SELECT order_id FROM paid)
 GROUP BY ALL
 """
+)
 
 # Per route and side of $split (in the window's later part or not), over [$start, $end): the
 # requests, the server errors, and per latency bucket the answers.
@@ -244,15 +254,8 @@ class Warehouse:
         return written
 
     def files_from(self, first_day: date) -> list[Path]:
-        """The files of `first_day` and every later day."""
-        if not self.facts.is_dir():
-            return []
-        return sorted(
-            path
-            for directory in self.facts.glob("day=*")
-            if directory.name.removeprefix("day=") >= first_day.isoformat()
-            for path in directory.glob("part-*.parquet")
-        )
+        """The facts' files of `first_day` and every later day."""
+        return _parts(self.facts, first_day)
 
     def sales(
         self, staged: Staged, start: datetime, end: datetime, market: str | None
@@ -382,19 +385,7 @@ class Warehouse:
     ) -> list[RouteCount]:
         """(route, at or after `split`, requests, errors, answers per bucket) in [start, end),
         from the files and the `unwritten` minutes."""
-        directory = self.root / "routes"
-        files = (
-            sorted(
-                path
-                for day in directory.glob("day=*")
-                if start.date().isoformat()
-                <= day.name.removeprefix("day=")
-                <= end.date().isoformat()
-                for path in day.glob("part-*.parquet")
-            )
-            if directory.is_dir()
-            else []
-        )
+        files = _parts(self.root / "routes", start.date(), end.date())
         with duckdb.connect() as db:
             fresh = _minutes_table(unwritten)
             if files:
@@ -432,6 +423,19 @@ class Warehouse:
             else:
                 path.unlink()
                 _sync_directory(path.parent)
+
+
+def _parts(directory: Path, first_day: date, last_day: date | None = None) -> list[Path]:
+    """The files of `directory`'s days from `first_day` to `last_day` (or the last there is)."""
+    if not directory.is_dir():
+        return []
+    last = last_day.isoformat() if last_day is not None else "9999-12-31"
+    return sorted(
+        path
+        for day in directory.glob("day=*")
+        if first_day.isoformat() <= day.name.removeprefix("day=") <= last
+        for path in day.glob("part-*.parquet")
+    )
 
 
 def _utc(moment: datetime) -> datetime:

@@ -116,8 +116,8 @@ class _Repeat:
 _REPEAT = _Repeat()
 
 
-# Give back what a checkout holds (its stock, its payment) and store its refusal.
-# Give back what a checkout of the cart's market holds, and store its refusal.
+# Give back what a checkout of a cart in this market holds (its stock, its payment) and store
+# its refusal.
 Undo = Callable[[CardCheckout, str, Reservation, Payment, ColonnadeError], Awaitable[Outcome]]
 # The first answer to a key that was used before.
 Repeat = Callable[[str, str], Awaitable[Outcome]]
