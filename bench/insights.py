@@ -10,7 +10,8 @@ synthetic facts written as the sealing writes them (one file per day), for a day
 the whole range, each asked three times (the best is quoted: the first pays for the page
 cache).
 Ingestion: synthetic OrderPlaced and OrderPaid events taken in the relay's batches (200) by the
-analytics consumer (`AnalyticsService.record` in the inbox's transaction), then sealed into
+analytics consumer as the shop wires it (`AnalyticsService.record` behind the inbox's guard,
+the batch's marks and facts in one transaction), then sealed into
 Parquet (`AnalyticsService.seal`), on each database.
 """
 
@@ -38,6 +39,7 @@ from rich.table import Table
 from bench.report import RESULTS, console
 from bench.shop import admin_execute, dsn_of
 from colonnade import migrations
+from colonnade.kernel import inbox
 from colonnade.kernel.db import Database
 from colonnade.kernel.events import Envelope
 from colonnade.modules.analytics.service import AnalyticsService
@@ -49,8 +51,9 @@ TARGET_FACTS_PER_SECOND = 50_000
 DAYS = 90
 FIRST_DAY = datetime(2026, 9, 1, tzinfo=UTC)
 MARKETS = [("US", "USD"), ("DE", "EUR"), ("JP", "JPY")]
-# The relay's batch: a batch consumer gets up to this many events of one type at once.
-CONSUMER_BATCH = 200
+# Events a consumer takes in one transaction: the embedded relay's batch (200), and a
+# consumer catching up on a backlog in bigger fetches.
+CONSUMER_BATCHES = (200, 1000)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class Answer:
 @dataclass(frozen=True)
 class Ingestion:
     database: str
+    batch: int
     facts: int
     record_per_second: float
     seal_per_second: float
@@ -240,31 +244,31 @@ def _envelopes(count: int) -> list[Envelope]:
     return envelopes
 
 
-async def ingestion(database: str, facts: int, workdir: Path) -> Ingestion:
+async def ingestion(database: str, facts: int, workdir: Path, batch: int) -> Ingestion:
     name = None
     if database == "postgresql":
         name = f"colonnade_bench_{uuid.uuid4().hex[:10]}"
         await admin_execute(f'CREATE DATABASE "{name}"')
         url = dsn_of(name).replace("postgresql://", "postgresql+asyncpg://", 1)
     else:
-        url = f"sqlite+aiosqlite:///{workdir / 'ingest.db'}"
+        url = f"sqlite+aiosqlite:///{workdir / f'ingest-{batch}.db'}"
     db = Database(url)
     try:
         await migrations.upgrade(db, ["analytics"])
-        analytics = AnalyticsService(db, workdir / f"warehouse-{database}")
+        analytics = AnalyticsService(db, workdir / f"warehouse-{database}-{batch}")
+        # As the shop takes them: each batch with its inbox marks, in one transaction.
+        take = inbox.guard_batch(db, "analytics.facts", analytics.record)
         envelopes = _envelopes(facts)
         began = time.perf_counter()
-        for start in range(0, len(envelopes), CONSUMER_BATCH):
-            async with db.transaction() as uow:
-                await analytics.record(envelopes[start : start + CONSUMER_BATCH], uow)
-                await uow.commit()
+        for start in range(0, len(envelopes), batch):
+            await take(envelopes[start : start + batch])
         recorded = time.perf_counter() - began
         began = time.perf_counter()
         sealed = 0
         while written := await analytics.seal():
             sealed += written
         seal_seconds = time.perf_counter() - began
-        return Ingestion(database, sealed, sealed / recorded, sealed / seal_seconds)
+        return Ingestion(database, batch, sealed, sealed / recorded, sealed / seal_seconds)
     finally:
         await db.dispose()
         if name is not None:
@@ -285,7 +289,10 @@ def table(found: list[Answer], taken: list[Ingestion]) -> Table:
         )
     for taking in taken:
         for label, rate in (
-            ("facts taken by the consumer", taking.record_per_second),
+            (
+                f"facts taken by the consumer, {taking.batch} events a batch",
+                taking.record_per_second,
+            ),
             ("facts sealed into Parquet", taking.seal_per_second),
         ):
             shown.add_row(
@@ -303,7 +310,11 @@ async def main(options: argparse.Namespace) -> None:
     try:
         facts = write_facts(workdir / "warehouse", options.facts)
         found = answers(workdir / "warehouse", facts)
-        taken = [await ingestion(d, options.ingest, workdir) for d in options.databases]
+        taken = [
+            await ingestion(d, options.ingest, workdir, batch)
+            for d in options.databases
+            for batch in CONSUMER_BATCHES
+        ]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     console.print(table(found, taken))

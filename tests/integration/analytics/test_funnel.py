@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from colonnade.cli import cli
 from colonnade.modules.analytics.domain import cart_started_fact, checkout_refused_fact
-from colonnade.modules.analytics.warehouse import SCHEMA, Warehouse
+from colonnade.modules.analytics.warehouse import SCHEMA, Warehouse, packed, table_of
 from tests.integration.analytics.shopfront import (
     ADDRESS,
     START,
@@ -159,11 +159,15 @@ async def test_redelivered_events_and_a_rebuild_change_no_funnel_figure(
     assert rebuilt == before
 
 
+@pytest.mark.parametrize("sealed_between", [False, True], ids=["staged", "sealed"])
 async def test_the_funnel_of_a_later_hour_counts_only_what_happened_in_it(
-    front: Shopfront,
+    front: Shopfront, sealed_between: bool
 ) -> None:
     mug = await priced(front.shop, usd=1000, eur=900)
     cart_id = await cart_with(front, "US", (mug, 1))
+    if sealed_between:
+        await front.settled()
+        assert await front.shop.analytics.seal() > 0
     front.clock.advance(timedelta(hours=2))
     assert (await front.buy("US", (mug, 1))).status_code == 201
     added = await front.http.post(f"/store/carts/{cart_id}/lines", json={"sku": mug, "quantity": 1})
@@ -271,8 +275,10 @@ def test_files_written_before_refusals_were_kept_read_as_facts_without_one(
         ),
         day / "part-old.parquet",
     )
-    warehouse.write("new", [checkout_refused_fact("c1", START, "US", "out_of_stock", None)])
-    staged = [(None, cart_started_fact("cart-1", START, "US", 1))]
+    warehouse.write(
+        "new", table_of([checkout_refused_fact("c1", START, "US", "out_of_stock", None)])
+    )
+    staged = [(None, packed(table_of([cart_started_fact("cart-1", START, "US", 1)])))]
 
     found = warehouse.outcomes(staged, before, START + timedelta(days=1), None)
 

@@ -8,15 +8,14 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from colonnade.cli import cli
-from colonnade.modules.analytics.domain import Fact
-from colonnade.modules.analytics.schema import staged_facts
-from colonnade.modules.analytics.warehouse import Warehouse
-from tests.conftest import count_rows
+from colonnade.modules.analytics.schema import staged_batches
+from colonnade.modules.analytics.warehouse import Warehouse, unpacked
 from tests.integration.analytics.shopfront import START, Shopfront, cli_env, priced, total
 from tests.integration.storefront import PASSWORD
 
@@ -170,7 +169,7 @@ async def test_figures_hold_while_facts_move_into_parquet_files_and_after(
 
     # The mug stocked, the cart started; the order's placement, its line and its payment.
     assert sealed == 5
-    assert await count_rows(front.shop.db, "analytics_staged_facts") == 4  # the second's
+    assert await staged_facts(front) == 4  # the second's
     files = list((tmp_path / "warehouse" / "facts").glob("day=2026-11-27/part-*.parquet"))
     assert len(files) == 1
     assert before == after_sealing
@@ -188,16 +187,12 @@ async def test_a_sealing_cut_short_after_writing_its_files_counts_nothing_twice(
     before = await front.sales(*window)
     # What a sealing does before it deletes the rows: claim them, write the batch's file.
     async with front.shop.db.transaction() as uow:
-        await uow.execute(update(staged_facts).values(batch="cut-short"))
+        await uow.execute(update(staged_batches).values(batch="cut-short"))
         await uow.commit()
     async with front.shop.db.reading() as conn:
-        rows = (await conn.execute(select(staged_facts))).all()
+        rows = (await conn.execute(select(staged_batches.c.facts))).scalars().all()
     Warehouse(tmp_path / "warehouse").write(
-        "cut-short",
-        [
-            Fact(r.id, r.kind, r.occurred_at, r.order_id, r.market, r.currency, r.amount, r.units)
-            for r in rows
-        ],
+        "cut-short", pa.concat_tables([unpacked(facts) for facts in rows])
     )
 
     files = sorted((tmp_path / "warehouse" / "facts").glob("day=*/part-*.parquet"))
@@ -207,7 +202,7 @@ async def test_a_sealing_cut_short_after_writing_its_files_counts_nothing_twice(
     assert before["revenue"] == [{"amount": total(bought), "currency": "USD"}]
     assert while_cut_short == before
     assert finished == 5  # stocked, the cart started; the order placed, its line, its payment
-    assert await count_rows(front.shop.db, "analytics_staged_facts") == 0
+    assert await staged_facts(front) == 0
     # The finishing sealing wrote the same files again, and no others.
     assert sorted((tmp_path / "warehouse" / "facts").glob("day=*/part-*.parquet")) == files
     assert all(path.name == "part-cut-short.parquet" for path in files)
@@ -220,7 +215,7 @@ async def test_a_redelivered_event_changes_no_figure(front: Shopfront) -> None:
     await front.refund(bought.json()["id"], 300, "USD")
     window = (START, START + timedelta(days=1))
     before = await front.sales(*window)
-    staged = await count_rows(front.shop.db, "analytics_staged_facts")
+    staged = await staged_facts(front)
 
     again = await front.told("orders.")
     for envelope in again:
@@ -350,3 +345,10 @@ def test_the_cli_shows_the_figures_and_rebuilds(database_url: str, tmp_path: Pat
     assert "0 paid orders" in shown.output
     assert rebuilt.exit_code == 0, rebuilt.output
     assert "0 orders read" in rebuilt.output
+
+
+async def staged_facts(front: Shopfront) -> int:
+    """The facts waiting in the table for a sealing."""
+    async with front.shop.db.reading() as conn:
+        found = await conn.execute(select(func.sum(staged_batches.c.facts_count)))
+        return int(found.scalar() or 0)

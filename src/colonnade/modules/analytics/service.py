@@ -15,8 +15,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 
 from colonnade.kernel.bulk import insert_rows
 from colonnade.kernel.clock import Clock, SystemClock
@@ -25,7 +26,7 @@ from colonnade.kernel.events import Envelope
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.money import Money
 from colonnade.kernel.placements import Placement, Placements
-from colonnade.kernel.uow import Read, UnitOfWork, stored_time
+from colonnade.kernel.uow import Read, UnitOfWork
 from colonnade.modules.analytics import domain, forecasting
 from colonnade.modules.analytics.domain import (
     CategorySales,
@@ -46,8 +47,8 @@ from colonnade.modules.analytics.domain import (
     StockOut,
     WeekOverWeek,
 )
-from colonnade.modules.analytics.schema import customers, staged_facts
-from colonnade.modules.analytics.warehouse import Warehouse
+from colonnade.modules.analytics.schema import customers, staged_batches
+from colonnade.modules.analytics.warehouse import Warehouse, packed, table_of, unpacked, without
 from colonnade.modules.cart.events import CartUpdated
 from colonnade.modules.checkout.events import CheckoutFailed
 from colonnade.modules.compliance.events import CustomerDataErased
@@ -92,8 +93,10 @@ EVENT_TYPES = (
 # The facts the orders tell again when the warehouse is rebuilt; the others (carts started,
 # checkouts refused, stock-outs and restocks) only their events told, so a rebuild keeps them.
 ORDER_KINDS = (domain.PLACED, domain.LINE, domain.PAID, domain.REFUNDED)
-# Facts sealed into one batch of files at most: a sealing's memory stays bounded.
-SEAL_BATCH = 50_000
+# Facts sealed into one batch of files at most (unless one staged row holds more), from this
+# many staged rows at most: a sealing's memory stays bounded.
+SEAL_BATCH = 200_000
+SEAL_ROWS = 5_000
 # Orders read per page while rebuilding.
 REBUILD_PAGE = 100
 # Minutes of a process's routes written to the files together.
@@ -145,36 +148,53 @@ class AnalyticsService:
         }
         pseudonyms = await self._pseudonyms(uow, buyers)
         facts = [fact for envelope in envelopes for fact in _facts_of(envelope, pseudonyms)]
-        await insert_rows(
-            uow, staged_facts, [_row(fact) for fact in facts], skip_conflicts_on=("id",)
-        )
+        await _stage(uow, facts)
 
     async def seal(self) -> int:
         """Write the waiting facts to the warehouse's files; how many were written."""
         async with self._sealing:
-            # Batches a sealing cut short before are finished here too (None: not claimed).
+            # Batches a sealing cut short before are finished here too.
             async with self._db.reading() as conn:
-                found = await conn.execute(select(staged_facts.c.batch).distinct())
-                batches = {batch for (batch,) in found}
-            if None in batches:
+                found = await conn.execute(
+                    select(staged_batches.c.batch).where(staged_batches.c.batch.is_not(None))
+                )
+                batches = {str(batch) for (batch,) in found}
+                waiting = (
+                    await conn.execute(
+                        select(staged_batches.c.id, staged_batches.c.facts_count)
+                        .where(staged_batches.c.batch.is_(None))
+                        .order_by(staged_batches.c.id)
+                        .limit(SEAL_ROWS)
+                    )
+                ).all()
+            if waiting:
                 claimed = new_id()
                 async with self._db.transaction() as uow:
-                    waiting = select(staged_facts.c.id).where(staged_facts.c.batch.is_(None))
                     await uow.execute(
-                        update(staged_facts)
-                        .where(staged_facts.c.id.in_(waiting.limit(SEAL_BATCH).scalar_subquery()))
+                        update(staged_batches)
+                        .where(
+                            staged_batches.c.id.in_(_first_of(waiting, SEAL_BATCH)),
+                            staged_batches.c.batch.is_(None),
+                        )
                         .values(batch=claimed)
                     )
                     await uow.commit()
-                batches = (batches - {None}) | {claimed}
+                batches.add(claimed)
             sealed = 0
-            for batch in sorted(str(b) for b in batches):
-                facts = await self._staged(batch)
-                await asyncio.to_thread(self._warehouse.write, batch, facts)
+            for batch in sorted(batches):
+                async with self._db.reading() as conn:
+                    found = await conn.execute(
+                        select(staged_batches.c.facts).where(staged_batches.c.batch == batch)
+                    )
+                    facts = [unpacked(packed_facts) for (packed_facts,) in found]
+                if not facts:
+                    continue
+                table = pa.concat_tables(facts)
+                await asyncio.to_thread(self._warehouse.write, batch, table)
                 async with self._db.transaction() as uow:
-                    await uow.execute(delete(staged_facts).where(staged_facts.c.batch == batch))
+                    await uow.execute(delete(staged_batches).where(staged_batches.c.batch == batch))
                     await uow.commit()
-                sealed += len(facts)
+                sealed += table.num_rows
             if sealed:
                 log.info("analytics.sealed", facts=sealed, batches=len(batches))
             return sealed
@@ -191,7 +211,21 @@ class AnalyticsService:
         rebuilt as one)."""
         await asyncio.to_thread(self._warehouse.forget, ORDER_KINDS)
         async with self._db.transaction() as uow:
-            await uow.execute(delete(staged_facts).where(staged_facts.c.kind.in_(ORDER_KINDS)))
+            staged = await uow.execute(select(staged_batches.c.id, staged_batches.c.facts))
+            for row_id, packed_facts in staged.all():
+                facts = unpacked(packed_facts)
+                kept = without(facts, ORDER_KINDS)
+                if kept.num_rows == facts.num_rows:
+                    continue
+                chosen = staged_batches.c.id == row_id
+                if kept.num_rows:
+                    await uow.execute(
+                        update(staged_batches)
+                        .where(chosen)
+                        .values(facts=packed(kept), facts_count=kept.num_rows)
+                    )
+                else:
+                    await uow.execute(delete(staged_batches).where(chosen))
             await uow.commit()
         done = 0
         while True:
@@ -201,12 +235,10 @@ class AnalyticsService:
             async with self._db.transaction() as uow:
                 buyers = {o.customer_id for o in page.items if o.customer_id is not None}
                 pseudonyms = await self._pseudonyms(uow, buyers)
-                rows = [
-                    _row(fact)
-                    for order in page.items
-                    for fact in _facts_of_order(order, pseudonyms)
-                ]
-                await insert_rows(uow, staged_facts, rows, skip_conflicts_on=("id",))
+                await _stage(
+                    uow,
+                    [fact for order in page.items for fact in _facts_of_order(order, pseudonyms)],
+                )
                 await uow.commit()
             done += len(page.items)
             if progress is not None:
@@ -421,43 +453,37 @@ class AnalyticsService:
             placed.update(await self._placements(skus[first : first + PLACEMENTS_SLICE]))
         return placed
 
-    async def _staged(self, batch: str) -> list[Fact]:
-        """The facts a batch claimed."""
-        return [_fact(row) for row in await self._db.read(_BATCH, batch)]
-
-    async def _waiting(self) -> list[tuple[str | None, Fact]]:
-        """Facts still in the table, with the batch that claimed each (None: not yet)."""
-        return [(row[-1], _fact(row)) for row in await self._db.read(_WAITING)]
+    async def _waiting(self) -> list[tuple[str | None, bytes]]:
+        """The staged batches still in the table, with the sealing that claimed each (None:
+        not yet)."""
+        return [(batch, bytes(facts)) for facts, batch in await self._db.read(_WAITING)]
 
 
-_WAITING_SQL = (
-    "SELECT id, kind, occurred_at, order_id, market, currency, amount, units, sku, code, reason,"
-    " customer, batch FROM analytics_staged_facts"
-)
+_WAITING_SQL = "SELECT facts, batch FROM analytics_staged_batches"
 _WAITING = Read(postgresql=_WAITING_SQL, sqlite=_WAITING_SQL)
-_BATCH = Read(
-    postgresql=_WAITING_SQL + " WHERE batch = $1", sqlite=_WAITING_SQL + " WHERE batch = ?1"
-)
 
 
-def _fact(row: Any) -> Fact:
-    """A fact from a row of _WAITING or _BATCH (read straight from the driver)."""
-    fact_id, kind, occurred_at, order_id, market, currency, amount, units, *told, _ = row
-    sku, code, reason, customer = told
-    return Fact(
-        id=fact_id,
-        kind=kind,
-        occurred_at=stored_time(occurred_at),
-        order_id=order_id,
-        market=market,
-        currency=currency,
-        amount=int(amount),
-        units=int(units),
-        sku=sku,
-        code=code,
-        reason=reason,
-        customer=customer,
-    )
+async def _stage(uow: UnitOfWork, facts: Sequence[Fact]) -> None:
+    """The facts wait in the table, as one row."""
+    if facts:
+        await uow.execute(
+            insert(staged_batches).values(
+                id=new_id(), facts=packed(table_of(facts)), facts_count=len(facts)
+            )
+        )
+
+
+def _first_of(waiting: Sequence[Any], facts: int) -> list[str]:
+    """The ids of the first staged rows (id, facts_count) that hold `facts` facts at most,
+    the first row however many it holds."""
+    chosen: list[str] = []
+    counted = 0
+    for row_id, count in waiting:
+        if chosen and counted + count > facts:
+            break
+        chosen.append(row_id)
+        counted += count
+    return chosen
 
 
 def _facts_of(envelope: Envelope, pseudonyms: Mapping[str, str]) -> list[Fact]:
@@ -568,21 +594,3 @@ def _facts_of_order(order: Order, pseudonyms: Mapping[str, str]) -> list[Fact]:
         last = max(h.at for h in order.history)
         facts.append(domain.refunded_fact(order.id, last, order.refunded.as_dict(), "all"))
     return facts
-
-
-def _row(fact: Fact) -> dict[str, Any]:
-    return {
-        "id": fact.id,
-        "kind": fact.kind,
-        "occurred_at": fact.occurred_at.astimezone(UTC),
-        "order_id": fact.order_id,
-        "market": fact.market,
-        "currency": fact.currency,
-        "amount": fact.amount,
-        "units": fact.units,
-        "sku": fact.sku,
-        "code": fact.code,
-        "reason": fact.reason,
-        "customer": fact.customer,
-        "batch": None,
-    }

@@ -35,8 +35,9 @@ from colonnade.modules.analytics.domain import (
     StockOutRow,
 )
 
-# Facts still in the table, each with the batch that claimed it (None: not yet).
-Staged = Sequence[tuple[str | None, Fact]]
+# Staged batches still in the table (packed facts), each with the sealing that claimed it
+# (None: not yet).
+Staged = Sequence[tuple[str | None, bytes]]
 
 SCHEMA = pa.schema(
     [
@@ -127,13 +128,20 @@ GROUP BY ALL ORDER BY 3 DESC, 4 DESC, 1, 2 LIMIT $limit
 
 # Carts started, orders placed (and of those paid) and checkouts refused in [$start, $end),
 # of one market or all: OutcomeCount rows. A refusal of no known cart's market is left out.
+# A cart is started by its first line: every change to it tells it again, in whichever
+# batch or file, so each cart counts once, when it was first told.
 _OUTCOMES = (
     _FACTS  # noqa: S608 - fixed text, the values are bound
     + """,
+started AS (
+    SELECT * FROM facts WHERE kind = 'cart_started'
+    QUALIFY row_number() OVER (PARTITION BY id ORDER BY occurred_at) = 1
+),
 happened AS (
-    SELECT kind, market, code, reason, order_id FROM facts
-    WHERE kind IN ('cart_started', 'order_placed', 'checkout_refused')
-      AND occurred_at >= $start AND occurred_at < $end
+    SELECT kind, market, code, reason, order_id
+    FROM (SELECT * FROM facts WHERE kind IN ('order_placed', 'checkout_refused')
+          UNION ALL SELECT * FROM started)
+    WHERE occurred_at >= $start AND occurred_at < $end
       AND market <> '' AND ($market IS NULL OR market = $market)
 )
 SELECT h.market, h.kind, h.code, h.reason, count(*), count(p.order_id)
@@ -238,18 +246,17 @@ class Warehouse:
         self.root = root
         self.facts = root / "facts"
 
-    def write(self, batch: str, facts: Sequence[Fact]) -> list[Path]:
-        """The batch's facts as one file per day; writing the same batch again replaces its
-        files with the same content."""
-        by_day: dict[str, list[Fact]] = defaultdict(list)
-        for fact in facts:
-            by_day[fact.day].append(fact)
+    def write(self, batch: str, facts: pa.Table) -> list[Path]:
+        """The batch's facts as one file per day, each fact once (a fact told twice is the
+        same fact); writing the same batch again replaces its files with the same content."""
+        facts = _each_once(facts)
+        days = _days(facts)
         written = []
-        for day, days_facts in sorted(by_day.items()):
+        for day in sorted(set(days.to_pylist())):
             directory = self.facts / f"day={day}"
             directory.mkdir(parents=True, exist_ok=True)
             target = directory / f"part-{batch}.parquet"
-            _write_atomically(_table(days_facts), target)
+            _write_atomically(facts.filter(pc.equal(days, day)), target)
             written.append(target)
         return written
 
@@ -349,18 +356,20 @@ class Warehouse:
         stock-out's restock may come after the window's end)."""
         files = self.files_from(first_day or start.date())
         listed = {(path.parent.name.removeprefix("day="), path.name) for path in files}
-        waiting = [
-            fact
-            for batch, fact in staged
-            if batch is None or (fact.day, f"part-{batch}.parquet") not in listed
-        ]
+        waiting = []
+        for batch, packed in staged:
+            facts = unpacked(packed)
+            if batch is not None:
+                sealed_days = [day for day, name in listed if name == f"part-{batch}.parquet"]
+                facts = facts.filter(pc.invert(pc.is_in(_days(facts), pa.array(sealed_days))))
+            waiting.append(facts)
         with duckdb.connect() as db:
-            db.register("staged", _table(waiting))
+            db.register("staged", _each_once(pa.concat_tables([table_of([]), *waiting])))
             if files:
                 found = db.read_parquet([str(f) for f in files], union_by_name=True)
                 found.project(_columns(found.columns)).create_view("sealed")
             else:
-                db.register("sealed", _table([]))
+                db.register("sealed", table_of([]))
             parameters = {"start": start, "end": end, "market": market, **more}
             return db.execute(query, parameters).fetchall()
 
@@ -415,7 +424,7 @@ class Warehouse:
             return
         for path in sorted(self.facts.glob("day=*/part-*.parquet")):
             table = pq.read_table(path)
-            kept = table.filter(pc.invert(pc.is_in(table["kind"], pa.array(sorted(kinds)))))
+            kept = without(table, kinds)
             if kept.num_rows == table.num_rows:
                 continue
             if kept.num_rows:
@@ -484,27 +493,45 @@ def _columns(present: Sequence[str]) -> str:
     )
 
 
-def _table(facts: Sequence[Fact]) -> pa.Table:
-    return pa.Table.from_pylist(
-        [
-            {
-                "id": f.id,
-                "kind": f.kind,
-                "occurred_at": f.occurred_at,
-                "order_id": f.order_id,
-                "market": f.market,
-                "currency": f.currency,
-                "amount": f.amount,
-                "units": f.units,
-                "sku": f.sku,
-                "code": f.code,
-                "reason": f.reason,
-                "customer": f.customer,
-            }
-            for f in facts
-        ],
-        schema=SCHEMA,
+def table_of(facts: Sequence[Fact]) -> pa.Table:
+    """The facts as the files' columns (built a column at a time: a consumer packs every
+    batch it takes)."""
+    return pa.Table.from_pydict(
+        {name: [getattr(fact, name) for fact in facts] for name in SCHEMA.names}, schema=SCHEMA
     )
+
+
+def packed(facts: pa.Table) -> bytes:
+    """Facts as a staged batch keeps them: an Arrow IPC stream, written and read whole."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, SCHEMA) as stream:
+        stream.write_table(facts)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def unpacked(packed_facts: bytes) -> pa.Table:
+    return pa.ipc.open_stream(packed_facts).read_all()
+
+
+def without(facts: pa.Table, kinds: Collection[str]) -> pa.Table:
+    """The facts of other kinds."""
+    return facts.filter(pc.invert(pc.is_in(facts["kind"], pa.array(sorted(kinds)))))
+
+
+def _days(facts: pa.Table) -> pa.ChunkedArray:
+    """Each fact's day (UTC), as its directory names it."""
+    return pc.strftime(facts["occurred_at"], format="%Y-%m-%d")
+
+
+def _each_once(facts: pa.Table) -> pa.Table:
+    """The first of the facts that share an id: a rebuild may stage again an order's fact
+    that its event staged meanwhile."""
+    numbered = facts.append_column("row", pa.array(range(facts.num_rows), pa.int64()))
+    first = numbered.group_by("id", use_threads=False).aggregate([("row", "min")])
+    if first.num_rows == facts.num_rows:
+        return facts
+    rows = first["row_min"]
+    return facts.take(pc.take(rows, pc.sort_indices(rows)))
 
 
 def _write_atomically(table: pa.Table, target: Path) -> None:
