@@ -361,7 +361,7 @@ class Warehouse:
             facts = unpacked(packed)
             if batch is not None:
                 sealed_days = [day for day, name in listed if name == f"part-{batch}.parquet"]
-                facts = facts.filter(pc.invert(pc.is_in(_days(facts), pa.array(sealed_days))))
+                facts = facts.filter(pc.invert(pc.is_in(_days(facts), pa.array(sealed_days, pa.string()))))
             waiting.append(facts)
         with duckdb.connect() as db:
             db.register("staged", _each_once(pa.concat_tables([table_of([]), *waiting])))
