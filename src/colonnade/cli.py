@@ -38,6 +38,7 @@ from colonnade.kernel.metrics import MULTIPROCESS_DIRECTORY
 from colonnade.kernel.redaction import configure_logging
 from colonnade.kernel.settings import Settings
 from colonnade.modules import MODULES
+from colonnade.modules.analytics.service import CHECKOUT_ROUTE
 from colonnade.ops import cluster
 from colonnade.ops.metrics_port import serve_metrics
 
@@ -455,6 +456,39 @@ def insights_routes(
             ms(row.p95),
             ms(row.p99),
             ms(row.p95_before),
+        )
+    console.print(table)
+
+
+@insights.command("timeline")
+def insights_timeline(
+    start: WindowStart,
+    end: WindowEnd,
+    every: Annotated[
+        str, typer.Option(help="minute (a day at most), hour (a week) or day.")
+    ] = "minute",
+    market: OneMarket = None,
+    route: Annotated[str, typer.Option(help="The route to follow.")] = CHECKOUT_ROUTE,
+) -> None:
+    """Paid orders per market beside the route's p99, checkouts per outcome, the outbox's lag
+    and the database connections in use, step by step over [--from, --to)."""
+    if every not in ("minute", "hour", "day"):
+        raise typer.BadParameter("minute, hour or day", param_hint="--every")
+    found = _with_shop(
+        lambda shop: shop.analytics.timeline(_utc(start), _utc(end), every, market, route)
+    )
+    table = Table(title=f"Orders beside {route}")
+    for column in ("from", "orders", "requests", "p99 ms", "checkouts", "outbox lag s", "pool"):
+        table.add_column(column, justify="left" if column in ("from", "checkouts") else "right")
+    for moment in found:
+        table.add_row(
+            f"{moment.start:%Y-%m-%d %H:%M}",
+            ", ".join(f"{m} {n:,}" for m, n in moment.orders) or "—",
+            f"{moment.requests:,}",
+            "—" if moment.p99 is None else f"{moment.p99 * 1000:,.1f}",
+            ", ".join(f"{o} {n:,}" for o, n in moment.checkouts) or "—",
+            "—" if moment.outbox_lag is None else f"{moment.outbox_lag:.2f}",
+            "—" if moment.pool_in_use is None else f"{moment.pool_in_use}/{moment.pool_size}",
         )
     console.print(table)
 

@@ -1,6 +1,6 @@
 """The insights page in a real browser (Debian's chromium, headless): guests buy over HTTP,
 and a finance clerk who logs in sees the paid orders, their revenue, the products bought and
-the charts, all as the insights API reports them. A screenshot is kept under tests/artifacts/.
+the charts (orders per market hour by hour among them), all as the insights API reports them. A screenshot is kept under tests/artifacts/.
 """
 
 from __future__ import annotations
@@ -98,6 +98,11 @@ def test_a_finance_clerk_sees_what_sold_today(
         assert page.locator("#chart-orders").get_attribute("data-max-orders") == "3"
         assert page.locator("#chart-revenue").get_attribute("data-series") == "USD"
         assert page.locator("#chart-revenue canvas").count() == 1
+        # The week hour by hour: the three orders in the US's line.
+        assert page.locator("#chart-markets").get_attribute("data-points") == "168"
+        assert page.locator("#chart-markets").get_attribute("data-total-us") == "3"
+        machinery = page.locator("#chart-machinery").get_attribute("data-series")
+        assert machinery == "checkout p99 ms,outbox lag s"
 
         # The last unit of another product sells: it shows as sold out, still.
         scarce = staff.new_product(price_cents=700, on_hand=1)

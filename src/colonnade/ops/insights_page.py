@@ -1,6 +1,7 @@
 """What sold, for staff at /ops/insights, with the operations pages' session: paid orders of a
-window with their revenue and refunds per currency, revenue and orders per day as charts, the
-products and categories bought most, the funnel from cart to paid order per market, payment
+window with their revenue and refunds per currency, revenue and orders per day as charts,
+orders per market hour by hour beside the checkout's p99 and the outbox's lag, the products
+and categories bought most, the funnel from cart to paid order per market, payment
 declines by reason, customers new and returning, and what sold out with the sales lost
 meanwhile. The page reads without scripts (figures and tables are written into it); its script
 only draws the charts, from the same figures the page carries as JSON data.
@@ -24,6 +25,7 @@ from colonnade.modules.analytics.service import (
     AnalyticsService,
     Forecast,
     Funnel,
+    Moment,
     RevenueBucket,
     RouteLatency,
     StockOut,
@@ -64,12 +66,14 @@ def router(identity: IdentityService, analytics: AnalyticsService, clock: Clock)
             outs = await analytics.stock_outs(start, end, market)
             buyers = await analytics.customers(start, end, market)
             slowest = await analytics.slowest_routes(start, end, 10)
+            moments = await analytics.timeline(start, end, _every(start, end), market)
             _, forecasts, _ = await analytics.forecast(None, market)
         except ColonnadeError as refused:
             error, status = refused.detail, refused.status
             start_day, end_day = today - timedelta(days=DEFAULT_DAYS - 1), today
             sales, days, products, categories = None, [], [], []
             funnels, declines, outs, buyers, slowest, forecasts = [], None, [], [], [], []
+            moments = []
         else:
             status = 200
         body = page.substitute(
@@ -115,7 +119,7 @@ def router(identity: IdentityService, analytics: AnalyticsService, clock: Clock)
             stock_out_rows="\n".join(_stock_out_row(o) for o in outs)
             or '<tr><td colspan="6">Nothing sold out in this window.</td></tr>',
             # Script text is not HTML-decoded: JSON's own escape keeps "</script>" out of it.
-            chart_data=orjson.dumps(_chart(days)).decode().replace("<", "\\u003c"),
+            chart_data=orjson.dumps(_chart(days, moments)).decode().replace("<", "\\u003c"),
         )
         return HTMLResponse(body, status_code=status, headers=NO_STORE)
 
@@ -190,10 +194,26 @@ def _stock_out_row(out: StockOut) -> str:
     )
 
 
-def _chart(days: list[RevenueBucket]) -> dict[str, object]:
-    """Per day (epoch seconds): paid orders, and revenue per currency in major units."""
+def _every(start: datetime, end: datetime) -> str:
+    """The timeline's step: hours while they stay readable (a week), else days."""
+    return "hour" if end - start <= timedelta(days=7) else "day"
+
+
+def _chart(days: list[RevenueBucket], moments: list[Moment]) -> dict[str, object]:
+    """Per day (epoch seconds): paid orders, and revenue per currency in major units. Per
+    step of the timeline: paid orders per market, the checkout's p99 in ms and the outbox's
+    highest lag in seconds (null where no process told them)."""
     currencies = sorted({m.currency for bucket in days for m in bucket.revenue})
+    markets = sorted({market for moment in moments for market, _ in moment.orders})
     return {
+        "steps": [int(moment.start.timestamp()) for moment in moments],
+        "markets": {
+            market: [dict(moment.orders).get(market, 0) for moment in moments] for market in markets
+        },
+        "machinery": {
+            "checkout p99 ms": [None if m.p99 is None else round(m.p99 * 1000, 1) for m in moments],
+            "outbox lag s": [m.outbox_lag for m in moments],
+        },
         "days": [int(bucket.start.timestamp()) for bucket in days],
         "orders": [bucket.orders for bucket in days],
         "revenue": {

@@ -1,7 +1,9 @@
 """The system's side of the warehouse: every minute, what this process answered per route
-(requests, server errors, latency per bucket), from its own metrics, kept in the analytics
-warehouse beside the business facts, so "checkout p99 rose while DE orders doubled" is one
-question over one store.
+(requests, server errors, latency per bucket) and what it read of the shop's machinery
+(checkouts finished per outcome, the outbox's lag and the database connections in use at
+their highest, looked at every few seconds, and the pool's size), from its own metrics, kept
+in the analytics warehouse beside the business facts, so "checkout p99 rose while DE orders
+doubled" is one question over one store.
 
 Each process reads its own registry (not the whole shop's) and names itself on its rows, so
 a shop of several processes adds up their shares. A process's minutes count in its own
@@ -23,13 +25,26 @@ from typing import Protocol
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from colonnade.kernel.periodic import Every
-from colonnade.modules.analytics.service import RouteMinute
+from colonnade.modules.analytics.service import (
+    CHECKOUTS,
+    OUTBOX_LAG,
+    POOL_IN_USE,
+    POOL_SIZE,
+    RouteMinute,
+    SystemMinute,
+)
 from colonnade.ops.sampler import Reading
 
 MINUTE = 60.0
+# How often the gauges are looked at between minutes: a peak shorter than this may be missed.
+LOOK_SECONDS = 5.0
 
 _BUCKETS = "colonnade_http_request_duration_seconds_bucket"
 _REQUESTS = "colonnade_http_requests_total"
+_CHECKOUTS = "colonnade_checkouts_total"
+_OUTBOX_LAG = "colonnade_outbox_lag_seconds"
+_POOL = "colonnade_db_pool_connections"
+_POOL_SIZE = "colonnade_db_pool_size"
 
 # Per route: requests, server errors, and cumulative answers per bucket bound.
 Totals = Mapping[str, tuple[float, float, Mapping[float, float]]]
@@ -40,7 +55,12 @@ class Keep(Protocol):
     once with `write` (the process stops); how many minutes it wrote."""
 
     def __call__(
-        self, process: str, minutes: Sequence[RouteMinute], *, write: bool = False
+        self,
+        process: str,
+        minutes: Sequence[RouteMinute],
+        readings: Sequence[SystemMinute] = (),
+        *,
+        write: bool = False,
     ) -> Awaitable[int]: ...
 
 
@@ -90,6 +110,42 @@ def minute_of(previous: Totals, now: Totals, minute: datetime, process: str) -> 
     return answered
 
 
+def peaks(reading: Reading) -> dict[str, float]:
+    """The gauges whose highest value in a minute is kept, as they stand (those registered)."""
+    found = {}
+    lag = reading.highest(_OUTBOX_LAG)
+    if lag is not None:
+        found[OUTBOX_LAG] = lag
+    if reading.gauge(_POOL) is not None:
+        found[POOL_IN_USE] = reading.total(_POOL, lambda labels: labels.get("state") == "in_use")
+    return found
+
+
+def readings_of(
+    before: Reading,
+    now: Reading,
+    highest: Mapping[str, float],
+    minute: datetime,
+    process: str,
+) -> list[SystemMinute]:
+    """What the machinery did between two readings: checkouts finished per outcome (only
+    outcomes that happened), the gauges' highest values, and the pool's size."""
+    earlier = before.by(_CHECKOUTS, "outcome")
+    told = [
+        SystemMinute(minute, process, CHECKOUTS, outcome, count - earlier.get(outcome, 0.0))
+        for outcome, count in sorted(now.by(_CHECKOUTS, "outcome").items())
+        if count > earlier.get(outcome, 0.0)
+    ]
+    told += [
+        SystemMinute(minute, process, measure, "", value)
+        for measure, value in sorted(highest.items())
+    ]
+    size = now.gauge(_POOL_SIZE)
+    if size is not None:
+        told.append(SystemMinute(minute, process, POOL_SIZE, "", size))
+    return told
+
+
 class MinuteSampler:
     def __init__(
         self,
@@ -103,22 +159,36 @@ class MinuteSampler:
         self._registry = registry
         self.process = process or f"{socket.gethostname()}-{os.getpid()}"
         self._clock = clock
-        self._last: Totals = totals(Reading.of(registry))
+        first = Reading.of(registry)
+        self._last: Totals = totals(first)
+        self._last_reading = first
+        self._highest = peaks(first)
         self._loop = Every("route-minutes", MINUTE, self.sample, "ops.minutes_failed")
+        self._looking = Every("minute-peaks", LOOK_SECONDS, self.look, "ops.minutes_failed")
+
+    async def look(self) -> None:
+        """Keep the gauges' highest values of the minute so far."""
+        for measure, value in peaks(Reading.of(self._registry)).items():
+            self._highest[measure] = max(value, self._highest.get(measure, value))
 
     async def sample(self, *, write: bool = False) -> int:
-        """What was answered since the last sample, as the minute that just ended, handed
-        to the warehouse; how many minutes it wrote to its files."""
-        now = totals(Reading.of(self._registry))
+        """What was answered and read since the last sample, as the minute that just ended,
+        handed to the warehouse; how many rows it wrote to its files."""
+        reading = Reading.of(self._registry)
+        now = totals(reading)
+        await self.look()
         ended = self._clock() // MINUTE * MINUTE - MINUTE
         minute = datetime.fromtimestamp(ended, UTC)
         answered = minute_of(self._last, now, minute, self.process)
-        self._last = now
-        return await self._keep(self.process, answered, write=write)
+        read = readings_of(self._last_reading, reading, self._highest, minute, self.process)
+        self._last, self._last_reading, self._highest = now, reading, peaks(reading)
+        return await self._keep(self.process, answered, read, write=write)
 
     def start(self) -> None:
         self._loop.start()
+        self._looking.start()
 
     async def stop(self) -> None:
+        await self._looking.stop()
         await self._loop.stop()
         await self.sample(write=True)

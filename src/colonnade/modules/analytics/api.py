@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from colonnade.modules.analytics.service import (
+    CHECKOUT_ROUTE,
     AnalyticsService,
     CategorySales,
     Customers,
@@ -18,6 +19,7 @@ from colonnade.modules.analytics.service import (
     Growth,
     InvalidForecastDay,
     InvalidInsightWindow,
+    Moment,
     ProductSales,
     RevenueBucket,
     RouteLatency,
@@ -267,6 +269,52 @@ class RoutesOut(BaseModel):
     routes: list[RouteOut] = Field(description="The slowest by p95 first.")
 
 
+class MarketOrdersOut(BaseModel):
+    market: str
+    orders: int = Field(description="Paid orders placed in the step.")
+
+
+class OutcomeOut(BaseModel):
+    outcome: str = Field(description="As colonnade_checkouts_total names it (paid, ...).")
+    count: int
+
+
+class MomentOut(BaseModel):
+    start: datetime = Field(description="The step's first moment (UTC).")
+    orders: list[MarketOrdersOut] = Field(description="Per market, by code.")
+    requests: int = Field(description="The route's requests, every process's.")
+    errors: int = Field(description="The route's server errors (5xx).")
+    p99_ms: float | None = Field(description="The route's p99 latency in ms; null: no request.")
+    checkouts: list[OutcomeOut] = Field(description="Checkouts finished, per outcome.")
+    outbox_lag_seconds: float | None = Field(
+        description="The outbox's highest lag in the step; null when no process told it."
+    )
+    pool_in_use: int | None = Field(
+        description="Database connections in use at the most in one minute, every process's."
+    )
+    pool_size: int | None = Field(description="The pools' size (before overflow), together.")
+
+    @classmethod
+    def of(cls, moment: Moment) -> MomentOut:
+        return cls(
+            start=moment.start,
+            orders=[MarketOrdersOut(market=m, orders=n) for m, n in moment.orders],
+            requests=moment.requests,
+            errors=moment.errors,
+            p99_ms=_ms(moment.p99),
+            checkouts=[OutcomeOut(outcome=o, count=n) for o, n in moment.checkouts],
+            outbox_lag_seconds=moment.outbox_lag,
+            pool_in_use=moment.pool_in_use,
+            pool_size=moment.pool_size,
+        )
+
+
+class TimelineOut(BaseModel):
+    every: str = Field(description="The step: minute, hour or day.")
+    route: str = Field(description="The route followed.")
+    moments: list[MomentOut] = Field(description="Every step of the window, in order.")
+
+
 class ForecastHourOut(BaseModel):
     start: datetime = Field(description="The hour's first moment (UTC).")
     orders: float = Field(description="Paid orders predicted in it, to one decimal.")
@@ -457,6 +505,33 @@ def router(analytics: AnalyticsService) -> APIRouter:
         Every process of the shop keeps what it answered per minute."""
         found = await analytics.slowest_routes(start, end, limit)
         return RoutesOut(routes=[RouteOut.of(r) for r in found])
+
+    @routes.get("/admin/insights/timeline", responses=refusals(InvalidInsightWindow))
+    async def timeline_insight(
+        start: Start,
+        end: End,
+        every: Annotated[
+            Literal["minute", "hour", "day"],
+            Query(description="The step; minutes for a day at most, hours for a week."),
+        ] = "minute",
+        market: Market = None,
+        route: Annotated[
+            str,
+            Query(
+                min_length=1,
+                max_length=200,
+                description="The route to follow, as /admin/insights/routes names it.",
+            ),
+        ] = CHECKOUT_ROUTE,
+        _: object = Depends(requires(READ)),
+    ) -> TimelineOut:
+        """Paid orders placed per market beside what the shop's machinery did meanwhile, by
+        UTC minute, hour or day over [from, to): the route's requests, server errors and p99
+        (the checkout's unless another is named), checkouts finished per outcome, the outbox's
+        highest lag and the database connections in use, every process's. "The checkout's
+        p99 rose while DE orders doubled" reads off one answer."""
+        moments = await analytics.timeline(start, end, every, market, route)
+        return TimelineOut(every=every, route=route, moments=[MomentOut.of(m) for m in moments])
 
     @routes.get("/admin/insights/customers", responses=refusals(InvalidInsightWindow))
     async def customers_insight(

@@ -34,9 +34,13 @@ DECLINED = "payment_declined"
 # The longest reason a fact keeps (as its table does).
 REASON_LENGTH = 120
 
-# How fine a revenue series may be, and the longest window each may span.
-EVERY = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
-LONGEST_SERIES = {"hour": timedelta(days=7), "day": timedelta(days=366)}
+# How fine a series may be, and the longest window each may span.
+EVERY = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+LONGEST_SERIES = {
+    "minute": timedelta(days=1),
+    "hour": timedelta(days=7),
+    "day": timedelta(days=366),
+}
 
 # How far before a stock-out its demand is measured, by default and at most.
 DEMAND_BEFORE = timedelta(hours=1)
@@ -254,21 +258,29 @@ def series_window(start: datetime, end: datetime, every: str) -> tuple[datetime,
     return start, end
 
 
+def steps(start: datetime, end: datetime, every: str) -> list[datetime]:
+    """Every bucket's start in [start, end) by `every` (UTC), the first holding `start`."""
+    step = EVERY[every]
+    moment = datetime.fromtimestamp(
+        start.timestamp() // step.total_seconds() * step.total_seconds(), UTC
+    )
+    found = []
+    while moment < end:
+        found.append(moment)
+        moment += step
+    return found
+
+
 def series(
     start: datetime, end: datetime, every: str, rows: Sequence[tuple[int, str, int, int]]
 ) -> list[RevenueBucket]:
     """Every bucket of [start, end) by `every` (UTC hours or days, the first holding `start`),
     from (bucket start in epoch seconds, currency, orders, revenue) rows; empty buckets too."""
-    step = EVERY[every]
-    first = datetime.fromtimestamp(
-        start.timestamp() // step.total_seconds() * step.total_seconds(), UTC
-    )
     found: dict[datetime, list[tuple[str, int, int]]] = defaultdict(list)
     for bucket, currency, orders, revenue in rows:
         found[datetime.fromtimestamp(bucket, UTC)].append((currency, orders, revenue))
     buckets = []
-    moment = first
-    while moment < end:
+    for moment in steps(start, end, every):
         shown = sorted(found.get(moment, []))
         buckets.append(
             RevenueBucket(
@@ -277,7 +289,6 @@ def series(
                 revenue=tuple(Money(revenue, currency) for currency, _, revenue in shown),
             )
         )
-        moment += step
     return buckets
 
 
@@ -558,6 +569,104 @@ class RouteMinute:
     requests: int
     errors: int
     buckets: tuple[tuple[float, int], ...]
+
+
+# What a process reads of the shop's machinery each minute (SystemMinute.measure).
+CHECKOUTS = "checkouts"
+OUTBOX_LAG = "outbox_lag_seconds"
+POOL_IN_USE = "pool_in_use"
+POOL_SIZE = "pool_size"
+
+
+@dataclass(frozen=True)
+class SystemMinute:
+    """One process's reading of one measure in one minute: CHECKOUTS finished (`label`: their
+    outcome), the OUTBOX_LAG at its highest, database connections in use at the most
+    (POOL_IN_USE) and the pool's size (POOL_SIZE)."""
+
+    minute: datetime
+    process: str
+    measure: str
+    label: str
+    value: float
+
+
+@dataclass(frozen=True)
+class Moment:
+    """One step of the timeline: paid orders placed per market beside what the shop's
+    machinery did meanwhile, the route's requests, server errors and p99 (seconds), checkouts
+    per outcome, the outbox's highest lag (seconds) and the database connections in use at
+    the most, all processes together (None: no process told)."""
+
+    start: datetime
+    orders: tuple[tuple[str, int], ...]
+    requests: int
+    errors: int
+    p99: float | None
+    checkouts: tuple[tuple[str, int], ...]
+    outbox_lag: float | None
+    pool_in_use: int | None
+    pool_size: int | None
+
+
+# Rows the warehouse answers a timeline from: (step start in epoch seconds, market, paid
+# orders); (step start, requests, errors, bucket bound or None, answers); (step start,
+# measure, label, value).
+OrdersAt = tuple[int, str, int]
+RouteAt = tuple[int, int, int, float | None, int]
+MeasureAt = tuple[int, str, str, float]
+
+
+def timeline(
+    start: datetime,
+    end: datetime,
+    every: str,
+    orders: Iterable[OrdersAt],
+    route: Iterable[RouteAt],
+    measures: Iterable[MeasureAt],
+) -> list[Moment]:
+    """Every step of [start, end) by `every`, empty ones too."""
+    sold: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for at, market, count in orders:
+        sold[at].append((market, count))
+    answered: dict[int, list[Any]] = defaultdict(lambda: [0, 0, []])
+    for at, requests, errors, le, answers in route:
+        found = answered[at]
+        if le is None:
+            found[0] += requests
+            found[1] += errors
+        elif answers:
+            found[2].append((le, answers))
+    read: dict[int, dict[str, list[tuple[str, float]]]] = defaultdict(lambda: defaultdict(list))
+    for at, measure, label, value in measures:
+        read[at][measure].append((label, value))
+    moments = []
+    for moment in steps(start, end, every):
+        at = int(moment.timestamp())
+        requests, errors, buckets = answered.get(at, (0, 0, []))
+        told = read.get(at, {})
+        moments.append(
+            Moment(
+                start=moment,
+                orders=tuple(sorted(sold.get(at, []))),
+                requests=requests,
+                errors=errors,
+                p99=percentile(0.99, sorted(buckets)),
+                checkouts=tuple(sorted((label, int(v)) for label, v in told.get(CHECKOUTS, []))),
+                outbox_lag=_one(told.get(OUTBOX_LAG)),
+                pool_in_use=_whole(_one(told.get(POOL_IN_USE))),
+                pool_size=_whole(_one(told.get(POOL_SIZE))),
+            )
+        )
+    return moments
+
+
+def _one(values: Sequence[tuple[str, float]] | None) -> float | None:
+    return None if not values else max(value for _, value in values)
+
+
+def _whole(value: float | None) -> int | None:
+    return None if value is None else round(value)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,10 @@ from colonnade.kernel.placements import Placement, Placements
 from colonnade.kernel.uow import Read, UnitOfWork
 from colonnade.modules.analytics import domain, forecasting
 from colonnade.modules.analytics.domain import (
+    CHECKOUTS,
+    OUTBOX_LAG,
+    POOL_IN_USE,
+    POOL_SIZE,
     CategorySales,
     Customers,
     Decline,
@@ -39,12 +43,14 @@ from colonnade.modules.analytics.domain import (
     Growth,
     InvalidForecastDay,
     InvalidInsightWindow,
+    Moment,
     ProductSales,
     RevenueBucket,
     RouteLatency,
     RouteMinute,
     SalesFigures,
     StockOut,
+    SystemMinute,
     WeekOverWeek,
 )
 from colonnade.modules.analytics.schema import customers, staged_batches
@@ -57,7 +63,12 @@ from colonnade.modules.orders.events import OrderPaid, OrderPlaced, OrderRefunde
 from colonnade.modules.orders.service import Order, OrderStatus, Page
 
 __all__ = [
+    "CHECKOUTS",
+    "CHECKOUT_ROUTE",
     "EVENT_TYPES",
+    "OUTBOX_LAG",
+    "POOL_IN_USE",
+    "POOL_SIZE",
     "AnalyticsService",
     "CategorySales",
     "Customers",
@@ -68,12 +79,14 @@ __all__ = [
     "Growth",
     "InvalidForecastDay",
     "InvalidInsightWindow",
+    "Moment",
     "ProductSales",
     "RevenueBucket",
     "RouteLatency",
     "RouteMinute",
     "SalesFigures",
     "StockOut",
+    "SystemMinute",
     "WeekOverWeek",
 ]
 
@@ -99,6 +112,8 @@ SEAL_BATCH = 200_000
 SEAL_ROWS = 5_000
 # Orders read per page while rebuilding.
 REBUILD_PAGE = 100
+# The route the timeline follows unless asked for another: the purchase.
+CHECKOUT_ROUTE = "POST /store/carts/{cart_id}/checkout"
 # Minutes of a process's routes written to the files together.
 MINUTES_PER_FILE = 10
 # SKUs placed per call to the catalog.
@@ -124,8 +139,9 @@ class AnalyticsService:
         self._placements = placements
         # One sealing at a time in this process; other processes claim other rows.
         self._sealing = asyncio.Lock()
-        # What this process answered lately, not yet in the files.
+        # What this process answered and read lately, not yet in the files.
         self._unwritten: list[RouteMinute] = []
+        self._unread: list[SystemMinute] = []
 
     # --- facts in ----------------------------------------------------------------------------
 
@@ -377,18 +393,53 @@ class AnalyticsService:
         return start, forecasts, too_little
 
     async def keep_minutes(
-        self, process: str, minutes: Sequence[RouteMinute], *, write: bool = False
+        self,
+        process: str,
+        minutes: Sequence[RouteMinute],
+        readings: Sequence[SystemMinute] = (),
+        *,
+        write: bool = False,
     ) -> int:
-        """Keep what this process answered per route and minute: counted in answers at once,
-        written to the files every MINUTES_PER_FILE minutes, or now with `write`; how many
-        minutes were written."""
+        """Keep what this process answered per route and minute, and what it read of the
+        shop's machinery: counted in answers at once, written to the files every
+        MINUTES_PER_FILE minutes, or now with `write`; how many rows were written."""
         self._unwritten += minutes
-        if not write and len({m.minute for m in self._unwritten}) < MINUTES_PER_FILE:
+        self._unread += readings
+        told = {m.minute for m in self._unwritten} | {r.minute for r in self._unread}
+        if not write and len(told) < MINUTES_PER_FILE:
             return 0
         waiting, self._unwritten = self._unwritten, []
-        if waiting:
-            await asyncio.to_thread(self._warehouse.write_minutes, process, waiting)
-        return len(waiting)
+        read, self._unread = self._unread, []
+        if waiting or read:
+            await asyncio.to_thread(self._warehouse.write_minutes, process, waiting, read)
+        return len(waiting) + len(read)
+
+    async def timeline(
+        self,
+        start: datetime,
+        end: datetime,
+        every: str,
+        market: str | None = None,
+        route: str = CHECKOUT_ROUTE,
+    ) -> list[Moment]:
+        """Every step of [start, end) by UTC minute, hour or day (`every`): paid orders placed
+        per market (of one or all) beside the route's requests, errors and p99, checkouts per
+        outcome, the outbox's lag and the database connections in use, every process's."""
+        start, end = domain.series_window(start, end, every)
+        step = int(domain.EVERY[every].total_seconds())
+        staged = await self._waiting()
+        orders, answered, read = await asyncio.to_thread(
+            self._warehouse.timeline,
+            staged,
+            start,
+            end,
+            step,
+            market,
+            route,
+            list(self._unwritten),
+            list(self._unread),
+        )
+        return domain.timeline(start, end, every, orders, answered, read)
 
     async def slowest_routes(
         self, start: datetime, end: datetime, limit: int = 10

@@ -2,9 +2,12 @@
 
     <root>/facts/day=2026-11-27/part-<batch>.parquet
     <root>/routes/day=2026-11-27/part-<process>-<first minute>-<id>.parquet
+    <root>/system/day=2026-11-27/part-<process>-<first minute>-<id>.parquet
 
-`routes` holds the system's side: per minute, process and route, the requests answered, the
-server errors, and a row per latency bucket with the answers it holds.
+`routes` and `system` hold the system's side. `routes`: per minute, process and route, the
+requests answered, the server errors, and a row per latency bucket with the answers it holds.
+`system`: per minute, process and measure, its reading (checkouts per outcome, the outbox's
+highest lag, database connections in use at the most and the pool's size).
 
 The layout is the one ClickHouse, BigQuery or DuckDB itself load as they are (hive-style
 partitions by day). A file is written beside its final name and renamed into place, so a
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,10 +32,14 @@ from colonnade.kernel.ids import new_id
 from colonnade.modules.analytics.domain import (
     Fact,
     LineSales,
+    MeasureAt,
+    OrdersAt,
     OutcomeCount,
+    RouteAt,
     RouteCount,
     RouteMinute,
     StockOutRow,
+    SystemMinute,
 )
 
 # Staged batches still in the table (packed facts), each with the sealing that claimed it
@@ -69,6 +76,16 @@ ROUTES_SCHEMA = pa.schema(
     ]
 )
 
+SYSTEM_SCHEMA = pa.schema(
+    [
+        ("minute", pa.timestamp("us", tz="UTC")),
+        ("process", pa.string()),
+        ("measure", pa.string()),
+        ("label", pa.string()),
+        ("value", pa.float64()),
+    ]
+)
+
 # Columns files written before them lack, read as empty.
 _ADDED_LATER = ("code", "reason", "customer")
 
@@ -83,7 +100,7 @@ _SOLD = (
     _FACTS  # noqa: S608 - fixed text, the values are bound
     + """,
 placed AS (
-    SELECT order_id, occurred_at, currency, amount FROM facts
+    SELECT order_id, occurred_at, market, currency, amount FROM facts
     WHERE kind = 'order_placed' AND occurred_at >= $start AND occurred_at < $end
       AND ($market IS NULL OR market = $market)
 ),
@@ -228,6 +245,35 @@ FROM minutes WHERE minute >= $start AND minute < $end
 GROUP BY ALL
 """
 
+# The timeline's three sides, by step of $step seconds over [$start, $end): paid orders placed
+# per market; the $route's requests, errors and answers per latency bucket; the readings of
+# the machinery, summed over processes per minute (the outbox's lag: the highest), then
+# summed over the step's minutes (checkouts) or the highest of them.
+_ORDERS_AT = (
+    _SOLD
+    + """
+SELECT CAST(floor(epoch(occurred_at) / $step) * $step AS BIGINT), market, count(*)
+FROM sold GROUP BY ALL
+"""
+)
+_ROUTE_AT = """
+SELECT CAST(floor(epoch(minute) / $step) * $step AS BIGINT), sum(requests), sum(errors), le,
+       sum(answers)
+FROM minutes WHERE minute >= $start AND minute < $end AND route = $route
+GROUP BY ALL
+"""
+_MEASURES_AT = """
+WITH per_minute AS (
+    SELECT minute, measure, label,
+           CASE WHEN measure = 'outbox_lag_seconds' THEN max(value) ELSE sum(value) END AS value
+    FROM readings WHERE minute >= $start AND minute < $end
+    GROUP BY minute, measure, label
+)
+SELECT CAST(floor(epoch(minute) / $step) * $step AS BIGINT), measure, label,
+       CASE WHEN measure = 'checkouts' THEN sum(value) ELSE max(value) END
+FROM per_minute GROUP BY 1, measure, label
+"""
+
 # Per market, SKU, currency and side of $split (placed before it or not): units and what the
 # lines cost.
 _LINES = (
@@ -361,7 +407,9 @@ class Warehouse:
             facts = unpacked(packed)
             if batch is not None:
                 sealed_days = [day for day, name in listed if name == f"part-{batch}.parquet"]
-                facts = facts.filter(pc.invert(pc.is_in(_days(facts), pa.array(sealed_days, pa.string()))))
+                facts = facts.filter(
+                    pc.invert(pc.is_in(_days(facts), pa.array(sealed_days, pa.string())))
+                )
             waiting.append(facts)
         with duckdb.connect() as db:
             db.register("staged", _each_once(pa.concat_tables([table_of([]), *waiting])))
@@ -373,36 +421,23 @@ class Warehouse:
             parameters = {"start": start, "end": end, "market": market, **more}
             return db.execute(query, parameters).fetchall()
 
-    def write_minutes(self, process: str, minutes: Sequence[RouteMinute]) -> list[Path]:
-        """One process's route minutes as a new file per day, named by the process and the
-        first minute (and made unique: a process may write the same minute twice)."""
-        by_day: dict[str, list[RouteMinute]] = defaultdict(list)
-        for minute in minutes:
-            by_day[minute.minute.astimezone(UTC).date().isoformat()].append(minute)
-        written = []
-        for day, days_minutes in sorted(by_day.items()):
-            first = int(min(m.minute for m in days_minutes).timestamp())
-            directory = self.root / "routes" / f"day={day}"
-            directory.mkdir(parents=True, exist_ok=True)
-            target = directory / f"part-{process}-{first}-{new_id()}.parquet"
-            _write_atomically(_minutes_table(days_minutes), target)
-            written.append(target)
-        return written
+    def write_minutes(
+        self, process: str, minutes: Sequence[RouteMinute], readings: Sequence[SystemMinute]
+    ) -> list[Path]:
+        """One process's route minutes and readings as new files per day, named by the
+        process and the first minute (and made unique: a process may write a minute twice)."""
+        return [
+            *_by_minute(self.root / "routes", process, minutes, _minutes_table),
+            *_by_minute(self.root / "system", process, readings, _readings_table),
+        ]
 
     def routes(
         self, start: datetime, end: datetime, split: datetime, unwritten: Sequence[RouteMinute]
     ) -> list[RouteCount]:
         """(route, at or after `split`, requests, errors, answers per bucket) in [start, end),
         from the files and the `unwritten` minutes."""
-        files = _parts(self.root / "routes", start.date(), end.date())
         with duckdb.connect() as db:
-            fresh = _minutes_table(unwritten)
-            if files:
-                db.read_parquet([str(f) for f in files]).union(db.from_arrow(fresh)).create_view(
-                    "minutes"
-                )
-            else:
-                db.from_arrow(fresh).create_view("minutes")
+            _view(db, "minutes", self.root / "routes", start, end, _minutes_table(unwritten))
             rows = db.execute(_ROUTES, {"start": start, "end": end, "split": split}).fetchall()
         counts: dict[tuple[str, bool], list[Any]] = {}
         for route, later, requests, errors, le, answers in rows:
@@ -416,6 +451,34 @@ class Warehouse:
             (route, later, requests, errors, tuple(sorted(buckets)))
             for (route, later), (requests, errors, buckets) in sorted(counts.items())
         ]
+
+    def timeline(
+        self,
+        staged: Staged,
+        start: datetime,
+        end: datetime,
+        step: int,
+        market: str | None,
+        route: str,
+        minutes: Sequence[RouteMinute],
+        readings: Sequence[SystemMinute],
+    ) -> tuple[list[OrdersAt], list[RouteAt], list[MeasureAt]]:
+        """The timeline's rows (see _ORDERS_AT), over the files and what is not written yet."""
+        orders = self._ask(_ORDERS_AT, staged, start, end, market, step=step)
+        with duckdb.connect() as db:
+            _view(db, "minutes", self.root / "routes", start, end, _minutes_table(minutes))
+            _view(db, "readings", self.root / "system", start, end, _readings_table(readings))
+            window = {"start": start, "end": end, "step": step}
+            route_rows = db.execute(_ROUTE_AT, {**window, "route": route}).fetchall()
+            measures = db.execute(_MEASURES_AT, window).fetchall()
+        return (
+            [(int(at), str(m), int(n)) for at, m, n in orders],
+            [
+                (int(at), int(r), int(e), None if le is None else float(le), int(a))
+                for at, r, e, le, a in route_rows
+            ],
+            [(int(at), str(m), str(label), float(v)) for at, m, label, v in measures],
+        )
 
     def forget(self, kinds: Collection[str]) -> None:
         """Every fact of these kinds gone from the files; the rest stay as they were. A file
@@ -449,6 +512,48 @@ def _parts(directory: Path, first_day: date, last_day: date | None = None) -> li
 
 def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
+
+
+def _view(
+    db: duckdb.DuckDBPyConnection,
+    name: str,
+    directory: Path,
+    start: datetime,
+    end: datetime,
+    fresh: pa.Table,
+) -> None:
+    """`name`: the files of `directory`'s days of [start, end], and the `fresh` rows."""
+    files = _parts(directory, start.date(), end.date())
+    rows = db.from_arrow(fresh)
+    if files:
+        rows = db.read_parquet([str(f) for f in files]).union(rows)
+    rows.create_view(name)
+
+
+def _by_minute(
+    directory: Path,
+    process: str,
+    rows: Sequence[RouteMinute] | Sequence[SystemMinute],
+    table: Callable[[Any], pa.Table],
+) -> list[Path]:
+    by_day: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        by_day[row.minute.astimezone(UTC).date().isoformat()].append(row)
+    written = []
+    for day, days_rows in sorted(by_day.items()):
+        first = int(min(row.minute for row in days_rows).timestamp())
+        (directory / f"day={day}").mkdir(parents=True, exist_ok=True)
+        target = directory / f"day={day}" / f"part-{process}-{first}-{new_id()}.parquet"
+        _write_atomically(table(days_rows), target)
+        written.append(target)
+    return written
+
+
+def _readings_table(readings: Sequence[SystemMinute]) -> pa.Table:
+    return pa.Table.from_pydict(
+        {name: [getattr(r, name) for r in readings] for name in SYSTEM_SCHEMA.names},
+        schema=SYSTEM_SCHEMA,
+    )
 
 
 def _minutes_table(minutes: Sequence[RouteMinute]) -> pa.Table:

@@ -5,7 +5,7 @@
   const colours = ["#1565c0", "#2e7d32", "#ef6c00", "#6a1b9a", "#c62828", "#37474f"];
   const data = JSON.parse(document.getElementById("chart-data").textContent);
 
-  function draw(id, series) {
+  function draw(id, xs, series) {
     const figure = document.getElementById(id);
     const names = Object.keys(series);
     new uPlot({
@@ -16,15 +16,20 @@
       series: [{}].concat(names.map((name, i) => ({
         label: name, stroke: colours[i % colours.length], width: 2,
       }))),
-    }, [data.days].concat(names.map((name) => series[name])), figure);
+    }, [xs].concat(names.map((name) => series[name])), figure);
     // What the chart shows, in words a test or a screen reader can read.
     figure.dataset.series = names.join(",");
-    figure.dataset.points = String(data.days.length);
+    figure.dataset.points = String(xs.length);
     for (const name of names) {
-      figure.setAttribute("data-max-" + name.toLowerCase(), String(Math.max(0, ...series[name])));
+      const key = "data-max-" + name.toLowerCase().replace(/[^a-z0-9]+/g, "-");
+      figure.setAttribute(key, String(Math.max(0, ...series[name])));
+      const total = series[name].reduce((sum, value) => sum + (value || 0), 0);
+      figure.setAttribute(key.replace("data-max-", "data-total-"), String(total));
     }
   }
 
-  draw("chart-revenue", data.revenue);
-  draw("chart-orders", { orders: data.orders });
+  draw("chart-revenue", data.days, data.revenue);
+  draw("chart-orders", data.days, { orders: data.orders });
+  draw("chart-markets", data.steps, data.markets);
+  draw("chart-machinery", data.steps, data.machinery);
 })();
