@@ -5,11 +5,12 @@ are answered.
     python -m bench.insights --quick          # 1,000,000 facts, a short ingestion
 
 Answers: what GET /admin/insights/sales, /revenue, /products, /categories and /growth (their
-lines), /funnel and /declines, /customers, /stock-outs and /forecast (its history) run, over
-synthetic facts written as the sealing writes them (one file per day), for a day, a week and
-the whole range, each asked three times (the best is quoted: the first pays for the page
-cache).
-Ingestion: synthetic OrderPlaced and OrderPaid events taken in the relay's batches (200) by the
+lines), /funnel and /declines, /customers, /stock-outs, /forecast (its history) and /timeline
+run, over synthetic facts written as the sealing writes them (one file per day), and a week of
+two processes' route minutes and readings for the timeline, for a day, a week and the whole
+range, each asked three times (the best is quoted: the first pays for the page cache).
+Ingestion: synthetic OrderPlaced and OrderPaid events taken in batches of 200 (the relay's) and
+1,000 (a consumer catching up) by the
 analytics consumer as the shop wires it (`AnalyticsService.record` behind the inbox's guard,
 the batch's marks and facts in one transaction), then sealed into
 Parquet (`AnalyticsService.seal`), on each database.
@@ -42,7 +43,12 @@ from colonnade import migrations
 from colonnade.kernel import inbox
 from colonnade.kernel.db import Database
 from colonnade.kernel.events import Envelope
-from colonnade.modules.analytics.service import AnalyticsService
+from colonnade.modules.analytics.service import (
+    CHECKOUT_ROUTE,
+    AnalyticsService,
+    RouteMinute,
+    SystemMinute,
+)
 from colonnade.modules.analytics.warehouse import SCHEMA, Warehouse
 from colonnade.modules.orders.events import OrderPaid, OrderPlaced
 
@@ -51,6 +57,15 @@ TARGET_FACTS_PER_SECOND = 50_000
 DAYS = 90
 FIRST_DAY = datetime(2026, 9, 1, tzinfo=UTC)
 MARKETS = [("US", "USD"), ("DE", "EUR"), ("JP", "JPY")]
+PROCESSES = ("web-1", "web-2")
+ROUTES = (
+    CHECKOUT_ROUTE,
+    "GET /store/products",
+    "GET /store/products/{product_id}",
+    "POST /store/carts",
+    "POST /store/carts/{cart_id}/lines",
+)
+LATENCY_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 # Events a consumer takes in one transaction: the embedded relay's batch (200), and a
 # consumer catching up on a backlog in bigger fetches.
 CONSUMER_BATCHES = (200, 1000)
@@ -174,6 +189,44 @@ def write_facts(root: Path, count: int) -> int:
     return written
 
 
+def write_system(root: Path, first: datetime, days: int) -> int:
+    """`days` of what PROCESSES shop processes tell each minute: every ROUTES route's answers
+    (about 40 a minute, in six latency buckets), checkouts per outcome, the outbox's lag and
+    the pool; how many rows were written."""
+    rng = random.Random(12)
+    written = 0
+    with Progress(console=console) as progress:
+        task = progress.add_task("writing route minutes", total=days * len(PROCESSES))
+        for day in range(days):
+            midnight = first + timedelta(days=day)
+            for process in PROCESSES:
+                minutes, readings = [], []
+                for at in (midnight + timedelta(minutes=m) for m in range(1440)):
+                    for route in ROUTES:
+                        answers = [rng.randrange(1, 12) for _ in LATENCY_BOUNDS]
+                        minutes.append(
+                            RouteMinute(
+                                at,
+                                process,
+                                route,
+                                sum(answers),
+                                0,
+                                tuple(zip(LATENCY_BOUNDS, answers, strict=True)),
+                            )
+                        )
+                    readings += [
+                        SystemMinute(at, process, "checkouts", "paid", rng.randrange(20, 40)),
+                        SystemMinute(at, process, "checkouts", "out_of_stock", rng.randrange(3)),
+                        SystemMinute(at, process, "outbox_lag_seconds", "", rng.random()),
+                        SystemMinute(at, process, "pool_in_use", "", rng.randrange(1, 10)),
+                        SystemMinute(at, process, "pool_size", "", 10),
+                    ]
+                Warehouse(root).write_minutes(process, minutes, readings)
+                written += sum(1 + len(m.buckets) for m in minutes) + len(readings)
+                progress.advance(task)
+    return written
+
+
 def answers(root: Path, facts: int) -> list[Answer]:
     warehouse = Warehouse(root)
     middle = FIRST_DAY + timedelta(days=DAYS // 2)
@@ -207,6 +260,14 @@ def answers(root: Path, facts: int) -> list[Answer]:
         ("customers new and returning, a week", lambda: warehouse.customers([], *week, None)),
         ("stock-outs, a week", lambda: warehouse.stock_outs([], *week, None, an_hour)),
         (f"stock-outs, {DAYS} days", lambda: warehouse.stock_outs([], *everything, None, an_hour)),
+        (
+            "timeline by minute, a day (orders, the checkout, the machinery)",
+            lambda: _rows(warehouse.timeline([], *day, 60, None, CHECKOUT_ROUTE, [], [])),
+        ),
+        (
+            "timeline by hour, a week",
+            lambda: _rows(warehouse.timeline([], *week, hour, None, CHECKOUT_ROUTE, [], [])),
+        ),
     ]
     found = []
     for question, ask in questions:
@@ -217,6 +278,10 @@ def answers(root: Path, facts: int) -> list[Answer]:
             times.append(time.perf_counter() - began)
         found.append(Answer(question, facts, min(times), len(rows)))
     return found
+
+
+def _rows(sides: tuple[list[Any], ...]) -> list[Any]:
+    return [row for side in sides for row in side]
 
 
 def _envelopes(count: int) -> list[Envelope]:
@@ -309,6 +374,8 @@ async def main(options: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="colonnade-insights-"))
     try:
         facts = write_facts(workdir / "warehouse", options.facts)
+        # The system's side of the week the questions look at.
+        write_system(workdir / "warehouse", FIRST_DAY + timedelta(days=DAYS // 2), 7)
         found = answers(workdir / "warehouse", facts)
         taken = [
             await ingestion(d, options.ingest, workdir, batch)
