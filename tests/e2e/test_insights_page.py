@@ -1,6 +1,7 @@
 """The insights page in a real browser (Debian's chromium, headless): guests buy over HTTP,
 and a finance clerk who logs in sees the paid orders, their revenue, the products bought and
-the charts (orders per market hour by hour among them), all as the insights API reports them. A screenshot is kept under tests/artifacts/.
+the charts (orders per market hour by hour among them), all as the insights API reports
+them. A screenshot is kept under tests/artifacts/.
 """
 
 from __future__ import annotations

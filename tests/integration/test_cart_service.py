@@ -167,7 +167,7 @@ async def test_removing_lines_down_to_an_empty_cart(carts: CartService) -> None:
         await carts.set_quantity(cart.id, "TEE-L", 3)
 
 
-async def test_every_change_bumps_the_version_and_tells_the_shop(
+async def test_every_change_bumps_the_version_and_tells_the_shop_whether_it_started_the_cart(
     db: Database, carts: CartService, clock: SettableClock
 ) -> None:
     cart = await carts.create("US")
@@ -187,18 +187,21 @@ async def test_every_change_bumps_the_version_and_tells_the_shop(
             "market": "US",
             "lines": [{"sku": "MUG-RED", "quantity": 1}],
             "updated_at": at,
+            "started": True,
         },
         {
             "cart_id": cart.id,
             "market": "US",
             "lines": [{"sku": "MUG-RED", "quantity": 1}, {"sku": "TEE-L", "quantity": 2}],
             "updated_at": at,
+            "started": False,
         },
         {
             "cart_id": cart.id,
             "market": "US",
             "lines": [{"sku": "TEE-L", "quantity": 2}],
             "updated_at": at,
+            "started": False,
         },
     ]
 

@@ -184,11 +184,15 @@ def test_the_growth_window_is_two_weeks_before_an_aware_moment() -> None:
         growth_window(datetime(2026, 12, 4, 6))
 
 
-def test_a_cart_starts_once_and_keeps_no_id_but_its_facts() -> None:
-    first = cart_started_fact("cart-1", NOON, "US", 2)
-    again = cart_started_fact("cart-1", NOON + timedelta(minutes=5), "US", 3)
+def test_a_cart_starts_once_per_start_and_keeps_no_id_but_its_facts() -> None:
+    first = cart_started_fact("cart-1", NOON, "US", 2, told_by="event-1")
+    refilled = cart_started_fact("cart-1", NOON + timedelta(hours=1), "US", 1, told_by="event-9")
+    # Events written before a change told whether it started its cart: one fact per cart.
+    old = cart_started_fact("cart-1", NOON, "US", 2)
+    old_again = cart_started_fact("cart-1", NOON + timedelta(minutes=5), "US", 3)
 
-    assert first.id == again.id
+    assert first.id != refilled.id
+    assert old.id == old_again.id
     assert (first.kind, first.market, first.units, first.order_id) == ("cart_started", "US", 2, "")
 
 

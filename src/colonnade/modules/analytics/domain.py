@@ -161,11 +161,15 @@ def refunded_fact(order_id: str, at: datetime, amount: Mapping[str, Any], which:
     )
 
 
-def cart_started_fact(cart_id: str, at: datetime, market: str, units: int) -> Fact:
-    """A cart got its first line: the funnel's first step. One per cart, however often its
-    lines change (the id is the cart's; the cart's id itself is not kept)."""
+def cart_started_fact(
+    cart_id: str, at: datetime, market: str, units: int, told_by: str | None = None
+) -> Fact:
+    """A cart got its first lines: the funnel's first step. Told by the change that started
+    it (`told_by`, that change's event; a cart emptied and filled again starts again), or,
+    for events written before a change said whether it started its cart, by every change:
+    one per cart then (the id is the cart's). The cart's id itself is not kept."""
     return Fact(
-        id=f"{CART_STARTED}:{cart_id}",
+        id=f"{CART_STARTED}:{cart_id}" + (f":{told_by}" if told_by else ""),
         kind=CART_STARTED,
         occurred_at=at,
         market=market,

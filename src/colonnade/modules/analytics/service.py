@@ -557,11 +557,12 @@ def _facts_of(envelope: Envelope, pseudonyms: Mapping[str, str]) -> list[Fact]:
         return [domain.paid_fact(payload["order_id"], envelope.occurred_at, payload["amount"])]
     if envelope.event_type == CartUpdated.event_type:
         updated = envelope.open(CartUpdated)
-        if not updated.lines:
+        if not updated.lines or updated.started is False:
             return []
         at = _told_at(updated.updated_at, envelope)
         units = domain.units_of(updated.lines)
-        return [domain.cart_started_fact(updated.cart_id, at, updated.market, units)]
+        told_by = envelope.event_id if updated.started else None
+        return [domain.cart_started_fact(updated.cart_id, at, updated.market, units, told_by)]
     if envelope.event_type == CheckoutFailed.event_type:
         refused = envelope.open(CheckoutFailed)
         return [

@@ -145,20 +145,13 @@ GROUP BY ALL ORDER BY 3 DESC, 4 DESC, 1, 2 LIMIT $limit
 
 # Carts started, orders placed (and of those paid) and checkouts refused in [$start, $end),
 # of one market or all: OutcomeCount rows. A refusal of no known cart's market is left out.
-# A cart is started by its first line: every change to it tells it again, in whichever
-# batch or file, so each cart counts once, when it was first told.
 _OUTCOMES = (
     _FACTS  # noqa: S608 - fixed text, the values are bound
     + """,
-started AS (
-    SELECT * FROM facts WHERE kind = 'cart_started'
-    QUALIFY row_number() OVER (PARTITION BY id ORDER BY occurred_at) = 1
-),
 happened AS (
-    SELECT kind, market, code, reason, order_id
-    FROM (SELECT * FROM facts WHERE kind IN ('order_placed', 'checkout_refused')
-          UNION ALL SELECT * FROM started)
-    WHERE occurred_at >= $start AND occurred_at < $end
+    SELECT kind, market, code, reason, order_id FROM facts
+    WHERE kind IN ('cart_started', 'order_placed', 'checkout_refused')
+      AND occurred_at >= $start AND occurred_at < $end
       AND market <> '' AND ($market IS NULL OR market = $market)
 )
 SELECT h.market, h.kind, h.code, h.reason, count(*), count(p.order_id)

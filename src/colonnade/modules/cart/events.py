@@ -20,6 +20,9 @@ class CartUpdated(Event):
     lines: list[dict[str, str | int]]
     # When (ISO 8601, the shop's clock); None in events written before it was.
     updated_at: str | None = None
+    # True when this change gave the empty cart its lines (the cart started); None in events
+    # written before it was told.
+    started: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -567,6 +567,7 @@ class CartService:
             version = {cart_id: row.version - per_cart[cart_id] for cart_id, row in claimed.items()}
             position: dict[tuple[str, str], int] = {}
             after: dict[int, tuple[Lines, int]] = {}
+            started: set[int] = set()
             for i, c in enumerate(changes):
                 try:
                     row = claimed.get(c.cart_id)
@@ -582,6 +583,8 @@ class CartService:
                 for ln in lines:
                     if ln.sku not in held:
                         position[(c.cart_id, ln.sku)] = version[c.cart_id]
+                if lines and not current[c.cart_id]:
+                    started.add(i)
                 current[c.cart_id] = lines
                 after[i] = (lines, version[c.cart_id])
             if refused:
@@ -646,6 +649,7 @@ class CartService:
                         market=claimed[changes[i].cart_id].market,
                         lines=[{"sku": ln.sku, "quantity": ln.quantity} for ln in lines],
                         updated_at=now.isoformat(),
+                        started=i in started,
                     ),
                 )
             await uow.commit()
