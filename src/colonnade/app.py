@@ -34,6 +34,7 @@ from colonnade.kernel.metrics import shop_registry
 from colonnade.kernel.outbox import OutboxRelay
 from colonnade.kernel.pruning import Pruning
 from colonnade.kernel.redaction import configure_logging
+from colonnade.kernel.remote import Answering, ModuleLinks
 from colonnade.kernel.settings import Settings
 from colonnade.modules import MODULES
 from colonnade.modules.analytics import api as analytics_api
@@ -42,7 +43,9 @@ from colonnade.modules.analytics.service import AnalyticsService
 from colonnade.modules.cart import api as cart_api
 from colonnade.modules.cart.service import CartService
 from colonnade.modules.catalog import api as catalog_api
+from colonnade.modules.catalog import remote as catalog_remote
 from colonnade.modules.catalog.pages import StorePages
+from colonnade.modules.catalog.remote import RemoteCatalog
 from colonnade.modules.catalog.service import CatalogService
 from colonnade.modules.checkout import api as checkout_api
 from colonnade.modules.checkout.service import CheckoutService
@@ -67,6 +70,8 @@ from colonnade.modules.payments.circuit import BreakerPolicy, CircuitBreaker
 from colonnade.modules.payments.resilience import Breaker, LocalBreaker, ResilientProvider
 from colonnade.modules.payments.service import PaymentProvider, PaymentsService
 from colonnade.modules.pricing import api as pricing_api
+from colonnade.modules.pricing import remote as pricing_remote
+from colonnade.modules.pricing.remote import RemotePricing
 from colonnade.modules.pricing.service import PricingService
 from colonnade.modules.promotions import api as promotions_api
 from colonnade.modules.promotions.service import PromotionsService
@@ -114,6 +119,8 @@ class Shop:
     limiter: Limiter
     # What processes and replicas share, when COLONNADE_REDIS_URL is set.
     redis: Redis | None
+    # Calls between module processes: those this one answers and makes (none embedded).
+    links: ModuleLinks
 
 
 def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
@@ -172,10 +179,11 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         placements=catalog.placements,
         past_buyers=orders.customers_with_orders,
     )
+    links, remote_pricing, remote_catalog = _module_links(settings, pricing, catalog, db)
     carts = CartService(
         db,
-        pricing=pricing,
-        catalog=catalog,
+        pricing=remote_pricing or pricing,
+        catalog=remote_catalog or catalog,
         clock=clock,
         promotions=promotions,
         idle_ttl=timedelta(seconds=settings.cart_idle_seconds),
@@ -339,6 +347,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
             else SharedRateLimiter(redis, prefix=settings.redis_key_prefix, fallback=RateLimiter())
         ),
         redis=redis,
+        links=links,
     )
 
 
@@ -352,6 +361,57 @@ def analytics_directory(settings: Settings) -> Path:
         database = Path(url.database).expanduser()
         return database.with_name(database.name + ".analytics")
     return Path("colonnade-analytics") / (url.database or "default")
+
+
+def remote_modules(settings: Settings) -> frozenset[str]:
+    """The modules this process calls in other processes: COLONNADE_REMOTE_MODULES, of
+    those whose ports have a remote adapter (so far the cart's: pricing and the catalog)."""
+    named = frozenset(m.strip() for m in settings.remote_modules.split(",") if m.strip())
+    unknown = sorted(named - set(REMOTE_PORTS))
+    if unknown:
+        raise ValueError(
+            f"COLONNADE_REMOTE_MODULES: no remote adapter for {', '.join(unknown)}"
+            f" (there are for {', '.join(sorted(REMOTE_PORTS))})"
+        )
+    return named
+
+
+# The modules whose ports other processes may call, with the methods they answer.
+REMOTE_PORTS = {
+    pricing_remote.MODULE: pricing_remote.ANSWERED,
+    catalog_remote.MODULE: catalog_remote.ANSWERED,
+}
+
+
+def _module_links(
+    settings: Settings, pricing: PricingService, catalog: CatalogService, db: Database
+) -> tuple[ModuleLinks, RemotePricing | None, RemoteCatalog | None]:
+    """The cart's pricing and catalog ports in other processes, where
+    COLONNADE_REMOTE_MODULES names them; and, on a NATS bus, this process answering for the
+    modules it serves that others may call."""
+    remote = remote_modules(settings)
+    calling = {
+        module: (pricing_remote if module == "pricing" else catalog_remote).calling(
+            settings.bus_namespace
+        )
+        for module in sorted(remote)
+    }
+    here = {"pricing": pricing, "catalog": catalog}
+    answering = (
+        [
+            Answering(module, here[module], methods, db, namespace=settings.bus_namespace)
+            for module, methods in sorted(REMOTE_PORTS.items())
+            if module in modules_served(settings) and module not in remote
+        ]
+        if settings.bus_url is not None
+        else []
+    )
+    links = ModuleLinks(settings.bus_url, answering, list(calling.values()))
+    return (
+        links,
+        RemotePricing(calling["pricing"]) if "pricing" in calling else None,
+        RemoteCatalog(calling["catalog"]) if "catalog" in calling else None,
+    )
 
 
 def _event_bus(settings: Settings, dead_letters: DeadLetters) -> EventBus:
@@ -473,6 +533,7 @@ def create_app(
         await shop.bus.open(
             consumes=lambda consumer: settings.serve_consumers and module_of(consumer) in serving
         )
+        await shop.links.open()
         if settings.serve_relay:
             shop.relay.start()
         shop.maintenance.start()
@@ -502,6 +563,7 @@ def create_app(
             await shop.maintenance.stop()
             if settings.serve_relay:
                 await shop.relay.stop(drain_seconds=shop.settings.outbox_drain_seconds)
+            await shop.links.close()
             await shop.bus.close()
             if shop.redis is not None:
                 await shop.redis.aclose()

@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     # Comma-separated modules whose routes and consumers a `colonnade serve` process serves
     # (a module group, behind an edge that routes to it); empty, every module's.
     serve_modules: str = ""
+    # Comma-separated modules this process calls in other processes, over the bus's NATS
+    # (request-reply; kernel/remote.py), rather than through their services here. A process
+    # serving a module answers such calls for it whenever the bus is NATS.
+    remote_modules: str = ""
+    # How long a call to a module in another process waits for its answer.
+    remote_call_seconds: float = Field(default=5.0, gt=0)
     # The inbox is what stops a redelivered event being taken twice, so a mark must outlive any
     # redelivery: the relay's retries end within the hour, but a bus may replay its stream
     # (JetStream keeps messages for days) and a restored backup may offer events again. A month
@@ -195,6 +201,11 @@ class Settings(BaseSettings):
                 "COLONNADE_SERVE_RELAY and COLONNADE_SERVE_CONSUMERS can be false only with"
                 " COLONNADE_BUS_URL: on the in-process bus the relay hands events to this"
                 " process's consumers"
+            )
+        if self.remote_modules.strip() and self.bus_url is None:
+            raise ValueError(
+                "COLONNADE_REMOTE_MODULES needs COLONNADE_BUS_URL: modules in other processes"
+                " are called over its NATS"
             )
         if self.payment_provider == "stripe" and self.stripe_api_key is None:
             raise ValueError("COLONNADE_STRIPE_API_KEY must be set for the stripe payment provider")

@@ -12,8 +12,8 @@ alone, so a process (or a test run) can configure tracing more than once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,6 +132,30 @@ def current_trace_id() -> str | None:
     """The current trace's id as 32 hex digits, or None outside a recorded trace."""
     context = trace.get_current_span().get_span_context()
     return trace.format_trace_id(context.trace_id) if context.is_valid else None
+
+
+# --- calls between module processes -------------------------------------------------------
+
+
+@contextmanager
+def calling(name: str, headers: dict[str, str]) -> Iterator[None]:
+    """A call to a module in another process: a client span, its context written into the
+    call's `headers` for the answering side to continue."""
+    if _Current.tracing is None:
+        yield
+        return
+    with _Current.tracer.start_as_current_span(name, kind=SpanKind.CLIENT):
+        _propagator.inject(headers)
+        yield
+
+
+def answering(name: str, headers: Mapping[str, str]) -> AbstractContextManager[Any]:
+    """A module answering another process's call, as a child of the caller's span."""
+    if _Current.tracing is None:
+        return _nothing
+    return _Current.tracer.start_as_current_span(
+        name, context=_propagator.extract(headers), kind=SpanKind.SERVER
+    )
 
 
 # --- events ------------------------------------------------------------------------------

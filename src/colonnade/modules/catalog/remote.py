@@ -1,0 +1,23 @@
+"""The catalog in a process of its own, as the cart asks it: the same port as CatalogService,
+over NATS request-reply (kernel/remote.py)."""
+
+from __future__ import annotations
+
+from colonnade.kernel.remote import Calling
+from colonnade.modules.catalog.service import CatalogService
+
+MODULE = "catalog"
+# What the catalog answers for other processes.
+ANSWERED = ("sku_exists",)
+
+
+def calling(namespace: str) -> Calling:
+    return Calling(MODULE, CatalogService, ANSWERED, namespace=namespace)
+
+
+class RemoteCatalog:
+    def __init__(self, calls: Calling) -> None:
+        self._calls = calls
+
+    async def sku_exists(self, sku: str) -> bool:
+        return bool(await self._calls.call("sku_exists", sku=sku))

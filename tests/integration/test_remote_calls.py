@@ -1,0 +1,165 @@
+"""A module's service called from another process's side over the real NATS server, on both
+databases: the same answers as a call in the same process, refusals raised again as the same
+typed errors (inside a batch's results too), the caller's idempotency key and deadline carried
+along, replicas sharing the calls, and a module that does not answer failing the call in
+time with a 503 problem."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import nats
+import pytest
+from nats.aio.client import Client
+
+from colonnade.kernel.clock import SettableClock
+from colonnade.kernel.db import Database
+from colonnade.kernel.money import Money
+from colonnade.kernel.remote import (
+    Answering,
+    Calling,
+    ModuleUnavailable,
+    idempotency_key,
+    on_behalf_of,
+    within,
+)
+from colonnade.modules.pricing.service import PriceMissing, PricingService, UnknownMarket
+
+NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+PRICING = ("market", "quote", "quote_batch")
+
+
+class Desk:
+    """A service of this test's own: who answered, with which key, and one that takes long."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def who(self, asked: int) -> tuple[str, int, str | None]:
+        return self.name, asked, idempotency_key()
+
+    async def slow(self, seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return "late"
+
+
+@pytest.fixture
+async def clients(nats_url: str) -> AsyncIterator[tuple[Client, Client]]:
+    """One connection for the answering process's side, one for the caller's."""
+    answering, calling = await nats.connect(nats_url), await nats.connect(nats_url)
+    yield answering, calling
+    await answering.close()
+    await calling.close()
+
+
+@pytest.fixture
+async def pricing(db: Database) -> PricingService:
+    shop = PricingService(db, base_currency="USD", clock=SettableClock(NOW))
+    await shop.set_market("US", "United States", "USD", "en-US", False, Decimal("0.0725"))
+    await shop.set_market("DE", "Deutschland", "EUR", "de-DE", True, Decimal("0.19"))
+    await shop.set_prices("MUG", [Money(1250, "USD"), Money(1100, "EUR")])
+    return shop
+
+
+def module(name: str) -> str:
+    """A module name of this test alone: tests running at once share the NATS server."""
+    return f"{name}{time.monotonic_ns()}"
+
+
+async def test_a_remote_call_answers_as_the_call_in_process_and_refuses_alike(
+    db: Database, pricing: PricingService, clients: tuple[Client, Client]
+) -> None:
+    name = module("pricing")
+    answering = Answering(name, pricing, PRICING, db)
+    await answering.start(clients[0])
+    remote = Calling(name, PricingService, PRICING)
+    remote.connect(clients[1])
+    try:
+        market = await remote.call("market", code="DE")
+        quote = await remote.call("quote", market_code="US", lines=[("MUG", 2)])
+        batch = await remote.call(
+            "quote_batch", wanted=[("DE", [("MUG", 1)]), ("FR", [("MUG", 1)]), ("US", [("TEA", 1)])]
+        )
+        with pytest.raises(UnknownMarket) as unknown:
+            await remote.call("market", code="FR")
+    finally:
+        await answering.stop()
+
+    assert market == await pricing.market("DE")
+    assert quote == await pricing.quote("US", [("MUG", 2)])
+    here = await pricing.market("DE")
+    assert (here.tax_rate, here.currency) == (Decimal("0.19"), "EUR")
+    de, fr, tea = batch
+    assert de == await pricing.quote("DE", [("MUG", 1)])
+    # A refusal inside the batch's results is in its place, as the same type.
+    assert isinstance(fr, UnknownMarket)
+    assert isinstance(tea, PriceMissing)
+    with pytest.raises(UnknownMarket) as here_unknown:
+        await pricing.market("FR")
+    assert unknown.value.problem() == here_unknown.value.problem()
+    assert fr.problem() == here_unknown.value.problem()
+
+
+async def test_the_callers_idempotency_key_reaches_the_module_and_replicas_share_the_calls(
+    clients: tuple[Client, Client],
+) -> None:
+    name = module("desk")
+    replicas = [Answering(name, Desk(f"desk-{n}"), ["who"]) for n in (1, 2)]
+    for replica in replicas:
+        await replica.start(clients[0])
+    remote = Calling(name, Desk, ["who"])
+    remote.connect(clients[1])
+    try:
+        with on_behalf_of("checkout-key-7"):
+            answers = await asyncio.gather(*(remote.call("who", asked=n) for n in range(40)))
+        anonymous = await remote.call("who", asked=-1)
+    finally:
+        for replica in replicas:
+            await replica.stop()
+
+    assert sorted(asked for _, asked, _ in answers) == list(range(40))
+    assert {key for _, _, key in answers} == {"checkout-key-7"}
+    assert anonymous[2] is None
+    # A queue group: each call answered once, by one replica or the other, both used.
+    served = Counter(name for name, _, _ in answers)
+    assert set(served) == {"desk-1", "desk-2"}
+    assert sum(served.values()) == 40
+
+
+async def test_a_module_that_does_not_answer_fails_the_call_by_its_deadline(
+    clients: tuple[Client, Client],
+) -> None:
+    name = module("desk")
+    answering = Answering(name, Desk("desk-1"), ["slow"])
+    await answering.start(clients[0])
+    remote = Calling(name, Desk, ["slow"])
+    remote.connect(clients[1])
+    try:
+        began = time.monotonic()
+        with within(0.3), pytest.raises(ModuleUnavailable) as late:
+            await remote.call("slow", seconds=5.0)
+        waited = time.monotonic() - began
+        fast = await remote.call("slow", seconds=0.0)
+    finally:
+        await answering.stop()
+    # With no replica at all, the call fails at once.
+    began = time.monotonic()
+    with pytest.raises(ModuleUnavailable) as gone:
+        await remote.call("slow", seconds=0.0)
+    refused_in = time.monotonic() - began
+
+    assert 0.25 <= waited < 2.0
+    assert fast == "late"
+    problem = late.value.problem()
+    assert (problem["status"], problem["code"], problem["module"]) == (
+        503,
+        "module_unavailable",
+        name,
+    )
+    assert gone.value.problem()["method"] == "slow"
+    assert refused_in < 2.0
