@@ -392,7 +392,7 @@ def _module_links(
     remote = remote_modules(settings)
     calling = {
         module: (pricing_remote if module == "pricing" else catalog_remote).calling(
-            settings.bus_namespace
+            settings.bus_namespace, settings.remote_call_seconds
         )
         for module in sorted(remote)
     }

@@ -7,15 +7,15 @@ events; one queue group per module balances the calls over the module's replicas
 ports, Services or Ingress rules of their own; and the micro API answers discovery and
 per-endpoint statistics (`nats micro ls`, $SRV.PING, $SRV.INFO, $SRV.STATS) for free.
 
-A call goes to `<namespace>.<module>.<method>` (the bus's namespace, colonnade by default)
+A call goes to `<namespace>-calls.<module>.<method>` (the bus's namespace, colonnade by default)
 as a JSON object of its arguments by name, encoded and decoded by pydantic from the service
 method's own annotations (a batch in, a result per request out, where the method is
 batch-shaped). Its headers carry the caller's deadline (`Colonnade-Deadline`, epoch seconds),
 its idempotency key and its trace context. The answer is the result's JSON, or a refusal: the
 problem as JSON, raised again on the caller's side as the same typed error (found by its
-code). A refusal inside a batch's results travels the same way, in its place. A call no replica answers by its deadline raises
-ModuleUnavailable (503) on the caller's side; the answering side drops a call whose deadline
-has passed before it runs.
+code). A refusal inside a batch's results travels the same way, in its place. A call no
+replica answers by its deadline raises ModuleUnavailable (503) on the caller's side; the
+answering side drops a call whose deadline has passed before it runs.
 
 A parameter annotated AsyncConnection (a method that reads on its caller's connection when
 both share a database) is not sent: the answering side reads on a connection of its own.
@@ -54,7 +54,8 @@ log = structlog.get_logger(__name__)
 
 DEADLINE = "Colonnade-Deadline"
 IDEMPOTENCY_KEY = "Idempotency-Key"
-# How long a call waits for its answer when nothing nearer is set (see `within`).
+# How long a call waits for its answer when neither its caller (`within`) nor the process
+# (COLONNADE_REMOTE_CALL_SECONDS) says otherwise.
 CALL_SECONDS = 5.0
 VERSION = "1.0.0"
 
@@ -120,7 +121,9 @@ def idempotency_key() -> str | None:
 
 
 def subject(namespace: str, module: str, method: str) -> str:
-    return f"{namespace}.{module}.{method}"
+    # Apart from the events' subjects (<namespace>.<module>.<Event>): a module's stream takes
+    # every subject under its name, and would answer a call with a publish acknowledgement.
+    return f"{namespace}-calls.{module}.{method}"
 
 
 # --- the wire form of a method's arguments and result ----------------------------------------
@@ -315,10 +318,17 @@ class Calling:
     result as the method in this process would."""
 
     def __init__(
-        self, module: str, service: type, methods: Sequence[str], *, namespace: str = "colonnade"
+        self,
+        module: str,
+        service: type,
+        methods: Sequence[str],
+        *,
+        namespace: str = "colonnade",
+        seconds: float = CALL_SECONDS,
     ) -> None:
         self.module = module
         self.namespace = namespace
+        self._seconds = seconds
         self._methods = {name: _method(service, name) for name in methods}
         self._client: Client | None = None
 
@@ -333,7 +343,7 @@ class Calling:
             name: adapter.dump_python(arguments[name], mode="json")
             for name, adapter in method.arguments.items()
         }
-        deadline = _deadline.get() or time.time() + CALL_SECONDS
+        deadline = _deadline.get() or time.time() + self._seconds
         headers = {DEADLINE: f"{deadline:.3f}"}
         key = _idempotency_key.get()
         if key is not None:

@@ -11,8 +11,8 @@ MODULE = "catalog"
 ANSWERED = ("sku_exists",)
 
 
-def calling(namespace: str) -> Calling:
-    return Calling(MODULE, CatalogService, ANSWERED, namespace=namespace)
+def calling(namespace: str, seconds: float) -> Calling:
+    return Calling(MODULE, CatalogService, ANSWERED, namespace=namespace, seconds=seconds)
 
 
 class RemoteCatalog:

@@ -16,8 +16,8 @@ MODULE = "pricing"
 ANSWERED = ("market", "quote", "quote_batch")
 
 
-def calling(namespace: str) -> Calling:
-    return Calling(MODULE, PricingService, ANSWERED, namespace=namespace)
+def calling(namespace: str, seconds: float) -> Calling:
+    return Calling(MODULE, PricingService, ANSWERED, namespace=namespace, seconds=seconds)
 
 
 class RemotePricing:
