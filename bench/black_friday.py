@@ -29,8 +29,8 @@ from bench.ops_view import CHROMIUM, log_in
 from bench.report import console
 from bench.shop import STAFF_EMAIL, STAFF_PASSWORD, BenchShop
 from colonnade.modules.analytics import domain
-from colonnade.modules.analytics.domain import Fact, RouteMinute
-from colonnade.modules.analytics.warehouse import Warehouse
+from colonnade.modules.analytics.domain import Fact, RouteMinute, SystemMinute
+from colonnade.modules.analytics.warehouse import Warehouse, table_of
 
 MARKETS = [("US", "USD", 2_500), ("DE", "EUR", 2_200), ("JP", "JPY", 3_000)]
 SKUS = [f"BF-{n:03d}" for n in range(40)]
@@ -127,6 +127,24 @@ def route_minutes(rng: random.Random, day: datetime) -> list[RouteMinute]:
     return minutes
 
 
+def readings(rng: random.Random, day: datetime) -> list[SystemMinute]:
+    """What the machinery read each minute of Black Friday: checkouts by outcome, the
+    outbox's lag and the pool, busier with the load."""
+    found = []
+    for minute in range(24 * 60):
+        load = shape(minute // 60, black_friday=True)
+        at = day + timedelta(minutes=minute)
+        paid = max(0, round(load * 12 * rng.uniform(0.8, 1.2)))
+        found += [
+            SystemMinute(at, "bench", "checkouts", "paid", paid),
+            SystemMinute(at, "bench", "checkouts", "payment_declined", round(paid * 0.06)),
+            SystemMinute(at, "bench", "outbox_lag_seconds", "", 0.05 * load**2 * rng.random()),
+            SystemMinute(at, "bench", "pool_in_use", "", min(20, round(2 + load * 3))),
+            SystemMinute(at, "bench", "pool_size", "", 20),
+        ]
+    return found
+
+
 def write_warehouse(root: Path, shoppers: int) -> datetime:
     """Four ordinary weeks, a Black Friday yesterday, and today so far; yesterday's
     midnight."""
@@ -139,15 +157,17 @@ def write_warehouse(root: Path, shoppers: int) -> datetime:
         task = progress.add_task("writing the warehouse", total=29)
         for back in range(28, 0, -1):
             day = black_friday - timedelta(days=back)
-            warehouse.write(f"day-{back}", a_day(rng, day, shoppers // 4, False, buyers))
+            warehouse.write(f"day-{back}", table_of(a_day(rng, day, shoppers // 4, False, buyers)))
             progress.advance(task)
-        warehouse.write("black-friday", a_day(rng, black_friday, shoppers, True, buyers))
+        warehouse.write("black-friday", table_of(a_day(rng, black_friday, shoppers, True, buyers)))
         now = datetime.now(UTC)
         today_so_far = [
             f for f in a_day(rng, today, shoppers // 4, False, buyers) if f.occurred_at < now
         ]
-        warehouse.write("today", today_so_far)
-        warehouse.write_minutes("bench", route_minutes(rng, black_friday))
+        warehouse.write("today", table_of(today_so_far))
+        warehouse.write_minutes(
+            "bench", route_minutes(rng, black_friday), readings(rng, black_friday)
+        )
         progress.advance(task)
     return black_friday
 
@@ -190,6 +210,10 @@ def figures(base_url: str, start: datetime) -> dict[str, Any]:
             "stock_outs": ask("stock-outs"),
             "customers": ask("customers"),
             "routes": ask("routes", limit="4"),
+            "busiest_hour": max(
+                ask("timeline", every="hour")["moments"],
+                key=lambda m: sum(market["orders"] for market in m["orders"]),
+            ),
             "forecast": [
                 {k: v for k, v in market.items() if k != "hours"}
                 for market in http.get("/admin/insights/forecast", headers=headers).json()[
