@@ -168,7 +168,24 @@ def _requests(replica: dict[str, Any], method: str, route: str) -> float:
     )
 
 
-def test_module_groups_take_only_their_modules_requests(grouped_cluster: ClusterUp) -> None:
+def _remote_calls(replica: dict[str, Any], side: str, module: str) -> float:
+    """Calls to `module` the replica made or answered (`side`), from its metrics port."""
+    scraped = httpx.get(_metrics(replica) + "/metrics", timeout=10)
+    scraped.raise_for_status()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(scraped.text)
+        if family.name == "colonnade_remote_calls"
+        for sample in family.samples
+        if sample.name == "colonnade_remote_calls_total"
+        and (sample.labels["side"], sample.labels["module"], sample.labels["outcome"])
+        == (side, module, "ok")
+    )
+
+
+def test_module_groups_take_only_their_modules_requests_and_call_each_other(
+    grouped_cluster: ClusterUp,
+) -> None:
     edge = grouped_cluster.shop.base_url
     staff = Staff.sign_in(grouped_cluster.shop)
     stock, buyers = 20, 200
@@ -210,6 +227,11 @@ def test_module_groups_take_only_their_modules_requests(grouped_cluster: Cluster
     assert taken["rest"] == [(0, 0, 1)], taken
     assert all(listed == ready == 0 and sold > 0 for sold, listed, ready in taken["buy"]), taken
     assert sum(sold for sold, _, _ in taken["buy"]) == buyers, taken
+    # The buy replicas priced their carts by calling pricing in the browse group's process.
+    (browse,) = groups["browse"]
+    made = sum(_remote_calls(r, "made", "pricing") for r in groups["buy"])
+    assert made >= buyers
+    assert _remote_calls(browse, "answered", "pricing") == made
 
 
 async def _logins(edge: str, address: str, attempts: int) -> list[int]:

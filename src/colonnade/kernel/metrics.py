@@ -222,6 +222,21 @@ PAYMENT_CIRCUIT_STATE = Gauge(
     multiprocess_mode="max",
 )
 
+# --- calls between module processes -------------------------------------------------------
+
+REMOTE_CALLS = Counter(
+    "colonnade_remote_calls_total",
+    "Calls between module processes, by side (made or answered), module, method and outcome"
+    " (ok, refused: a typed refusal; unavailable: no answer in time; late: past its deadline).",
+    ["side", "module", "method", "outcome"],
+)
+REMOTE_CALL_DURATION = Histogram(
+    "colonnade_remote_call_duration_seconds",
+    "Time a call to a module in another process took, from the caller's side: the hop.",
+    ["module", "method"],
+    buckets=_QUERY_BUCKETS,
+)
+
 # --- shared state (Redis) ----------------------------------------------------------------
 
 REDIS_FALLBACKS = Counter(

@@ -49,6 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from colonnade.kernel import tracing
 from colonnade.kernel.db import Database
 from colonnade.kernel.errors import ColonnadeError
+from colonnade.kernel.metrics import REMOTE_CALL_DURATION, REMOTE_CALLS
 
 log = structlog.get_logger(__name__)
 
@@ -265,9 +266,11 @@ class Answering:
             headers = dict(request.headers or {})
             deadline = float(headers.get(DEADLINE, time.time() + CALL_SECONDS))
             left = deadline - time.time()
+            counted = REMOTE_CALLS.labels("answered", self.module, method.name, "ok")
             if left <= 0:
                 late = DeadlineExceeded(self.module, method.name)
                 await _refuse(request, late)
+                REMOTE_CALLS.labels("answered", self.module, method.name, "late").inc()
                 return
             with (
                 tracing.answering(f"{self.module}.{method.name}", headers),
@@ -278,11 +281,14 @@ class Answering:
                         result = await self._call(method, request.data, given)
                 except ColonnadeError as refused:
                     await _refuse(request, refused)
+                    REMOTE_CALLS.labels("answered", self.module, method.name, "refused").inc()
                     return
                 except TimeoutError:
                     await _refuse(request, DeadlineExceeded(self.module, method.name))
+                    REMOTE_CALLS.labels("answered", self.module, method.name, "late").inc()
                     return
             await request.respond(method.result.dump_json(result))
+            counted.inc()
 
         return answer
 
@@ -348,6 +354,7 @@ class Calling:
         key = _idempotency_key.get()
         if key is not None:
             headers[IDEMPOTENCY_KEY] = key
+        began = time.perf_counter()
         with tracing.calling(f"{self.module}.{method_name}", headers):
             try:
                 answer = await self._client.request(
@@ -357,9 +364,13 @@ class Calling:
                     headers=headers,
                 )
             except (NatsTimeout, NoRespondersError, TimeoutError):
+                REMOTE_CALLS.labels("made", self.module, method_name, "unavailable").inc()
                 raise ModuleUnavailable(self.module, method_name) from None
+        REMOTE_CALL_DURATION.labels(self.module, method_name).observe(time.perf_counter() - began)
         if answer.headers and ERROR_CODE_HEADER in answer.headers:
+            REMOTE_CALLS.labels("made", self.module, method_name, "refused").inc()
             raise restored(orjson.loads(answer.data))
+        REMOTE_CALLS.labels("made", self.module, method_name, "ok").inc()
         return method.result.validate_json(answer.data)
 
 
