@@ -26,8 +26,11 @@ from colonnade.kernel.remote import (
     ModuleUnavailable,
     idempotency_key,
     on_behalf_of,
+    restored,
     within,
 )
+from colonnade.modules.cart.domain import UnknownSku as CartUnknownSku
+from colonnade.modules.inventory.domain import UnknownSku as InventoryUnknownSku
 from colonnade.modules.pricing.service import PriceMissing, PricingService, UnknownMarket
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -163,3 +166,18 @@ async def test_a_module_that_does_not_answer_fails_the_call_by_its_deadline(
     )
     assert gone.value.problem()["method"] == "slow"
     assert refused_in < 2.0
+
+
+def test_a_refusal_is_raised_again_as_the_answering_modules_own_type() -> None:
+    """Codes repeat across modules (`unknown_sku` is the cart's 422 and inventory's 404):
+    the module that answered decides which; an unknown code keeps its status and detail."""
+    problem = {"code": "unknown_sku", "detail": "no SKU 'X'", "status": 404, "sku": "X"}
+
+    from_inventory = restored(problem, "inventory")
+    from_cart = restored({**problem, "status": 422}, "cart")
+    unknown = restored({"code": "brand_new", "detail": "new", "status": 418, "title": "Teapot"})
+
+    assert isinstance(from_inventory, InventoryUnknownSku)
+    assert isinstance(from_cart, CartUnknownSku)
+    assert from_inventory.problem()["sku"] == "X"
+    assert (unknown.status, unknown.code, unknown.detail) == (418, "brand_new", "new")

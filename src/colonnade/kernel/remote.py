@@ -139,20 +139,25 @@ def _refusal(value: Any) -> ColonnadeError:
         return value
     if not isinstance(value, Mapping) or "code" not in value or "detail" not in value:
         raise ValueError("not a problem")
-    return restored(value)
+    return restored(value, _answering_module.get())
 
+
+# The module whose answer is being read: its own error types are preferred (codes repeat
+# across modules, `unknown_sku` in the cart's and the catalog's).
+_answering_module: ContextVar[str | None] = ContextVar("colonnade_answering", default=None)
 
 # A refusal on the wire: its problem details.
 Refusal = Annotated[ColonnadeError, PlainValidator(_refusal), PlainSerializer(_problem)]
 
 
-def restored(problem: Mapping[str, Any]) -> ColonnadeError:
+def restored(problem: Mapping[str, Any], module: str | None = None) -> ColonnadeError:
     """The typed error a problem's code names, with the same detail and extensions: what
-    the caller would have caught had the module answered in its own process."""
+    the caller would have caught had `module` answered in its own process. Of the types with
+    that code, `module`'s own come first, then the kernel's, then the other modules'."""
     extensions = {
         k: v for k, v in problem.items() if k not in ("type", "title", "status", "detail", "code")
     }
-    kind = _error_types().get(str(problem["code"]))
+    kind = _error_type(str(problem["code"]), module)
     if kind is None:
         kind = type(
             "RemoteProblem",
@@ -168,14 +173,23 @@ def restored(problem: Mapping[str, Any]) -> ColonnadeError:
     return error
 
 
-def _error_types() -> dict[str, type[ColonnadeError]]:
-    found: dict[str, type[ColonnadeError]] = {}
+def _error_type(code: str, module: str | None) -> type[ColonnadeError] | None:
+    found: list[type[ColonnadeError]] = []
     waiting: list[type[ColonnadeError]] = [ColonnadeError]
     while waiting:
         kind = waiting.pop()
-        found.setdefault(kind.code, kind)
+        if kind.code == code and kind.__module__.startswith("colonnade."):
+            found.append(kind)
         waiting += kind.__subclasses__()
-    return found
+    own = f"colonnade.modules.{module}." if module else None
+
+    def rank(kind: type[ColonnadeError]) -> tuple[int, str]:
+        place = kind.__module__ + "." + kind.__qualname__
+        if own is not None and place.startswith(own):
+            return 0, place
+        return (1 if place.startswith("colonnade.kernel.") else 2), place
+
+    return min(found, key=rank, default=None)
 
 
 def _wire(annotation: Any) -> Any:
@@ -369,9 +383,13 @@ class Calling:
         REMOTE_CALL_DURATION.labels(self.module, method_name).observe(time.perf_counter() - began)
         if answer.headers and ERROR_CODE_HEADER in answer.headers:
             REMOTE_CALLS.labels("made", self.module, method_name, "refused").inc()
-            raise restored(orjson.loads(answer.data))
+            raise restored(orjson.loads(answer.data), self.module)
         REMOTE_CALLS.labels("made", self.module, method_name, "ok").inc()
-        return method.result.validate_json(answer.data)
+        token = _answering_module.set(self.module)
+        try:
+            return method.result.validate_json(answer.data)
+        finally:
+            _answering_module.reset(token)
 
 
 class ModuleLinks:
