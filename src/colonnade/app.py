@@ -56,6 +56,8 @@ from colonnade.modules.identity import api as identity_api
 from colonnade.modules.identity.domain import LockoutPolicy
 from colonnade.modules.identity.service import IdentityService
 from colonnade.modules.inventory import api as inventory_api
+from colonnade.modules.inventory import remote as inventory_remote
+from colonnade.modules.inventory.remote import RemoteInventory
 from colonnade.modules.inventory.service import InventoryService
 from colonnade.modules.notifications.adapters.log_mailer import LogMailer
 from colonnade.modules.notifications.service import NotificationsService
@@ -179,11 +181,11 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         placements=catalog.placements,
         past_buyers=orders.customers_with_orders,
     )
-    links, remote_pricing, remote_catalog = _module_links(settings, pricing, catalog, db)
+    remote = _module_links(settings, db, pricing=pricing, catalog=catalog, inventory=inventory)
     carts = CartService(
         db,
-        pricing=remote_pricing or pricing,
-        catalog=remote_catalog or catalog,
+        pricing=remote.pricing or pricing,
+        catalog=remote.catalog or catalog,
         clock=clock,
         promotions=promotions,
         idle_ttl=timedelta(seconds=settings.cart_idle_seconds),
@@ -211,6 +213,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         orders=orders,
         keyring=keyring,
         clock=clock,
+        stock=remote.inventory,
     )
     bus.subscribe(
         OrderCancelled.event_type,
@@ -347,7 +350,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
             else SharedRateLimiter(redis, prefix=settings.redis_key_prefix, fallback=RateLimiter())
         ),
         redis=redis,
-        links=links,
+        links=remote.links,
     )
 
 
@@ -365,7 +368,8 @@ def analytics_directory(settings: Settings) -> Path:
 
 def remote_modules(settings: Settings) -> frozenset[str]:
     """The modules this process calls in other processes: COLONNADE_REMOTE_MODULES, of
-    those whose ports have a remote adapter (so far the cart's: pricing and the catalog)."""
+    those whose ports have a remote adapter (the cart's pricing and catalog, the checkout's
+    inventory)."""
     named = frozenset(m.strip() for m in settings.remote_modules.split(",") if m.strip())
     unknown = sorted(named - set(REMOTE_PORTS))
     if unknown:
@@ -376,41 +380,56 @@ def remote_modules(settings: Settings) -> frozenset[str]:
     return named
 
 
-# The modules whose ports other processes may call, with the methods they answer.
-REMOTE_PORTS = {
-    pricing_remote.MODULE: pricing_remote.ANSWERED,
-    catalog_remote.MODULE: catalog_remote.ANSWERED,
-}
+_REMOTES = (pricing_remote, catalog_remote, inventory_remote)
+# The modules whose ports other processes may call, with the methods they answer, and the
+# module that calls each.
+REMOTE_PORTS = {remote_module.MODULE: remote_module.ANSWERED for remote_module in _REMOTES}
+REMOTE_CALLERS = {remote_module.MODULE: remote_module.CALLED_BY for remote_module in _REMOTES}
+
+
+@dataclass(frozen=True)
+class _Remote:
+    """The ports this process calls in other processes (None: called here), and its end
+    of the calls."""
+
+    links: ModuleLinks
+    pricing: RemotePricing | None
+    catalog: RemoteCatalog | None
+    inventory: RemoteInventory | None
 
 
 def _module_links(
-    settings: Settings, pricing: PricingService, catalog: CatalogService, db: Database
-) -> tuple[ModuleLinks, RemotePricing | None, RemoteCatalog | None]:
-    """The cart's pricing and catalog ports in other processes, where
-    COLONNADE_REMOTE_MODULES names them; and, on a NATS bus, this process answering for the
-    modules it serves that others may call."""
+    settings: Settings,
+    db: Database,
+    *,
+    pricing: PricingService,
+    catalog: CatalogService,
+    inventory: InventoryService,
+) -> _Remote:
+    """The ports COLONNADE_REMOTE_MODULES names, in other processes; and, on a NATS bus,
+    this process answering for the modules it serves that others may call."""
     remote = remote_modules(settings)
-    calling = {
-        module: (pricing_remote if module == "pricing" else catalog_remote).calling(
-            settings.bus_namespace, settings.remote_call_seconds
-        )
-        for module in sorted(remote)
+    namespace, seconds = settings.bus_namespace, settings.remote_call_seconds
+    calls = {
+        module.MODULE: module.calling(namespace, seconds)
+        for module in _REMOTES
+        if module.MODULE in remote
     }
-    here = {"pricing": pricing, "catalog": catalog}
+    here: dict[str, object] = {"pricing": pricing, "catalog": catalog, "inventory": inventory}
     answering = (
         [
-            Answering(module, here[module], methods, db, namespace=settings.bus_namespace)
+            Answering(module, here[module], methods, db, namespace=namespace)
             for module, methods in sorted(REMOTE_PORTS.items())
             if module in modules_served(settings) and module not in remote
         ]
         if settings.bus_url is not None
         else []
     )
-    links = ModuleLinks(settings.bus_url, answering, list(calling.values()))
-    return (
-        links,
-        RemotePricing(calling["pricing"]) if "pricing" in calling else None,
-        RemoteCatalog(calling["catalog"]) if "catalog" in calling else None,
+    return _Remote(
+        links=ModuleLinks(settings.bus_url, answering, list(calls.values())),
+        pricing=RemotePricing(calls["pricing"]) if "pricing" in calls else None,
+        catalog=RemoteCatalog(calls["catalog"]) if "catalog" in calls else None,
+        inventory=RemoteInventory(calls["inventory"]) if "inventory" in calls else None,
     )
 
 

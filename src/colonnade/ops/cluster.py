@@ -35,7 +35,7 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 
-from colonnade.app import REMOTE_PORTS, create_app
+from colonnade.app import REMOTE_CALLERS, create_app
 from colonnade.kernel.settings import Settings
 from colonnade.modules import MODULES
 
@@ -533,8 +533,12 @@ def plan(
             if group.modules:
                 argv += ["--modules", ",".join(group.modules)]
                 # Modules another group serves are called there, where there is a port.
-                elsewhere = [m for m in sorted(REMOTE_PORTS) if m not in group.modules]
-                if "cart" in group.modules and elsewhere:
+                elsewhere = [
+                    module
+                    for module, caller in sorted(REMOTE_CALLERS.items())
+                    if caller in group.modules and module not in group.modules
+                ]
+                if elsewhere:
                     env["COLONNADE_REMOTE_MODULES"] = ",".join(elsewhere)
             url = f"http://127.0.0.1:{http_port}"
             # Only the edge in front of them may name the client.

@@ -7,6 +7,8 @@ from colonnade.kernel.remote import Calling
 from colonnade.modules.catalog.service import CatalogService
 
 MODULE = "catalog"
+# The module that calls it across processes.
+CALLED_BY = "cart"
 # What the catalog answers for other processes.
 ANSWERED = ("sku_exists",)
 

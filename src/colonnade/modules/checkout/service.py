@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from sqlalchemy import insert, select, update
@@ -81,7 +81,7 @@ T = TypeVar("T")
 # Keyed, so the stored digest of a request cannot be matched against a guessed e-mail.
 _REQUEST_DIGEST = "checkout.request"
 
-__all__ = ["CheckoutRequest", "CheckoutService", "Outcome"]
+__all__ = ["CheckoutRequest", "CheckoutService", "Outcome", "StockKeeper"]
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,25 @@ class _Progress:
         return f"{self.id}:card"
 
 
+class StockKeeper(Protocol):
+    """The reservations the saga holds, settles and gives back, each call a transaction of
+    its own (InventoryService's, or the same in another process)."""
+
+    async def reserve(
+        self, reference: str, lines: list[tuple[str, int]], ttl: timedelta | None = None
+    ) -> Reservation: ...
+
+    async def commit(self, reservation_id: str) -> None: ...
+
+    async def release(self, reservation_id: str) -> None: ...
+
+    async def return_stock(self, reservation_id: str) -> None: ...
+
+    async def release_for(self, reference: str) -> int: ...
+
+    async def reservation(self, reservation_id: str) -> Reservation: ...
+
+
 class CheckoutService:
     def __init__(
         self,
@@ -159,11 +178,16 @@ class CheckoutService:
         keyring: Keyring,
         clock: Clock,
         wait_for_first: timedelta = timedelta(seconds=20),
+        stock: StockKeeper | None = None,
     ) -> None:
         self._db = db
         self._carts = carts
         self._catalog = catalog
-        self._inventory = inventory
+        # The saga's reservations: inventory here, or `stock` in another process. The card
+        # path holds stock in its own transaction, so it runs only with inventory here; with
+        # inventory elsewhere every checkout takes the saga's steps.
+        self._stock: StockKeeper = stock or inventory
+        self._cards_in_batches = stock is None
         self._pricing = pricing
         self._promotions = promotions
         self._payments = payments
@@ -195,7 +219,11 @@ class CheckoutService:
         print_ = self._keyring.blind_index(
             canonical_request(cart_id, request.as_dict()), context=_REQUEST_DIGEST
         )
-        if request.payment_method == "card" and request.payment_token is not None:
+        if (
+            self._cards_in_batches
+            and request.payment_method == "card"
+            and request.payment_token is not None
+        ):
             return await self._buy_by_card(cart_id, key, print_, request, request.payment_token)
         # Before anything is stored: another customer's cart is answered like no cart. What
         # the cart holds now is what this checkout buys.
@@ -321,7 +349,7 @@ class CheckoutService:
         lines = [(sku, quantity) for sku, quantity in cart.lines]
 
         reservation = await self._step(
-            "reserve", progress.id, self._inventory.reserve(progress.id, lines)
+            "reserve", progress.id, self._stock.reserve(progress.id, lines)
         )
         progress.reservation_id = reservation.id
 
@@ -465,7 +493,7 @@ class CheckoutService:
                 captured += rest_payment.captured
             await self._orders.mark_paid(progress.order_id, captured)
         with step_span("commit", progress.id):
-            await self._inventory.commit(progress.reservation_id)
+            await self._stock.commit(progress.reservation_id)
             await self._carts.close(progress.cart_id)
 
     async def _step(self, name: str, checkout_id: str, call: Awaitable[T]) -> T:
@@ -510,9 +538,9 @@ class CheckoutService:
                 await self._give_money_back(progress, rest.id, key=f"{progress.id}:undo-card")
             with step_span("release", progress.id):
                 if progress.reservation_id is not None:
-                    await self._inventory.release(progress.reservation_id)
+                    await self._stock.release(progress.reservation_id)
                 else:
-                    await self._inventory.release_for(progress.id)
+                    await self._stock.release_for(progress.id)
                 await self._promotions.give_back(progress.id)
 
     async def _give_money_back(
@@ -600,11 +628,11 @@ class CheckoutService:
         row = await self._checkout_row(order.checkout_id)
         reservation_id = row["reservation_id"] if row else None
         if reservation_id is not None:
-            reservation = await self._inventory.reservation(reservation_id)
+            reservation = await self._stock.reservation(reservation_id)
             if reservation.status.value == "held":
-                await self._inventory.release(reservation_id)
+                await self._stock.release(reservation_id)
             elif reservation.status.value == "committed":
-                await self._inventory.return_stock(reservation_id)
+                await self._stock.return_stock(reservation_id)
         for payment in await self._tenders(order):
             if payment.status in (PaymentStatus.AUTHORIZED, PaymentStatus.PENDING):
                 await self._payments.void(payment.id)

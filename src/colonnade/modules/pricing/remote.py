@@ -12,6 +12,8 @@ from colonnade.kernel.remote import Calling
 from colonnade.modules.pricing.service import Market, PricingService, Quote
 
 MODULE = "pricing"
+# The module that calls it across processes.
+CALLED_BY = "cart"
 # What pricing answers for other processes.
 ANSWERED = ("market", "quote", "quote_batch")
 
