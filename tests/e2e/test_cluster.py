@@ -154,33 +154,29 @@ def _metrics(replica: dict[str, Any]) -> str:
     return f"http://127.0.0.1:{replica['metrics_port']}"
 
 
-def _requests(replica: dict[str, Any], method: str, route: str) -> float:
-    """How many requests for `route` the replica answered, from its metrics port."""
+def _counted(replica: dict[str, Any], counter: str, **labels: str) -> float:
+    """A counter of the replica's, summed over the samples with these labels, from its
+    metrics port."""
     scraped = httpx.get(_metrics(replica) + "/metrics", timeout=10)
     scraped.raise_for_status()
     return sum(
         sample.value
         for family in text_string_to_metric_families(scraped.text)
-        if family.name == "colonnade_http_requests"
+        if family.name == counter
         for sample in family.samples
-        if sample.name == "colonnade_http_requests_total"
-        and (sample.labels["method"], sample.labels["route"]) == (method, route)
+        if sample.name == f"{counter}_total"
+        and all(sample.labels.get(k) == v for k, v in labels.items())
     )
+
+
+def _requests(replica: dict[str, Any], method: str, route: str) -> float:
+    """How many requests for `route` the replica answered."""
+    return _counted(replica, "colonnade_http_requests", method=method, route=route)
 
 
 def _remote_calls(replica: dict[str, Any], side: str, module: str) -> float:
-    """Calls to `module` the replica made or answered (`side`), from its metrics port."""
-    scraped = httpx.get(_metrics(replica) + "/metrics", timeout=10)
-    scraped.raise_for_status()
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(scraped.text)
-        if family.name == "colonnade_remote_calls"
-        for sample in family.samples
-        if sample.name == "colonnade_remote_calls_total"
-        and (sample.labels["side"], sample.labels["module"], sample.labels["outcome"])
-        == (side, module, "ok")
-    )
+    """Calls to `module` the replica made or answered (`side`) and had answered."""
+    return _counted(replica, "colonnade_remote_calls", side=side, module=module, outcome="ok")
 
 
 def test_module_groups_take_only_their_modules_requests_and_call_each_other(
