@@ -19,6 +19,7 @@ from nats.aio.client import Client
 
 from colonnade.kernel.clock import SettableClock
 from colonnade.kernel.db import Database
+from colonnade.kernel.errors import ColonnadeError
 from colonnade.kernel.money import Money
 from colonnade.kernel.remote import (
     Answering,
@@ -49,6 +50,9 @@ class Desk:
     async def slow(self, seconds: float) -> str:
         await asyncio.sleep(seconds)
         return "late"
+
+    async def broken(self) -> str:
+        raise RuntimeError("a bug")
 
 
 @pytest.fixture
@@ -134,13 +138,13 @@ async def test_the_callers_idempotency_key_reaches_the_module_and_replicas_share
     assert sum(served.values()) == 40
 
 
-async def test_a_module_that_does_not_answer_fails_the_call_by_its_deadline(
+async def test_a_module_that_does_not_answer_fails_the_call_by_its_deadline_and_a_bug_at_once(
     clients: tuple[Client, Client],
 ) -> None:
     name = module("desk")
-    answering = Answering(name, Desk("desk-1"), ["slow"])
+    answering = Answering(name, Desk("desk-1"), ["slow", "broken"])
     await answering.start(clients[0])
-    remote = Calling(name, Desk, ["slow"])
+    remote = Calling(name, Desk, ["slow", "broken"])
     remote.connect(clients[1])
     try:
         began = time.monotonic()
@@ -148,6 +152,10 @@ async def test_a_module_that_does_not_answer_fails_the_call_by_its_deadline(
             await remote.call("slow", seconds=5.0)
         waited = time.monotonic() - began
         fast = await remote.call("slow", seconds=0.0)
+        began = time.monotonic()
+        with pytest.raises(ColonnadeError) as failed:
+            await remote.call("broken")
+        failed_in = time.monotonic() - began
     finally:
         await answering.stop()
     # With no replica at all, the call fails at once.
@@ -165,6 +173,9 @@ async def test_a_module_that_does_not_answer_fails_the_call_by_its_deadline(
         name,
     )
     assert gone.value.problem()["method"] == "slow"
+    # A bug over there is answered at once as a 500, not left to run out the deadline.
+    assert (failed.value.status, failed.value.code) == (500, "internal_error")
+    assert failed_in < 1.0
     assert refused_in < 2.0
 
 

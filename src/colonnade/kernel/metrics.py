@@ -227,7 +227,8 @@ PAYMENT_CIRCUIT_STATE = Gauge(
 REMOTE_CALLS = Counter(
     "colonnade_remote_calls_total",
     "Calls between module processes, by side (made or answered), module, method and outcome"
-    " (ok, refused: a typed refusal; unavailable: no answer in time; late: past its deadline).",
+    " (ok, refused: a typed refusal; unavailable: no answer in time; late: past its deadline;"
+    " failed: an unexpected error, answered as 500).",
     ["side", "module", "method", "outcome"],
 )
 REMOTE_CALL_DURATION = Histogram(

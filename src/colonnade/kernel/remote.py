@@ -92,6 +92,17 @@ class DeadlineExceeded(ColonnadeError):
         )
 
 
+class RemoteFailure(ColonnadeError):
+    status = 500
+    title = "Internal error"
+    code = "internal_error"
+
+    def __init__(self, module: str, method: str) -> None:
+        super().__init__(
+            f"the {module} module failed while answering {method}", module=module, method=method
+        )
+
+
 @contextmanager
 def within(seconds: float) -> Iterator[None]:
     """Calls made inside answer within `seconds` from now (or by the deadline already set,
@@ -301,6 +312,12 @@ class Answering:
                     await _refuse(request, DeadlineExceeded(self.module, method.name))
                     REMOTE_CALLS.labels("answered", self.module, method.name, "late").inc()
                     return
+                except Exception:
+                    # Answered at once, as the module's HTTP routes would, not left to time out.
+                    log.exception("remote.answer_failed", module=self.module, method=method.name)
+                    await _refuse(request, RemoteFailure(self.module, method.name))
+                    REMOTE_CALLS.labels("answered", self.module, method.name, "failed").inc()
+                    return
             await request.respond(method.result.dump_json(result))
             counted.inc()
 
@@ -433,6 +450,6 @@ class ModuleLinks:
             return
         for answering in self._answering:
             await answering.stop()
-        # Calls in flight get their answers before the connection goes.
-        await self._client.drain()
+        # Stopped answering first; a closed connection needs no broker to be reachable.
+        await self._client.close()
         self._client = None
