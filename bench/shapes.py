@@ -6,11 +6,15 @@ in the same run, alternating so the machine's noise falls on both alike:
 - embedded: the in-process bus (the relay hands each event to its consumers directly);
 - jetstream: the same process with COLONNADE_BUS_URL on the NATS server at
   COLONNADE_BENCH_NATS_URL (default nats://127.0.0.1:4222): the relay publishes to streams,
-  durable pull consumers take the events back.
+  durable pull consumers take the events back;
+- split (with --split): jetstream, and inventory in a process of its own: the shop calls it
+  over NATS (COLONNADE_REMOTE_MODULES=inventory), so every checkout takes the saga's steps
+  with two remote hops (hold, then settle) instead of the batched card path.
 
-For each: purchases/s and p99 at the given clients, the server's and NATS's CPU per purchase,
-the outbox lag, and how long after the load the last paid order's confirmation e-mail took to
-be sent (the consumers catching up). The ratio of the two rates is the cost of the broker.
+For each: purchases/s and p99 at the given clients, the server's CPU per purchase (the
+inventory process's beside it for split) and NATS's, the outbox lag, and how long after the
+load the last paid order's confirmation e-mail took to be sent (the consumers catching up).
+The ratios of the rates are the cost of the broker and of the split.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import asyncio
 import multiprocessing
 import os
 import subprocess
+import sys
 import time
+import urllib.request
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -32,7 +38,7 @@ from rich.table import Table
 from bench import load
 from bench.load import LoadReport
 from bench.report import console
-from bench.shop import BenchShop, dsn_of, stock_the_shop
+from bench.shop import BenchShop, dsn_of, free_port, stock_the_shop
 
 NATS_URL = os.environ.get("COLONNADE_BENCH_NATS_URL", "nats://127.0.0.1:4222")
 PRODUCTS = 50
@@ -45,6 +51,8 @@ class Measured:
     report: LoadReport
     nats_cpu_ms_per_purchase: float | None
     confirmed_after_seconds: float
+    # The inventory process's CPU per purchase, in the split shape.
+    inventory_cpu_ms_per_purchase: float | None = None
 
 
 def _nats_cpu_seconds() -> float | None:
@@ -94,33 +102,80 @@ async def _remove_streams(namespace: str) -> None:
         await client.close()
 
 
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stockroom(shop: BenchShop) -> subprocess.Popen[bytes]:
+    """Inventory in a process of its own, on the shop's database and NATS, answering the
+    shop's calls (it serves no route the load uses), once it is ready."""
+    env = {k: v for k, v in shop.env.items() if k != "COLONNADE_REMOTE_MODULES"}
+    env["COLONNADE_METRICS_PORT"] = str(free_port())
+    port = free_port()
+    argv = [sys.executable, "-m", "colonnade", "serve", "--port", str(port)]
+    with (shop.workdir / "stockroom.log").open("wb") as log:
+        process = subprocess.Popen(
+            [*argv, "--modules", "inventory", "--no-relay", "--no-consumers"],
+            env=env,
+            cwd=shop.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the inventory process exited early: see stockroom.log")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=2):
+                return process
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError("the inventory process did not become ready")
+
+
 async def _measure_shape(
     shape: str, pool: ProcessPoolExecutor, options: argparse.Namespace
 ) -> Measured:
     namespace = f"bench{uuid.uuid4().hex[:8]}"
     settings = {}
-    if shape == "jetstream":
+    if shape in ("jetstream", "split"):
         settings = {"COLONNADE_BUS_URL": NATS_URL, "COLONNADE_BUS_NAMESPACE": namespace}
+    if shape == "split":
+        settings["COLONNADE_REMOTE_MODULES"] = "inventory"
     shop = BenchShop("postgresql", settings=settings)
+    stockroom = None
     try:
         await shop.open()
+        if shape == "split":
+            stockroom = await asyncio.to_thread(_stockroom, shop)
         shelves = await stock_the_shop(shop.base_url, PRODUCTS, ON_HAND_PER_SKU)
         plan = shop.buying(
             shelves.skus, options.clients, warmup_seconds=options.warmup, seconds=options.seconds
         )
         nats_before = _nats_cpu_seconds()
+        stockroom_before = _cpu_seconds(stockroom.pid) if stockroom else 0.0
         report = await asyncio.get_running_loop().run_in_executor(pool, load.run, plan)
         nats_after = _nats_cpu_seconds()
+        stockroom_ms = (
+            (_cpu_seconds(stockroom.pid) - stockroom_before) * 1000 / max(report.purchases, 1)
+            if stockroom
+            else None
+        )
         ended = time.monotonic()
         assert shop.database is not None
         await _until_confirmed(shop.database, ended + 120)
         nats_ms = None
-        if shape == "jetstream" and nats_before is not None and nats_after is not None:
+        if shape != "embedded" and nats_before is not None and nats_after is not None:
             nats_ms = (nats_after - nats_before) * 1000 / max(report.attempts_total, 1)
-        return Measured(shape, report, nats_ms, time.monotonic() - ended)
+        return Measured(shape, report, nats_ms, time.monotonic() - ended, stockroom_ms)
     finally:
+        if stockroom is not None:
+            stockroom.terminate()
+            stockroom.wait(timeout=30)
         await shop.close()
-        if shape == "jetstream":
+        if shape != "embedded":
             await _remove_streams(namespace)
 
 
@@ -129,19 +184,20 @@ async def run(options: argparse.Namespace) -> list[Measured]:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         for round_ in range(options.rounds):
-            for shape in ("embedded", "jetstream"):
+            for shape in ("embedded", "jetstream", *(("split",) if options.split else ())):
                 console.print(f"round {round_ + 1}: {shape}, {options.clients} clients ...")
                 measured.append(await _measure_shape(shape, pool, options))
     return measured
 
 
 def _print(measured: list[Measured]) -> None:
-    table = Table(title="Events in process and on NATS JetStream (PostgreSQL, one process)")
+    table = Table(title="Events in process and on NATS JetStream, inventory split off (PostgreSQL)")
     for column in (
         "shape",
         "purchases/s",
         "p99 ms",
         "server CPU ms/purchase",
+        "inventory CPU ms/purchase",
         "NATS CPU ms/purchase",
         "outbox lag s",
         "confirmed after s",
@@ -154,17 +210,23 @@ def _print(measured: list[Measured]) -> None:
             f"{m.report.rate:,.1f}",
             f"{m.report.p99_ms or 0:,.0f}",
             f"{per_purchase * 1000:.2f}",
+            "—"
+            if m.inventory_cpu_ms_per_purchase is None
+            else f"{m.inventory_cpu_ms_per_purchase:.2f}",
             "—" if m.nats_cpu_ms_per_purchase is None else f"{m.nats_cpu_ms_per_purchase:.2f}",
             "—" if m.report.outbox_lag_seconds is None else f"{m.report.outbox_lag_seconds:.2f}",
             f"{m.confirmed_after_seconds:.1f}",
         )
     console.print(table)
     rates = {
-        shape: [m.report.rate for m in measured if m.shape == shape]
-        for shape in ("embedded", "jetstream")
+        shape: sum(m.report.rate for m in measured if m.shape == shape)
+        for shape in ("embedded", "jetstream", "split")
     }
-    ratio = sum(rates["jetstream"]) / max(sum(rates["embedded"]), 1e-9)
+    ratio = rates["jetstream"] / max(rates["embedded"], 1e-9)
     console.print(f"jetstream ÷ embedded purchases/s, same run: [bold]{ratio:.3f}[/bold]")
+    if rates["split"]:
+        split = rates["split"] / max(rates["embedded"], 1e-9)
+        console.print(f"split ÷ embedded purchases/s, same run: [bold]{split:.3f}[/bold]")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -173,6 +235,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2, help="embedded/jetstream pairs")
+    parser.add_argument(
+        "--split", action="store_true", help="a third shape: inventory in its own process"
+    )
     _print(asyncio.run(run(parser.parse_args(argv))))
 
 
