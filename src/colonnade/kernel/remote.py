@@ -399,8 +399,13 @@ class Calling:
                 raise ModuleUnavailable(self.module, method_name) from None
         REMOTE_CALL_DURATION.labels(self.module, method_name).observe(time.perf_counter() - began)
         if answer.headers and ERROR_CODE_HEADER in answer.headers:
+            refusal = restored(orjson.loads(answer.data), self.module)
+            if isinstance(refusal, DeadlineExceeded):
+                # Over there the deadline ran out first: to this caller, as no answer in time.
+                REMOTE_CALLS.labels("made", self.module, method_name, "unavailable").inc()
+                raise ModuleUnavailable(self.module, method_name)
             REMOTE_CALLS.labels("made", self.module, method_name, "refused").inc()
-            raise restored(orjson.loads(answer.data), self.module)
+            raise refusal
         REMOTE_CALLS.labels("made", self.module, method_name, "ok").inc()
         token = _answering_module.set(self.module)
         try:

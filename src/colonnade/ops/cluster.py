@@ -198,10 +198,19 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+# Ports this process has handed out: the kernel may give a probe's port again before the
+# child it was meant for binds it, and two replicas on one port leave one restarting forever.
+_HANDED_OUT: set[int] = set()
+
+
 def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def nginx_conf(
