@@ -1,11 +1,12 @@
 """Checkout in one process, inventory in another: the shopfront (`serve --modules
 cart,checkout,orders,payments,promotions` with `COLONNADE_REMOTE_MODULES=inventory`) holds,
 sells and gives back stock by calling the stockroom (`serve --modules inventory,...`) over
-NATS, on PostgreSQL and a NATS server of the test's own. A flash sale sells exactly the stock;
-with the stockroom SIGKILLed and started again in the middle of one, every 201 a buyer saw is
-a paid order, no stock stays held, no money is kept without an order, and no checkout is left
-midway; and with the shopfront SIGKILLed in the middle of one, its restart finishes or undoes
-the checkouts it left, and each unit is sold once."""
+NATS, on PostgreSQL and a NATS server of the test's own. A flash sale split across two
+shopfront replicas sells exactly the stock. With the stockroom SIGKILLed and started again in
+the middle of one, every 201 a buyer saw is a paid order, no stock stays held, no money is
+kept without an order, and no checkout is left midway. With the shopfront SIGKILLed in the
+middle of one, its restart finishes or undoes the checkouts it left, and each unit is sold
+once."""
 
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ class Split:
     shopfront: subprocess.Popen[bytes]
     shopfront_env: dict[str, str]
     shopfront_url: str
+    # A second replica of the shopfront, for a sale split across the two.
+    replica: subprocess.Popen[bytes]
+    replica_url: str
     staff: Staff
     shop_staff: Staff
     dsn: str
@@ -78,6 +82,9 @@ def split(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) ->
         "COLONNADE_REMOTE_MODULES": "inventory",
     }
     shopfront, shopfront_url = start_shop(shopfront_env, workdir, *SHOPFRONT)
+    replica, replica_url = start_shop(
+        {**shopfront_env, "COLONNADE_METRICS_PORT": str(free_port())}, workdir, *SHOPFRONT
+    )
     staff = Staff.sign_in(RunningShop(stockroom_url, stockroom_env, workdir))
     running = Split(
         stockroom=stockroom,
@@ -85,6 +92,8 @@ def split(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) ->
         shopfront=shopfront,
         shopfront_env=shopfront_env,
         shopfront_url=shopfront_url,
+        replica=replica,
+        replica_url=replica_url,
         staff=staff,
         shop_staff=Staff(shopfront_url, staff.headers),
         dsn=dsn,
@@ -93,6 +102,7 @@ def split(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) ->
     try:
         yield running
     finally:
+        stop(running.replica)
         stop(running.shopfront)
         stop(running.stockroom)
         broker.stop()
@@ -134,13 +144,20 @@ def _paid(split: Split, sku: str) -> list[str]:
     return sorted(o["id"] for o in split.shop_staff.orders_for(sku) if o["status"] == "paid")
 
 
-def test_a_flash_sale_with_inventory_in_another_process_sells_exactly_the_stock(
+def test_a_flash_sale_on_two_shopfronts_with_inventory_elsewhere_sells_exactly_the_stock(
     split: Split,
 ) -> None:
     stock, buyers = 20, 200
     sku = split.staff.new_product(price_cents=4999, on_hand=stock)
 
-    tally = asyncio.run(flash_sale(split.shopfront_url, sku, buyers))
+    async def split_between_replicas() -> Tally:
+        halves = await asyncio.gather(
+            flash_sale(split.shopfront_url, sku, buyers // 2),
+            flash_sale(split.replica_url, sku, buyers // 2),
+        )
+        return Tally([purchase for half in halves for purchase in half.purchases])
+
+    tally = asyncio.run(split_between_replicas())
 
     assert tally.statuses == {201: stock, 409: buyers - stock}, tally.codes
     assert tally.codes["out_of_stock"] == buyers - stock
