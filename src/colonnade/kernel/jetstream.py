@@ -73,6 +73,14 @@ def _token(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", text)
 
 
+async def connect(url: str, name: str) -> Client:
+    """A connection to NATS that keeps reconnecting for as long as it is open: a broker
+    restart pauses the shop's events and calls, it does not end them."""
+    return await nats.connect(
+        url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5
+    )
+
+
 class JetStreamBus:
     """The `EventBus` port over NATS JetStream."""
 
@@ -165,13 +173,7 @@ class JetStreamBus:
     async def open(self, *, consumes: Callable[[str], bool]) -> None:
         """Connect (and keep reconnecting for as long as the bus is open), and start one
         fetching task per subscription whose consumer `consumes` accepts."""
-        self._client = await nats.connect(
-            self._url,
-            name="colonnade",
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            connect_timeout=5,
-        )
+        self._client = await connect(self._url, "colonnade")
         for event_type, consumers in self._subscriptions.by_type.items():
             for consumer, subscriber in consumers.items():
                 if not consumes(consumer):

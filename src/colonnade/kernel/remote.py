@@ -24,6 +24,7 @@ both share a database) is not sent: the answering side reads on a connection of 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import time
 import types
@@ -32,9 +33,8 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar
 
-import nats
 import orjson
 import structlog
 from nats.aio.client import Client
@@ -49,6 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from colonnade.kernel import tracing
 from colonnade.kernel.db import Database
 from colonnade.kernel.errors import ColonnadeError
+from colonnade.kernel.jetstream import connect
 from colonnade.kernel.metrics import REMOTE_CALL_DURATION, REMOTE_CALLS
 
 log = structlog.get_logger(__name__)
@@ -63,44 +64,39 @@ VERSION = "1.0.0"
 _deadline: ContextVar[float | None] = ContextVar("colonnade_deadline", default=None)
 _idempotency_key: ContextVar[str | None] = ContextVar("colonnade_idempotency_key", default=None)
 
-T = TypeVar("T")
+
+class _CallFailed(ColonnadeError):
+    """A call to another process's module that got no answer of the module's own; its
+    detail names the module and the method."""
+
+    said: ClassVar[str]
+
+    def __init__(self, module: str, method: str) -> None:
+        super().__init__(
+            self.said.format(module=module, method=method), module=module, method=method
+        )
 
 
-class ModuleUnavailable(ColonnadeError):
+class ModuleUnavailable(_CallFailed):
     status = 503
     title = "Service unavailable"
     code = "module_unavailable"
-
-    def __init__(self, module: str, method: str) -> None:
-        super().__init__(
-            f"the {module} module did not answer in time; nothing was changed by this request",
-            module=module,
-            method=method,
-        )
+    # Whether the module did the work is not known: a step's compensation or recovery finds out.
+    said = "the {module} module did not answer in time"
 
 
-class DeadlineExceeded(ColonnadeError):
+class DeadlineExceeded(_CallFailed):
     status = 504
     title = "Gateway timeout"
     code = "deadline_exceeded"
-
-    def __init__(self, module: str, method: str) -> None:
-        super().__init__(
-            f"the call to {module}.{method} came after its caller's deadline",
-            module=module,
-            method=method,
-        )
+    said = "the call to {module}.{method} came after its caller's deadline"
 
 
-class RemoteFailure(ColonnadeError):
+class RemoteFailure(_CallFailed):
     status = 500
     title = "Internal error"
     code = "internal_error"
-
-    def __init__(self, module: str, method: str) -> None:
-        super().__init__(
-            f"the {module} module failed while answering {method}", module=module, method=method
-        )
+    said = "the {module} module failed while answering {method}"
 
 
 @contextmanager
@@ -168,22 +164,17 @@ def restored(problem: Mapping[str, Any], module: str | None = None) -> Colonnade
     extensions = {
         k: v for k, v in problem.items() if k not in ("type", "title", "status", "detail", "code")
     }
-    kind = _error_type(str(problem["code"]), module)
-    if kind is None:
-        kind = type(
-            "RemoteProblem",
-            (ColonnadeError,),
-            {
-                "status": int(problem.get("status", 500)),
-                "title": str(problem.get("title", "")),
-                "code": str(problem["code"]),
-            },
-        )
+    kind = _error_type(str(problem["code"]), module) or _unknown_error(
+        str(problem["code"]), int(problem.get("status", 500)), str(problem.get("title", ""))
+    )
     error = kind.__new__(kind)
     ColonnadeError.__init__(error, str(problem["detail"]), **extensions)
     return error
 
 
+# Error types are all defined once their modules are imported: each refusal of a flash sale
+# need not walk them again.
+@functools.cache
 def _error_type(code: str, module: str | None) -> type[ColonnadeError] | None:
     found: list[type[ColonnadeError]] = []
     waiting: list[type[ColonnadeError]] = [ColonnadeError]
@@ -201,6 +192,14 @@ def _error_type(code: str, module: str | None) -> type[ColonnadeError] | None:
         return (1 if place.startswith("colonnade.kernel.") else 2), place
 
     return min(found, key=rank, default=None)
+
+
+@functools.cache
+def _unknown_error(code: str, status: int, title: str) -> type[ColonnadeError]:
+    """A type for a code this process knows no type of (a newer module's), made once."""
+    return type(
+        "RemoteProblem", (ColonnadeError,), {"status": status, "title": title, "code": code}
+    )
 
 
 def _wire(annotation: Any) -> Any:
@@ -289,39 +288,37 @@ class Answering:
     def _handler(self, method: _Method) -> Callable[[Request], Any]:
         async def answer(request: Request) -> None:
             headers = dict(request.headers or {})
-            deadline = float(headers.get(DEADLINE, time.time() + CALL_SECONDS))
-            left = deadline - time.time()
-            counted = REMOTE_CALLS.labels("answered", self.module, method.name, "ok")
-            if left <= 0:
-                late = DeadlineExceeded(self.module, method.name)
-                await _refuse(request, late)
-                REMOTE_CALLS.labels("answered", self.module, method.name, "late").inc()
-                return
-            with (
-                tracing.answering(f"{self.module}.{method.name}", headers),
-                on_behalf_of(headers.get(IDEMPOTENCY_KEY)),
-            ):
-                try:
-                    async with asyncio.timeout(left), self._connections(method) as given:
-                        result = await self._call(method, request.data, given)
-                except ColonnadeError as refused:
-                    await _refuse(request, refused)
-                    REMOTE_CALLS.labels("answered", self.module, method.name, "refused").inc()
-                    return
-                except TimeoutError:
-                    await _refuse(request, DeadlineExceeded(self.module, method.name))
-                    REMOTE_CALLS.labels("answered", self.module, method.name, "late").inc()
-                    return
-                except Exception:
-                    # Answered at once, as the module's HTTP routes would, not left to time out.
-                    log.exception("remote.answer_failed", module=self.module, method=method.name)
-                    await _refuse(request, RemoteFailure(self.module, method.name))
-                    REMOTE_CALLS.labels("answered", self.module, method.name, "failed").inc()
-                    return
-            await request.respond(method.result.dump_json(result))
-            counted.inc()
+            outcome = await self._answer(method, request, headers)
+            _count("answered", self.module, method.name, outcome)
 
         return answer
+
+    async def _answer(self, method: _Method, request: Request, headers: dict[str, str]) -> str:
+        """Answer one call; its outcome, as the metric counts it."""
+        left = float(headers.get(DEADLINE, time.time() + CALL_SECONDS)) - time.time()
+        if left <= 0:
+            await _refuse(request, DeadlineExceeded(self.module, method.name))
+            return "late"
+        with (
+            tracing.answering(f"{self.module}.{method.name}", headers),
+            on_behalf_of(headers.get(IDEMPOTENCY_KEY)),
+        ):
+            try:
+                async with asyncio.timeout(left), self._connections(method) as given:
+                    result = await self._call(method, request.data, given)
+            except ColonnadeError as refused:
+                await _refuse(request, refused)
+                return "refused"
+            except TimeoutError:
+                await _refuse(request, DeadlineExceeded(self.module, method.name))
+                return "late"
+            except Exception:
+                # Answered at once, as the module's HTTP routes would, not left to time out.
+                log.exception("remote.answer_failed", module=self.module, method=method.name)
+                await _refuse(request, RemoteFailure(self.module, method.name))
+                return "failed"
+        await request.respond(method.result.dump_json(result))
+        return "ok"
 
     @asynccontextmanager
     async def _connections(self, method: _Method) -> AsyncIterator[dict[str, AsyncConnection]]:
@@ -341,6 +338,10 @@ class Answering:
             name: adapter.validate_python(sent[name]) for name, adapter in method.arguments.items()
         }
         return await getattr(self._service, method.name)(**given, **arguments)
+
+
+def _count(side: str, module: str, method: str, outcome: str) -> None:
+    REMOTE_CALLS.labels(side, module, method, outcome).inc()
 
 
 async def _refuse(request: Request, error: ColonnadeError) -> None:
@@ -395,18 +396,18 @@ class Calling:
                     headers=headers,
                 )
             except (NatsTimeout, NoRespondersError, TimeoutError):
-                REMOTE_CALLS.labels("made", self.module, method_name, "unavailable").inc()
+                _count("made", self.module, method_name, "unavailable")
                 raise ModuleUnavailable(self.module, method_name) from None
         REMOTE_CALL_DURATION.labels(self.module, method_name).observe(time.perf_counter() - began)
         if answer.headers and ERROR_CODE_HEADER in answer.headers:
             refusal = restored(orjson.loads(answer.data), self.module)
             if isinstance(refusal, DeadlineExceeded):
                 # Over there the deadline ran out first: to this caller, as no answer in time.
-                REMOTE_CALLS.labels("made", self.module, method_name, "unavailable").inc()
+                _count("made", self.module, method_name, "unavailable")
                 raise ModuleUnavailable(self.module, method_name)
-            REMOTE_CALLS.labels("made", self.module, method_name, "refused").inc()
+            _count("made", self.module, method_name, "refused")
             raise refusal
-        REMOTE_CALLS.labels("made", self.module, method_name, "ok").inc()
+        _count("made", self.module, method_name, "ok")
         token = _answering_module.set(self.module)
         try:
             return method.result.validate_json(answer.data)
@@ -433,13 +434,7 @@ class ModuleLinks:
     async def open(self) -> None:
         if self._url is None or not (self._answering or self._calling):
             return
-        self._client = await nats.connect(
-            self._url,
-            name="colonnade-calls",
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            connect_timeout=5,
-        )
+        self._client = await connect(self._url, "colonnade-calls")
         for answering in self._answering:
             await answering.start(self._client)
         for calling in self._calling:

@@ -159,29 +159,27 @@ class MinuteSampler:
         self._registry = registry
         self.process = process or f"{socket.gethostname()}-{os.getpid()}"
         self._clock = clock
-        first = Reading.of(registry)
-        self._last: Totals = totals(first)
-        self._last_reading = first
-        self._highest = peaks(first)
+        self._last = Reading.of(registry)
+        self._highest = peaks(self._last)
         self._loop = Every("route-minutes", MINUTE, self.sample, "ops.minutes_failed")
         self._looking = Every("minute-peaks", LOOK_SECONDS, self.look, "ops.minutes_failed")
 
-    async def look(self) -> None:
-        """Keep the gauges' highest values of the minute so far."""
-        for measure, value in peaks(Reading.of(self._registry)).items():
+    async def look(self, reading: Reading | None = None) -> None:
+        """Keep the gauges' highest values of the minute so far (from `reading`, or a new
+        look at the registry)."""
+        for measure, value in peaks(reading or Reading.of(self._registry)).items():
             self._highest[measure] = max(value, self._highest.get(measure, value))
 
     async def sample(self, *, write: bool = False) -> int:
         """What was answered and read since the last sample, as the minute that just ended,
         handed to the warehouse; how many rows it wrote to its files."""
         reading = Reading.of(self._registry)
-        now = totals(reading)
-        await self.look()
+        await self.look(reading)
         ended = self._clock() // MINUTE * MINUTE - MINUTE
         minute = datetime.fromtimestamp(ended, UTC)
-        answered = minute_of(self._last, now, minute, self.process)
-        read = readings_of(self._last_reading, reading, self._highest, minute, self.process)
-        self._last, self._last_reading, self._highest = now, reading, peaks(reading)
+        answered = minute_of(totals(self._last), totals(reading), minute, self.process)
+        read = readings_of(self._last, reading, self._highest, minute, self.process)
+        self._last, self._highest = reading, peaks(reading)
         return await self._keep(self.process, answered, read, write=write)
 
     def start(self) -> None:

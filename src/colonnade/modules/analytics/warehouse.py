@@ -393,7 +393,15 @@ class Warehouse:
         before the window's cannot be of an order placed in it: those files are not read
         (from `first_day` when a question looks further back); every later day's are (a
         stock-out's restock may come after the window's end)."""
-        files = self.files_from(first_day or start.date())
+        with duckdb.connect() as db:
+            self._facts(db, staged, first_day or start.date())
+            parameters = {"start": start, "end": end, "market": market, **more}
+            return db.execute(query, parameters).fetchall()
+
+    def _facts(self, db: duckdb.DuckDBPyConnection, staged: Staged, first_day: date) -> None:
+        """`staged` and `sealed` in `db`: the facts still in the table, and the files from
+        `first_day` on (see _ask)."""
+        files = self.files_from(first_day)
         listed = {(path.parent.name.removeprefix("day="), path.name) for path in files}
         waiting = []
         for batch, packed in staged:
@@ -404,15 +412,12 @@ class Warehouse:
                     pc.invert(pc.is_in(_days(facts), pa.array(sealed_days, pa.string())))
                 )
             waiting.append(facts)
-        with duckdb.connect() as db:
-            db.register("staged", _each_once(pa.concat_tables([table_of([]), *waiting])))
-            if files:
-                found = db.read_parquet([str(f) for f in files], union_by_name=True)
-                found.project(_columns(found.columns)).create_view("sealed")
-            else:
-                db.register("sealed", table_of([]))
-            parameters = {"start": start, "end": end, "market": market, **more}
-            return db.execute(query, parameters).fetchall()
+        db.register("staged", _each_once(pa.concat_tables([table_of([]), *waiting])))
+        if files:
+            found = db.read_parquet([str(f) for f in files], union_by_name=True)
+            found.project(_columns(found.columns)).create_view("sealed")
+        else:
+            db.register("sealed", table_of([]))
 
     def write_minutes(
         self, process: str, minutes: Sequence[RouteMinute], readings: Sequence[SystemMinute]
@@ -456,12 +461,14 @@ class Warehouse:
         minutes: Sequence[RouteMinute],
         readings: Sequence[SystemMinute],
     ) -> tuple[list[OrdersAt], list[RouteAt], list[MeasureAt]]:
-        """The timeline's rows (see _ORDERS_AT), over the files and what is not written yet."""
-        orders = self._ask(_ORDERS_AT, staged, start, end, market, step=step)
+        """The timeline's rows (see _ORDERS_AT), over the files and what is not written yet,
+        in one session."""
         with duckdb.connect() as db:
+            self._facts(db, staged, start.date())
             _view(db, "minutes", self.root / "routes", start, end, _minutes_table(minutes))
             _view(db, "readings", self.root / "system", start, end, _readings_table(readings))
             window = {"start": start, "end": end, "step": step}
+            orders = db.execute(_ORDERS_AT, {**window, "market": market}).fetchall()
             route_rows = db.execute(_ROUTE_AT, {**window, "route": route}).fetchall()
             measures = db.execute(_MEASURES_AT, window).fetchall()
         return (

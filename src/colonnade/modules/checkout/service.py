@@ -33,6 +33,7 @@ from colonnade.kernel.errors import ColonnadeError
 from colonnade.kernel.ids import new_id
 from colonnade.kernel.metrics import CHECKOUTS
 from colonnade.kernel.money import Money
+from colonnade.kernel.remote import on_behalf_of
 from colonnade.modules.cart.service import CartService, CartSnapshot, CartStatus
 from colonnade.modules.catalog.service import CatalogService
 from colonnade.modules.checkout.answers import (
@@ -235,19 +236,21 @@ class CheckoutService:
             return await self._first_outcome(key, print_)
         progress.market = cart.market
         self._running.add(progress.id)
-        try:
-            body = await self._run(progress, request, cart)
-        except _Failed as failed:
-            await self._compensate(progress)
-            return await self._finish_failed(progress, failed.error)
-        except Exception:
-            # Unexpected: undo what was done so nothing stays held, then let it surface.
-            log.exception("checkout.crashed", checkout_id=progress.id)
-            await self._compensate(progress)
-            await self._finish_failed(progress, CheckoutInterrupted())
-            raise
-        finally:
-            self._running.discard(progress.id)
+        # Its steps in other processes carry the buyer's key, as its steps here do.
+        with on_behalf_of(key):
+            try:
+                body = await self._run(progress, request, cart)
+            except _Failed as failed:
+                await self._compensate(progress)
+                return await self._finish_failed(progress, failed.error)
+            except Exception:
+                # Unexpected: undo what was done so nothing stays held, then let it surface.
+                log.exception("checkout.crashed", checkout_id=progress.id)
+                await self._compensate(progress)
+                await self._finish_failed(progress, CheckoutInterrupted())
+                raise
+            finally:
+                self._running.discard(progress.id)
         return await self._finish_completed(progress, body)
 
     async def _buy_by_card(
