@@ -108,6 +108,22 @@ def split(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) ->
         broker.stop()
 
 
+# Buyers at once in a sale cut off midway: few enough that it lasts until the cut.
+SELLING = 10
+
+
+async def _selling(split: Split, sku: str, sale: asyncio.Task[Tally]) -> None:
+    """Once the sale has sold a few units, and is still going."""
+    deadline = time.monotonic() + 30
+    while True:
+        level = await asyncio.to_thread(split.staff.stock, sku)
+        if level["sold"] + level["reserved"] >= 3:
+            break
+        assert time.monotonic() < deadline, f"the sale did not get going: {level}"
+        await asyncio.sleep(0.02)
+    assert not sale.done(), "the sale ended before it could be cut off"
+
+
 async def _left_midway(dsn: str) -> tuple[int, int]:
     """Checkouts not finished, and payments that keep money without an order."""
     conn = await asyncpg.connect(dsn)
@@ -171,8 +187,11 @@ def test_a_killed_stockroom_loses_no_unit_and_keeps_no_money(split: Split) -> No
     sku = split.staff.new_product(price_cents=4999, on_hand=stock)
 
     async def cut_off_sale() -> Tally:
-        sale = asyncio.create_task(flash_sale(split.shopfront_url, sku, buyers))
-        await asyncio.sleep(0.4)
+        # Buyers ten at a time, so the sale is still going when the stockroom dies.
+        sale = asyncio.create_task(
+            flash_sale(split.shopfront_url, sku, buyers, connections=SELLING)
+        )
+        await _selling(split, sku, sale)
         split.stockroom.kill()
         split.stockroom.wait(timeout=10)
         return await sale
@@ -204,7 +223,8 @@ async def _buyers_cut_off(base_url: str, sku: str, buyers: int) -> Tally:
     """A flash sale whose server may die under it: a buyer whose request got no answer is
     counted with status 0."""
     timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    connector = aiohttp.TCPConnector(limit=SELLING)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
         async def one() -> Purchase:
             try:
@@ -221,7 +241,7 @@ def test_a_killed_shopfront_is_recovered_and_sells_each_unit_once(split: Split) 
 
     async def cut_off_sale() -> Tally:
         sale = asyncio.create_task(_buyers_cut_off(split.shopfront_url, sku, buyers))
-        await asyncio.sleep(0.6)
+        await _selling(split, sku, sale)
         split.shopfront.kill()
         split.shopfront.wait(timeout=10)
         return await sale

@@ -7,6 +7,7 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from colonnade.app import remote_modules
 from colonnade.cli import cli
 from colonnade.kernel.settings import Settings
 
@@ -53,3 +54,17 @@ def test_a_worker_names_only_modules_the_shop_has(monkeypatch: pytest.MonkeyPatc
 
     assert ran.exit_code == 2, ran.output
     assert "No such modules: shipping" in ran.output
+
+
+def test_modules_called_elsewhere_must_be_callable_there() -> None:
+    bus = "nats://127.0.0.1:4222"
+    with pytest.raises(ValueError, match="no remote adapter for shipping"):
+        remote_modules(Settings(remote_modules="pricing,shipping", bus_url=bus))
+    with pytest.raises(ValidationError, match="inventory in another process needs PostgreSQL"):
+        Settings(
+            remote_modules="inventory", bus_url=bus, database_url="sqlite+aiosqlite:///shop.db"
+        )
+    on_postgresql = Settings(
+        remote_modules="inventory,pricing", bus_url=bus, database_url="postgresql+asyncpg://db/s"
+    )
+    assert remote_modules(on_postgresql) == {"inventory", "pricing"}

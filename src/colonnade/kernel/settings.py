@@ -207,6 +207,13 @@ class Settings(BaseSettings):
                 "COLONNADE_REMOTE_MODULES needs COLONNADE_BUS_URL: modules in other processes"
                 " are called over its NATS"
             )
+        if "inventory" in self.remote_modules and self.database_url.startswith("sqlite"):
+            # Checkout sells the stock over there while its own transaction holds the file's
+            # one writer lock, for which inventory's transaction would then wait.
+            raise ValueError(
+                "COLONNADE_REMOTE_MODULES: inventory in another process needs PostgreSQL"
+                " (COLONNADE_DATABASE_URL is a SQLite file, which has one writer at a time)"
+            )
         if self.payment_provider == "stripe" and self.stripe_api_key is None:
             raise ValueError("COLONNADE_STRIPE_API_KEY must be set for the stripe payment provider")
         return self

@@ -25,6 +25,14 @@ again without it, and it is undone alone by the saga's compensation.
 A crash between the steps leaves a `started` checkout whose stock and payment recovery finds
 by the checkout's id and gives back (a charge whose answer was lost is refunded), so nothing
 is kept without an order; a 201 is only ever sent after step 3 committed.
+
+With inventory in a process (and a database) of its own, stock cannot be in these
+transactions: it is held by one call per batch right after step 1 commits, and sold by one
+call per batch at the end of step 3, before it commits (`StockKeeper.hold`, `.settle`, each
+a transaction over there). A checkout whose stock was refused goes to step 3 uncharged, for
+its payment and promotion use to be given back with the batch's. What a crash between the
+two sides leaves is given back by the checkout's id, as above: held stock released, and
+stock sold over there for a checkout that placed no order here returned.
 """
 
 from __future__ import annotations
@@ -59,6 +67,7 @@ from colonnade.modules.checkout.domain import (
 )
 from colonnade.modules.checkout.events import CheckoutFailed
 from colonnade.modules.checkout.schema import checkouts
+from colonnade.modules.checkout.stock import StockKeeper
 from colonnade.modules.inventory.service import InventoryService, Reservation, StockMoved
 from colonnade.modules.orders.service import NewOrder, OrderLine, OrdersService, PlacedOrder
 from colonnade.modules.payments.service import Payment, PaymentsService, ProviderOutcome
@@ -96,17 +105,30 @@ class _Held:
     asked: CardCheckout
     cart: CartSnapshot
     quote: Quote
-    reservation: Reservation
+    # None until inventory elsewhere holds it.
+    reservation: Reservation | None
     payment: Payment
     # What the cart's promotion code took off, when it holds one.
     offer: Offer | None = None
 
 
 @dataclass(frozen=True)
+class _NotHeld:
+    """A checkout whose stock inventory elsewhere refused (`answered`), or that got no
+    answer (then its stock may be held over there, and the compensation finds it)."""
+
+    held: _Held
+    error: ColonnadeError
+    answered: bool
+
+
+@dataclass(frozen=True)
 class _Charged:
     held: _Held
-    outcome: ProviderOutcome
+    # None: never charged, its stock was refused.
+    outcome: ProviderOutcome | None
     titles: dict[str, str]
+    refusal: ColonnadeError | None = None
 
 
 class _Repeat:
@@ -118,7 +140,9 @@ _REPEAT = _Repeat()
 
 # Give back what a checkout of a cart in this market holds (its stock, its payment) and store
 # its refusal.
-Undo = Callable[[CardCheckout, str, Reservation, Payment, ColonnadeError], Awaitable[Outcome]]
+Undo = Callable[
+    [CardCheckout, str, Reservation | None, Payment, ColonnadeError], Awaitable[Outcome]
+]
 # The first answer to a key that was used before.
 Repeat = Callable[[str, str], Awaitable[Outcome]]
 
@@ -138,6 +162,7 @@ class CardPurchases:
         clock: Clock,
         undo: Undo,
         repeat: Repeat,
+        stock: StockKeeper | None = None,
     ) -> None:
         self._db = db
         self._carts = carts
@@ -150,7 +175,12 @@ class CardPurchases:
         self._clock = clock
         self._undo = undo
         self._repeat = repeat
-        self._holding = Batcher[CardCheckout, _Held | _Repeat | Outcome]("hold", self._hold)
+        # Inventory in another process: stock is held and sold around this process's
+        # transactions instead of in them.
+        self._stock = stock
+        self._holding = Batcher[CardCheckout, _Held | _NotHeld | _Repeat | Outcome](
+            "hold", self._hold
+        )
         self._settling = Batcher[_Charged, Outcome]("settle", self._settle)
 
     async def buy(self, asked: CardCheckout) -> Outcome:
@@ -160,6 +190,8 @@ class CardPurchases:
             return await self._repeat(asked.key, asked.fingerprint)
         if isinstance(held, Outcome):
             return held
+        if isinstance(held, _NotHeld):
+            return await self._not_held(held)
         try:
             return await self._charge_and_settle(held)
         except Exception:
@@ -170,6 +202,14 @@ class CardPurchases:
                 asked, held.cart.market, held.reservation, held.payment, CheckoutInterrupted()
             )
             raise
+
+    async def _not_held(self, not_held: _NotHeld) -> Outcome:
+        held = not_held.held
+        if not_held.answered:
+            # Refused for sure: given back with the settling batch, not alone.
+            with step_span("settle", held.asked.checkout_id):
+                return await self._settling.submit(_Charged(held, None, {}, refusal=not_held.error))
+        return await self._undo(held.asked, held.cart.market, None, held.payment, not_held.error)
 
     async def _charge_and_settle(self, held: _Held) -> Outcome:
         asked = held.asked
@@ -191,15 +231,19 @@ class CardPurchases:
 
     async def _hold(
         self, batch: Sequence[Submitted[CardCheckout]]
-    ) -> list[_Held | _Repeat | Outcome | Exception]:
+    ) -> list[_Held | _NotHeld | _Repeat | Outcome | Exception]:
         """Hold the batch, deciding on stock first without locking it (see
         `InventoryService.reserve_batch`); when other buyers moved that stock meanwhile, the
-        transaction is abandoned and run again, locking first."""
+        transaction is abandoned and run again, locking first. With inventory elsewhere,
+        its stock is held once this batch committed here."""
         try:
-            return await self._hold_once(batch, optimistic=True)
+            answers = await self._hold_once(batch, optimistic=True)
         except StockMoved:
             HOLD_RETRIES.inc()
-            return await self._hold_once(batch, optimistic=False)
+            answers = await self._hold_once(batch, optimistic=False)
+        if self._stock is None:
+            return list(answers)
+        return await _hold_elsewhere(self._stock, answers)
 
     async def _hold_once(
         self, batch: Sequence[Submitted[CardCheckout]], *, optimistic: bool
@@ -245,14 +289,20 @@ class CardPurchases:
                 refused,
                 {i: asked[i].expected_total for i in quoted},
             )
-            reserved = _kept(
-                list(quoted),
-                await self._inventory.reserve_batch(
-                    uow,
-                    [(asked[i].checkout_id, _lines(carts[i])) for i in quoted],
-                    optimistic=optimistic,
-                ),
-                refused,
+            reserved: dict[int, Reservation | None] = (
+                dict(
+                    _kept(
+                        list(quoted),
+                        await self._inventory.reserve_batch(
+                            uow,
+                            [(asked[i].checkout_id, _lines(carts[i])) for i in quoted],
+                            optimistic=optimistic,
+                        ),
+                        refused,
+                    )
+                )
+                if self._stock is None
+                else dict.fromkeys(quoted)
             )
             await self._promotions.keep_batch(
                 uow,
@@ -332,59 +382,109 @@ class CardPurchases:
     async def _settle(self, batch: Sequence[Submitted[_Charged]]) -> list[Outcome]:
         """Settle the batch. A checkout a module refuses here (its reservation expired under
         a slow provider, say) is taken out (Exclude) and the batch runs again without it:
-        a refusal in one module must not leave another module's writes behind."""
+        a refusal in one module must not leave another module's writes behind. With
+        inventory elsewhere, its stock is sold last, before the commit: a sale over there
+        whose transaction here then fails is undone by the compensation (see the top)."""
         charged = dict(enumerate(s.request for s in batch))
-        paid = [i for i, c in charged.items() if c.outcome.approved]
-        declined = [i for i, c in charged.items() if not c.outcome.approved]
+        paid = [i for i, c in charged.items() if c.outcome is not None and c.outcome.approved]
+        declined = [
+            i for i, c in charged.items() if c.outcome is not None and not c.outcome.approved
+        ]
+        uncharged = [i for i, c in charged.items() if c.outcome is None]
         answers: dict[int, Outcome] = {}
         async with self._db.transaction() as uow:
             # Before the stock: holding, promotions' rows are locked before inventory's.
             await self._promotions.give_back_batch(
-                uow, [charged[i].held.asked.checkout_id for i in declined if charged[i].held.offer]
-            )
-            sold = await self._inventory.settle_batch(
                 uow,
-                [charged[i].held.reservation for i in paid],
-                [charged[i].held.reservation for i in declined],
+                [
+                    charged[i].held.asked.checkout_id
+                    for i in (*declined, *uncharged)
+                    if charged[i].held.offer
+                ],
             )
-            _exclude_refused(paid, sold)
+            if self._stock is None:
+                sold = await self._inventory.settle_batch(
+                    uow, _reservations(charged, paid), _reservations(charged, declined)
+                )
+                _exclude_refused(paid, sold)
             placed = await self._orders.place_paid_batch(
                 uow, [(_new_order(charged[i]), charged[i].held.quote.total) for i in paid]
             )
             _exclude_refused(paid, placed)
             orders = {i: p for i, p in zip(paid, placed, strict=True) if isinstance(p, PlacedOrder)}
+            charges = [i for i in charged if i not in uncharged]
             recorded = await self._payments.record_charges(
                 uow,
                 [
                     (c.held.payment, c.outcome, orders[i].order.id if i in orders else None)
-                    for i, c in charged.items()
+                    for i in charges
+                    if (c := charged[i]).outcome is not None
                 ],
             )
-            _exclude_refused(list(charged), recorded)
+            _exclude_refused(charges, recorded)
+            await self._payments.drop_charges(uow, [charged[i].held.payment for i in uncharged])
             await self._carts.close_batch(uow, [charged[i].held.cart.id for i in paid])
             rows: list[dict[str, Any]] = []
             for i, c in charged.items():
                 held = c.held
-                if i in orders:
+                if c.refusal is not None:
+                    answers[i] = Outcome(
+                        c.refusal.status, failure_body(c.refusal, held.asked.checkout_id)
+                    )
+                    _record_failure(
+                        uow, batch[i], held.asked, held.cart.market, c.refusal, self._clock.now()
+                    )
+                    rows.append(_answer_row(held, Step.FAILED, answers[i], None, c.refusal))
+                elif i in orders:
                     order = orders[i].order
                     body = order_body(order, orders[i].access_token, "card", held.asked.checkout_id)
                     answers[i] = Outcome(201, body)
                     rows.append(_answer_row(held, Step.COMPLETED, answers[i], order.id))
                 else:
-                    error = PaymentRefused(c.outcome.decline_reason or "declined")
+                    error = _declined(c)
                     answers[i] = Outcome(error.status, failure_body(error, held.asked.checkout_id))
                     _record_failure(
                         uow, batch[i], held.asked, held.cart.market, error, self._clock.now()
                     )
                     rows.append(_answer_row(held, Step.FAILED, answers[i], None, error))
             await _store_answers(uow, rows, self._clock)
+            if self._stock is not None:
+                sold = await self._stock.settle(
+                    _reservations(charged, paid), _reservations(charged, declined)
+                )
+                _exclude_refused(paid, sold)
             await uow.commit()
         for i, answer in answers.items():
             if answer.status == 201:
                 CHECKOUTS.labels("paid").inc()
             else:
-                count_failure(PaymentRefused(charged[i].outcome.decline_reason or "declined"))
+                count_failure(charged[i].refusal or _declined(charged[i]))
         return [answers[i] for i in range(len(batch))]
+
+
+async def _hold_elsewhere(
+    stock: StockKeeper, answers: list[_Held | _Repeat | Outcome | Exception]
+) -> list[_Held | _NotHeld | _Repeat | Outcome | Exception]:
+    """Hold the stock of the batch's checkouts that got this far, in one call to inventory
+    elsewhere; a refusal there, or no answer, is noted on each checkout it concerns."""
+    going = [i for i, answer in enumerate(answers) if isinstance(answer, _Held)]
+    if not going:
+        return list(answers)
+    holding: list[_Held] = [a for a in answers if isinstance(a, _Held)]
+    result: list[_Held | _NotHeld | _Repeat | Outcome | Exception] = list(answers)
+    try:
+        held = await stock.hold([(h.asked.checkout_id, list(h.cart.lines)) for h in holding])
+    except ColonnadeError as unanswered:
+        for i, h in zip(going, holding, strict=True):
+            result[i] = _NotHeld(h, unanswered, answered=False)
+        return result
+    for i, h, reservation in zip(going, holding, held, strict=True):
+        result[i] = (
+            _NotHeld(h, reservation, answered=True)
+            if isinstance(reservation, ColonnadeError)
+            else replace(h, reservation=reservation)
+        )
+    return result
 
 
 async def take_codes_off(
@@ -468,6 +568,16 @@ def _kept(
     return kept
 
 
+def _reservations(charged: Mapping[int, _Charged], indexes: list[int]) -> list[Reservation]:
+    found = [charged[i].held.reservation for i in indexes]
+    return [r for r in found if r is not None]
+
+
+def _declined(charged: _Charged) -> PaymentRefused:
+    outcome = charged.outcome
+    return PaymentRefused((outcome.decline_reason if outcome else None) or "declined")
+
+
 def _exclude_refused(indexes: list[int], results: Sequence[object]) -> None:
     failed = {
         i: result
@@ -548,7 +658,7 @@ def _answer_row(
         "response_status": answer.status,
         "response_body": answer.body,
         "error": error.detail if error else None,
-        "reservation_id": held.reservation.id,
+        "reservation_id": held.reservation.id if held.reservation else None,
         "payment_id": held.payment.id,
         "order_id": order_id,
     }

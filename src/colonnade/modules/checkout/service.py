@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import insert, select, update
@@ -66,6 +66,7 @@ from colonnade.modules.checkout.domain import (
 )
 from colonnade.modules.checkout.events import CheckoutCompleted, CheckoutFailed
 from colonnade.modules.checkout.schema import checkouts
+from colonnade.modules.checkout.stock import StockKeeper
 from colonnade.modules.inventory.service import InventoryService, Reservation
 from colonnade.modules.orders.service import NewOrder, Order, OrderLine, OrdersService, OrderStatus
 from colonnade.modules.payments.service import (
@@ -145,25 +146,6 @@ class _Progress:
         return f"{self.id}:card"
 
 
-class StockKeeper(Protocol):
-    """The reservations the saga holds, settles and gives back, each call a transaction of
-    its own (InventoryService's, or the same in another process)."""
-
-    async def reserve(
-        self, reference: str, lines: list[tuple[str, int]], ttl: timedelta | None = None
-    ) -> Reservation: ...
-
-    async def commit(self, reservation_id: str) -> None: ...
-
-    async def release(self, reservation_id: str) -> None: ...
-
-    async def return_stock(self, reservation_id: str) -> None: ...
-
-    async def release_for(self, reference: str) -> int: ...
-
-    async def reservation(self, reservation_id: str) -> Reservation: ...
-
-
 class CheckoutService:
     def __init__(
         self,
@@ -184,11 +166,8 @@ class CheckoutService:
         self._db = db
         self._carts = carts
         self._catalog = catalog
-        # The saga's reservations: inventory here, or `stock` in another process. The card
-        # path holds stock in its own transaction, so it runs only with inventory here; with
-        # inventory elsewhere every checkout takes the saga's steps.
+        # The reservations: inventory here, or `stock` in another process.
         self._stock: StockKeeper = stock or inventory
-        self._cards_in_batches = stock is None
         self._pricing = pricing
         self._promotions = promotions
         self._payments = payments
@@ -210,6 +189,7 @@ class CheckoutService:
             clock=clock,
             undo=self._undo_card,
             repeat=self._first_outcome,
+            stock=stock,
         )
 
     async def check_out(
@@ -220,11 +200,7 @@ class CheckoutService:
         print_ = self._keyring.blind_index(
             canonical_request(cart_id, request.as_dict()), context=_REQUEST_DIGEST
         )
-        if (
-            self._cards_in_batches
-            and request.payment_method == "card"
-            and request.payment_token is not None
-        ):
+        if request.payment_method == "card" and request.payment_token is not None:
             return await self._buy_by_card(cart_id, key, print_, request, request.payment_token)
         # Before anything is stored: another customer's cart is answered like no cart. What
         # the cart holds now is what this checkout buys.
@@ -279,7 +255,7 @@ class CheckoutService:
         self,
         asked: CardCheckout,
         market: str,
-        reservation: Reservation,
+        reservation: Reservation | None,
         payment: Payment,
         error: ColonnadeError,
     ) -> Outcome:
@@ -289,7 +265,7 @@ class CheckoutService:
             id=asked.checkout_id,
             cart_id=asked.cart_id,
             step=Step.STARTED,
-            reservation_id=reservation.id,
+            reservation_id=reservation.id if reservation else None,
             payment_id=payment.id,
             market=market,
         )
@@ -540,7 +516,11 @@ class CheckoutService:
             if rest is not None:
                 await self._give_money_back(progress, rest.id, key=f"{progress.id}:undo-card")
             with step_span("release", progress.id):
-                if progress.reservation_id is not None:
+                if progress.order_id is None:
+                    # No order: nothing it took is kept, not even stock sold for it over
+                    # there by a purchase whose transaction here never committed.
+                    await self._stock.give_back_for(progress.id)
+                elif progress.reservation_id is not None:
                     await self._stock.release(progress.reservation_id)
                 else:
                     await self._stock.release_for(progress.id)

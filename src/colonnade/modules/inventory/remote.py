@@ -1,12 +1,13 @@
-"""Inventory in a process of its own, as the checkout's saga asks it: the same port as
-InventoryService's reservations, over NATS request-reply (kernel/remote.py). Each call is its
-own transaction over there, as the saga's steps are; the batched card path, which holds stock
-in the checkout's own transaction, is not offered across processes."""
+"""Inventory in a process of its own, as checkout asks it: the same port as InventoryService's
+reservations, over NATS request-reply (kernel/remote.py). Each call is its own transaction
+over there: the saga's steps one reservation at a time, the card purchase's `hold` and
+`settle` a batch of purchases a call."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from colonnade.kernel.errors import ColonnadeError
 from colonnade.kernel.remote import Calling
 from colonnade.modules.inventory.service import InventoryService, Reservation
 
@@ -14,7 +15,17 @@ MODULE = "inventory"
 # The module that calls it across processes.
 CALLED_BY = "checkout"
 # What inventory answers for other processes.
-ANSWERED = ("reserve", "commit", "release", "return_stock", "release_for", "reservation")
+ANSWERED = (
+    "hold",
+    "settle",
+    "reserve",
+    "commit",
+    "release",
+    "return_stock",
+    "release_for",
+    "give_back_for",
+    "reservation",
+)
 
 
 def calling(namespace: str, seconds: float) -> Calling:
@@ -24,6 +35,20 @@ def calling(namespace: str, seconds: float) -> Calling:
 class RemoteInventory:
     def __init__(self, calls: Calling) -> None:
         self._calls = calls
+
+    async def hold(
+        self, requests: list[tuple[str, list[tuple[str, int]]]]
+    ) -> list[Reservation | ColonnadeError]:
+        held: list[Reservation | ColonnadeError] = await self._calls.call("hold", requests=requests)
+        return held
+
+    async def settle(
+        self, sold: list[Reservation], released: list[Reservation]
+    ) -> list[ColonnadeError | None]:
+        settled: list[ColonnadeError | None] = await self._calls.call(
+            "settle", sold=sold, released=released
+        )
+        return settled
 
     async def reserve(
         self, reference: str, lines: list[tuple[str, int]], ttl: timedelta | None = None
@@ -44,6 +69,9 @@ class RemoteInventory:
 
     async def release_for(self, reference: str) -> int:
         return int(await self._calls.call("release_for", reference=reference))
+
+    async def give_back_for(self, reference: str) -> int:
+        return int(await self._calls.call("give_back_for", reference=reference))
 
     async def reservation(self, reservation_id: str) -> Reservation:
         found: Reservation = await self._calls.call("reservation", reservation_id=reservation_id)

@@ -539,23 +539,83 @@ class InventoryService:
         if len(selling) == len(sold):
             return [None for _ in sold]
         # Rare: a reservation expired under a slow payment. Say what became of it.
-        now_is = dict(
-            (
-                await uow.execute(
-                    select(reservations.c.id, reservations.c.status).where(
-                        reservations.c.id.in_([r.id for r in sold if r.id not in moved])
-                    )
-                )
+        found = await uow.execute(
+            select(reservations.c.id, reservations.c.status).where(
+                reservations.c.id.in_([r.id for r in sold if r.id not in moved])
             )
-            .tuples()
-            .all()
         )
+        now_is: dict[str, str] = {row.id: row.status for row in found}
         return [
             None
             if r.id in moved
             else ReservationNotHeld(r.id, ReservationStatus(now_is[r.id]), "committed")
             for r in sold
         ]
+
+    # --- batches in a transaction of their own (the purchase with inventory elsewhere) -----
+
+    async def hold(
+        self, requests: list[tuple[str, list[tuple[str, int]]]]
+    ) -> list[Reservation | ColonnadeError]:
+        """`reserve_batch` as one transaction here: what a checkout process whose database
+        is not inventory's asks, one call per batch of its purchases."""
+        try:
+            return await self._hold_once(requests, optimistic=True)
+        except StockMoved:
+            return await self._hold_once(requests, optimistic=False)
+
+    async def _hold_once(
+        self, requests: list[tuple[str, list[tuple[str, int]]]], *, optimistic: bool
+    ) -> list[Reservation | ColonnadeError]:
+        async with self._db.transaction() as uow:
+            held = await self.reserve_batch(uow, requests, optimistic=optimistic)
+            await uow.commit()
+        return held
+
+    async def settle(
+        self, sold: list[Reservation], released: list[Reservation]
+    ) -> list[ColonnadeError | None]:
+        """`settle_batch` as one transaction here. Asked again (its caller's transaction
+        failed after this one committed, and its batch runs again), a reservation already
+        sold is sold, not refused."""
+        async with self._db.transaction() as uow:
+            settled = await self.settle_batch(uow, sold, released)
+            await uow.commit()
+        return [
+            None
+            if isinstance(error, ReservationNotHeld)
+            and error.extensions.get("status") == ReservationStatus.COMMITTED.value
+            else error
+            for error in settled
+        ]
+
+    async def give_back_for(self, reference: str) -> int:
+        """Give back all the stock `reference` (a checkout that placed no order) took: held
+        stock is released, sold stock returned (its checkout's process died after the sale
+        committed here and before its own transaction did). Returns how many reservations
+        moved; asked again, none."""
+        async with self._db.reading() as conn:
+            found = (
+                await conn.execute(
+                    select(reservations.c.id, reservations.c.status).where(
+                        reservations.c.reference == reference,
+                        reservations.c.status.in_(
+                            [ReservationStatus.HELD.value, ReservationStatus.COMMITTED.value]
+                        ),
+                    )
+                )
+            ).all()
+        for reservation_id, status in found:
+            if status == ReservationStatus.HELD.value:
+                try:
+                    await self.release(reservation_id)
+                    continue
+                except ReservationNotHeld as sold:
+                    # Sold meanwhile: its sale (a call that timed out over there) came first.
+                    if sold.extensions.get("status") != ReservationStatus.COMMITTED.value:
+                        raise
+            await self.return_stock(reservation_id)
+        return len(found)
 
     async def commit(self, reservation_id: str) -> None:
         """Turn held stock into sold stock. Committing twice is harmless.

@@ -246,6 +246,26 @@ class PaymentsService:
             await update_rows(uow, payments, rows)
         return answers
 
+    async def drop_charges(self, uow: UnitOfWork, opened: Sequence[Payment]) -> None:
+        """Void, in the caller's transaction, card payments opened by `open_charges` whose
+        checkout ended before the provider was asked (its stock was refused): nothing is
+        held there, so nothing is asked of it. One that is no longer `authorizing` is left."""
+        if not opened:
+            return
+        voided = (
+            await uow.execute(
+                update(payments)
+                .where(
+                    payments.c.id.in_([p.id for p in opened]),
+                    payments.c.status == PaymentStatus.AUTHORIZING.value,
+                )
+                .values(status=PaymentStatus.VOIDED.value, updated_at=self._clock.now())
+                .returning(payments.c.id, payments.c.checkout_id)
+            )
+        ).all()
+        for payment_id, checkout_id in voided:
+            uow.record(PaymentVoided(payment_id=payment_id, checkout_id=checkout_id))
+
     async def _pay_with_gift_card(self, checkout_id: str, amount: Money, code: str) -> Payment:
         """All in one transaction: the gift card is ours, so no provider is waited on."""
         async with self._db.transaction() as uow:
