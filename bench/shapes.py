@@ -8,8 +8,8 @@ in the same run, alternating so the machine's noise falls on both alike:
   COLONNADE_BENCH_NATS_URL (default nats://127.0.0.1:4222): the relay publishes to streams,
   durable pull consumers take the events back;
 - split (with --split): jetstream, and inventory in a process of its own: the shop calls it
-  over NATS (COLONNADE_REMOTE_MODULES=inventory), so every checkout takes the saga's steps
-  with two remote hops (hold, then settle) instead of the batched card path.
+  over NATS (COLONNADE_REMOTE_MODULES=inventory): card checkouts keep their batches, with
+  two remote calls a batch (hold, then settle).
 
 For each: purchases/s and p99 at the given clients, the server's CPU per purchase (the
 inventory process's beside it for split) and NATS's, the outbox lag, and how long after the
