@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,7 +34,7 @@ from colonnade.kernel.metrics import shop_registry
 from colonnade.kernel.outbox import OutboxRelay
 from colonnade.kernel.pruning import Pruning
 from colonnade.kernel.redaction import configure_logging
-from colonnade.kernel.remote import Answering, ModuleLinks
+from colonnade.kernel.remote import Answering, Calling, ModuleLinks
 from colonnade.kernel.settings import Settings
 from colonnade.modules import MODULES
 from colonnade.modules.analytics import api as analytics_api
@@ -123,12 +123,16 @@ class Shop:
     redis: Redis | None
     # Calls between module processes: those this one answers and makes (none embedded).
     links: ModuleLinks
+    # Whether the catalog knows a SKU, asked where the catalog is.
+    sku_exists: Callable[[str], Awaitable[bool]]
+    # A SKU's stock on hand set where inventory is (the demo shop's loading).
+    set_on_hand: Callable[[str, int], Awaitable[object]]
 
 
 def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
     clock = clock or SystemClock()
     db = Database(
-        settings.database_url,
+        database_url(settings),
         pool_size=settings.database_pool_size,
         sqlite_synchronous=settings.sqlite_synchronous,
     )
@@ -158,13 +162,16 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
     catalog = CatalogService(
         db, clock=clock, reference_cache_seconds=settings.reference_cache_seconds, changes=changes
     )
+    remote = _remote_ports(settings)
+    # Where the catalog places SKUs, asked of it where it is.
+    placements = (remote.catalog or catalog).placements
     pricing = PricingService(
         db,
         base_currency=settings.base_currency,
         clock=clock,
         reference_cache_seconds=settings.reference_cache_seconds,
         changes=changes,
-        placements=catalog.placements,
+        placements=placements,
     )
     inventory = InventoryService(
         db,
@@ -178,10 +185,12 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         clock=clock,
         reference_cache_seconds=settings.reference_cache_seconds,
         changes=changes,
-        placements=catalog.placements,
+        placements=placements,
         past_buyers=orders.customers_with_orders,
     )
-    remote = _module_links(settings, db, pricing=pricing, catalog=catalog, inventory=inventory)
+    links = _module_links(
+        settings, db, remote, pricing=pricing, catalog=catalog, inventory=inventory
+    )
     carts = CartService(
         db,
         pricing=remote.pricing or pricing,
@@ -193,7 +202,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
     pages = StorePages(
         catalog,
         pricing,
-        inventory.availability,
+        (remote.inventory or inventory).availability,
         size=settings.store_pages,
         stock_seconds=settings.store_stock_seconds,
         clock=clock,
@@ -205,9 +214,9 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
     checkout = CheckoutService(
         db,
         carts=carts,
-        catalog=catalog,
+        catalog=remote.catalog or catalog,
         inventory=inventory,
-        pricing=pricing,
+        pricing=remote.pricing or pricing,
         promotions=promotions,
         payments=payments,
         orders=orders,
@@ -277,7 +286,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         ),
     )
     analytics = AnalyticsService(
-        db, analytics_directory(settings), placements=catalog.placements, clock=clock
+        db, analytics_directory(settings), placements=placements, clock=clock
     )
     take_facts = inbox.guard_batch(db, "analytics.facts", analytics.record)
     for event_type in ANALYTICS_EVENTS:
@@ -350,7 +359,9 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
             else SharedRateLimiter(redis, prefix=settings.redis_key_prefix, fallback=RateLimiter())
         ),
         redis=redis,
-        links=remote.links,
+        links=links,
+        sku_exists=(remote.catalog or catalog).sku_exists,
+        set_on_hand=(remote.inventory or inventory).set_on_hand,
     )
 
 
@@ -377,7 +388,30 @@ def remote_modules(settings: Settings) -> frozenset[str]:
             f"COLONNADE_REMOTE_MODULES: no remote adapter for {', '.join(unknown)}"
             f" (there are for {', '.join(sorted(REMOTE_PORTS))})"
         )
-    return named
+    if not settings.inventory_elsewhere:
+        return named
+    if "inventory" in modules_served(settings):
+        # Inventory's own process: the catalog, which knows the SKUs it stocks, is where the
+        # shop's database is.
+        return named | {"catalog"}
+    return named | {"inventory"}
+
+
+def database_url(settings: Settings) -> str:
+    """The database this process keeps its modules' rows in: inventory's own for the process
+    that serves inventory when it has one (COLONNADE_INVENTORY_DATABASE_URL), which then serves
+    nothing else; the shop's for every other."""
+    served = modules_served(settings)
+    if not settings.inventory_elsewhere or "inventory" not in served:
+        return settings.database_url
+    others = sorted(served - {"inventory"})
+    if others:
+        raise ValueError(
+            "COLONNADE_INVENTORY_DATABASE_URL: inventory on a database of its own is served by a"
+            f" process of its own (--modules inventory), not with {', '.join(others)}"
+        )
+    assert settings.inventory_database_url is not None
+    return settings.inventory_database_url
 
 
 _REMOTES = (pricing_remote, catalog_remote, inventory_remote)
@@ -389,25 +423,16 @@ REMOTE_CALLERS = {remote_module.MODULE: remote_module.CALLED_BY for remote_modul
 
 @dataclass(frozen=True)
 class _Remote:
-    """The ports this process calls in other processes (None: called here), and its end
-    of the calls."""
+    """The ports this process calls in other processes (None: called here)."""
 
-    links: ModuleLinks
+    calls: list[Calling]
     pricing: RemotePricing | None
     catalog: RemoteCatalog | None
     inventory: RemoteInventory | None
 
 
-def _module_links(
-    settings: Settings,
-    db: Database,
-    *,
-    pricing: PricingService,
-    catalog: CatalogService,
-    inventory: InventoryService,
-) -> _Remote:
-    """The ports COLONNADE_REMOTE_MODULES names, in other processes; and, on a NATS bus,
-    this process answering for the modules it serves that others may call."""
+def _remote_ports(settings: Settings) -> _Remote:
+    """The ports COLONNADE_REMOTE_MODULES names, in other processes."""
     remote = remote_modules(settings)
     namespace, seconds = settings.bus_namespace, settings.remote_call_seconds
     calls = {
@@ -415,22 +440,37 @@ def _module_links(
         for module in _REMOTES
         if module.MODULE in remote
     }
-    here: dict[str, object] = {"pricing": pricing, "catalog": catalog, "inventory": inventory}
-    answering = (
-        [
-            Answering(module, here[module], methods, db, namespace=namespace)
-            for module, methods in sorted(REMOTE_PORTS.items())
-            if module in modules_served(settings) and module not in remote
-        ]
-        if settings.bus_url is not None
-        else []
-    )
     return _Remote(
-        links=ModuleLinks(settings.bus_url, answering, list(calls.values())),
+        calls=list(calls.values()),
         pricing=RemotePricing(calls["pricing"]) if "pricing" in calls else None,
         catalog=RemoteCatalog(calls["catalog"]) if "catalog" in calls else None,
         inventory=RemoteInventory(calls["inventory"]) if "inventory" in calls else None,
     )
+
+
+def _module_links(
+    settings: Settings,
+    db: Database,
+    remote: _Remote,
+    *,
+    pricing: PricingService,
+    catalog: CatalogService,
+    inventory: InventoryService,
+) -> ModuleLinks:
+    """This process's end of the calls: the ports it calls elsewhere and, on a NATS bus,
+    the modules it serves that others may call, answering."""
+    called = remote_modules(settings)
+    here: dict[str, object] = {"pricing": pricing, "catalog": catalog, "inventory": inventory}
+    answering = (
+        [
+            Answering(module, here[module], methods, db, namespace=settings.bus_namespace)
+            for module, methods in sorted(REMOTE_PORTS.items())
+            if module in modules_served(settings) and module not in called
+        ]
+        if settings.bus_url is not None
+        else []
+    )
+    return ModuleLinks(settings.bus_url, answering, remote.calls)
 
 
 def _event_bus(settings: Settings, dead_letters: DeadLetters) -> EventBus:
@@ -619,7 +659,7 @@ def create_app(
         ("identity", lambda: identity_api.router(shop.identity)),
         ("pricing", lambda: pricing_api.router(shop.pricing)),
         ("promotions", lambda: promotions_api.router(shop.promotions)),
-        ("inventory", lambda: inventory_api.router(shop.inventory, shop.catalog.sku_exists)),
+        ("inventory", lambda: inventory_api.router(shop.inventory, shop.sku_exists)),
         (
             "orders",
             lambda: orders_api.router(shop.orders, shop.checkout.settle_cancellation),
@@ -655,10 +695,11 @@ def create_app(
 
 def modules_served(settings: Settings) -> frozenset[str]:
     """The modules whose routes and consumers this process serves: COLONNADE_SERVE_MODULES,
-    or every one. Their services all run here regardless, as the in-process adapters of the
-    module ports on the shop's one database."""
+    or every one (but inventory, when its own database gives it a process of its own).
+    Their services all run here regardless, as the in-process adapters of the module ports
+    on this process's database."""
     if not settings.serve_modules:
-        return frozenset(MODULES)
+        return frozenset(MODULES) - ({"inventory"} if settings.inventory_elsewhere else set())
     chosen = frozenset(m.strip() for m in settings.serve_modules.split(",") if m.strip())
     unknown = sorted(chosen - set(MODULES))
     if unknown:

@@ -257,7 +257,7 @@ async def load_demo(shop: Shop, console: Console) -> None:
             )
             prices = [Money(usd, "USD")] + ([Money(eur, "EUR")] if eur is not None else [])
             await shop.pricing.set_prices(sku, prices)
-            await shop.inventory.set_on_hand(sku, stock)
+            await shop.set_on_hand(sku, stock)
             progress.advance(task)
         # A code to try the discount with: 10% off, each customer once.
         await shop.promotions.create(

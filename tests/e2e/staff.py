@@ -35,7 +35,16 @@ class Staff:
         assert response.status_code < 300, response.text
         return response.json()
 
-    def new_product(self, *, price_cents: int, on_hand: int, category: str | None = None) -> str:
+    def new_product(
+        self,
+        *,
+        price_cents: int,
+        on_hand: int,
+        category: str | None = None,
+        stockroom: Staff | None = None,
+    ) -> str:
+        """A product with one priced SKU and its stock (set through `stockroom` when another
+        process serves inventory)."""
         sku = f"TEST-{uuid.uuid4().hex[:10].upper()}"
         self.call(
             "POST",
@@ -46,7 +55,7 @@ class Staff:
                 "category": category,
             },
         )
-        self.call("PUT", f"/admin/inventory/{sku}", json={"on_hand": on_hand})
+        (stockroom or self).call("PUT", f"/admin/inventory/{sku}", json={"on_hand": on_hand})
         return sku
 
     def stock(self, sku: str) -> dict[str, Any]:

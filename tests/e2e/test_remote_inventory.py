@@ -1,12 +1,13 @@
-"""Checkout in one process, inventory in another: the shopfront (`serve --modules
-cart,checkout,orders,payments,promotions` with `COLONNADE_REMOTE_MODULES=inventory`) holds,
-sells and gives back stock by calling the stockroom (`serve --modules inventory,...`) over
-NATS, on PostgreSQL and a NATS server of the test's own. A flash sale split across two
-shopfront replicas sells exactly the stock. With the stockroom SIGKILLed and started again in
-the middle of one, every 201 a buyer saw is a paid order, no stock stays held, no money is
-kept without an order, and no checkout is left midway. With the shopfront SIGKILLed in the
-middle of one, its restart finishes or undoes the checkouts it left, and each unit is sold
-once."""
+"""Inventory in a process and a database of its own (`serve --modules inventory` with
+COLONNADE_INVENTORY_DATABASE_URL), the rest of the shop in processes on the shop's database
+that call it over NATS (`serve`, every other module): checkout holds, sells and gives back
+stock there, the store's pages read availability there, and the stockroom asks the catalog
+whether a SKU it stocks exists; PostgreSQL, and a NATS server of the test's own. A flash sale
+split across two shopfront replicas sells exactly the stock. With the stockroom SIGKILLed and
+started again in the middle of one, every 201 a buyer saw is a paid order, no stock stays
+held, no money is kept without an order, and no checkout is left midway. With the shopfront
+SIGKILLed in the middle of one, its restart finishes or undoes the checkouts it left, and
+each unit is sold once."""
 
 from __future__ import annotations
 
@@ -14,21 +15,24 @@ import asyncio
 import os
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import asyncpg
+import httpx
 import pytest
 
 from tests.conftest import OwnNats, PostgresServer, free_port, sqlalchemy_url
-from tests.e2e.buyers import Purchase, Tally, buy, flash_sale
+from tests.e2e.buyers import Purchase, Tally, buy, checkout_body, flash_sale
 from tests.e2e.conftest import RunningShop, start_shop, stop
 from tests.e2e.staff import Staff
 
-STOCKROOM = ("--modules", "inventory,identity,catalog,pricing")
-SHOPFRONT = ("--modules", "cart,checkout,orders,payments,promotions")
+STOCKROOM = ("--modules", "inventory")
+# Every module but inventory, whose database is not the shop's.
+SHOPFRONT: tuple[str, ...] = ()
 
 
 @dataclass
@@ -74,18 +78,19 @@ def split(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) ->
         # A checkout cut off by the stockroom's death is finished or undone soon after.
         COLONNADE_CHECKOUT_RECOVERY_SECONDS="2",
     )
+    env["COLONNADE_INVENTORY_DATABASE_URL"] = sqlalchemy_url(
+        postgres.create_database("colonnade_remote_stockroom")
+    )
     stockroom_env = {**env, "COLONNADE_METRICS_PORT": str(free_port())}
-    stockroom, stockroom_url = start_shop(stockroom_env, workdir, *STOCKROOM, "--demo-data")
-    shopfront_env = {
-        **env,
-        "COLONNADE_METRICS_PORT": str(free_port()),
-        "COLONNADE_REMOTE_MODULES": "inventory",
-    }
-    shopfront, shopfront_url = start_shop(shopfront_env, workdir, *SHOPFRONT)
+    stockroom, stockroom_url = start_shop(stockroom_env, workdir, *STOCKROOM)
+    shopfront_env = {**env, "COLONNADE_METRICS_PORT": str(free_port())}
+    # The demo shop's stock goes to the stockroom.
+    shopfront, shopfront_url = start_shop(shopfront_env, workdir, *SHOPFRONT, "--demo-data")
     replica, replica_url = start_shop(
         {**shopfront_env, "COLONNADE_METRICS_PORT": str(free_port())}, workdir, *SHOPFRONT
     )
-    staff = Staff.sign_in(RunningShop(stockroom_url, stockroom_env, workdir))
+    shop_staff = Staff.sign_in(RunningShop(shopfront_url, shopfront_env, workdir))
+    staff = Staff(stockroom_url, shop_staff.headers)
     running = Split(
         stockroom=stockroom,
         stockroom_env=stockroom_env,
@@ -95,7 +100,7 @@ def split(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) ->
         replica=replica,
         replica_url=replica_url,
         staff=staff,
-        shop_staff=Staff(shopfront_url, staff.headers),
+        shop_staff=shop_staff,
         dsn=dsn,
         workdir=workdir,
     )
@@ -156,6 +161,21 @@ def _settled(split: Split, sku: str, seconds: float) -> dict[str, int]:
         time.sleep(0.5)
 
 
+def _on_the_shelf(split: Split, sku: str, label: str) -> bool:
+    """Whether the shopfront's listing labels the SKU so, within a few seconds (a shelf's
+    stock is kept for half a second)."""
+    deadline = time.monotonic() + 10
+    while True:
+        listed = httpx.get(
+            split.shopfront_url + "/store/products", params={"market": "US", "q": sku}, timeout=10
+        )
+        assert listed.status_code == 200, listed.text
+        shown = {v["sku"]: v["stock"] for p in listed.json() for v in p["variants"]}
+        if shown.get(sku) == label or time.monotonic() > deadline:
+            return shown.get(sku) == label
+        time.sleep(0.2)
+
+
 def _paid(split: Split, sku: str) -> list[str]:
     return sorted(o["id"] for o in split.shop_staff.orders_for(sku) if o["status"] == "paid")
 
@@ -164,7 +184,7 @@ def test_a_flash_sale_on_two_shopfronts_with_inventory_elsewhere_sells_exactly_t
     split: Split,
 ) -> None:
     stock, buyers = 20, 200
-    sku = split.staff.new_product(price_cents=4999, on_hand=stock)
+    sku = split.shop_staff.new_product(price_cents=4999, on_hand=stock, stockroom=split.staff)
 
     async def split_between_replicas() -> Tally:
         halves = await asyncio.gather(
@@ -173,9 +193,12 @@ def test_a_flash_sale_on_two_shopfronts_with_inventory_elsewhere_sells_exactly_t
         )
         return Tally([purchase for half in halves for purchase in half.purchases])
 
+    # The shelf shows what the stockroom has.
+    assert _on_the_shelf(split, sku, "in_stock")
     tally = asyncio.run(split_between_replicas())
 
     assert tally.statuses == {201: stock, 409: buyers - stock}, tally.codes
+    assert _on_the_shelf(split, sku, "sold_out")
     assert tally.codes["out_of_stock"] == buyers - stock
     level = _settled(split, sku, seconds=30)
     assert (level["reserved"], level["sold"], level["available"]) == (0, stock, 0)
@@ -184,13 +207,13 @@ def test_a_flash_sale_on_two_shopfronts_with_inventory_elsewhere_sells_exactly_t
 
 def test_a_killed_stockroom_loses_no_unit_and_keeps_no_money(split: Split) -> None:
     stock, buyers = 20, 100
-    sku = split.staff.new_product(price_cents=4999, on_hand=stock)
+    sku = split.shop_staff.new_product(price_cents=4999, on_hand=stock, stockroom=split.staff)
 
     async def cut_off_sale() -> Tally:
-        # Buyers ten at a time, so the sale is still going when the stockroom dies.
-        sale = asyncio.create_task(
-            flash_sale(split.shopfront_url, sku, buyers, connections=SELLING)
-        )
+        # Their carts filled first (the stockroom prices them); then the checkouts, ten at
+        # a time, so the sale is still going when the stockroom dies.
+        carts = await _filled_carts(split.shopfront_url, sku, buyers)
+        sale = asyncio.create_task(_check_out(split.shopfront_url, carts))
         await _selling(split, sku, sale)
         split.stockroom.kill()
         split.stockroom.wait(timeout=10)
@@ -219,6 +242,38 @@ def test_a_killed_stockroom_loses_no_unit_and_keeps_no_money(split: Split) -> No
     assert asyncio.run(_left_midway(split.dsn)) == (0, 0)
 
 
+async def _filled_carts(base_url: str, sku: str, buyers: int) -> list[str]:
+    async with aiohttp.ClientSession() as session:
+
+        async def one() -> str:
+            async with session.post(f"{base_url}/store/carts", json={"market": "US"}) as made:
+                assert made.status == 201, await made.text()
+                cart_id: str = (await made.json())["id"]
+            async with session.post(
+                f"{base_url}/store/carts/{cart_id}/lines", json={"sku": sku, "quantity": 1}
+            ) as added:
+                assert added.status == 200, await added.text()
+            return cart_id
+
+        return list(await asyncio.gather(*(one() for _ in range(buyers))))
+
+
+async def _check_out(base_url: str, carts: list[str]) -> Tally:
+    connector = aiohttp.TCPConnector(limit=SELLING)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(cart_id: str) -> Purchase:
+            key = uuid.uuid4().hex
+            async with session.post(
+                f"{base_url}/store/carts/{cart_id}/checkout",
+                json=checkout_body(),
+                headers={"Idempotency-Key": key},
+            ) as response:
+                return Purchase(response.status, await response.json(content_type=None), key)
+
+        return Tally(list(await asyncio.gather(*(one(c) for c in carts))))
+
+
 async def _buyers_cut_off(base_url: str, sku: str, buyers: int) -> Tally:
     """A flash sale whose server may die under it: a buyer whose request got no answer is
     counted with status 0."""
@@ -237,7 +292,7 @@ async def _buyers_cut_off(base_url: str, sku: str, buyers: int) -> Tally:
 
 def test_a_killed_shopfront_is_recovered_and_sells_each_unit_once(split: Split) -> None:
     stock, buyers = 20, 100
-    sku = split.staff.new_product(price_cents=4999, on_hand=stock)
+    sku = split.shop_staff.new_product(price_cents=4999, on_hand=stock, stockroom=split.staff)
 
     async def cut_off_sale() -> Tally:
         sale = asyncio.create_task(_buyers_cut_off(split.shopfront_url, sku, buyers))

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from colonnade.app import remote_modules
+from colonnade.app import database_url, modules_served, remote_modules
 from colonnade.cli import cli
 from colonnade.kernel.settings import Settings
 
@@ -68,3 +68,30 @@ def test_modules_called_elsewhere_must_be_callable_there() -> None:
         remote_modules="inventory,pricing", bus_url=bus, database_url="postgresql+asyncpg://db/s"
     )
     assert remote_modules(on_postgresql) == {"inventory", "pricing"}
+
+
+def test_inventory_on_a_database_of_its_own_is_served_by_a_process_of_its_own() -> None:
+    shop = {
+        "bus_url": "nats://127.0.0.1:4222",
+        "database_url": "postgresql+asyncpg://db/shop",
+        "inventory_database_url": "postgresql+asyncpg://stock-db/stock",
+    }
+    stockroom = Settings(**shop, serve_modules="inventory")
+    assert database_url(stockroom) == "postgresql+asyncpg://stock-db/stock"
+    # It asks the catalog, on the shop's database, whether a SKU it stocks exists.
+    assert remote_modules(stockroom) == {"catalog"}
+    everything_else = Settings(**shop)
+    assert "inventory" not in modules_served(everything_else)
+    assert database_url(everything_else) == "postgresql+asyncpg://db/shop"
+    assert remote_modules(everything_else) == {"inventory"}
+    with pytest.raises(ValueError, match=r"a process of its own .* not with catalog"):
+        database_url(Settings(**shop, serve_modules="inventory,catalog"))
+    with pytest.raises(ValidationError, match="INVENTORY_DATABASE_URL needs COLONNADE_BUS_URL"):
+        Settings(**{**shop, "bus_url": None})
+    # Two SQLite files: the stockroom's writer is not the shop's.
+    assert Settings(
+        bus_url="nats://127.0.0.1:4222",
+        database_url="sqlite+aiosqlite:///shop.db",
+        inventory_database_url="sqlite+aiosqlite:///stock.db",
+        remote_modules="inventory",
+    ).inventory_elsewhere

@@ -431,12 +431,16 @@ class ModuleLinks:
     def answers_for(self) -> list[str]:
         return [a.module for a in self._answering]
 
-    async def open(self) -> None:
-        if self._url is None or not (self._answering or self._calling):
+    async def open(self, *, answering: bool = True) -> None:
+        """Connect; answer for the modules served here unless not `answering` (a command
+        that only calls, such as loading the demo shop)."""
+        answers = self._answering if answering else []
+        if self._url is None or not (answers or self._calling):
             return
         self._client = await connect(self._url, "colonnade-calls")
-        for answering in self._answering:
-            await answering.start(self._client)
+        self._answering = answers
+        for answering_module in self._answering:
+            await answering_module.start(self._client)
         for calling in self._calling:
             calling.connect(self._client)
         log.info(

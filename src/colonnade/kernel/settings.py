@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     # (request-reply; kernel/remote.py), rather than through their services here. A process
     # serving a module answers such calls for it whenever the bus is NATS.
     remote_modules: str = ""
+    # Inventory's own database (its primary carries a flash sale's hottest rows), when not
+    # COLONNADE_DATABASE_URL. Only a process serving inventory alone keeps its tables there;
+    # every other process calls inventory where it is served, as if it were in
+    # COLONNADE_REMOTE_MODULES.
+    inventory_database_url: str | None = None
     # How long a call to a module in another process waits for its answer.
     remote_call_seconds: float = Field(default=5.0, gt=0)
     # The inbox is what stops a redelivered event being taken twice, so a mark must outlive any
@@ -177,6 +182,11 @@ class Settings(BaseSettings):
     rate_limit_checkout_per_address: int = Field(default=600, ge=1)
     rate_limit_checkout_per_cart: int = Field(default=20, ge=1)
 
+    @property
+    def inventory_elsewhere(self) -> bool:
+        """Whether inventory's tables are in a database of their own."""
+        return self.inventory_database_url not in (None, self.database_url)
+
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:
         if self.environment == "production" and self.secret_key is None:
@@ -207,12 +217,22 @@ class Settings(BaseSettings):
                 "COLONNADE_REMOTE_MODULES needs COLONNADE_BUS_URL: modules in other processes"
                 " are called over its NATS"
             )
-        if "inventory" in self.remote_modules and self.database_url.startswith("sqlite"):
+        if self.inventory_elsewhere and self.bus_url is None:
+            raise ValueError(
+                "COLONNADE_INVENTORY_DATABASE_URL needs COLONNADE_BUS_URL: inventory on a"
+                " database of its own is called in the process that serves it, over its NATS"
+            )
+        if (
+            "inventory" in self.remote_modules
+            and self.database_url.startswith("sqlite")
+            and not self.inventory_elsewhere
+        ):
             # Checkout sells the stock over there while its own transaction holds the file's
             # one writer lock, for which inventory's transaction would then wait.
             raise ValueError(
                 "COLONNADE_REMOTE_MODULES: inventory in another process needs PostgreSQL"
-                " (COLONNADE_DATABASE_URL is a SQLite file, which has one writer at a time)"
+                " or a database of its own (COLONNADE_DATABASE_URL is a SQLite file, which"
+                " has one writer at a time)"
             )
         if self.payment_provider == "stripe" and self.stripe_api_key is None:
             raise ValueError("COLONNADE_STRIPE_API_KEY must be set for the stripe payment provider")

@@ -544,8 +544,8 @@ def plan(
                 # Modules another group serves are called there, where there is a port.
                 elsewhere = [
                     module
-                    for module, caller in sorted(REMOTE_CALLERS.items())
-                    if caller in group.modules and module not in group.modules
+                    for module, callers in sorted(REMOTE_CALLERS.items())
+                    if set(callers) & set(group.modules) and module not in group.modules
                 ]
                 if elsewhere:
                     env["COLONNADE_REMOTE_MODULES"] = ",".join(elsewhere)

@@ -1,16 +1,19 @@
-"""The catalog in a process of its own, as the cart asks it: the same port as CatalogService,
-over NATS request-reply (kernel/remote.py)."""
+"""The catalog in a process of its own, as the modules that name or place SKUs ask it: the same
+port as CatalogService, over NATS request-reply (kernel/remote.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from colonnade.kernel.placements import Placement
 from colonnade.kernel.remote import Calling
 from colonnade.modules.catalog.service import CatalogService
 
 MODULE = "catalog"
-# The module that calls it across processes.
-CALLED_BY = "cart"
+# The modules that call it across processes.
+CALLED_BY = ("cart", "checkout", "pricing", "promotions", "inventory")
 # What the catalog answers for other processes.
-ANSWERED = ("sku_exists",)
+ANSWERED = ("sku_exists", "titles_for", "placements")
 
 
 def calling(namespace: str, seconds: float) -> Calling:
@@ -23,3 +26,11 @@ class RemoteCatalog:
 
     async def sku_exists(self, sku: str) -> bool:
         return bool(await self._calls.call("sku_exists", sku=sku))
+
+    async def titles_for(self, skus: list[str], locale: str) -> dict[str, str]:
+        found: dict[str, str] = await self._calls.call("titles_for", skus=skus, locale=locale)
+        return found
+
+    async def placements(self, skus: Sequence[str]) -> dict[str, Placement]:
+        found: dict[str, Placement] = await self._calls.call("placements", skus=list(skus))
+        return found

@@ -38,7 +38,7 @@ stock sold over there for a checkout that placed no order here returned.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -53,7 +53,6 @@ from colonnade.kernel.metrics import CHECKOUTS, HOLD_RETRIES
 from colonnade.kernel.money import Money
 from colonnade.kernel.uow import UnitOfWork
 from colonnade.modules.cart.service import CartService, CartSnapshot, CartStatus
-from colonnade.modules.catalog.service import CatalogService
 from colonnade.modules.checkout.answers import count_failure, failure_body, order_body, step_span
 from colonnade.modules.checkout.domain import (
     CartEmpty,
@@ -66,12 +65,12 @@ from colonnade.modules.checkout.domain import (
     TotalChanged,
 )
 from colonnade.modules.checkout.events import CheckoutFailed
+from colonnade.modules.checkout.ports import Prices, StockKeeper, Titles
 from colonnade.modules.checkout.schema import checkouts
-from colonnade.modules.checkout.stock import StockKeeper
 from colonnade.modules.inventory.service import InventoryService, Reservation, StockMoved
 from colonnade.modules.orders.service import NewOrder, OrderLine, OrdersService, PlacedOrder
 from colonnade.modules.payments.service import Payment, PaymentsService, ProviderOutcome
-from colonnade.modules.pricing.service import PricingService, Quote
+from colonnade.modules.pricing.service import Quote
 from colonnade.modules.promotions.service import Basket, Offer, PromotionsService
 
 log = structlog.get_logger(__name__)
@@ -110,6 +109,8 @@ class _Held:
     payment: Payment
     # What the cart's promotion code took off, when it holds one.
     offer: Offer | None = None
+    # Its SKUs' titles in its market's language, for its order's lines.
+    titles: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,6 @@ class _Charged:
     held: _Held
     # None: never charged, its stock was refused.
     outcome: ProviderOutcome | None
-    titles: dict[str, str]
     refusal: ColonnadeError | None = None
 
 
@@ -153,9 +153,9 @@ class CardPurchases:
         db: Database,
         *,
         carts: CartService,
-        catalog: CatalogService,
+        catalog: Titles,
         inventory: InventoryService,
-        pricing: PricingService,
+        pricing: Prices,
         promotions: PromotionsService,
         payments: PaymentsService,
         orders: OrdersService,
@@ -208,14 +208,11 @@ class CardPurchases:
         if not_held.answered:
             # Refused for sure: given back with the settling batch, not alone.
             with step_span("settle", held.asked.checkout_id):
-                return await self._settling.submit(_Charged(held, None, {}, refusal=not_held.error))
+                return await self._settling.submit(_Charged(held, None, refusal=not_held.error))
         return await self._undo(held.asked, held.cart.market, None, held.payment, not_held.error)
 
     async def _charge_and_settle(self, held: _Held) -> Outcome:
         asked = held.asked
-        titles = await self._catalog.titles_for(
-            [sku for sku, _ in held.cart.lines], held.quote.locale
-        )
         try:
             with step_span("charge", asked.checkout_id):
                 outcome = await self._payments.charge(held.payment, asked.token)
@@ -223,7 +220,7 @@ class CardPurchases:
             return await self._undo(asked, held.cart.market, held.reservation, held.payment, error)
         try:
             with step_span("settle", asked.checkout_id):
-                return await self._settling.submit(_Charged(held, outcome, titles))
+                return await self._settling.submit(_Charged(held, outcome))
         except ColonnadeError as error:  # taken out of its batch: a module refused it
             return await self._undo(asked, held.cart.market, held.reservation, held.payment, error)
 
@@ -241,9 +238,32 @@ class CardPurchases:
         except StockMoved:
             HOLD_RETRIES.inc()
             answers = await self._hold_once(batch, optimistic=False)
+        answers = await self._titled(answers)
         if self._stock is None:
             return list(answers)
         return await _hold_elsewhere(self._stock, answers)
+
+    async def _titled(
+        self, answers: list[_Held | _Repeat | Outcome | Exception]
+    ) -> list[_Held | _Repeat | Outcome | Exception]:
+        """The held checkouts with their titles: one ask of the catalog per language in the
+        batch. A catalog elsewhere that does not answer leaves the orders' lines named by
+        their SKUs rather than the purchases undone."""
+        skus: dict[str, set[str]] = {}
+        for answer in answers:
+            if isinstance(answer, _Held):
+                skus.setdefault(answer.quote.locale, set()).update(s for s, _ in answer.cart.lines)
+        titles: dict[str, dict[str, str]] = {}
+        for locale, wanted in skus.items():
+            try:
+                titles[locale] = await self._catalog.titles_for(sorted(wanted), locale)
+            except ColonnadeError as unanswered:
+                log.warning("checkout.titles_unanswered", locale=locale, error=unanswered.detail)
+                titles[locale] = {}
+        return [
+            replace(a, titles=titles[a.quote.locale]) if isinstance(a, _Held) else a
+            for a in answers
+        ]
 
     async def _hold_once(
         self, batch: Sequence[Submitted[CardCheckout]], *, optimistic: bool
@@ -489,7 +509,7 @@ async def _hold_elsewhere(
 
 async def take_codes_off(
     promotions: PromotionsService,
-    pricing: PricingService,
+    pricing: Prices,
     uow: UnitOfWork,
     going: list[tuple[int, CartSnapshot]],
     quoted: dict[int, Quote],
@@ -602,7 +622,7 @@ def _new_order(charged: _Charged) -> NewOrder:
         lines=[
             OrderLine(
                 sku=line.sku,
-                title=charged.titles.get(line.sku, line.sku),
+                title=held.titles.get(line.sku, line.sku),
                 quantity=line.quantity,
                 unit_price=line.unit_price,
                 line_total=line.line_total,

@@ -35,7 +35,6 @@ from colonnade.kernel.metrics import CHECKOUTS
 from colonnade.kernel.money import Money
 from colonnade.kernel.remote import on_behalf_of
 from colonnade.modules.cart.service import CartService, CartSnapshot, CartStatus
-from colonnade.modules.catalog.service import CatalogService
 from colonnade.modules.checkout.answers import (
     count_failure,
     failure_body,
@@ -65,8 +64,8 @@ from colonnade.modules.checkout.domain import (
     checked_key,
 )
 from colonnade.modules.checkout.events import CheckoutCompleted, CheckoutFailed
+from colonnade.modules.checkout.ports import Prices, StockKeeper, Titles
 from colonnade.modules.checkout.schema import checkouts
-from colonnade.modules.checkout.stock import StockKeeper
 from colonnade.modules.inventory.service import InventoryService, Reservation
 from colonnade.modules.orders.service import NewOrder, Order, OrderLine, OrdersService, OrderStatus
 from colonnade.modules.payments.service import (
@@ -75,7 +74,7 @@ from colonnade.modules.payments.service import (
     PaymentStatus,
     ProviderUnavailable,
 )
-from colonnade.modules.pricing.service import PricingService, Quote
+from colonnade.modules.pricing.service import Quote
 from colonnade.modules.promotions.service import Offer, PromotionsService
 
 log = structlog.get_logger(__name__)
@@ -152,9 +151,9 @@ class CheckoutService:
         db: Database,
         *,
         carts: CartService,
-        catalog: CatalogService,
+        catalog: Titles,
         inventory: InventoryService,
-        pricing: PricingService,
+        pricing: Prices,
         promotions: PromotionsService,
         payments: PaymentsService,
         orders: OrdersService,

@@ -1,7 +1,7 @@
-"""Inventory in a process of its own, as checkout asks it: the same port as InventoryService's
-reservations, over NATS request-reply (kernel/remote.py). Each call is its own transaction
-over there: the saga's steps one reservation at a time, the card purchase's `hold` and
-`settle` a batch of purchases a call."""
+"""Inventory in a process of its own, as checkout and the store's pages ask it: the same port
+as InventoryService's, over NATS request-reply (kernel/remote.py). Each call is its own
+transaction over there: the saga's steps one reservation at a time, the card purchase's
+`hold` and `settle` a batch of purchases a call."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from datetime import timedelta
 
 from colonnade.kernel.errors import ColonnadeError
 from colonnade.kernel.remote import Calling
-from colonnade.modules.inventory.service import InventoryService, Reservation
+from colonnade.modules.inventory.service import InventoryService, Reservation, StockLevel
 
 MODULE = "inventory"
-# The module that calls it across processes.
-CALLED_BY = "checkout"
+# The modules that call it across processes.
+CALLED_BY = ("checkout", "catalog")
 # What inventory answers for other processes.
 ANSWERED = (
     "hold",
@@ -25,6 +25,8 @@ ANSWERED = (
     "release_for",
     "give_back_for",
     "reservation",
+    "availability",
+    "set_on_hand",
 )
 
 
@@ -76,3 +78,13 @@ class RemoteInventory:
     async def reservation(self, reservation_id: str) -> Reservation:
         found: Reservation = await self._calls.call("reservation", reservation_id=reservation_id)
         return found
+
+    async def availability(self, skus: list[str]) -> dict[str, int]:
+        found: dict[str, int] = await self._calls.call("availability", skus=skus)
+        return found
+
+    async def set_on_hand(self, sku: str, on_hand: int, warehouse: str | None = None) -> StockLevel:
+        level: StockLevel = await self._calls.call(
+            "set_on_hand", sku=sku, on_hand=on_hand, warehouse=warehouse
+        )
+        return level

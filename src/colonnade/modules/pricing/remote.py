@@ -1,5 +1,5 @@
-"""Pricing in a process of its own, as the cart asks it: the same port as PricingService,
-over NATS request-reply (kernel/remote.py)."""
+"""Pricing in a process of its own, as the cart and checkout ask it: the same port as
+PricingService, over NATS request-reply (kernel/remote.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from colonnade.kernel.remote import Calling
 from colonnade.modules.pricing.service import Market, PricingService, Quote
 
 MODULE = "pricing"
-# The module that calls it across processes.
-CALLED_BY = "cart"
+# The modules that call it across processes.
+CALLED_BY = ("cart", "checkout")
 # What pricing answers for other processes.
 ANSWERED = ("market", "quote", "quote_batch")
 

@@ -1,13 +1,17 @@
-"""The stock checkout holds, sells and gives back: InventoryService in this process, or the
-same port in inventory's own process (modules/inventory/remote.py)."""
+"""What checkout asks of the modules it does not own, where they may be in another process
+(modules/<module>/remote.py) or in this one (their services): stock, prices and titles."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from colonnade.kernel.errors import ColonnadeError
 from colonnade.modules.inventory.service import Reservation
+from colonnade.modules.pricing.service import Quote
 
 
 class StockKeeper(Protocol):
@@ -38,3 +42,18 @@ class StockKeeper(Protocol):
     async def give_back_for(self, reference: str) -> int: ...
 
     async def reservation(self, reservation_id: str) -> Reservation: ...
+
+
+class Prices(Protocol):
+    async def quote(self, market_code: str, lines: list[tuple[str, int]]) -> Quote: ...
+
+    # On the caller's connection when pricing's tables are in its database.
+    async def quote_batch(
+        self, conn: AsyncConnection, wanted: Sequence[tuple[str, list[tuple[str, int]]]]
+    ) -> list[Quote | ColonnadeError]: ...
+
+    def discounted(self, quote: Quote, discounts: Mapping[str, int]) -> Quote: ...
+
+
+class Titles(Protocol):
+    async def titles_for(self, skus: list[str], locale: str) -> dict[str, str]: ...
