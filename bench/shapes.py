@@ -7,9 +7,9 @@ in the same run, alternating so the machine's noise falls on both alike:
 - jetstream: the same process with COLONNADE_BUS_URL on the NATS server at
   COLONNADE_BENCH_NATS_URL (default nats://127.0.0.1:4222): the relay publishes to streams,
   durable pull consumers take the events back;
-- split (with --split): jetstream, and inventory in a process of its own: the shop calls it
-  over NATS (COLONNADE_REMOTE_MODULES=inventory): card checkouts keep their batches, with
-  two remote calls a batch (hold, then settle).
+- split (with --split): jetstream, and inventory in a process and a database of its own
+  (COLONNADE_INVENTORY_DATABASE_URL): the shop calls it over NATS; card checkouts keep their
+  batches, with two remote calls a batch (hold, then settle).
 
 For each: purchases/s and p99 at the given clients, the server's CPU per purchase (the
 inventory process's beside it for split) and NATS's, the outbox lag, and how long after the
@@ -38,7 +38,7 @@ from rich.table import Table
 from bench import load
 from bench.load import LoadReport
 from bench.report import console
-from bench.shop import BenchShop, dsn_of, free_port, stock_the_shop
+from bench.shop import BenchShop, admin_execute, dsn_of, free_port, stock_the_shop
 
 NATS_URL = os.environ.get("COLONNADE_BENCH_NATS_URL", "nats://127.0.0.1:4222")
 PRODUCTS = 50
@@ -108,16 +108,15 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _stockroom(shop: BenchShop) -> subprocess.Popen[bytes]:
-    """Inventory in a process of its own, on the shop's database and NATS, answering the
-    shop's calls (it serves no route the load uses), once it is ready."""
-    env = {k: v for k, v in shop.env.items() if k != "COLONNADE_REMOTE_MODULES"}
-    env["COLONNADE_METRICS_PORT"] = str(free_port())
+def _stockroom(shop: BenchShop) -> tuple[subprocess.Popen[bytes], str]:
+    """Inventory in a process of its own, on its own database and the shop's NATS, answering
+    the shop's calls and relaying its own events, once it is ready; and its URL."""
+    env = {**shop.env, "COLONNADE_METRICS_PORT": str(free_port())}
     port = free_port()
     argv = [sys.executable, "-m", "colonnade", "serve", "--port", str(port)]
     with (shop.workdir / "stockroom.log").open("wb") as log:
         process = subprocess.Popen(
-            [*argv, "--modules", "inventory", "--no-relay", "--no-consumers"],
+            [*argv, "--modules", "inventory"],
             env=env,
             cwd=shop.workdir,
             stdout=log,
@@ -129,7 +128,7 @@ def _stockroom(shop: BenchShop) -> subprocess.Popen[bytes]:
             raise RuntimeError("the inventory process exited early: see stockroom.log")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=2):
-                return process
+                return process, f"http://127.0.0.1:{port}"
         except OSError:
             time.sleep(0.3)
     raise RuntimeError("the inventory process did not become ready")
@@ -142,15 +141,23 @@ async def _measure_shape(
     settings = {}
     if shape in ("jetstream", "split"):
         settings = {"COLONNADE_BUS_URL": NATS_URL, "COLONNADE_BUS_NAMESPACE": namespace}
+    stock_database = None
     if shape == "split":
-        settings["COLONNADE_REMOTE_MODULES"] = "inventory"
+        stock_database = f"colonnade_bench_stock_{uuid.uuid4().hex[:10]}"
+        await admin_execute(f'CREATE DATABASE "{stock_database}"')
+        settings["COLONNADE_INVENTORY_DATABASE_URL"] = dsn_of(stock_database).replace(
+            "postgresql://", "postgresql+asyncpg://", 1
+        )
     shop = BenchShop("postgresql", settings=settings)
     stockroom = None
+    stockroom_url = None
     try:
         await shop.open()
         if shape == "split":
-            stockroom = await asyncio.to_thread(_stockroom, shop)
-        shelves = await stock_the_shop(shop.base_url, PRODUCTS, ON_HAND_PER_SKU)
+            stockroom, stockroom_url = await asyncio.to_thread(_stockroom, shop)
+        shelves = await stock_the_shop(
+            shop.base_url, PRODUCTS, ON_HAND_PER_SKU, stockroom_url=stockroom_url
+        )
         plan = shop.buying(
             shelves.skus, options.clients, warmup_seconds=options.warmup, seconds=options.seconds
         )
@@ -175,6 +182,8 @@ async def _measure_shape(
             stockroom.terminate()
             stockroom.wait(timeout=30)
         await shop.close()
+        if stock_database is not None:
+            await admin_execute(f'DROP DATABASE IF EXISTS "{stock_database}" WITH (FORCE)')
         if shape != "embedded":
             await _remove_streams(namespace)
 

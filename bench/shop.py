@@ -204,24 +204,35 @@ class BenchShop:
 class Staff:
     """The shop's staff member, through the admin API: opens the market, stocks the shelves."""
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, token: str) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        token: str,
+        stockroom_url: str | None = None,
+    ) -> None:
         self._session = session
         self._base_url = base_url
         self._headers = {"Authorization": f"Bearer {token}"}
+        # Where inventory's routes are, when a process of its own serves them.
+        self._stockroom_url = stockroom_url or base_url
 
     @classmethod
-    async def sign_in(cls, session: aiohttp.ClientSession, base_url: str) -> Staff:
+    async def sign_in(
+        cls, session: aiohttp.ClientSession, base_url: str, stockroom_url: str | None = None
+    ) -> Staff:
         async with session.post(
             base_url + "/auth/token", data={"username": STAFF_EMAIL, "password": STAFF_PASSWORD}
         ) as response:
             body = await response.json()
             if response.status != 200:
                 raise RuntimeError(f"staff sign-in refused: {body}")
-        return cls(session, base_url, body["access_token"])
+        return cls(session, base_url, body["access_token"], stockroom_url)
 
     async def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        base = self._stockroom_url if path.startswith("/admin/inventory") else self._base_url
         async with self._session.request(
-            method, self._base_url + path, headers=self._headers, **kwargs
+            method, base + path, headers=self._headers, **kwargs
         ) as response:
             body = await response.json(content_type=None)
             if response.status >= 300:
@@ -276,13 +287,19 @@ class Staff:
 
 
 async def stock_the_shop(
-    base_url: str, products: int, on_hand: int, *, promotion: bool = False
+    base_url: str,
+    products: int,
+    on_hand: int,
+    *,
+    promotion: bool = False,
+    stockroom_url: str | None = None,
 ) -> Shelves:
     """Open the US market, list `products` SKUs with `on_hand` each and one flash-sale SKU
     (stocked only just before its sale, by `stock_flash_sale`); with `promotion`, a sale of
-    every SKU and a discount code for every cart."""
+    every SKU and a discount code for every cart. Stock is set at `stockroom_url` when a
+    process of its own serves inventory."""
     async with aiohttp.ClientSession() as session:
-        staff = await Staff.sign_in(session, base_url)
+        staff = await Staff.sign_in(session, base_url, stockroom_url)
         await staff.open_us_market()
         skus = [
             await staff.new_product(
