@@ -2,7 +2,9 @@
 through the edge sells exactly the stock, spread over both replicas; the replicas see each
 client by its own address, whatever it claims; a process that dies is started again;
 `colonnade cluster down` ends every process. With `--group` each group's replicas take the
-requests of their modules' routes only, and the rest take health and everything else.
+requests of their modules' routes only, and the rest take health and everything else; the
+two checkout replicas sell one flash sale exactly with inventory in the browse group's process,
+holding and selling its stock a call per batch.
 
 Locally the tests skip when nginx is missing; in CI (CI=true) they fail instead.
 scripts/test.sh installs nginx where it can."""
@@ -120,8 +122,8 @@ def grouped_cluster(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ClusterUp]:
     workdir = tmp_path_factory.mktemp("cluster-groups")
-    groups = ["--group", "browse=catalog,pricing"]
-    groups += ["--group", "buy=cart,checkout,inventory,payments,orders:2"]
+    groups = ["--group", "browse=catalog,pricing,inventory"]
+    groups += ["--group", "buy=cart,checkout,payments,orders:2"]
     with _cluster_up(
         postgres, workdir, "colonnade_cluster_groups", "--replicas", "1", *groups
     ) as up:
@@ -223,11 +225,25 @@ def test_module_groups_take_only_their_modules_requests_and_call_each_other(
     assert taken["rest"] == [(0, 0, 1)], taken
     assert all(listed == ready == 0 and sold > 0 for sold, listed, ready in taken["buy"]), taken
     assert sum(sold for sold, _, _ in taken["buy"]) == buyers, taken
-    # The buy replicas priced their carts by calling pricing in the browse group's process.
+    # The buy replicas priced their carts by calling pricing in the browse group's process,
+    # and held the stock there a call per batch of checkouts (fewer calls than checkouts),
+    # and sold it a call per batch that sold any.
     (browse,) = groups["browse"]
     made = sum(_remote_calls(r, "made", "pricing") for r in groups["buy"])
     assert made >= buyers
     assert _remote_calls(browse, "answered", "pricing") == made
+    holds, settles = (
+        [
+            _counted(r, "colonnade_remote_calls", side="made", module="inventory", method=method)
+            for r in groups["buy"]
+        ]
+        for method in ("hold", "settle")
+    )
+    checkouts = [checked_out for checked_out, _, _ in taken["buy"]]
+    assert all(0 < h < c for h, c in zip(holds, checkouts, strict=True)), (holds, checkouts)
+    assert 0 < sum(settles) <= stock, settles
+    stock_calls = sum(_remote_calls(r, "made", "inventory") for r in groups["buy"])
+    assert _remote_calls(browse, "answered", "inventory") == stock_calls
 
 
 async def _logins(edge: str, address: str, attempts: int) -> list[int]:

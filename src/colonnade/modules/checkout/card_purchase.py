@@ -468,7 +468,7 @@ class CardPurchases:
                     )
                     rows.append(_answer_row(held, Step.FAILED, answers[i], None, error))
             await _store_answers(uow, rows, self._clock)
-            if self._stock is not None:
+            if self._stock is not None and (paid or declined):
                 sold = await self._stock.settle(
                     _reservations(charged, paid), _reservations(charged, declined)
                 )
