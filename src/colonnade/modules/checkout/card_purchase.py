@@ -247,8 +247,8 @@ class CardPurchases:
         self, answers: list[_Held | _Repeat | Outcome | Exception]
     ) -> list[_Held | _Repeat | Outcome | Exception]:
         """The held checkouts with their titles: one ask of the catalog per language in the
-        batch. A catalog elsewhere that does not answer leaves the orders' lines named by
-        their SKUs rather than the purchases undone."""
+        batch. A catalog that does not answer (in another process, or its database away)
+        leaves the orders' lines named by their SKUs rather than the purchases undone."""
         skus: dict[str, set[str]] = {}
         for answer in answers:
             if isinstance(answer, _Held):
@@ -257,8 +257,8 @@ class CardPurchases:
         for locale, wanted in skus.items():
             try:
                 titles[locale] = await self._catalog.titles_for(sorted(wanted), locale)
-            except ColonnadeError as unanswered:
-                log.warning("checkout.titles_unanswered", locale=locale, error=unanswered.detail)
+            except Exception:
+                log.exception("checkout.titles_unanswered", locale=locale)
                 titles[locale] = {}
         return [
             replace(a, titles=titles[a.quote.locale]) if isinstance(a, _Held) else a
@@ -309,8 +309,9 @@ class CardPurchases:
                 refused,
                 {i: asked[i].expected_total for i in quoted},
             )
-            reserved: dict[int, Reservation | None] = (
-                dict(
+            reserved: dict[int, Reservation | None] = dict.fromkeys(quoted)
+            if self._stock is None:
+                reserved = dict(
                     _kept(
                         list(quoted),
                         await self._inventory.reserve_batch(
@@ -321,9 +322,6 @@ class CardPurchases:
                         refused,
                     )
                 )
-                if self._stock is None
-                else dict.fromkeys(quoted)
-            )
             await self._promotions.keep_batch(
                 uow,
                 [
@@ -494,7 +492,11 @@ async def _hold_elsewhere(
     result: list[_Held | _NotHeld | _Repeat | Outcome | Exception] = list(answers)
     try:
         held = await stock.hold([(h.asked.checkout_id, list(h.cart.lines)) for h in holding])
-    except ColonnadeError as unanswered:
+    except Exception as failed:
+        # Whether the stock is held over there is not known: each is undone alone.
+        if not isinstance(failed, ColonnadeError):
+            log.exception("checkout.hold_failed", checkouts=len(holding))
+        unanswered = failed if isinstance(failed, ColonnadeError) else CheckoutInterrupted()
         for i, h in zip(going, holding, strict=True):
             result[i] = _NotHeld(h, unanswered, answered=False)
         return result
