@@ -26,7 +26,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from colonnade.app import assemble
+from colonnade.app import assemble, database_url
 from colonnade.kernel.crypto import KeyringError, decode_master_key
 from colonnade.kernel.jetstream import JetStreamBus
 from colonnade.kernel.metrics import HTTP_REQUESTS_IN_FLIGHT
@@ -35,7 +35,7 @@ from colonnade.kernel.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
-KUSTOMIZATIONS = ["base", "overlays/production"]
+KUSTOMIZATIONS = ["base", "overlays/production", "overlays/stockroom"]
 # The oldest Kubernetes minor the manifests promise to work on (deploy/k8s/README.md).
 KUBERNETES_VERSION = "1.35"
 # Kinds that come with an operator's CRD: kubernetes-validate has no schema for them, so
@@ -49,11 +49,14 @@ CUSTOM_KINDS = {
 WORKLOAD_KINDS = {"Deployment", "Job"}
 # What each role may reach, as (where, port): everything else is denied.
 POSTGRES = ("postgres", 5432)
+# Inventory's own database (overlays/stockroom).
+STOCK_POSTGRES = ("stock postgres", 5432)
 NATS = ("nats", 4222)
 REDIS = ("redis", 6379)
 DNS = ("dns", 53)
 EGRESS = {
     "web": {POSTGRES, NATS, REDIS, DNS},
+    "web-inventory": {STOCK_POSTGRES, NATS, REDIS, DNS},
     "relay": {POSTGRES, NATS, DNS},
     "worker": {POSTGRES, NATS, DNS},
     "migrate": {POSTGRES, DNS},
@@ -131,6 +134,12 @@ def pod_labels(workload: Manifest) -> dict[str, str]:
 
 def component(workload: Manifest) -> str:
     return pod_labels(workload)["app.kubernetes.io/component"]
+
+
+def role(workload: Manifest) -> str:
+    """The component, and for a module group of the API but the whole one, its group."""
+    group = pod_labels(workload).get("colonnade.dev/module-group", "all")
+    return component(workload) if group == "all" else f"{component(workload)}-{group}"
 
 
 def selects(selector: Manifest, labels: dict[str, str]) -> bool:
@@ -250,7 +259,7 @@ def test_every_long_running_container_has_probes_on_its_health_routes(
             assert container_port(container, probes["livenessProbe"]["port"]) == 8000
             # Behind the Service, ready only when the database, the bus and the relay are.
             assert probes["readinessProbe"] == {"path": "/health/ready", "port": "http"}
-            service = named(rendered, "Service", "colonnade-web")
+            service = named(rendered, "Service", deployment["metadata"]["name"])
             assert service["spec"]["selector"].items() <= pod_labels(deployment).items()
         else:
             # The relay and the workers have no port but metrics and liveness.
@@ -261,14 +270,22 @@ def test_roles_are_the_commands_of_one_image(rendered: list[Manifest]) -> None:
     roles = {}
     for workload in workloads(rendered):
         (container,) = pod_spec(workload)["containers"]
-        roles[component(workload)] = (container["image"], container["args"])
-    assert {role: args for role, (_, args) in roles.items()} == {
-        # Every address of the pod: the Service and the probes reach it from outside.
-        "web": ["serve", "--host", "0.0.0.0", "--port", "8000", "--no-relay", "--no-consumers"],  # noqa: S104
+        assert role(workload) not in roles
+        roles[role(workload)] = (container["image"], container["args"])
+    # Every address of the pod: the Service and the probes reach it from outside.
+    serving = ["serve", "--host", "0.0.0.0", "--port", "8000"]  # noqa: S104
+    expected = {
+        "web": [*serving, "--no-relay", "--no-consumers"],
         "relay": ["relay"],
         "worker": ["worker"],
         "migrate": ["migrate"],
+        # On its own database, it relays its own outbox.
+        "web-inventory": [*serving, "--modules", "inventory"],
     }
+    assert {name: args for name, (_, args) in roles.items()} == {
+        name: expected[name] for name in roles
+    }
+    assert set(roles) >= {"web", "relay", "worker", "migrate"}
     assert len({image for image, _ in roles.values()}) == 1
 
 
@@ -309,8 +326,9 @@ def test_every_reference_to_config_and_secrets_resolves(rendered: list[Manifest]
             if reference is None:
                 continue
             # The database credentials: the Secret CloudNativePG makes for the cluster
-            # colonnade-db (test_the_database_cluster_is_what_the_shop_expects).
-            assert reference["name"] == "colonnade-db-app"
+            # colonnade-db (test_the_database_cluster_is_what_the_shop_expects), or for
+            # inventory's own.
+            assert reference["name"] in {"colonnade-db-app", "colonnade-stock-db-app"}
             assert reference["key"] in {"username", "password", "host", "dbname"}
         (url,) = [v["value"] for v in container["env"] if v["name"] == "COLONNADE_DATABASE_URL"]
         assert url.startswith("postgresql+asyncpg://")
@@ -435,6 +453,41 @@ def test_the_database_cluster_is_what_the_shop_expects(production: list[Manifest
     assert monitor["spec"]["podMetricsEndpoints"] == [{"port": "metrics"}]
 
 
+def test_inventory_on_a_database_of_its_own_is_what_the_shop_expects() -> None:
+    rendered = render("overlays/stockroom")
+    spec = named(rendered, "Cluster", "colonnade-stock-db")["spec"]
+    assert spec["instances"] >= 3
+    assert spec["bootstrap"]["initdb"]["database"] == spec["bootstrap"]["initdb"]["owner"]
+    group = named(rendered, "Deployment", "colonnade-web-inventory")
+    pool = Settings.model_fields["database_pool_size"].default
+    pods = group["spec"]["replicas"] + group["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
+    assert pods * pool < int(spec["postgresql"]["parameters"]["max_connections"])
+    assert any(
+        m["spec"]["selector"] == {"matchLabels": {"cnpg.io/cluster": "colonnade-stock-db"}}
+        for m in of_kind(rendered, "PodMonitor")
+    )
+    environments = {
+        role(w): {v["name"]: v.get("value") for v in pod_spec(w)["containers"][0]["env"]}
+        for w in workloads(rendered)
+    }
+    # The group serves inventory alone, on inventory's database...
+    own = environments.pop("web-inventory")
+    settings = Settings(
+        bus_url="nats://nats:4222",
+        database_url=own["COLONNADE_DATABASE_URL"],
+        inventory_database_url=own["COLONNADE_INVENTORY_DATABASE_URL"],
+        serve_modules="inventory",
+    )
+    assert database_url(settings) == own["COLONNADE_INVENTORY_DATABASE_URL"]
+    assert "colonnade-stock-db-app" in str(group)
+    # ... and every other role knows it is elsewhere, with no credentials for it.
+    for name, env in environments.items():
+        elsewhere = env["COLONNADE_INVENTORY_DATABASE_URL"]
+        assert elsewhere is not None, name
+        assert "@" not in elsewhere, name
+        assert elsewhere != env["COLONNADE_DATABASE_URL"], name
+
+
 # --- network policies ------------------------------------------------------------------
 
 
@@ -446,6 +499,8 @@ def _peer(peer: Manifest, policy_namespace: str) -> str:
     pods = peer.get("podSelector", {}).get("matchLabels", {})
     if pods.get("cnpg.io/cluster") == "colonnade-db" and "namespaceSelector" not in peer:
         return "postgres"
+    if pods.get("cnpg.io/cluster") == "colonnade-stock-db" and "namespaceSelector" not in peer:
+        return "stock postgres"
     if pods.get("k8s-app") == "kube-dns":
         return "dns"
     if "kubernetes.io/metadata.name" in namespace:
@@ -495,7 +550,7 @@ def test_each_role_reaches_only_what_it_calls(rendered: list[Manifest]) -> None:
     policies = of_kind(rendered, "NetworkPolicy")
     for workload in workloads(rendered):
         reached = _allowed(policies, pod_labels(workload), "Egress")
-        assert reached == EGRESS[component(workload)], component(workload)
+        assert reached == EGRESS[role(workload)], role(workload)
 
 
 def test_only_the_ingress_controller_and_prometheus_reach_the_shop(
@@ -523,8 +578,12 @@ def test_only_the_ingress_controller_and_prometheus_reach_the_shop(
 def test_the_ingress_serves_the_public_routes_only(rendered: list[Manifest]) -> None:
     (ingress,) = of_kind(rendered, "Ingress")
     (rule,) = ingress["spec"]["rules"]
-    routes = {path["path"] for path in rule["http"]["paths"]}
-    assert routes == {"/store", "/auth", "/admin", "/ops"}
-    for path in rule["http"]["paths"]:
-        assert path["backend"]["service"] == {"name": "colonnade-web", "port": {"name": "http"}}
+    backends = {path["path"]: path["backend"]["service"] for path in rule["http"]["paths"]}
+    public = {"/store", "/auth", "/admin", "/ops"}
+    # Inventory's staff routes go to its module group where it has one (overlays/stockroom).
+    assert set(backends) - {"/admin/inventory"} == public
+    for route, service in backends.items():
+        name = "colonnade-web-inventory" if route == "/admin/inventory" else "colonnade-web"
+        assert service == {"name": name, "port": {"name": "http"}}
+        assert named(rendered, "Service", name)
     assert ingress["spec"]["tls"][0]["hosts"] == [rule["host"]]
