@@ -83,10 +83,9 @@ def _with_shop(work: Callable[[Shop], Awaitable[T]]) -> T:
         try:
             await migrations.upgrade(shop.db, MODULES)
             await shop.keyring.load()
-            # Modules in other processes (their own databases) are called where they are.
-            await shop.links.open(answering=False)
             return await work(shop)
         finally:
+            # Connected only if the work called a module in another process.
             await shop.links.close()
             await shop.changes.stop()  # other processes hear at once of what the command changed
             if shop.redis is not None:

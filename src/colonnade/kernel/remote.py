@@ -29,7 +29,7 @@ import inspect
 import time
 import types
 import typing
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -369,13 +369,21 @@ class Calling:
         self._seconds = seconds
         self._methods = {name: _method(service, name) for name in methods}
         self._client: Client | None = None
+        self._connecting: Callable[[], Awaitable[Client]] | None = None
 
     def connect(self, client: Client) -> None:
         self._client = client
 
+    def connect_when_called(self, connecting: Callable[[], Awaitable[Client]]) -> None:
+        """Connect by `connecting` on the first call, if not connected before (a command
+        that calls another process's module now and then, rather than a server)."""
+        self._connecting = connecting
+
     async def call(self, method_name: str, **arguments: Any) -> Any:
         if self._client is None:
-            raise RuntimeError(f"calls to the {self.module} module wait for the bus to connect")
+            if self._connecting is None:
+                raise RuntimeError(f"calls to the {self.module} module wait for the bus")
+            self._client = await self._connecting()
         method = self._methods[method_name]
         sent = {
             name: adapter.dump_python(arguments[name], mode="json")
@@ -426,23 +434,32 @@ class ModuleLinks:
         self._answering = list(answering)
         self._calling = list(calling)
         self._client: Client | None = None
+        self._connected = asyncio.Lock()
+        # Until `open` (a server's start), a call connects on its own.
+        for port in self._calling:
+            port.connect_when_called(self._connect)
 
     @property
     def answers_for(self) -> list[str]:
         return [a.module for a in self._answering]
 
-    async def open(self, *, answering: bool = True) -> None:
-        """Connect; answer for the modules served here unless not `answering` (a command
-        that only calls, such as loading the demo shop)."""
-        answers = self._answering if answering else []
-        if self._url is None or not (answers or self._calling):
+    async def _connect(self) -> Client:
+        async with self._connected:
+            if self._client is None:
+                if self._url is None:
+                    raise RuntimeError("calls to modules in other processes need COLONNADE_BUS_URL")
+                self._client = await connect(self._url, "colonnade-calls")
+            return self._client
+
+    async def open(self) -> None:
+        """Connect, and answer for the modules served here."""
+        if self._url is None or not (self._answering or self._calling):
             return
-        self._client = await connect(self._url, "colonnade-calls")
-        self._answering = answers
-        for answering_module in self._answering:
-            await answering_module.start(self._client)
+        client = await self._connect()
+        for answering in self._answering:
+            await answering.start(client)
         for calling in self._calling:
-            calling.connect(self._client)
+            calling.connect(client)
         log.info(
             "remote.linked",
             answers_for=self.answers_for,
