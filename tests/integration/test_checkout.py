@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import insert, text
+from sqlalchemy import Insert, insert, text
 
 from colonnade.app import Shop, assemble
 from colonnade.kernel.clock import SettableClock
@@ -68,6 +68,21 @@ def paying(token: str = "tok_visa") -> CheckoutRequest:
         shipping_address=ADDRESS,
         payment_method="card",
         payment_token=token,
+    )
+
+
+def crashed(checkout_id: str, cart_id: str, step: str = "started", **ids: str) -> Insert:
+    """The checkout row a process that died midway leaves, an hour old."""
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    return insert(checkouts).values(
+        id=checkout_id,
+        idempotency_key=f"crashed-{checkout_id}",
+        fingerprint="x" * 64,
+        cart_id=cart_id,
+        step=step,
+        created_at=long_ago,
+        updated_at=long_ago,
+        **ids,
     )
 
 
@@ -162,20 +177,8 @@ async def half_done_checkout(shop: Shop, sku: str, *, placed: bool) -> dict[str,
             "payment_id": payment.id,
             "order_id": order.order.id,
         }
-    long_ago = datetime.now(UTC) - timedelta(hours=1)
     async with shop.db.transaction() as uow:
-        await uow.execute(
-            insert(checkouts).values(
-                id=checkout_id,
-                idempotency_key=f"crashed-{checkout_id}",
-                fingerprint="x" * 64,
-                cart_id=cart_id,
-                step="placed" if placed else "started",
-                created_at=long_ago,
-                updated_at=long_ago,
-                **ids,
-            )
-        )
+        await uow.execute(crashed(checkout_id, cart_id, "placed" if placed else "started", **ids))
         await uow.commit()
     return {
         "checkout_id": checkout_id,
@@ -442,19 +445,8 @@ async def test_recovery_gives_back_both_tenders_of_a_split_checkout_that_died(
     rest = await shop.payments.authorize(
         f"{checkout_id}:card", gift.remaining, "card", token="tok_visa"
     )
-    long_ago = datetime.now(UTC) - timedelta(hours=1)
     async with shop.db.transaction() as uow:
-        await uow.execute(
-            insert(checkouts).values(
-                id=checkout_id,
-                idempotency_key=f"crashed-{checkout_id}",
-                fingerprint="x" * 64,
-                cart_id=cart_id,
-                step="started",
-                created_at=long_ago,
-                updated_at=long_ago,
-            )
-        )
+        await uow.execute(crashed(checkout_id, cart_id))
         await uow.commit()
 
     assert await shop.checkout.recover(timedelta(minutes=1)) == 1
@@ -583,18 +575,7 @@ async def test_recovery_refunds_a_charge_whose_answer_was_never_recorded(shop: S
     async with shop.db.transaction() as uow:
         [reservation] = await shop.inventory.reserve_batch(uow, [(checkout_id, [(sku, 1)])])
         [payment] = await shop.payments.open_charges(uow, [(checkout_id, quote.total)])
-        long_ago = datetime.now(UTC) - timedelta(hours=1)
-        await uow.execute(
-            insert(checkouts).values(
-                id=checkout_id,
-                idempotency_key=f"crashed-{checkout_id}",
-                fingerprint="x" * 64,
-                cart_id=cart_id,
-                step="started",
-                created_at=long_ago,
-                updated_at=long_ago,
-            )
-        )
+        await uow.execute(crashed(checkout_id, cart_id))
         await uow.commit()
     charged = await shop.payments.charge(payment, "tok_visa")
     assert charged.approved

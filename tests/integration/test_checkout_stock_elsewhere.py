@@ -13,22 +13,21 @@ import shutil
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from colonnade.app import Shop
 from colonnade.kernel.clock import SystemClock
 from colonnade.kernel.db import Database
 from colonnade.kernel.money import Money
-from colonnade.modules.checkout.schema import checkouts
 from colonnade.modules.checkout.service import CheckoutService
 from colonnade.modules.inventory.service import InventoryService
 from colonnade.modules.payments.schema import payments
 from tests.conftest import PostgresServer, _migrate, count_rows, sqlalchemy_url
-from tests.integration.test_checkout import cart_with, paying, product
+from tests.integration.test_checkout import cart_with, crashed, paying, product
 from tests.integration.test_checkout import shop as shop
 
 
@@ -169,20 +168,9 @@ async def test_recovery_returns_stock_sold_elsewhere_for_a_checkout_that_placed_
     checkout_id = str(uuid.uuid4())
     cart_id = await cart_with(shop, sku, 1)
     quote = await shop.pricing.quote("US", [(sku, 1)])
-    long_ago = datetime.now(UTC) - timedelta(hours=1)
     async with shop.db.transaction() as uow:
         [payment] = await shop.payments.open_charges(uow, [(checkout_id, quote.total)])
-        await uow.execute(
-            insert(checkouts).values(
-                id=checkout_id,
-                idempotency_key=f"crashed-{checkout_id}",
-                fingerprint="x" * 64,
-                cart_id=cart_id,
-                step="started",
-                created_at=long_ago,
-                updated_at=long_ago,
-            )
-        )
+        await uow.execute(crashed(checkout_id, cart_id))
         await uow.commit()
     [reservation] = await stockroom.hold([(checkout_id, [(sku, 1)])])
     assert not isinstance(reservation, Exception)
