@@ -7,7 +7,8 @@ split across two shopfront replicas sells exactly the stock. With the stockroom 
 started again in the middle of one, every 201 a buyer saw is a paid order, no stock stays
 held, no money is kept without an order, and no checkout is left midway. With the shopfront
 SIGKILLed in the middle of one, its restart finishes or undoes the checkouts it left, and
-each unit is sold once."""
+each unit is sold once. With the NATS server stopped and started again in the middle of one,
+the same holds: a call waits for the broker's return or fails in time, and nothing is kept."""
 
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ class Split:
     shop_staff: Staff
     dsn: str
     workdir: Path
+    # The NATS server the calls and events go through, to stop and start.
+    broker: OwnNats
 
     def restart_stockroom(self) -> None:
         """Started again (on a port of its own: staff ask it there from now on)."""
@@ -103,6 +106,7 @@ def split(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) ->
         shop_staff=shop_staff,
         dsn=dsn,
         workdir=workdir,
+        broker=broker,
     )
     try:
         yield running
@@ -110,7 +114,7 @@ def split(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) ->
         stop(running.replica)
         stop(running.shopfront)
         stop(running.stockroom)
-        broker.stop()
+        running.broker.stop()
 
 
 # Buyers at once in a sale cut off midway: few enough that it lasts until the cut.
@@ -161,18 +165,20 @@ def _settled(split: Split, sku: str, seconds: float) -> dict[str, int]:
         time.sleep(0.5)
 
 
-def _on_the_shelf(split: Split, sku: str, label: str) -> bool:
-    """Whether the shopfront's listing labels the SKU so, within a few seconds (a shelf's
-    stock is kept for half a second)."""
+def _on_the_shelf(split: Split, sku: str, label: str) -> str | None:
+    """How the shopfront's listing labels the SKU, once it is `label` or after a few seconds
+    (a shelf's stock is looked at again every half second)."""
     deadline = time.monotonic() + 10
     while True:
         listed = httpx.get(
-            split.shopfront_url + "/store/products", params={"market": "US", "q": sku}, timeout=10
+            split.shopfront_url + "/store/products",
+            params={"market": "US", "q": sku, "limit": 100},
+            timeout=10,
         )
         assert listed.status_code == 200, listed.text
         shown = {v["sku"]: v["stock"] for p in listed.json() for v in p["variants"]}
         if shown.get(sku) == label or time.monotonic() > deadline:
-            return shown.get(sku) == label
+            return shown.get(sku)
         time.sleep(0.2)
 
 
@@ -194,11 +200,11 @@ def test_a_flash_sale_on_two_shopfronts_with_inventory_elsewhere_sells_exactly_t
         return Tally([purchase for half in halves for purchase in half.purchases])
 
     # The shelf shows what the stockroom has.
-    assert _on_the_shelf(split, sku, "in_stock")
+    assert _on_the_shelf(split, sku, "in_stock") == "in_stock"
     tally = asyncio.run(split_between_replicas())
 
     assert tally.statuses == {201: stock, 409: buyers - stock}, tally.codes
-    assert _on_the_shelf(split, sku, "sold_out")
+    assert _on_the_shelf(split, sku, "sold_out") == "sold_out"
     assert tally.codes["out_of_stock"] == buyers - stock
     level = _settled(split, sku, seconds=30)
     assert (level["reserved"], level["sold"], level["available"]) == (0, stock, 0)
@@ -318,4 +324,36 @@ def test_a_killed_shopfront_is_recovered_and_sells_each_unit_once(split: Split) 
     assert between["sold"] == len(paid) - later.statuses[201]
     assert (level["reserved"], level["sold"], level["available"]) == (0, stock, 0)
     assert len(paid) == stock
+    assert asyncio.run(_left_midway(split.dsn)) == (0, 0)
+
+
+def test_a_broker_restarted_mid_sale_loses_no_unit_and_keeps_no_money(split: Split) -> None:
+    """NATS carries every call to the stockroom: while it is away, a checkout that cannot
+    hold or sell its stock answers 503 or waits for the broker's return, and nothing it took
+    is kept."""
+    stock, buyers = 20, 100
+    sku = split.shop_staff.new_product(price_cents=4999, on_hand=stock, stockroom=split.staff)
+
+    async def cut_off_sale() -> Tally:
+        carts = await _filled_carts(split.shopfront_url, sku, buyers)
+        sale = asyncio.create_task(_check_out(split.shopfront_url, carts))
+        await _selling(split, sku, sale)
+        split.broker.stop()
+        await asyncio.sleep(1)
+        split.broker.start()
+        return await sale
+
+    cut_off = asyncio.run(cut_off_sale())
+    between = _settled(split, sku, seconds=90)
+    later = asyncio.run(flash_sale(split.shopfront_url, sku, buyers))
+    level = _settled(split, sku, seconds=60)
+
+    sold = sorted(p.body["id"] for p in cut_off.purchases + later.purchases if p.status == 201)
+    assert set(cut_off.statuses) <= {201, 409, 503}, cut_off.codes
+    assert between["sold"] == cut_off.statuses[201]
+    assert between["reserved"] == 0
+    assert set(later.statuses) <= {201, 409}, later.codes
+    assert later.statuses[201] == stock - between["sold"]
+    assert _paid(split, sku) == sold
+    assert (level["reserved"], level["sold"], level["available"]) == (0, stock, 0)
     assert asyncio.run(_left_midway(split.dsn)) == (0, 0)
