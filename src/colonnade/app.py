@@ -378,9 +378,10 @@ def analytics_directory(settings: Settings) -> Path:
 
 
 def remote_modules(settings: Settings) -> frozenset[str]:
-    """The modules this process calls in other processes: COLONNADE_REMOTE_MODULES, of
-    those whose ports have a remote adapter (the cart's pricing and catalog, the checkout's
-    inventory)."""
+    """The modules this process calls in other processes: those COLONNADE_REMOTE_MODULES
+    names (of pricing, catalog and inventory, whose ports have a remote adapter), and, when
+    inventory has a database of its own, inventory (or, in inventory's own process, the
+    catalog)."""
     named = frozenset(m.strip() for m in settings.remote_modules.split(",") if m.strip())
     unknown = sorted(named - set(REMOTE_PORTS))
     if unknown:

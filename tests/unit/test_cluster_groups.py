@@ -135,3 +135,19 @@ def test_nginx_accepts_the_configuration(
     )
 
     assert checked.returncode == 0, checked.stderr
+
+
+def test_cluster_up_refuses_inventory_on_a_database_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setenv("COLONNADE_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1/shop")
+    monkeypatch.setenv("COLONNADE_BUS_URL", "nats://127.0.0.1:4222")
+    monkeypatch.setenv(
+        "COLONNADE_INVENTORY_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1/stock"
+    )
+
+    result = CliRunner().invoke(cli, ["cluster", "up"])
+
+    assert result.exit_code == 2
+    assert "the cluster runs the shop on one database" in result.output

@@ -176,6 +176,13 @@ def refusal(settings: Settings) -> str | None:
             "the cluster needs NATS JetStream in COLONNADE_BUS_URL (nats://host:4222):"
             " its processes hand events to each other there"
         )
+    if settings.inventory_elsewhere:
+        # Its one relay and worker work on the shop's database; inventory's would have none.
+        return (
+            "the cluster runs the shop on one database: unset COLONNADE_INVENTORY_DATABASE_URL"
+            " (inventory on its own database runs as `serve --modules inventory` beside it:"
+            " README)"
+        )
     if nginx_binary() is None:
         return "the cluster's edge is nginx, and none is installed (apt-get install nginx-light)"
     return None
