@@ -49,6 +49,7 @@ from colonnade.modules.catalog.remote import RemoteCatalog
 from colonnade.modules.catalog.service import CatalogService
 from colonnade.modules.checkout import api as checkout_api
 from colonnade.modules.checkout.service import CheckoutService
+from colonnade.modules.checkout.waiting_room import WaitingRoom
 from colonnade.modules.compliance import api as compliance_api
 from colonnade.modules.compliance.events import CustomerDataErased
 from colonnade.modules.compliance.service import AuditLog, ComplianceService
@@ -127,6 +128,8 @@ class Shop:
     sku_exists: Callable[[str], Awaitable[bool]]
     # A SKU's stock on hand set where inventory is (the demo shop's loading).
     set_on_hand: Callable[[str, int], Awaitable[object]]
+    # Checkouts beyond COLONNADE_CHECKOUT_CONCURRENCY wait here (None: none wait).
+    waiting_room: WaitingRoom | None = None
 
 
 def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
@@ -362,6 +365,15 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         links=links,
         sku_exists=(remote.catalog or catalog).sku_exists,
         set_on_hand=(remote.inventory or inventory).set_on_hand,
+        waiting_room=(
+            None
+            if settings.checkout_concurrency is None
+            else WaitingRoom(
+                settings.checkout_concurrency,
+                secret,
+                ticket_seconds=settings.queue_ticket_seconds,
+            )
+        ),
     )
 
 
@@ -656,7 +668,7 @@ def create_app(
     routers: list[tuple[str, Callable[[], APIRouter]]] = [
         ("catalog", lambda: catalog_api.router(shop.catalog, shop.pricing, shop.pages)),
         ("cart", lambda: cart_api.router(shop.carts)),
-        ("checkout", lambda: checkout_api.router(shop.checkout)),
+        ("checkout", lambda: checkout_api.router(shop.checkout, shop.waiting_room)),
         ("identity", lambda: identity_api.router(shop.identity)),
         ("pricing", lambda: pricing_api.router(shop.pricing)),
         ("promotions", lambda: promotions_api.router(shop.promotions)),

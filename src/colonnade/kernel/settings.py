@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     cart_idle_seconds: int = Field(default=86_400, ge=60)
     # A checkout untouched this long is taken to be orphaned by a dead process and recovered.
     checkout_recovery_seconds: int = Field(default=60, ge=1)
+    # The waiting room: at most this many checkouts at once per process; the next buyers get
+    # numbered queue tickets (503 checkout_queued) and are let in in their order. Unset, every
+    # checkout starts at once.
+    checkout_concurrency: int | None = Field(default=None, ge=1)
+    # How long a queue ticket is good for.
+    queue_ticket_seconds: int = Field(default=900, ge=60)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     # The relay is reported stuck (not ready) when it made no progress this long while events
     # wait; on shutdown it gets outbox_drain_seconds to publish what is committed.

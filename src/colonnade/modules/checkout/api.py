@@ -30,6 +30,13 @@ from colonnade.modules.checkout.domain import (
     TotalChanged,
 )
 from colonnade.modules.checkout.service import CheckoutRequest, CheckoutService
+from colonnade.modules.checkout.waiting_room import (
+    CheckoutQueued,
+    QueueTicketExpired,
+    QueueTicketInvalid,
+    QueueTicketUsed,
+    WaitingRoom,
+)
 from colonnade.modules.promotions.service import REFUSALS as PROMOTION_REFUSALS
 from colonnade.web.auth import optional_principal, requires
 from colonnade.web.fields import (
@@ -211,7 +218,7 @@ _PLACED: dict[int | str, dict[str, Any]] = {
 }
 
 
-def router(checkout: CheckoutService) -> APIRouter:
+def router(checkout: CheckoutService, waiting_room: WaitingRoom | None = None) -> APIRouter:
     routes = APIRouter(tags=["checkout"])
 
     @routes.post(
@@ -240,6 +247,10 @@ def router(checkout: CheckoutService) -> APIRouter:
             *PROMOTION_REFUSALS,
             NothingToCharge,
             TotalChanged,
+            CheckoutQueued,
+            QueueTicketInvalid,
+            QueueTicketExpired,
+            QueueTicketUsed,
         ),
     )
     async def check_out(
@@ -254,9 +265,34 @@ def router(checkout: CheckoutService) -> APIRouter:
             ),
         ],
         principal: Principal | None = Depends(optional_principal),
+        queue_ticket: Annotated[
+            str | None,
+            Header(
+                alias="Queue-Ticket",
+                max_length=2000,
+                description="The ticket a 503 checkout_queued answer gave, once its wait is over.",
+            ),
+        ] = None,
     ) -> Response:
-        """Buy the cart. Retrying with the same Idempotency-Key returns the first answer."""
-        outcome = await checkout.check_out(
+        """Buy the cart. Retrying with the same Idempotency-Key returns the first answer.
+        When checkout is at capacity the answer is 503 `checkout_queued` with a ticket and
+        Retry-After: repeat the same request with the header Queue-Ticket until let in."""
+        admitted = None if waiting_room is None else waiting_room.enter(cart_id, queue_ticket)
+        try:
+            outcome = await _check_out(cart_id, body, idempotency_key, principal)
+        finally:
+            if admitted is not None:
+                admitted.leave()
+        if outcome.status >= 400:
+            return problem_response(outcome.body)
+        return Response(
+            orjson.dumps(outcome.body), status_code=outcome.status, media_type="application/json"
+        )
+
+    async def _check_out(
+        cart_id: str, body: CheckoutIn, idempotency_key: str, principal: Principal | None
+    ) -> Any:
+        return await checkout.check_out(
             cart_id,
             idempotency_key,
             CheckoutRequest(
@@ -277,11 +313,6 @@ def router(checkout: CheckoutService) -> APIRouter:
                 promotion_code=body.promotion_code,
                 expected_total=None if body.expected_total is None else body.expected_total.money(),
             ),
-        )
-        if outcome.status >= 400:
-            return problem_response(outcome.body)
-        return Response(
-            orjson.dumps(outcome.body), status_code=outcome.status, media_type="application/json"
         )
 
     @routes.post(
