@@ -14,12 +14,13 @@ from decimal import Decimal
 
 import httpx
 import jwt
+from prometheus_client.parser import text_string_to_metric_families
 
 from colonnade.app import Shop
 from colonnade.kernel.settings import Settings
 from tests.conftest import count_rows
 from tests.e2e.buyers import checkout_body
-from tests.integration.storefront import SECRET, client, product, started
+from tests.integration.storefront import SECRET, client, product, scrape, started
 
 LIMIT = 2
 
@@ -34,6 +35,20 @@ class Buyer:
     status: int = 0
     code: str = "ok"
     checkout_id: str = ""
+
+
+def _queue_figures(metrics: str) -> dict[str, float]:
+    """The waiting room's counters (this test process's registry, shared by its shops)."""
+    figures = {"waiting": 0.0}
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            if sample.name == "colonnade_checkout_queue_total":
+                figures[sample.labels["outcome"]] = sample.value
+            elif sample.name == "colonnade_checkout_queue_wait_seconds_count":
+                figures["waits"] = sample.value
+            elif sample.name == "colonnade_checkout_queue_waiting":
+                figures["waiting"] += sample.value
+    return figures
 
 
 async def _cart(http: httpx.AsyncClient, sku: str) -> str:
@@ -94,9 +109,11 @@ async def test_a_queued_flash_sale_lets_buyers_in_by_ticket_and_sells_exactly_th
                 most = max(most, shop.waiting_room.in_flight if shop.waiting_room else 0)
                 await asyncio.sleep(0.005)
 
+        before = _queue_figures(await scrape())
         watching = asyncio.create_task(watch())
         await asyncio.gather(*(_buy(http, b) for b in queue))
         watching.cancel()
+        after = _queue_figures(await scrape())
 
         assert Counter(b.status for b in queue) == {201: stock, 409: buyers - stock}
         assert {b.code for b in queue if b.status == 409} == {"out_of_stock"}
@@ -117,6 +134,11 @@ async def test_a_queued_flash_sale_lets_buyers_in_by_ticket_and_sells_exactly_th
         ]
         assert [p.status.value for p in paid] == ["captured"] * stock
         assert await count_rows(shop.db, "payments_payments") == stock
+        # Operators see it: every ticket given, every holder let in with how long it waited,
+        # and nobody left waiting.
+        moved = {name: after[name] - before.get(name, 0.0) for name in after}
+        assert moved["ticketed"] == moved["admitted"] == moved["waits"] == len(waited)
+        assert after["waiting"] == 0
 
 
 async def test_a_forged_or_replayed_ticket_is_refused(database_url: str) -> None:

@@ -91,6 +91,23 @@ HOLD_RETRIES = Counter(
     " rows, so the batch was held again, locking first.",
 )
 
+CHECKOUT_QUEUE_WAITING = Gauge(
+    "colonnade_checkout_queue_waiting",
+    "Buyers holding a waiting room's ticket whose number is not called yet.",
+    multiprocess_mode="livesum",
+)
+CHECKOUT_QUEUE = Counter(
+    "colonnade_checkout_queue_total",
+    "The waiting room's answers: ticketed (a buyer queued with a new ticket), admitted (a"
+    " ticket holder let in) and refused (a forged, expired or used ticket).",
+    ["outcome"],
+)
+CHECKOUT_QUEUE_WAIT = Histogram(
+    "colonnade_checkout_queue_wait_seconds",
+    "How long a ticket holder waited, from the ticket to being let in.",
+    buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900),
+)
+
 # --- events ------------------------------------------------------------------------------
 
 OUTBOX_BACKLOG = Gauge(

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import jwt
 
 from colonnade.kernel.errors import ColonnadeError, Conflict, InvalidInput
+from colonnade.kernel.metrics import CHECKOUT_QUEUE, CHECKOUT_QUEUE_WAIT, CHECKOUT_QUEUE_WAITING
 
 _AUDIENCE = "colonnade-waiting-room"
 
@@ -84,6 +85,7 @@ class Ticket:
     id: str
     # The room (process) that gave it.
     room: str
+    issued_at: float
 
 
 class Admission:
@@ -148,7 +150,11 @@ class WaitingRoom:
                 return self._admit()
             ticket = self._issue(cart_id, now)
             raise self._queued(ticket, now, ahead=ticket.number - self._called - 1)
-        ticket = self._read(presented, cart_id, now)
+        try:
+            ticket = self._read(presented, cart_id, now)
+        except ColonnadeError:
+            CHECKOUT_QUEUE.labels("refused").inc()
+            raise
         if ticket.room != self._room:
             if self._free() > 0:
                 return self._admit_holder(ticket)
@@ -168,6 +174,7 @@ class WaitingRoom:
         while self._called < self._issued and self._free() > 0:
             self._called += 1
             self._keeping[self._called] = now + self._call_seconds
+        CHECKOUT_QUEUE_WAITING.set(self.waiting)
 
     def _lapse(self, now: float) -> None:
         for number, until in list(self._keeping.items()):
@@ -183,6 +190,8 @@ class WaitingRoom:
 
     def _admit_holder(self, ticket: Ticket) -> Admission:
         self._used[ticket.id] = ticket.expires_at
+        CHECKOUT_QUEUE.labels("admitted").inc()
+        CHECKOUT_QUEUE_WAIT.observe(max(self._clock() - ticket.issued_at, 0.0))
         return self._admit()
 
     def _leave(self) -> None:
@@ -210,8 +219,10 @@ class WaitingRoom:
 
     def _issue(self, cart_id: str, now: float) -> Ticket:
         self._issued += 1
+        CHECKOUT_QUEUE.labels("ticketed").inc()
+        CHECKOUT_QUEUE_WAITING.set(self.waiting)
         return Ticket(
-            self._issued, cart_id, now + self._ticket_seconds, uuid.uuid4().hex, self._room
+            self._issued, cart_id, now + self._ticket_seconds, uuid.uuid4().hex, self._room, now
         )
 
     def _sign(self, ticket: Ticket) -> str:
@@ -221,6 +232,7 @@ class WaitingRoom:
             "exp": ticket.expires_at,
             "jti": ticket.id,
             "room": ticket.room,
+            "iat": ticket.issued_at,
             "aud": _AUDIENCE,
         }
         return jwt.encode(claims, self._key, algorithm="HS256")
@@ -233,7 +245,11 @@ class WaitingRoom:
                 algorithms=["HS256"],
                 audience=_AUDIENCE,
                 # Its end is judged by this room's clock, the one that gave it.
-                options={"require": ["n", "cart", "exp", "jti", "room"], "verify_exp": False},
+                options={
+                    "require": ["n", "cart", "exp", "jti", "room", "iat"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
             )
         except jwt.PyJWTError:
             raise QueueTicketInvalid() from None
@@ -244,5 +260,10 @@ class WaitingRoom:
         if claims["jti"] in self._used:
             raise QueueTicketUsed()
         return Ticket(
-            claims["n"], cart_id, float(claims["exp"]), str(claims["jti"]), str(claims["room"])
+            claims["n"],
+            cart_id,
+            float(claims["exp"]),
+            str(claims["jti"]),
+            str(claims["room"]),
+            float(claims["iat"]),
         )
