@@ -472,7 +472,7 @@ def _module_links(
 ) -> ModuleLinks:
     """This process's end of the calls: the ports it calls elsewhere and, on a NATS bus,
     the modules it serves that others may call, answering."""
-    called = remote_modules(settings)
+    called = {calls.module for calls in remote.calls}
     here: dict[str, object] = {"pricing": pricing, "catalog": catalog, "inventory": inventory}
     answering = (
         [

@@ -29,7 +29,7 @@ from colonnade.modules.checkout.domain import (
     PaymentRefused,
     TotalChanged,
 )
-from colonnade.modules.checkout.service import CheckoutRequest, CheckoutService
+from colonnade.modules.checkout.service import CheckoutRequest, CheckoutService, Outcome
 from colonnade.modules.checkout.waiting_room import (
     CheckoutQueued,
     QueueTicketExpired,
@@ -291,7 +291,7 @@ def router(checkout: CheckoutService, waiting_room: WaitingRoom | None = None) -
 
     async def _check_out(
         cart_id: str, body: CheckoutIn, idempotency_key: str, principal: Principal | None
-    ) -> Any:
+    ) -> Outcome:
         return await checkout.check_out(
             cart_id,
             idempotency_key,

@@ -17,6 +17,7 @@ edge sent elsewhere, or a room started again) is let in as soon as a place is fr
 from __future__ import annotations
 
 import hashlib
+import heapq
 import hmac
 import math
 import time
@@ -125,8 +126,10 @@ class WaitingRoom:
         self._called = 0
         # Called numbers whose holders have not come back yet, with when their place lapses.
         self._keeping: dict[int, float] = {}
-        # Tickets that let their holders in, with their ends (forgotten once they end).
-        self._used: dict[str, float] = {}
+        # Tickets that let their holders in (forgotten once they end), and their ends, soonest
+        # first: a checkout looks at the ended ones only, not at every ticket used.
+        self._used: set[str] = set()
+        self._used_until: list[tuple[float, str]] = []
         # When recent checkouts ended: how fast the queue moves.
         self._ended: deque[float] = deque(maxlen=200)
 
@@ -180,16 +183,16 @@ class WaitingRoom:
         for number, until in list(self._keeping.items()):
             if until <= now:
                 del self._keeping[number]
-        for ticket_id, ends in list(self._used.items()):
-            if ends <= now:
-                del self._used[ticket_id]
+        while self._used_until and self._used_until[0][0] <= now:
+            self._used.discard(heapq.heappop(self._used_until)[1])
 
     def _admit(self) -> Admission:
         self._in_flight += 1
         return Admission(self)
 
     def _admit_holder(self, ticket: Ticket) -> Admission:
-        self._used[ticket.id] = ticket.expires_at
+        self._used.add(ticket.id)
+        heapq.heappush(self._used_until, (ticket.expires_at, ticket.id))
         CHECKOUT_QUEUE.labels("admitted").inc()
         CHECKOUT_QUEUE_WAIT.observe(max(self._clock() - ticket.issued_at, 0.0))
         return self._admit()
