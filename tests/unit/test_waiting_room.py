@@ -141,3 +141,16 @@ def test_leaving_twice_gives_back_one_place(clock: Clock) -> None:
     admitted.leave()
     admitted.leave()
     assert shop.in_flight == 0
+
+
+def test_the_wait_it_asks_for_follows_how_fast_checkouts_end(clock: Clock) -> None:
+    """More checkouts end in 30 s than the room keeps: the wait is what those kept show."""
+    shop = room(clock, limit=1)
+    for _ in range(300):  # one every 10 ms: 100 a second
+        shop.enter("cart-1", None).leave()
+        clock.now += 0.01
+    shop.enter("cart-1", None)
+    for n in range(199):
+        queued(shop, f"cart-{n}")
+    # 199 ahead at 100 a second: 2 s (the kept 200 spread over 30 s would say the most, 30 s).
+    assert queued(shop, "cart-last").extensions["retry_after"] == 2

@@ -213,7 +213,10 @@ class WaitingRoom:
         """Whole seconds until the number is likely called: those ahead at the rate recent
         checkouts ended (at least 1 s, at most 30 s, so a holder looks again soon)."""
         recent = [t for t in self._ended if t > now - 30]
-        rate = len(recent) / 30 if recent else 0.0
+        # The ends kept cover the last 30 s, or less when more ended than are kept.
+        full = len(self._ended) == self._ended.maxlen and recent[:1] == [self._ended[0]]
+        span = max(now - recent[0], 0.001) if full else 30.0
+        rate = len(recent) / span
         if ahead == 0 or rate == 0:
             return 1
         return max(1, min(30, math.ceil(ahead / rate)))
