@@ -17,9 +17,10 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -215,23 +216,15 @@ def test_a_killed_stockroom_loses_no_unit_and_keeps_no_money(split: Split) -> No
     stock, buyers = 20, 100
     sku = split.shop_staff.new_product(price_cents=4999, on_hand=stock, stockroom=split.staff)
 
-    async def cut_off_sale() -> Tally:
-        # Their carts filled first (the stockroom prices them); then the checkouts, ten at
-        # a time, so the sale is still going when the stockroom dies.
-        carts = await _filled_carts(split.shopfront_url, sku, buyers)
-        sale = asyncio.create_task(_check_out(split.shopfront_url, carts))
-        await _selling(split, sku, sale)
+    async def kill() -> None:
         split.stockroom.kill()
         split.stockroom.wait(timeout=10)
-        return await sale
 
-    cut_off = asyncio.run(cut_off_sale())
+    cut_off = asyncio.run(_cut_off(split, sku, _checkouts(split, sku, buyers), kill))
     split.restart_stockroom()
-    # What the cut-off checkouts held comes back (recovery, cancelled orders' events).
-    between = _settled(split, sku, seconds=90)
-    # Buyers who come once it is back buy what is left, and no more.
-    later = asyncio.run(flash_sale(split.shopfront_url, sku, buyers))
-    level = _settled(split, sku, seconds=60)
+    # What the cut-off checkouts held comes back (recovery, cancelled orders' events); buyers
+    # who come once it is back buy what is left, and no more.
+    between, later, level = _recovered(split, sku, buyers)
 
     tally = Tally(cut_off.purchases + later.purchases)
     sold = sorted(p.body["id"] for p in tally.purchases if p.status == 201)
@@ -246,6 +239,31 @@ def test_a_killed_stockroom_loses_no_unit_and_keeps_no_money(split: Split) -> No
     assert (level["reserved"], level["sold"], level["available"]) == (0, stock, 0)
     assert len(sold) == stock
     assert asyncio.run(_left_midway(split.dsn)) == (0, 0)
+
+
+async def _cut_off(
+    split: Split, sku: str, sale: Coroutine[Any, Any, Tally], fault: Callable[[], Awaitable[None]]
+) -> Tally:
+    """The sale, with `fault` done once it has sold a few units and is still going."""
+    selling = asyncio.create_task(sale)
+    await _selling(split, sku, selling)
+    await fault()
+    return await selling
+
+
+async def _checkouts(split: Split, sku: str, buyers: int) -> Tally:
+    """Buyers' carts filled first (the stockroom prices them); then the checkouts, ten at a
+    time, so the sale is still going when a fault strikes."""
+    carts = await _filled_carts(split.shopfront_url, sku, buyers)
+    return await _check_out(split.shopfront_url, carts)
+
+
+def _recovered(split: Split, sku: str, buyers: int) -> tuple[dict[str, int], Tally, dict[str, int]]:
+    """The SKU's stock once what a fault left has settled; a second wave of buyers; and the
+    stock once that has settled."""
+    between = _settled(split, sku, seconds=90)
+    later = asyncio.run(flash_sale(split.shopfront_url, sku, buyers))
+    return between, later, _settled(split, sku, seconds=60)
 
 
 async def _filled_carts(base_url: str, sku: str, buyers: int) -> list[str]:
@@ -300,19 +318,15 @@ def test_a_killed_shopfront_is_recovered_and_sells_each_unit_once(split: Split) 
     stock, buyers = 20, 100
     sku = split.shop_staff.new_product(price_cents=4999, on_hand=stock, stockroom=split.staff)
 
-    async def cut_off_sale() -> Tally:
-        sale = asyncio.create_task(_buyers_cut_off(split.shopfront_url, sku, buyers))
-        await _selling(split, sku, sale)
+    async def kill() -> None:
         split.shopfront.kill()
         split.shopfront.wait(timeout=10)
-        return await sale
 
-    cut_off = asyncio.run(cut_off_sale())
+    sale = _buyers_cut_off(split.shopfront_url, sku, buyers)
+    cut_off = asyncio.run(_cut_off(split, sku, sale, kill))
     split.restart_shopfront()
     # The checkouts it left midway are finished or undone by the restarted one's recovery.
-    between = _settled(split, sku, seconds=90)
-    later = asyncio.run(flash_sale(split.shopfront_url, sku, buyers))
-    level = _settled(split, sku, seconds=60)
+    between, later, level = _recovered(split, sku, buyers)
 
     seen = {p.body["id"] for p in cut_off.purchases + later.purchases if p.status == 201}
     paid = _paid(split, sku)
@@ -334,19 +348,13 @@ def test_a_broker_restarted_mid_sale_loses_no_unit_and_keeps_no_money(split: Spl
     stock, buyers = 20, 100
     sku = split.shop_staff.new_product(price_cents=4999, on_hand=stock, stockroom=split.staff)
 
-    async def cut_off_sale() -> Tally:
-        carts = await _filled_carts(split.shopfront_url, sku, buyers)
-        sale = asyncio.create_task(_check_out(split.shopfront_url, carts))
-        await _selling(split, sku, sale)
+    async def restart() -> None:
         split.broker.stop()
         await asyncio.sleep(1)
         split.broker.start()
-        return await sale
 
-    cut_off = asyncio.run(cut_off_sale())
-    between = _settled(split, sku, seconds=90)
-    later = asyncio.run(flash_sale(split.shopfront_url, sku, buyers))
-    level = _settled(split, sku, seconds=60)
+    cut_off = asyncio.run(_cut_off(split, sku, _checkouts(split, sku, buyers), restart))
+    between, later, level = _recovered(split, sku, buyers)
 
     sold = sorted(p.body["id"] for p in cut_off.purchases + later.purchases if p.status == 201)
     assert set(cut_off.statuses) <= {201, 409, 503}, cut_off.codes
