@@ -91,7 +91,7 @@ async def _until_confirmed(database: str, deadline: float) -> None:
         await asyncio.sleep(0.1)
 
 
-async def _remove_streams(namespace: str) -> None:
+async def remove_streams(namespace: str) -> None:
     client = await nats.connect(NATS_URL)
     try:
         jetstream = client.jetstream()
@@ -108,7 +108,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _stockroom(shop: BenchShop) -> tuple[subprocess.Popen[bytes], str]:
+def start_stockroom(shop: BenchShop) -> tuple[subprocess.Popen[bytes], str]:
     """Inventory in a process of its own, on its own database and the shop's NATS, answering
     the shop's calls and relaying its own events, once it is ready; and its URL."""
     env = {**shop.env, "COLONNADE_METRICS_PORT": str(free_port())}
@@ -154,7 +154,7 @@ async def _measure_shape(
     try:
         await shop.open()
         if shape == "split":
-            stockroom, stockroom_url = await asyncio.to_thread(_stockroom, shop)
+            stockroom, stockroom_url = await asyncio.to_thread(start_stockroom, shop)
         shelves = await stock_the_shop(
             shop.base_url, PRODUCTS, ON_HAND_PER_SKU, stockroom_url=stockroom_url
         )
@@ -185,7 +185,7 @@ async def _measure_shape(
         if stock_database is not None:
             await admin_execute(f'DROP DATABASE IF EXISTS "{stock_database}" WITH (FORCE)')
         if shape != "embedded":
-            await _remove_streams(namespace)
+            await remove_streams(namespace)
 
 
 async def run(options: argparse.Namespace) -> list[Measured]:

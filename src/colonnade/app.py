@@ -48,7 +48,9 @@ from colonnade.modules.catalog.pages import StorePages
 from colonnade.modules.catalog.remote import RemoteCatalog
 from colonnade.modules.catalog.service import CatalogService
 from colonnade.modules.checkout import api as checkout_api
+from colonnade.modules.checkout.admission_limit import FixedLimit, LearnedLimit
 from colonnade.modules.checkout.service import CheckoutService
+from colonnade.modules.checkout.shared_waiting_room import SharedQueue
 from colonnade.modules.checkout.waiting_room import WaitingRoom
 from colonnade.modules.compliance import api as compliance_api
 from colonnade.modules.compliance.events import CustomerDataErased
@@ -84,6 +86,7 @@ from colonnade.ops.checks import check_stock_ledger, count_dead_letters
 from colonnade.ops.maintenance import Job, Maintenance
 from colonnade.ops.minutes import MinuteSampler
 from colonnade.ops.sampler import Sampler
+from colonnade.ops.slo import CHECKOUT_ROUTE, OBJECTIVES, AnsweredWithin
 from colonnade.web import hardening, links, problems, text
 from colonnade.web.caching import PrivateUnlessPublic
 from colonnade.web.limits import Limiter, RateLimiter
@@ -365,14 +368,36 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         links=links,
         sku_exists=(remote.catalog or catalog).sku_exists,
         set_on_hand=(remote.inventory or inventory).set_on_hand,
-        waiting_room=(
+        waiting_room=waiting_room(settings, secret, redis),
+    )
+
+
+def waiting_room(settings: Settings, secret: str, redis: Redis | None) -> WaitingRoom | None:
+    """Checkout's waiting room, when the shop has one; shared through Redis when there is."""
+    if settings.checkout_concurrency is None:
+        return None
+    limit: FixedLimit | LearnedLimit
+    if settings.checkout_concurrency == "auto":
+        (bound,) = (
+            objective.indicator.seconds
+            for objective in OBJECTIVES
+            if isinstance(objective.indicator, AnsweredWithin)
+            and objective.indicator.route == CHECKOUT_ROUTE
+        )
+        # Aim under the objective's bound, so the tail that the provider owns fits in it.
+        limit = LearnedLimit(target_seconds=0.8 * bound)
+    else:
+        limit = FixedLimit(settings.checkout_concurrency)
+    call_seconds = 10.0
+    return WaitingRoom(
+        limit,
+        secret,
+        ticket_seconds=settings.queue_ticket_seconds,
+        call_seconds=call_seconds,
+        shared=(
             None
-            if settings.checkout_concurrency is None
-            else WaitingRoom(
-                settings.checkout_concurrency,
-                secret,
-                ticket_seconds=settings.queue_ticket_seconds,
-            )
+            if redis is None
+            else SharedQueue(redis, prefix=settings.redis_key_prefix, call_seconds=call_seconds)
         ),
     )
 

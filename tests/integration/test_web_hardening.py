@@ -303,6 +303,51 @@ async def test_checkouts_are_limited_per_cart_and_nothing_is_bought_when_limited
         await nothing_sold(app, sku)
 
 
+async def test_a_queue_tickets_returns_spend_the_address_allowance_not_the_carts(
+    settings: Settings,
+) -> None:
+    """The cart's allowance is two a minute; a holder coming back with a ticket (here a
+    forged one, refused before anything runs) spends only the address's four."""
+    with_room = settings.model_copy(update={"checkout_concurrency": 5})
+    async with started(with_room, us_tax=Decimal("0")) as app:
+        sku = await product(app)
+        async with client(app, "198.51.100.9") as http:
+            cart_id = await cart_with(http, sku)
+            for _ in range(3):
+                returned = await http.post(
+                    f"/store/carts/{cart_id}/checkout",
+                    json=checkout_body(),
+                    headers=key() | {"Queue-Ticket": "not-a-ticket"},
+                )
+                assert returned.json()["code"] == "queue_ticket_invalid", returned.text
+            bought = await http.post(
+                f"/store/carts/{cart_id}/checkout", json=checkout_body(), headers=key()
+            )
+            assert bought.status_code == 201, bought.text
+            limited = await http.post(
+                f"/store/carts/{cart_id}/checkout",
+                json=checkout_body(),
+                headers=key() | {"Queue-Ticket": "not-a-ticket"},
+            )
+            assert (limited.status_code, limited.json()["code"]) == (429, "rate_limited")
+
+
+async def test_without_a_waiting_room_a_queue_ticket_excuses_nothing(app: FastAPI) -> None:
+    sku = await product(app)
+    async with client(app, "198.51.100.10") as http:
+        cart_id = await cart_with(http, sku)
+        answers = [
+            await http.post(
+                f"/store/carts/{cart_id}/checkout",
+                json=checkout_body(),
+                headers={"Idempotency-Key": "short", "Queue-Ticket": "not-a-ticket"},
+            )
+            for _ in range(3)
+        ]
+        assert [a.status_code for a in answers] == [422, 422, 429]
+        await nothing_sold(app, sku)
+
+
 async def test_checkouts_are_limited_per_address(app: FastAPI) -> None:
     sku = await product(app)
     async with client(app, "198.51.100.5") as http:
@@ -481,3 +526,16 @@ async def test_cors_opens_for_configured_origins_only(tmp_path: Path) -> None:
         assert "access-control-allow-origin" not in other.headers
         simple_other = await http.get("/health/live", headers={"Origin": "http://evil.example"})
         assert "access-control-allow-origin" not in simple_other.headers
+
+
+async def test_a_storefront_elsewhere_may_send_the_checkout_headers(tmp_path: Path) -> None:
+    app = offline_app(tmp_path, cors_origins=["https://shop.example"])
+    async with client(app, "203.0.113.7") as http:
+        asked = await http.options(
+            "/store/carts/c-1/checkout",
+            headers=preflight("https://shop.example")
+            | {"Access-Control-Request-Headers": "content-type,idempotency-key,queue-ticket"},
+        )
+        assert asked.status_code == 200, asked.text
+        allowed = asked.headers["access-control-allow-headers"].lower()
+        assert {"idempotency-key", "queue-ticket"} <= {h.strip() for h in allowed.split(",")}

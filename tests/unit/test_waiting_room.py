@@ -6,6 +6,7 @@ from __future__ import annotations
 import jwt
 import pytest
 
+from colonnade.modules.checkout.admission_limit import FixedLimit
 from colonnade.modules.checkout.waiting_room import (
     Admission,
     CheckoutQueued,
@@ -32,20 +33,22 @@ def clock() -> Clock:
 
 
 def room(clock: Clock, limit: int = 2) -> WaitingRoom:
-    return WaitingRoom(limit, SECRET, ticket_seconds=600, call_seconds=10, clock=clock)
+    return WaitingRoom(
+        FixedLimit(limit), SECRET, ticket_seconds=600, call_seconds=10, clock=clock, timer=clock
+    )
 
 
-def queued(waiting_room: WaitingRoom, cart: str, ticket: str | None = None) -> CheckoutQueued:
+async def queued(waiting_room: WaitingRoom, cart: str, ticket: str | None = None) -> CheckoutQueued:
     with pytest.raises(CheckoutQueued) as raised:
-        waiting_room.enter(cart, ticket)
+        await waiting_room.enter(cart, ticket)
     return raised.value
 
 
-def test_checkouts_beyond_the_limit_wait_with_numbered_tickets(clock: Clock) -> None:
+async def test_checkouts_beyond_the_limit_wait_with_numbered_tickets(clock: Clock) -> None:
     shop = room(clock)
-    first, second = shop.enter("cart-1", None), shop.enter("cart-2", None)
-    third = queued(shop, "cart-3")
-    fourth = queued(shop, "cart-4")
+    first, second = await shop.enter("cart-1", None), await shop.enter("cart-2", None)
+    third = await queued(shop, "cart-3")
+    fourth = await queued(shop, "cart-4")
 
     assert isinstance(first, Admission)
     assert isinstance(second, Admission)
@@ -56,50 +59,66 @@ def test_checkouts_beyond_the_limit_wait_with_numbered_tickets(clock: Clock) -> 
     assert third.extensions["ticket"] != fourth.extensions["ticket"]
 
 
-def test_numbers_are_called_in_order_and_no_newcomer_skips_the_queue(clock: Clock) -> None:
-    shop = room(clock)
-    running = [shop.enter("cart-1", None), shop.enter("cart-2", None)]
-    third = queued(shop, "cart-3").extensions["ticket"]
-    fourth = queued(shop, "cart-4").extensions["ticket"]
+def position(refusal: CheckoutQueued) -> int:
+    at: int = refusal.extensions["position"]
+    return at
 
-    running.pop().leave()
-    # One place free, kept for number 1: number 2 waits, and so does a newcomer.
-    assert queued(shop, "cart-4", fourth).extensions["position"] == 1
-    assert queued(shop, "cart-5").extensions["position"] == 2
-    running.append(shop.enter("cart-3", third))
-    running.pop().leave()
-    running.append(shop.enter("cart-4", fourth))
+
+async def test_numbers_are_called_in_order_and_no_newcomer_skips_the_queue(clock: Clock) -> None:
+    shop = room(clock)
+    running = [await shop.enter("cart-1", None), await shop.enter("cart-2", None)]
+    first = (await queued(shop, "cart-3")).extensions["ticket"]
+    second = (await queued(shop, "cart-4")).extensions["ticket"]
+    # Numbers 1 and 2 are called (as many as there are places); 3 has both before it.
+    third = await queued(shop, "cart-5")
+    assert position(third) == 3
+    # Every place is taken: a called holder waits for one.
+    assert position(await queued(shop, "cart-3", first)) == 1
+
+    await running.pop().leave()
+    # A place is free: a newcomer does not get it while called holders are awaited...
+    assert position(await queued(shop, "cart-6")) == 4
+    # ...a called holder does, whichever of them comes first.
+    running.append(await shop.enter("cart-4", second))
+    # Number 3 is called now, and waits for a place like number 1.
+    assert position(await queued(shop, "cart-5", third.extensions["ticket"])) == 1
+    assert position(await queued(shop, "cart-3", first)) == 1
+    assert shop.in_flight == 2
+    await running.pop().leave()
+    running.append(await shop.enter("cart-3", first))
     assert shop.in_flight == 2
 
 
-def test_a_called_number_whose_holder_is_gone_does_not_stall_the_queue(clock: Clock) -> None:
+async def test_a_called_number_whose_holder_is_gone_does_not_stall_the_queue(clock: Clock) -> None:
     shop = room(clock, limit=1)
-    running = shop.enter("cart-1", None)
-    queued(shop, "cart-2")  # its holder never comes back
-    third = queued(shop, "cart-3").extensions["ticket"]
+    running = await shop.enter("cart-1", None)
+    await queued(shop, "cart-2")  # its holder never comes back
+    second = (await queued(shop, "cart-3")).extensions["ticket"]
 
-    running.leave()
-    assert queued(shop, "cart-3", third).extensions["position"] == 1
-    clock.now += 11  # number 1's place lapses; number 2 is called
-    assert isinstance(shop.enter("cart-3", third), Admission)
+    clock.now += 6  # a slow checkout: one holder called at a time
+    await running.leave()
+    # Number 1 is awaited; number 2 waits behind it.
+    assert position(await queued(shop, "cart-3", second)) == 2
+    clock.now += 11  # number 1 is no longer awaited; number 2 is called
+    assert isinstance(await shop.enter("cart-3", second), Admission)
 
 
-def test_a_ticket_lets_its_holder_in_once_for_its_cart_until_it_ends(clock: Clock) -> None:
+async def test_a_ticket_lets_its_holder_in_once_for_its_cart_until_it_ends(clock: Clock) -> None:
     shop = room(clock, limit=1)
-    running = shop.enter("cart-1", None)
-    ticket = queued(shop, "cart-2").extensions["ticket"]
-    expiring = queued(shop, "cart-3").extensions["ticket"]
-    running.leave()
+    running = await shop.enter("cart-1", None)
+    ticket = (await queued(shop, "cart-2")).extensions["ticket"]
+    expiring = (await queued(shop, "cart-3")).extensions["ticket"]
+    await running.leave()
 
     with pytest.raises(QueueTicketInvalid):
-        shop.enter("cart-9", ticket)
-    admitted = shop.enter("cart-2", ticket)
-    admitted.leave()
+        await shop.enter("cart-9", ticket)
+    admitted = await shop.enter("cart-2", ticket)
+    await admitted.leave()
     with pytest.raises(QueueTicketUsed):
-        shop.enter("cart-2", ticket)
+        await shop.enter("cart-2", ticket)
     clock.now += 601
     with pytest.raises(QueueTicketExpired):
-        shop.enter("cart-3", expiring)
+        await shop.enter("cart-3", expiring)
 
 
 @pytest.mark.parametrize(
@@ -113,44 +132,87 @@ def test_a_ticket_lets_its_holder_in_once_for_its_cart_until_it_ends(clock: Cloc
         ),
     ],
 )
-def test_a_forged_ticket_is_refused(clock: Clock, forged: str) -> None:
+async def test_a_forged_ticket_is_refused(clock: Clock, forged: str) -> None:
     shop = room(clock, limit=1)
-    shop.enter("cart-1", None)
+    await shop.enter("cart-1", None)
 
     with pytest.raises(QueueTicketInvalid) as refused:
-        shop.enter("cart-2", forged)
+        await shop.enter("cart-2", forged)
     assert (refused.value.status, refused.value.code) == (422, "queue_ticket_invalid")
 
 
-def test_a_ticket_of_another_process_waits_only_for_a_free_place(clock: Clock) -> None:
+async def test_a_ticket_of_another_process_waits_only_for_a_free_place(clock: Clock) -> None:
     elsewhere, here = room(clock, limit=1), room(clock, limit=1)
-    elsewhere.enter("cart-1", None)
-    ticket = queued(elsewhere, "cart-2").extensions["ticket"]
+    await elsewhere.enter("cart-1", None)
+    ticket = (await queued(elsewhere, "cart-2")).extensions["ticket"]
 
-    running = here.enter("cart-3", None)
-    assert queued(here, "cart-2", ticket).extensions["position"] == 1
-    running.leave()
-    assert isinstance(here.enter("cart-2", ticket), Admission)
+    running = await here.enter("cart-3", None)
+    assert (await queued(here, "cart-2", ticket)).extensions["position"] == 1
+    await running.leave()
+    assert isinstance(await here.enter("cart-2", ticket), Admission)
     with pytest.raises(QueueTicketUsed):
-        here.enter("cart-2", ticket)
+        await here.enter("cart-2", ticket)
 
 
-def test_leaving_twice_gives_back_one_place(clock: Clock) -> None:
+async def test_leaving_twice_gives_back_one_place(clock: Clock) -> None:
     shop = room(clock, limit=1)
-    admitted = shop.enter("cart-1", None)
-    admitted.leave()
-    admitted.leave()
+    admitted = await shop.enter("cart-1", None)
+    await admitted.leave()
+    await admitted.leave()
     assert shop.in_flight == 0
 
 
-def test_the_wait_it_asks_for_follows_how_fast_checkouts_end(clock: Clock) -> None:
+async def _ended(shop: WaitingRoom, clock: Clock, count: int, every: float) -> None:
+    """`count` checkouts one after another, each taking `every` seconds."""
+    for _ in range(count):
+        admitted = await shop.enter("cart-1", None)
+        clock.now += every
+        await admitted.leave()
+
+
+async def _last_in_line(shop: WaitingRoom, ahead: int) -> int:
+    """The wait asked of a buyer with `ahead` numbers before its own."""
+    await shop.enter("cart-1", None)
+    for n in range(ahead):
+        await queued(shop, f"cart-{n}")
+    retry_after: int = (await queued(shop, "cart-last")).extensions["retry_after"]
+    return retry_after
+
+
+async def test_the_wait_it_asks_for_follows_how_fast_checkouts_end(clock: Clock) -> None:
     """More checkouts end in 30 s than the room keeps: the wait is what those kept show."""
     shop = room(clock, limit=1)
-    for _ in range(300):  # one every 10 ms: 100 a second
-        shop.enter("cart-1", None).leave()
-        clock.now += 0.01
-    shop.enter("cart-1", None)
-    for n in range(199):
-        queued(shop, f"cart-{n}")
-    # 199 ahead at 100 a second: 2 s (the kept 200 spread over 30 s would say the most, 30 s).
-    assert queued(shop, "cart-last").extensions["retry_after"] == 2
+    await _ended(shop, clock, 300, every=0.01)  # 100 a second
+    # 349 ahead at 100 a second: 3.49 s, asked as 3 (a holder a little early only waits).
+    assert await _last_in_line(shop, 349) == 3
+
+
+async def test_a_room_that_just_opened_reads_its_pace_from_its_first_checkouts(
+    clock: Clock,
+) -> None:
+    shop = room(clock, limit=1)
+    await _ended(shop, clock, 20, every=0.05)  # 20 a second, for one second so far
+    assert await _last_in_line(shop, 60) == 3
+
+
+async def test_a_holder_far_back_looks_again_within_half_a_minute(clock: Clock) -> None:
+    shop = room(clock, limit=1)
+    await _ended(shop, clock, 10, every=1.0)  # one a second
+    # 100 s away: asked back in 30 s, in case the queue moves faster by then.
+    assert await _last_in_line(shop, 100) == 30
+
+
+async def test_holders_are_called_two_seconds_of_checkouts_ahead(clock: Clock) -> None:
+    """Two places, a tenth of a second a checkout: twenty checkouts a second, so forty
+    holders are called at once, and whichever of them is back first takes a free place."""
+    shop = room(clock, limit=2)
+    await _ended(shop, clock, 5, every=0.1)
+    running = [await shop.enter("cart-1", None), await shop.enter("cart-2", None)]
+    tickets = [(await queued(shop, f"cart-{n}")).extensions["ticket"] for n in range(150)]
+    await running.pop().leave()
+
+    assert isinstance(await shop.enter("cart-39", tickets[39]), Admission)
+    # Number 61 is not called yet (41 are: the first forty, and one for the place taken).
+    assert position(await queued(shop, "cart-60", tickets[60])) > 1
+    # A newcomer waits behind everyone.
+    assert position(await queued(shop, "cart-new")) == 150

@@ -93,13 +93,26 @@ HOLD_RETRIES = Counter(
 
 CHECKOUT_QUEUE_WAITING = Gauge(
     "colonnade_checkout_queue_waiting",
-    "Buyers holding a waiting room's ticket whose number is not called yet.",
+    "Buyers holding a waiting room's ticket whose number is not called yet: the shop's queue"
+    " when it is shared through Redis, else the longest of the processes' own queues.",
+    # Each process of a shared queue sees all of it: a sum would count it once per process.
+    multiprocess_mode="livemax",
+)
+CHECKOUT_QUEUE_LIMIT = Gauge(
+    "colonnade_checkout_queue_limit",
+    "How many checkouts the waiting room lets run at once (set, or learned from latency).",
+    multiprocess_mode="livesum",
+)
+CHECKOUT_QUEUE_IN_FLIGHT = Gauge(
+    "colonnade_checkout_queue_in_flight",
+    "Checkouts the waiting room has let in that have not ended yet.",
     multiprocess_mode="livesum",
 )
 CHECKOUT_QUEUE = Counter(
     "colonnade_checkout_queue_total",
-    "The waiting room's answers: ticketed (a buyer queued with a new ticket), admitted (a"
-    " ticket holder let in) and refused (a forged, expired or used ticket).",
+    "The waiting room's answers: ticketed (a buyer queued with a new ticket), held (a ticket"
+    " holder told to wait again), admitted (a ticket holder let in) and refused (a forged,"
+    " expired or used ticket). Ticketed and held are its 503 answers.",
     ["outcome"],
 )
 CHECKOUT_QUEUE_WAIT = Histogram(

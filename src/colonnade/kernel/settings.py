@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -82,10 +82,11 @@ class Settings(BaseSettings):
     cart_idle_seconds: int = Field(default=86_400, ge=60)
     # A checkout untouched this long is taken to be orphaned by a dead process and recovered.
     checkout_recovery_seconds: int = Field(default=60, ge=1)
-    # The waiting room: at most this many checkouts at once per process; the next buyers get
-    # numbered queue tickets (503 checkout_queued) and are let in in their order. Unset, every
-    # checkout starts at once.
-    checkout_concurrency: int | None = Field(default=None, ge=1)
+    # The waiting room: at most this many checkouts at once per process ("auto": as many as
+    # keep the checkout latency objective, learned from checkout times); the next buyers get
+    # numbered queue tickets (503 checkout_queued) and are let in in their order, across
+    # processes when Redis is set. Unset, every checkout starts at once.
+    checkout_concurrency: Annotated[int, Field(ge=1)] | Literal["auto"] | None = None
     # How long a queue ticket is good for.
     queue_ticket_seconds: int = Field(default=900, ge=60)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)

@@ -14,6 +14,7 @@ from colonnade.ops.slo import (
     BURN_RULES,
     CONDITIONS,
     OBJECTIVES,
+    QUEUED_OUTCOMES,
     AnsweredWithin,
     AnsweredWithoutServerError,
     BurnRule,
@@ -23,6 +24,7 @@ from colonnade.ops.slo import (
 
 _REQUESTS = "colonnade_http_requests_total"
 _DURATION = "colonnade_http_request_duration_seconds"
+_QUEUE = "colonnade_checkout_queue_total"
 
 
 def duration(seconds: float) -> str:
@@ -46,7 +48,13 @@ def error_ratio(objective: Objective, window: float) -> str:
     span = duration(window)
     indicator = objective.indicator
     if isinstance(indicator, AnsweredWithoutServerError):
-        return f'sum(rate({_REQUESTS}{{status=~"5.."}}[{span}])) / sum(rate({_REQUESTS}[{span}]))'
+        queued = f'{_QUEUE}{{outcome=~"{"|".join(QUEUED_OUTCOMES)}"}}'
+        # A shop without a waiting room has no such series: `or vector(0)` keeps the ratio.
+        return (
+            f'(sum(rate({_REQUESTS}{{status=~"5.."}}[{span}]))'
+            f" - (sum(rate({queued}[{span}])) or vector(0)))"
+            f" / sum(rate({_REQUESTS}[{span}]))"
+        )
     assert isinstance(indicator, AnsweredWithin)
     route = f'method="{indicator.method}",route="{indicator.route}"'
     # prometheus_client writes bucket bounds as floats: le="1.0".

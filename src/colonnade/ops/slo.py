@@ -24,7 +24,12 @@ CHECKOUT_ROUTE = "/store/carts/{cart_id}/checkout"
 
 @dataclass(frozen=True)
 class AnsweredWithoutServerError:
-    """Good: any answer but a 5xx. A refusal (4xx) is the shop working as it should."""
+    """Good: any answer but a 5xx. A refusal (4xx) is the shop working as it should, and so
+    is the checkout waiting room's 503 (`QUEUED_OUTCOMES`)."""
+
+
+# The outcomes of colonnade_checkout_queue_total that are answered with a 503 checkout_queued.
+QUEUED_OUTCOMES = ("ticketed", "held")
 
 
 @dataclass(frozen=True)

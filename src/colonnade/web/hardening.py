@@ -62,6 +62,11 @@ def rate_limits(settings: Settings) -> list[RateLimit]:
             per_address=settings.rate_limit_checkout_per_address,
             per_account=settings.rate_limit_checkout_per_cart,
             account=path_parameter("cart_id"),
+            # A queue ticket's holder comes back as often as Retry-After says (up to once a
+            # second), and a ticket lets it in once: its returns do not spend the cart's
+            # allowance, which is there against many checkouts of one cart. Without a waiting
+            # room the header means nothing, and excuses nothing.
+            unless_header=None if settings.checkout_concurrency is None else "Queue-Ticket",
         ),
     ]
 
@@ -78,7 +83,7 @@ def install(app: FastAPI, settings: Settings, *, limiter: Limiter | None = None)
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Queue-Ticket"],
             expose_headers=["Retry-After"],
             # Bearer tokens travel in a header, never in cookies.
             allow_credentials=False,

@@ -138,6 +138,8 @@ class RateLimit:
     per_account: int | None = None
     account: AccountOf | None = None
     window_seconds: float = 60.0
+    # A request carrying this header spends only the address's allowance, not the account's.
+    unless_header: str | None = None
 
     def matches(self, scope: Scope) -> dict[str, str] | None:
         if scope["method"] != self.method:
@@ -213,7 +215,10 @@ class RateLimits:
         client = scope.get("client")
         address = client[0] if client else "unknown"
         wants = [(f"{limit.name}:address:{address}", limit.per_address, limit.window_seconds)]
-        if limit.account is not None and limit.per_account is not None:
+        excused = limit.unless_header is not None and any(
+            name == limit.unless_header.lower().encode() for name, _ in scope["headers"]
+        )
+        if limit.account is not None and limit.per_account is not None and not excused:
             body = b""
             if scope["method"] in ("POST", "PUT", "PATCH"):
                 body, receive = await buffered_body(scope, receive)

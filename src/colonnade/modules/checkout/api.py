@@ -277,12 +277,12 @@ def router(checkout: CheckoutService, waiting_room: WaitingRoom | None = None) -
         """Buy the cart. Retrying with the same Idempotency-Key returns the first answer.
         When checkout is at capacity the answer is 503 `checkout_queued` with a ticket and
         Retry-After: repeat the same request with the header Queue-Ticket until let in."""
-        admitted = None if waiting_room is None else waiting_room.enter(cart_id, queue_ticket)
+        admitted = None if waiting_room is None else await waiting_room.enter(cart_id, queue_ticket)
         try:
             outcome = await _check_out(cart_id, body, idempotency_key, principal)
         finally:
             if admitted is not None:
-                admitted.leave()
+                await admitted.leave()
         if outcome.status >= 400:
             return problem_response(outcome.body)
         return Response(

@@ -1,17 +1,32 @@
-"""The waiting room: at most `limit` checkouts run at once in this process; a buyer who comes
-when they all run, or while others wait, gets a numbered ticket and comes back with it, and
-tickets are called in their numbers' order. Nothing is held for a waiting buyer: the checkout
-starts, stock and all, only once the buyer is let in.
+"""The waiting room: at most `limit` checkouts run at once; a buyer who comes when they all
+run, or while others wait, gets a numbered ticket and comes back with it, and tickets are
+called in their numbers' order. Nothing is held for a waiting buyer: the checkout starts,
+stock and all, only once the buyer is let in.
 
 A ticket is a signed token (HS256, under a key of its own derived from the shop's secret)
-naming its number, its cart and its end. It cannot be forged, is good for its cart only,
-ends after `ticket_seconds`, and lets its holder in once. A number is called when a place is
-free; a called number whose holder does not come back within `call_seconds` keeps its right
-to enter but no longer keeps a place free, so an abandoned ticket never stalls the queue.
+naming its number, its cart, its queue and its end. It cannot be forged, is good for its cart
+only, ends after `ticket_seconds`, and lets its holder in once.
 
-Admission is per process (each worker, each replica its own room and limit): the order is
-first come, first served within a process. A ticket another process gave (a retry that the
-edge sent elsewhere, or a room started again) is let in as soon as a place is free here.
+Numbers are called ahead of the places: while fewer than `calls` called holders are awaited
+(as many as the limit lets in over two seconds, by how long checkouts take, and never fewer
+than the limit), the next number is called, and a called holder is let in whenever fewer
+than `limit` checkouts run. Holders poll, and come back when they think their turn is near;
+calling only as many as there are places would leave places idle until those few came back,
+so the queue would move at the pace of their polling. No more than `limit` checkouts ever
+run. Numbers are called strictly in order; among the called, the first back when a place is
+free goes in, so a holder may be passed by one called after it, by about two seconds of
+checkouts at most (bench.waiting_room measures how far). A called holder who does not come
+back within `call_seconds` is no longer awaited (the next number is called) but keeps its
+right to enter, so an abandoned ticket never stalls the queue. A newcomer comes straight in
+only when nobody is queued or awaited.
+
+The limit is the shop's (`FixedLimit`) or learned from checkout times (`LearnedLimit`). The
+queue is this process's own (`OwnQueue`), or, with Redis, one queue for every worker and
+replica of the shop (`SharedQueue`, in shared_waiting_room): the places are then the sum of
+the processes' limits, and numbers are called in order whichever process a holder comes back
+to. While Redis is down each process queues on its own, and a ticket of another queue (of
+Redis before its outage, of another process, of a Redis that lost its keys) is let in as soon
+as a place is free.
 """
 
 from __future__ import annotations
@@ -23,13 +38,22 @@ import math
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import jwt
 
 from colonnade.kernel.errors import ColonnadeError, Conflict, InvalidInput
-from colonnade.kernel.metrics import CHECKOUT_QUEUE, CHECKOUT_QUEUE_WAIT, CHECKOUT_QUEUE_WAITING
+from colonnade.kernel.metrics import (
+    CHECKOUT_QUEUE,
+    CHECKOUT_QUEUE_IN_FLIGHT,
+    CHECKOUT_QUEUE_LIMIT,
+    CHECKOUT_QUEUE_WAIT,
+    CHECKOUT_QUEUE_WAITING,
+)
+from colonnade.kernel.shared_state import UNREACHABLE, Outage
+from colonnade.modules.checkout.admission_limit import FixedLimit, LearnedLimit
 
 _AUDIENCE = "colonnade-waiting-room"
 
@@ -84,152 +108,285 @@ class Ticket:
     cart_id: str
     expires_at: float
     id: str
-    # The room (process) that gave it.
+    # The queue that gave it: a process's own, or the shared one.
     room: str
     issued_at: float
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A place taken in a queue; `key` names it there."""
+
+    key: str
+    waiting: int
+
+
+@dataclass(frozen=True)
+class Waits:
+    """Not let in yet: the holder's number (a new one for a buyer who came without a
+    ticket), how many numbers are called before it, and how fast the queue moves."""
+
+    number: int
+    ahead: int
+    # Checkouts ended per second lately.
+    pace: float
+    waiting: int
+    room: str
+
+
+@dataclass(frozen=True)
+class Places:
+    """A process's share of the queue: its limit (checkouts at once), and how many called
+    holders it lets the queue await (`calls`, at least the limit)."""
+
+    limit: int
+    calls: int
+
+
+class Queue(Protocol):
+    async def arrive(self, places: Places, now: float) -> Admitted | Waits:
+        """A buyer without a ticket."""
+        ...
+
+    async def come_back(self, ticket: Ticket, places: Places, now: float) -> Admitted | Waits:
+        """A ticket holder (raises QueueTicketUsed for a ticket that let its holder in)."""
+        ...
+
+    async def leave(self, place: Admitted, places: Places, now: float) -> None: ...
+
+
+def pace_of(ends: Iterable[float], now: float) -> float:
+    """Checkouts ended per second lately: those of the last 30 s among `ends`, over the time
+    they cover (at least 1 s). Over a fixed 30 s, a room that opened a moment ago, or one
+    whose kept ends cover less than 30 s, would look slower than it is."""
+    recent = [moment for moment in ends if moment > now - 30]
+    if not recent:
+        return 0.0
+    return len(recent) / max(now - min(recent), 1.0)
+
+
+class OwnQueue:
+    """This process's queue: its numbers, and the places of its limit."""
+
+    ENDS_KEPT = 200
+
+    def __init__(self, *, call_seconds: float) -> None:
+        self.room = uuid.uuid4().hex
+        self._call_seconds = call_seconds
+        self._in_flight = 0
+        # The last number given, and the last called.
+        self._issued = 0
+        self._called = 0
+        # Called numbers whose holders have not come back yet, with when their call lapses.
+        self._keeping: dict[int, float] = {}
+        self._ended: deque[float] = deque(maxlen=self.ENDS_KEPT)
+
+    async def arrive(self, places: Places, now: float) -> Admitted | Waits:
+        self._call(places, now)
+        if self._called == self._issued and self._in_flight + len(self._keeping) < places.limit:
+            return self._admit()
+        self._issued += 1
+        return self._waits(self._issued, now)
+
+    async def come_back(self, ticket: Ticket, places: Places, now: float) -> Admitted | Waits:
+        self._call(places, now)
+        ours = ticket.room == self.room
+        if self._in_flight < places.limit and (not ours or ticket.number <= self._called):
+            if ours:
+                self._keeping.pop(ticket.number, None)
+            return self._admit()
+        return self._waits(ticket.number, now, ours=ours)
+
+    async def leave(self, place: Admitted, places: Places, now: float) -> None:
+        self._in_flight -= 1
+        self._ended.append(now)
+        self._call(places, now)
+
+    def _call(self, places: Places, now: float) -> None:
+        """Call numbers while fewer than `places.calls` called holders are awaited."""
+        for number, until in list(self._keeping.items()):
+            if until <= now:
+                del self._keeping[number]
+        while self._called < self._issued and len(self._keeping) < places.calls:
+            self._called += 1
+            self._keeping[self._called] = now + self._call_seconds
+
+    def _admit(self) -> Admitted:
+        self._in_flight += 1
+        return Admitted("", self._issued - self._called)
+
+    def _waits(self, number: int, now: float, *, ours: bool = True) -> Waits:
+        # A number not called yet waits for those before it and the called ones awaited.
+        called = not ours or number <= self._called
+        ahead = 0 if called else number - self._called - 1 + len(self._keeping)
+        pace = pace_of(self._ended, now)
+        return Waits(number, ahead, pace, self._issued - self._called, self.room)
 
 
 class Admission:
     """A checkout let in: its place is given back when it ends, whatever the outcome."""
 
-    def __init__(self, room: WaitingRoom) -> None:
+    def __init__(
+        self, room: WaitingRoom, queue: Queue, place: Admitted, timer: Callable[[], float]
+    ) -> None:
         self._room = room
+        self._queue = queue
+        self._place = place
+        self._timer = timer
+        self._began = timer()
         self._left = False
 
-    def leave(self) -> None:
+    async def leave(self) -> None:
         if not self._left:
             self._left = True
-            self._room._leave()
+            await self._room._leave(self._queue, self._place, self._timer() - self._began)
 
 
 class WaitingRoom:
+    MOST_WAIT_SECONDS = 30
+    # Holders are called this many seconds of checkouts ahead, and each checkout's time moves
+    # the average of them by this much.
+    CALL_AHEAD_SECONDS = 2.0
+    DURATION_WEIGHT = 0.05
+
     def __init__(
         self,
-        limit: int,
+        limit: FixedLimit | LearnedLimit,
         secret: str,
         *,
         ticket_seconds: float = 900,
         call_seconds: float = 10,
+        shared: Queue | None = None,
         clock: Callable[[], float] = time.time,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
-        if limit < 1:
-            raise ValueError("a waiting room lets at least one checkout in")
         self._limit = limit
         self._key = hmac.new(secret.encode(), b"colonnade queue tickets", hashlib.sha256).digest()
         self._ticket_seconds = ticket_seconds
-        self._call_seconds = call_seconds
         self._clock = clock
-        self._room = uuid.uuid4().hex
+        self._timer = timer
+        self._own = OwnQueue(call_seconds=call_seconds)
+        self._shared = shared
+        self._outage = Outage("waiting_room")
         self._in_flight = 0
-        # The last number given, and the last called.
-        self._issued = 0
-        self._called = 0
-        # Called numbers whose holders have not come back yet, with when their place lapses.
-        self._keeping: dict[int, float] = {}
-        # Tickets that let their holders in (forgotten once they end), and their ends, soonest
-        # first: a checkout looks at the ended ones only, not at every ticket used.
+        # How long a checkout takes, on average lately (None until one ended).
+        self._duration: float | None = None
+        # Tickets that let their holders in here (forgotten once they end), and their ends,
+        # soonest first: a checkout looks at the ended ones only, not at every ticket used.
+        # The shared queue keeps its own record; this one also refuses a replay while Redis
+        # is down.
         self._used: set[str] = set()
         self._used_until: list[tuple[float, str]] = []
-        # When recent checkouts ended: how fast the queue moves.
-        self._ended: deque[float] = deque(maxlen=200)
+        CHECKOUT_QUEUE_LIMIT.set(limit.value)
 
     @property
     def in_flight(self) -> int:
         return self._in_flight
 
     @property
-    def waiting(self) -> int:
-        """Numbers given and not yet called."""
-        return self._issued - self._called
+    def limit(self) -> int:
+        return self._limit.value
 
-    def enter(self, cart_id: str, presented: str | None) -> Admission:
+    async def enter(self, cart_id: str, presented: str | None) -> Admission:
         """Let a checkout of `cart_id` in, or raise CheckoutQueued with its ticket (the one
         presented, or a new one at the end of the queue)."""
         now = self._clock()
-        self._lapse(now)
-        self._call(now)
-        if presented is None:
-            if self._called == self._issued and self._free() > 0:
-                return self._admit()
-            ticket = self._issue(cart_id, now)
-            raise self._queued(ticket, now, ahead=ticket.number - self._called - 1)
+        self._forget_used(now)
+        ticket = None
+        if presented is not None:
+            try:
+                ticket = self._read(presented, cart_id, now)
+            except ColonnadeError:
+                CHECKOUT_QUEUE.labels("refused").inc()
+                raise
+        queue, answer = await self._ask(ticket, now)
+        CHECKOUT_QUEUE_WAITING.set(answer.waiting)
+        if isinstance(answer, Waits):
+            if ticket is None:
+                ticket = Ticket(
+                    answer.number,
+                    cart_id,
+                    now + self._ticket_seconds,
+                    uuid.uuid4().hex,
+                    answer.room,
+                    now,
+                )
+                CHECKOUT_QUEUE.labels("ticketed").inc()
+            else:
+                CHECKOUT_QUEUE.labels("held").inc()
+            raise CheckoutQueued(
+                self._sign(ticket), answer.ahead + 1, self._wait(answer.ahead, answer.pace)
+            )
+        if ticket is not None:
+            self._used.add(ticket.id)
+            heapq.heappush(self._used_until, (ticket.expires_at, ticket.id))
+            CHECKOUT_QUEUE.labels("admitted").inc()
+            CHECKOUT_QUEUE_WAIT.observe(max(now - ticket.issued_at, 0.0))
+        self._in_flight += 1
+        CHECKOUT_QUEUE_IN_FLIGHT.set(self._in_flight)
+        return Admission(self, queue, answer, self._timer)
+
+    async def _ask(self, ticket: Ticket | None, now: float) -> tuple[Queue, Admitted | Waits]:
+        places = self._places()
+        if self._shared is not None and not self._outage.skipping():
+            try:
+                if ticket is None:
+                    answer = await self._shared.arrive(places, now)
+                else:
+                    answer = await self._shared.come_back(ticket, places, now)
+            except UNREACHABLE as error:
+                self._outage.failed(error)
+            except QueueTicketUsed:
+                CHECKOUT_QUEUE.labels("refused").inc()
+                raise
+            else:
+                self._outage.answered()
+                return self._shared, answer
+        if ticket is None:
+            return self._own, await self._own.arrive(places, now)
+        return self._own, await self._own.come_back(ticket, places, now)
+
+    def _places(self) -> Places:
+        """The limit, and as many calls as holders the limit lets in over CALL_AHEAD_SECONDS
+        (Little's law: the limit over how long a checkout takes)."""
+        limit = self._limit.value
+        if self._duration is None:
+            return Places(limit, limit)
+        served = limit * self.CALL_AHEAD_SECONDS / max(self._duration, 0.001)
+        return Places(limit, max(limit, math.ceil(served)))
+
+    async def _leave(self, queue: Queue, place: Admitted, seconds: float) -> None:
+        self._limit.ended(seconds, self._in_flight)
+        self._duration = (
+            seconds
+            if self._duration is None
+            else self._duration + (seconds - self._duration) * self.DURATION_WEIGHT
+        )
+        self._in_flight -= 1
+        CHECKOUT_QUEUE_IN_FLIGHT.set(self._in_flight)
+        CHECKOUT_QUEUE_LIMIT.set(self._limit.value)
         try:
-            ticket = self._read(presented, cart_id, now)
-        except ColonnadeError:
-            CHECKOUT_QUEUE.labels("refused").inc()
-            raise
-        if ticket.room != self._room:
-            if self._free() > 0:
-                return self._admit_holder(ticket)
-            raise self._queued(ticket, now, ahead=self.waiting)
-        if ticket.number <= self._called and self._in_flight < self._limit:
-            self._keeping.pop(ticket.number, None)
-            return self._admit_holder(ticket)
-        raise self._queued(ticket, now, ahead=ticket.number - self._called - 1)
+            await queue.leave(place, self._places(), self._clock())
+        except UNREACHABLE as error:
+            # The shared place's lease ends on its own.
+            self._outage.failed(error)
 
-    # --- the queue -------------------------------------------------------------------------
-
-    def _free(self) -> int:
-        """Places neither taken nor kept for a called number."""
-        return self._limit - self._in_flight - len(self._keeping)
-
-    def _call(self, now: float) -> None:
-        while self._called < self._issued and self._free() > 0:
-            self._called += 1
-            self._keeping[self._called] = now + self._call_seconds
-        CHECKOUT_QUEUE_WAITING.set(self.waiting)
-
-    def _lapse(self, now: float) -> None:
-        for number, until in list(self._keeping.items()):
-            if until <= now:
-                del self._keeping[number]
+    def _forget_used(self, now: float) -> None:
         while self._used_until and self._used_until[0][0] <= now:
             self._used.discard(heapq.heappop(self._used_until)[1])
 
-    def _admit(self) -> Admission:
-        self._in_flight += 1
-        return Admission(self)
-
-    def _admit_holder(self, ticket: Ticket) -> Admission:
-        self._used.add(ticket.id)
-        heapq.heappush(self._used_until, (ticket.expires_at, ticket.id))
-        CHECKOUT_QUEUE.labels("admitted").inc()
-        CHECKOUT_QUEUE_WAIT.observe(max(self._clock() - ticket.issued_at, 0.0))
-        return self._admit()
-
-    def _leave(self) -> None:
-        self._in_flight -= 1
-        now = self._clock()
-        self._ended.append(now)
-        self._call(now)
-
-    def _queued(self, ticket: Ticket, now: float, *, ahead: int) -> CheckoutQueued:
-        """The answer to a holder who waits; `ahead`: numbers to be called before this
-        one's turn comes (0 when it is next, or called and waiting for a place)."""
-        ahead = max(ahead, 0)
-        return CheckoutQueued(self._sign(ticket), ahead + 1, self._wait(ahead, now))
-
-    def _wait(self, ahead: int, now: float) -> int:
-        """Whole seconds until the number is likely called: those ahead at the rate recent
-        checkouts ended (at least 1 s, at most 30 s, so a holder looks again soon)."""
-        recent = [t for t in self._ended if t > now - 30]
-        # The ends kept cover the last 30 s, or less when more ended than are kept.
-        full = len(self._ended) == self._ended.maxlen and recent[:1] == [self._ended[0]]
-        span = max(now - recent[0], 0.001) if full else 30.0
-        rate = len(recent) / span
-        if ahead == 0 or rate == 0:
+    def _wait(self, ahead: int, pace: float) -> int:
+        """Whole seconds until a place is likely free for the holder: those ahead at the pace
+        the queue moves, rounded down, so a holder comes a little early rather than late. At
+        least 1 s; at most 30 s, so a holder far back looks again while the pace may change,
+        and asks no more than twice a minute: each answer costs the shop's processes the same
+        work as any request, and thousands of holders asking every few seconds would take the
+        time checkouts need."""
+        if ahead == 0 or pace == 0:
             return 1
-        return max(1, min(30, math.ceil(ahead / rate)))
+        return max(1, min(self.MOST_WAIT_SECONDS, math.floor(ahead / pace)))
 
     # --- tickets ---------------------------------------------------------------------------
-
-    def _issue(self, cart_id: str, now: float) -> Ticket:
-        self._issued += 1
-        CHECKOUT_QUEUE.labels("ticketed").inc()
-        CHECKOUT_QUEUE_WAITING.set(self.waiting)
-        return Ticket(
-            self._issued, cart_id, now + self._ticket_seconds, uuid.uuid4().hex, self._room, now
-        )
 
     def _sign(self, ticket: Ticket) -> str:
         claims = {
@@ -250,7 +407,7 @@ class WaitingRoom:
                 self._key,
                 algorithms=["HS256"],
                 audience=_AUDIENCE,
-                # Its end is judged by this room's clock, the one that gave it.
+                # Its end is judged by this process's clock (the shop's clocks agree).
                 options={
                     "require": ["n", "cart", "exp", "jti", "room", "iat"],
                     "verify_exp": False,
