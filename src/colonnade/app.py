@@ -47,6 +47,7 @@ from colonnade.modules.catalog import remote as catalog_remote
 from colonnade.modules.catalog.pages import StorePages
 from colonnade.modules.catalog.remote import RemoteCatalog
 from colonnade.modules.catalog.service import CatalogService
+from colonnade.modules.catalog.warming import SaleWarming
 from colonnade.modules.checkout import api as checkout_api
 from colonnade.modules.checkout.admission_limit import FixedLimit, LearnedLimit
 from colonnade.modules.checkout.service import CheckoutService
@@ -122,6 +123,8 @@ class Shop:
     maintenance: Maintenance
     changes: Changes
     pages: StorePages
+    # Reads ahead the store pages a scheduled sale changes, before it starts.
+    warming: SaleWarming
     limiter: Limiter
     # What processes and replicas share, when COLONNADE_REDIS_URL is set.
     redis: Redis | None
@@ -214,6 +217,13 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         clock=clock,
     )
     pages.listen(changes)
+    warming = SaleWarming(
+        pages,
+        catalog,
+        pricing,
+        lead=timedelta(minutes=settings.sale_warm_minutes),
+        clock=clock,
+    )
     payments = PaymentsService(
         db, provider=_payment_provider(settings, db, clock, redis), clock=clock
     )
@@ -359,6 +369,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         maintenance=maintenance,
         changes=changes,
         pages=pages,
+        warming=warming,
         limiter=(
             RateLimiter()
             if redis is None
@@ -639,6 +650,9 @@ def create_app(
             minutes.start()
         shop.changes.start()
         shop.pages.start()
+        if "catalog" in serving:
+            # Only a process serving the store's pages reads them ahead of a sale.
+            shop.warming.start()
         if shop.settings.settle_heap:
             heap.settle_after_start()
         listener = (
@@ -652,6 +666,7 @@ def create_app(
             if listener is not None:
                 # Off the loop: a details request in flight needs the loop to finish.
                 await asyncio.to_thread(listener.stop)
+            await shop.warming.stop()
             await shop.pages.stop()
             await shop.changes.stop()
             await sampler.stop()
@@ -691,7 +706,10 @@ def create_app(
     _health_and_metrics(app, readiness, settings)
     # Routes are matched in order: browsing first (most of the traffic), then buying.
     routers: list[tuple[str, Callable[[], APIRouter]]] = [
-        ("catalog", lambda: catalog_api.router(shop.catalog, shop.pricing, shop.pages)),
+        (
+            "catalog",
+            lambda: catalog_api.router(shop.catalog, shop.pricing, shop.pages, shop.warming),
+        ),
         ("cart", lambda: cart_api.router(shop.carts)),
         ("checkout", lambda: checkout_api.router(shop.checkout, shop.waiting_room)),
         ("identity", lambda: identity_api.router(shop.identity)),

@@ -7,7 +7,7 @@ the composition root.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -23,7 +23,8 @@ from colonnade.kernel.principal import Principal
 from colonnade.modules.catalog import api
 from colonnade.modules.catalog.pages import StorePages
 from colonnade.modules.catalog.service import CatalogService
-from colonnade.modules.pricing.service import ShelfPrice
+from colonnade.modules.catalog.warming import SaleWarming
+from colonnade.modules.pricing.service import Sale, SaleNotFound, ShelfPrice
 from colonnade.web import problems
 from tests.conftest import count_rows
 
@@ -58,9 +59,9 @@ class DictPriceBook:
         return self.markets[code]
 
     async def shelf_prices(
-        self, skus: list[str], market_code: str
+        self, skus: list[str], market_code: str, at: datetime | None = None
     ) -> tuple[dict[str, ShelfPrice], datetime | None]:
-        """Prices without sales: none runs here, and none will start."""
+        """Prices without sales: none runs here, and none will start (none is made here)."""
         currency = self.markets[market_code].currency
         found = {
             sku: ShelfPrice(price, None)
@@ -75,6 +76,12 @@ class DictPriceBook:
 
     async def prices(self, sku: str) -> list[Money]:
         return self.price_lists.get(sku, [])
+
+    async def sale(self, sale_id: str) -> Sale:
+        raise SaleNotFound(sale_id)
+
+    async def sales_starting(self, after: datetime, until: datetime) -> list[Sale]:
+        return []
 
 
 class DictStock:
@@ -126,7 +133,14 @@ def client(
     app.state.authenticate = authenticate
     pages = StorePages(catalog, pricing, stock)
     pages.listen(changes)
-    app.include_router(api.router(catalog, pricing, pages))
+    warming = SaleWarming(
+        pages,
+        catalog,
+        pricing,
+        lead=timedelta(minutes=5),
+        clock=SettableClock(datetime(2025, 11, 28, tzinfo=UTC)),
+    )
+    app.include_router(api.router(catalog, pricing, pages, warming))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shop")
 
 

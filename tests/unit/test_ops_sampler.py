@@ -145,6 +145,32 @@ def test_server_errors_fire_the_availability_alerts_and_they_recover(shop: Shop)
     assert shop.firing_value(fast) == 0
 
 
+def test_the_waiting_rooms_503s_spend_no_availability_budget(shop: Shop) -> None:
+    clock = Clock()
+    sampler = sampler_of(shop, clock, scale=1 / 360)
+    queue = Counter("colonnade_checkout_queue_total", "", ["outcome"], registry=shop.registry)
+    fast = "ColonnadeAvailabilityFastBurn"
+    sampler.sample()
+
+    for _ in range(5):
+        clock.now += 1
+        shop.answer(201, times=50)
+        # Half the answers queue buyers: new tickets and holders told to wait again.
+        shop.answer(503, times=50)
+        queue.labels("ticketed").inc(20)
+        queue.labels("held").inc(30)
+        queue.labels("admitted").inc(20)
+        sampler.sample()
+    assert not sampler.firing_alerts()[fast]
+
+    clock.now += 1
+    shop.answer(201, times=80)
+    shop.answer(503, times=20)  # of which only 5 are the queue's
+    queue.labels("held").inc(5)
+    sampler.sample()
+    assert sampler.firing_alerts()[fast], "a server error beside the queue's 503s still counts"
+
+
 def test_a_short_burst_in_a_clean_hour_does_not_page(shop: Shop) -> None:
     clock = Clock()
     sampler = sampler_of(shop, clock, scale=1 / 360)
@@ -218,3 +244,72 @@ def test_a_condition_alert_fires_while_its_gauge_is_above_its_bound_in_any_proce
     sampler.sample()
     assert not sampler.firing_alerts()["ColonnadeStockLedgerDrift"]
     assert shop.firing_value("ColonnadeStockLedgerDrift") == 0
+
+
+class WaitingRoom:
+    """The waiting room's metrics, in the shop's registry (what the room moves)."""
+
+    def __init__(self, shop: Shop) -> None:
+        self.limit = Gauge("colonnade_checkout_queue_limit", "", registry=shop.registry)
+        self.in_flight = Gauge("colonnade_checkout_queue_in_flight", "", registry=shop.registry)
+        self.waiting = Gauge("colonnade_checkout_queue_waiting", "", registry=shop.registry)
+        self.answers = Counter(
+            "colonnade_checkout_queue_total", "", ["outcome"], registry=shop.registry
+        )
+        self.waits = Histogram(
+            "colonnade_checkout_queue_wait_seconds",
+            "",
+            buckets=(1, 2, 5, 10),
+            registry=shop.registry,
+        )
+
+
+def test_a_shop_without_a_waiting_room_charts_no_queue(shop: Shop) -> None:
+    room = WaitingRoom(shop)  # registered, as every process has them, but never set
+    clock = Clock()
+    sampler = sampler_of(shop, clock)
+    for _ in range(3):
+        room.waiting.set(0)
+        sampler.sample()
+        clock.now += 1
+
+    series = sampler.series()
+    assert series.queue_waiting == [None, None]
+    assert series.queue_limit == [None, None]
+    assert series.queue_admitted_per_second == [None, None]
+    assert series.queue_wait_seconds == {"p50": [None, None], "p99": [None, None]}
+    assert sampler.latest is not None
+    assert not sampler.latest.waiting_room
+
+
+def test_the_queue_charts_its_places_admissions_per_second_and_waits(shop: Shop) -> None:
+    room = WaitingRoom(shop)
+    clock = Clock()
+    sampler = sampler_of(shop, clock)
+    room.limit.set(2)
+    sampler.sample()
+    clock.now += 2
+    room.in_flight.set(2)
+    room.waiting.set(5)
+    room.answers.labels("ticketed").inc(9)
+    room.answers.labels("admitted").inc(4)
+    for seconds in (0.5, 0.5, 1.5, 8.0):
+        room.waits.observe(seconds)
+    sampler.sample()
+
+    series = sampler.series()
+    assert sampler.latest is not None
+    assert sampler.latest.waiting_room
+    assert series.queue_limit == [2.0]
+    assert series.queue_in_flight == [2.0]
+    assert series.queue_waiting == [5.0]
+    assert series.queue_admitted_per_second == [pytest.approx(2.0)]
+    # Two of four waits in the first bucket (under 1 s): the median is its top; the 99th
+    # percentile lies in the bucket of the 8 s wait.
+    assert series.queue_wait_seconds["p50"] == [pytest.approx(1.0)]
+    assert 5.0 < (series.queue_wait_seconds["p99"][0] or 0) <= 10.0
+
+    # Admissions over the next interval only: a quiet queue admits nobody per second.
+    clock.now += 1
+    sampler.sample()
+    assert sampler.series().queue_admitted_per_second == [pytest.approx(2.0), 0.0]

@@ -204,6 +204,19 @@ def count_revenue(amount: Money) -> None:
     REVENUE.labels(currency=amount.currency).inc(float(amount.to_decimal()))
 
 
+# --- the store's pages -------------------------------------------------------------------
+
+SALES_PREWARMED = Counter(
+    "colonnade_sale_prewarmed_total",
+    "Scheduled sales whose store pages a process read ahead of their start, by trigger"
+    " (schedule: within the lead time, or again after a change dropped some; staff: asked).",
+    ["trigger"],
+)
+PAGES_PREWARMED = Counter(
+    "colonnade_sale_prewarmed_pages_total",
+    "Store pages read ahead of a sale's start, priced as from then (products and listings).",
+)
+
 # --- self-maintenance --------------------------------------------------------------------
 
 MAINTENANCE_RUNS = Counter(

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # The store's catalog pages kept per process, and how often their stock labels are checked.
     store_pages: int = Field(default=5000, ge=0)
     store_stock_seconds: float = Field(default=0.5, gt=0)
+    # This long before a scheduled sale starts, each process reads ahead the store pages it
+    # changes, priced as from its start. 0: only when staff ask (POST /admin/sales/{id}/warm).
+    sale_warm_minutes: float = Field(default=5.0, ge=0)
     # How often a process reads the changes other processes committed (prices, products).
     changes_poll_seconds: float = Field(default=0.25, gt=0)
     # Redis (redis://host:6379/0) for what processes and replicas must agree on: rate limit

@@ -138,6 +138,8 @@ def _router(sampler: Sampler, identity: IdentityService, behind_https: bool) -> 
             promotions_running="\u2014"
             if data.totals.promotions_running is None
             else f"{data.totals.promotions_running:g}",
+            queue_state="off" if data.totals.checkout_queue is None else "on",
+            queue_totals=_queue_totals(data),
         )
         return HTMLResponse(body, headers=NO_STORE)
 
@@ -173,6 +175,28 @@ def _measured(alert: AlertOut) -> str:
     if alert.value is not None or alert.long_burn_rate is None:
         return _rate(alert.value)
     return f"{_rate(alert.long_burn_rate)} / {_rate(alert.short_burn_rate)}"
+
+
+# The waiting room's figures, in the order the page shows them (ops.js keeps the same).
+QUEUE_FIGURES = (
+    ("waiting", "waiting"),
+    ("in_flight", "in flight"),
+    ("limit", "limit"),
+    ("ticketed", "tickets given"),
+    ("held", "told to wait again"),
+    ("admitted", "let in"),
+    ("refused", "tickets refused"),
+)
+
+
+def _queue_totals(data: OpsData) -> str:
+    queue = data.totals.checkout_queue
+    if queue is None:
+        return ""
+    return "\n".join(
+        f'<div data-figure="{name}"><dt>{label}</dt><dd>{getattr(queue, name):g}</dd></div>'
+        for name, label in QUEUE_FIGURES
+    )
 
 
 def _checkout_totals(data: OpsData) -> str:

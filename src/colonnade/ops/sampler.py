@@ -26,6 +26,7 @@ from colonnade.ops.slo import (
     BURN_RULES,
     CONDITIONS,
     OBJECTIVES,
+    QUEUED_OUTCOMES,
     AlertState,
     AnsweredWithin,
     AnsweredWithoutServerError,
@@ -38,6 +39,8 @@ from colonnade.ops.slo import (
 # Latency percentiles on the page are over this much recent traffic: one interval alone holds
 # too few requests in a quiet shop to say anything.
 LATENCY_WINDOW_SECONDS = 30.0
+# The quantiles the page charts, by the names it shows them under.
+P50, P95, P99 = ("p50", 0.5), ("p95", 0.95), ("p99", 0.99)
 # The long SLO windows (days) are kept at this many points at most.
 _COARSE_POINTS = 4_320
 
@@ -96,10 +99,28 @@ class Snapshot:
     # Uses of promotions' codes, by code; and how many promotions run.
     promotion_uses: Mapping[str, float] = field(default_factory=dict)
     promotions_running: float | None = None
+    # The checkout waiting room: its limit (None or 0 while there is no room), checkouts in
+    # flight, buyers waiting, its answers by outcome, and its waits' cumulative buckets.
+    queue_limit: float | None = None
+    queue_in_flight: float | None = None
+    queue_waiting: float | None = None
+    queue_answers: Mapping[str, float] = field(default_factory=dict)
+    queue_wait_buckets: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def waiting_room(self) -> bool:
+        """Whether a waiting room lets checkouts in: one always has a limit of at least 1."""
+        return bool(self.queue_limit)
 
 
 def _server_error(labels: Labels) -> bool:
     return labels.get("status", "").startswith("5")
+
+
+def _queued(labels: Labels) -> bool:
+    """The waiting room's 503 answers: the shop keeping its promise under a crowd, not a
+    server error."""
+    return labels.get("outcome") in QUEUED_OUTCOMES
 
 
 def _is_checkout(indicator: AnsweredWithin) -> Callable[[Labels], bool]:
@@ -123,19 +144,26 @@ def indicator_events(objective: Objective, reading: Reading) -> tuple[float, flo
     indicator = objective.indicator
     if isinstance(indicator, AnsweredWithoutServerError):
         total = reading.total("colonnade_http_requests_total")
-        return total - reading.total("colonnade_http_requests_total", _server_error), total
+        errors = reading.total("colonnade_http_requests_total", _server_error) - reading.total(
+            "colonnade_checkout_queue_total", _queued
+        )
+        return total - max(errors, 0.0), total
     total = reading.total("colonnade_http_request_duration_seconds_count", _is_checkout(indicator))
     good = reading.total("colonnade_http_request_duration_seconds_bucket", _within(indicator))
     return good, total
 
 
+def _cumulative(reading: Reading, name: str) -> tuple[tuple[float, float], ...]:
+    """A histogram's cumulative count per bucket bound, over all its label sets."""
+    return tuple(sorted((float(le), count) for le, count in reading.by(name, "le").items()))
+
+
 def take_snapshot(reading: Reading, at: float) -> Snapshot:
-    buckets = reading.by("colonnade_http_request_duration_seconds_bucket", "le")
     return Snapshot(
         at=at,
         requests=reading.total("colonnade_http_requests_total"),
         server_errors=reading.total("colonnade_http_requests_total", _server_error),
-        latency_buckets=tuple(sorted((float(le), count) for le, count in buckets.items())),
+        latency_buckets=_cumulative(reading, "colonnade_http_request_duration_seconds_bucket"),
         checkouts=reading.by("colonnade_checkouts_total", "outcome"),
         stockouts=reading.total("colonnade_stockouts_total"),
         outbox_backlog=reading.gauge("colonnade_outbox_backlog"),
@@ -145,6 +173,11 @@ def take_snapshot(reading: Reading, at: float) -> Snapshot:
         conditions={c.metric: reading.highest(c.metric) for c in CONDITIONS},
         promotion_uses=reading.by("colonnade_promotion_uses_total", "code"),
         promotions_running=reading.gauge("colonnade_promotions_running"),
+        queue_limit=reading.gauge("colonnade_checkout_queue_limit"),
+        queue_in_flight=reading.gauge("colonnade_checkout_queue_in_flight"),
+        queue_waiting=reading.gauge("colonnade_checkout_queue_waiting"),
+        queue_answers=reading.by("colonnade_checkout_queue_total", "outcome"),
+        queue_wait_buckets=_cumulative(reading, "colonnade_checkout_queue_wait_seconds_bucket"),
     )
 
 
@@ -176,6 +209,12 @@ class Series:
     outbox_backlog: list[float | None]
     outbox_lag_seconds: list[float | None]
     promotion_uses_per_minute: dict[str, list[float | None]]
+    # The checkout waiting room (None where it was off).
+    queue_waiting: list[float | None]
+    queue_in_flight: list[float | None]
+    queue_limit: list[float | None]
+    queue_admitted_per_second: list[float | None]
+    queue_wait_seconds: dict[str, list[float | None]]
 
 
 class Sampler:
@@ -291,21 +330,44 @@ class Sampler:
                 for old, new in pairs
             ]
 
-        latency: dict[str, list[float | None]] = {"p50": [], "p95": [], "p99": []}
-        for _, new in pairs:
+        def percentiles(
+            buckets: Callable[[Snapshot], tuple[tuple[float, float], ...]],
+            *wanted: tuple[str, float],
+        ) -> dict[str, list[float | None]]:
+            """Each quantile wanted, by name, of what a histogram counted in the window."""
+            found: dict[str, list[float | None]] = {name: [] for name, _ in wanted}
             window = max(LATENCY_WINDOW_SECONDS, self.every_seconds)
-            start = next((s for s in reversed(points) if s.at <= new.at - window), points[0])
-            delta = _bucket_delta(new.latency_buckets, start.latency_buckets)
-            for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
-                latency[name].append(quantile(q, delta))
+            for _, new in pairs:
+                start = next((s for s in reversed(points) if s.at <= new.at - window), points[0])
+                delta = _bucket_delta(buckets(new), buckets(start))
+                for name, q in wanted:
+                    found[name].append(quantile(q, delta))
+            return found
+
+        def while_queueing(values: list[float | None]) -> list[float | None]:
+            """Nothing where the waiting room was off, rather than a flat zero."""
+            return [
+                v if new.waiting_room else None for v, (_, new) in zip(values, pairs, strict=True)
+            ]
+
         return Series(
             at=[new.at for _, new in pairs],
             requests_per_second=per(1, lambda s: s.requests),
             server_errors_per_second=per(1, lambda s: s.server_errors),
-            latency_seconds=latency,
+            latency_seconds=percentiles(lambda s: s.latency_buckets, P50, P95, P99),
             checkouts_per_minute={o: per(60, _checkouts_of(o)) for o in outcomes},
             stockouts_per_minute=per(60, lambda s: s.stockouts),
             outbox_backlog=[new.outbox_backlog for _, new in pairs],
             outbox_lag_seconds=[new.outbox_lag_seconds for _, new in pairs],
             promotion_uses_per_minute={c: per(60, _uses_of(c)) for c in codes},
+            queue_waiting=while_queueing([new.queue_waiting for _, new in pairs]),
+            queue_in_flight=while_queueing([new.queue_in_flight for _, new in pairs]),
+            queue_limit=while_queueing([new.queue_limit for _, new in pairs]),
+            queue_admitted_per_second=while_queueing(
+                per(1, lambda s: s.queue_answers.get("admitted", 0.0))
+            ),
+            queue_wait_seconds={
+                name: while_queueing(values)
+                for name, values in percentiles(lambda s: s.queue_wait_buckets, P50, P99).items()
+            },
         )

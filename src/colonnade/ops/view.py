@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from colonnade.ops.sampler import Sampler
+from colonnade.ops.sampler import Sampler, Snapshot
 from colonnade.ops.slo import OBJECTIVES
 
 
@@ -45,6 +45,35 @@ class SeriesOut(BaseModel):
     promotion_uses_per_minute: dict[str, list[float | None]] = Field(
         description="Uses of promotions' codes held by checkouts, by code."
     )
+    queue_waiting: list[float | None] = Field(
+        description="Buyers holding a checkout waiting room's ticket not called yet (null "
+        "where the waiting room was off)."
+    )
+    queue_in_flight: list[float | None] = Field(
+        description="Checkouts the waiting room had let in that had not ended."
+    )
+    queue_limit: list[float | None] = Field(
+        description="How many checkouts the waiting room let run at once."
+    )
+    queue_admitted_per_second: list[float | None] = Field(
+        description="Ticket holders the waiting room let in, per second."
+    )
+    queue_wait_seconds: dict[str, list[float | None]] = Field(
+        description="p50 and p99 of how long ticket holders waited, of those let in over the "
+        "last 30 s at each point."
+    )
+
+
+class QueueOut(BaseModel):
+    """The checkout waiting room now, and its answers since the process started."""
+
+    limit: float
+    in_flight: float
+    waiting: float
+    ticketed: float = Field(description="Buyers queued with a new ticket.")
+    held: float = Field(description="Ticket holders told to wait again.")
+    admitted: float = Field(description="Ticket holders let in.")
+    refused: float = Field(description="Forged, expired or used tickets refused.")
 
 
 class TotalsOut(BaseModel):
@@ -53,6 +82,10 @@ class TotalsOut(BaseModel):
     checkouts: dict[str, float] = Field(description="Since the process started, by outcome.")
     stockouts: float
     promotions_running: float | None = Field(description="Promotions whose window is open now.")
+    checkout_queue: QueueOut | None = Field(
+        description="The checkout waiting room; null when it is off (no "
+        "COLONNADE_CHECKOUT_CONCURRENCY), so every checkout starts at once."
+    )
 
 
 class OpsData(BaseModel):
@@ -110,6 +143,7 @@ def ops_data(sampler: Sampler) -> OpsData:
             checkouts=dict(latest.checkouts) if latest else {},
             stockouts=latest.stockouts if latest else 0.0,
             promotions_running=latest.promotions_running if latest else None,
+            checkout_queue=_queue(latest),
         ),
         series=SeriesOut(
             at=series.at,
@@ -121,5 +155,24 @@ def ops_data(sampler: Sampler) -> OpsData:
             outbox_backlog=series.outbox_backlog,
             outbox_lag_seconds=series.outbox_lag_seconds,
             promotion_uses_per_minute=series.promotion_uses_per_minute,
+            queue_waiting=series.queue_waiting,
+            queue_in_flight=series.queue_in_flight,
+            queue_limit=series.queue_limit,
+            queue_admitted_per_second=series.queue_admitted_per_second,
+            queue_wait_seconds=series.queue_wait_seconds,
         ),
+    )
+
+
+def _queue(latest: Snapshot | None) -> QueueOut | None:
+    if latest is None or not latest.waiting_room:
+        return None
+    return QueueOut(
+        limit=latest.queue_limit or 0.0,
+        in_flight=latest.queue_in_flight or 0.0,
+        waiting=latest.queue_waiting or 0.0,
+        ticketed=latest.queue_answers.get("ticketed", 0.0),
+        held=latest.queue_answers.get("held", 0.0),
+        admitted=latest.queue_answers.get("admitted", 0.0),
+        refused=latest.queue_answers.get("refused", 0.0),
     )

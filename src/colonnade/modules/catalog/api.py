@@ -53,6 +53,7 @@ from colonnade.modules.catalog.service import (
     NewVariant,
     Product,
 )
+from colonnade.modules.catalog.warming import SaleEnded, SaleWarming
 from colonnade.web import caching
 from colonnade.web.auth import requires
 from colonnade.web.fields import (
@@ -68,6 +69,8 @@ from colonnade.web.money import MoneyOut
 from colonnade.web.problems import refusals
 
 WRITE = "catalog:write"
+# Sales are promotions: the staff who run them warm their store pages too.
+SALES_WRITE = "promotions:write"
 
 
 # --- what the routes need from pricing ---------------------------------------------------
@@ -83,8 +86,9 @@ class PriceBook(StorePrices, Protocol):
 
 # --- requests -----------------------------------------------------------------------------
 
-# Pricing's refusal a store page passes on: it knows the markets.
+# Pricing's refusals a store page passes on: it knows the markets and the sales.
 UNKNOWN_MARKET = (422, "unknown_market")
+SALE_NOT_FOUND = (404, "sale_not_found")
 
 # The rules below are the catalog domain's (it answers each with its own problem); the
 # schema declares them and pydantic leaves them to it.
@@ -262,6 +266,16 @@ class AdminProductOut(BaseModel):
         )
 
 
+class WarmedOut(BaseModel):
+    sale_id: str
+    market: str
+    starts_at: datetime
+    pages: int = Field(
+        description="Store pages this process read ahead, priced as from the sale's start (or "
+        "for now, once it has started); pages ready already are not read again."
+    )
+
+
 class CategoryOut(BaseModel):
     slug: str
     names: dict[str, str]
@@ -275,7 +289,9 @@ class CategoryOut(BaseModel):
 # --- routes -------------------------------------------------------------------------------
 
 
-def router(catalog: CatalogService, pricing: PriceBook, pages: StorePages) -> APIRouter:
+def router(
+    catalog: CatalogService, pricing: PriceBook, pages: StorePages, warming: SaleWarming
+) -> APIRouter:
     routes = APIRouter(tags=["catalog"])
 
     @routes.get(
@@ -377,6 +393,24 @@ def router(catalog: CatalogService, pricing: PriceBook, pages: StorePages) -> AP
         )
         prices = {v.sku: await pricing.prices(v.sku) for v in product.variants}
         return AdminProductOut.of(product, prices)
+
+    @routes.post(
+        "/admin/sales/{sale_id}/warm",
+        dependencies=[Depends(requires(SALES_WRITE))],
+        response_model=WarmedOut,
+        responses=refusals(SALE_NOT_FOUND, SaleEnded),
+    )
+    async def warm_sale(sale_id: str) -> WarmedOut:
+        """Read the store pages a sale changes ahead of its start, now, in the process that
+        answers (every process does so by itself shortly before a sale starts): the page of
+        each product it reaches, and the pages kept that its start ends, priced as from then."""
+        warmed = await warming.warm(sale_id)
+        return WarmedOut(
+            sale_id=warmed.sale.id,
+            market=warmed.sale.market,
+            starts_at=warmed.sale.starts_at,
+            pages=warmed.pages,
+        )
 
     @routes.put(
         "/admin/categories/{slug}",

@@ -10,13 +10,18 @@ request.
 
 Many shoppers asking for the same missing page at once cause one read, not one each; a page
 read while a change arrived is answered but not kept.
+
+Pages can also be read ahead for a moment to come (a sale's start, see warming.py): priced as
+from then, they wait beside the pages served now, are dropped by the same changes and stock
+checks, and take their place when the moment comes, so the first shoppers of a sale find them
+ready instead of all waiting on reads in the same second.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -30,7 +35,7 @@ from colonnade.kernel.money import Money
 from colonnade.kernel.periodic import Every
 from colonnade.modules.catalog.domain import StockLabel, stock_label
 from colonnade.modules.catalog.events import CategoryChanged, ProductChanged, ProductPublished
-from colonnade.modules.catalog.service import CatalogService, LocalizedProduct
+from colonnade.modules.catalog.service import CatalogService, LocalizedProduct, ProductNotFound
 from colonnade.modules.pricing.events import (
     FxRateChanged,
     MarketChanged,
@@ -63,15 +68,39 @@ class StorePrices(Protocol):
         ...
 
     async def shelf_prices(
-        self, skus: list[str], market_code: str
+        self, skus: list[str], market_code: str, at: datetime | None = None
     ) -> tuple[dict[str, ShelfPrice], datetime | None]:
-        """Each priced SKU's price in the market's currency now, with its price before a
-        running sale; and when the market's sales next start or end."""
+        """Each priced SKU's price in the market's currency now (or at `at`), with its price
+        before a running sale; and when the market's sales next start or end after that."""
         ...
 
 
 # Units available per SKU (0 for a SKU never stocked).
 StockBook = Callable[[list[str]], Awaitable[dict[str, int]]]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A listing or a search, as a shopper asks for it (no locale: the market's)."""
+
+    market: str
+    locale: str | None
+    q: str | None
+    category: str | None
+    limit: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class ProductShown:
+    """A product's page, as a shopper asks for it (no locale: the market's)."""
+
+    product_id: str
+    market: str
+    locale: str | None
+
+
+PageKey = Listing | ProductShown
 
 
 @dataclass(frozen=True)
@@ -88,6 +117,14 @@ class Page:
     by_category: bool
     # When a sale of its market starts or ends, and its prices with it; None: no sale will.
     until: datetime | None = None
+    # A page read ahead: from when its prices hold (None: a page read for now).
+    since: datetime | None = None
+
+    def holds(self, now: datetime) -> bool:
+        """Whether this is the page to answer with at `now`."""
+        return (self.since is None or self.since <= now) and (
+            self.until is None or now < self.until
+        )
 
 
 class StorePages:
@@ -105,12 +142,17 @@ class StorePages:
         self._catalog = catalog
         self._pricing = pricing
         self._stock = stock
-        self._size = size
+        self.size = size
         self._stock_seconds = stock_seconds
-        self._pages: OrderedDict[Hashable, Page] = OrderedDict()
-        self._reading: SharedReads[Hashable, Page] = SharedReads()
+        self._pages: OrderedDict[PageKey, Page] = OrderedDict()
+        # Pages read ahead for a moment to come, served once it has come.
+        self._ahead: OrderedDict[PageKey, Page] = OrderedDict()
+        self._reading: SharedReads[PageKey, Page] = SharedReads()
         # Bumped by every change: a page read across a change is not kept.
         self._generation = 0
+        # Pages read ahead that a change or a stock check dropped (or that a change kept from
+        # being kept): what reads them ahead looks here to know it should read them again.
+        self.ahead_dropped = 0
         self._loop = Every(
             "colonnade-store-stock",
             self._stock_seconds,
@@ -129,60 +171,66 @@ class StorePages:
         limit: int,
         offset: int,
     ) -> Page:
-        async def read() -> Page:
-            where = await self._pricing.market(market)
-            # An empty locale is asked for, not left out: it is refused as no locale at all.
-            found = await self._catalog.products(
-                where.locale if locale is None else locale,
-                q=q,
-                category=category,
-                limit=limit,
-                offset=offset,
-            )
-            return await self._page(found, where, listing=True, by_category=category is not None)
-
-        return await self._kept(("list", market, locale, q, category, limit, offset), read)
+        return await self._kept(Listing(market, locale, q, category, limit, offset))
 
     async def product(self, product_id: str, market: str, locale: str | None) -> Page:
-        async def read() -> Page:
-            where = await self._pricing.market(market)
-            found = await self._catalog.product(
-                product_id, where.locale if locale is None else locale, published_only=True
-            )
-            return await self._page([found], where, listing=False, by_category=False)
+        return await self._kept(ProductShown(product_id, market, locale))
 
-        return await self._kept(("product", product_id, market, locale), read)
-
-    async def _kept(self, key: Hashable, read: Callable[[], Awaitable[Page]]) -> Page:
+    async def _kept(self, key: PageKey) -> Page:
+        now = self._clock.now()
         page = self._pages.get(key)
-        if page is not None and (page.until is None or self._clock.now() < page.until):
+        if page is not None and page.holds(now):
             return page
+        ahead = self._ahead.get(key)
+        if ahead is not None and ahead.holds(now):
+            # Its moment has come: it is the page now.
+            del self._ahead[key]
+            self._keep(self._pages, key, ahead)
+            return ahead
 
         async def read_and_keep() -> Page:
             generation = self._generation
-            page = await read()
+            page = await self._read(key)
             if generation == self._generation:
-                self._keep(key, page)
+                self._keep(self._pages, key, page)
             return page
 
         # Shoppers asking for the same page while it is read wait for that one read.
         return await self._reading.read(key, read_and_keep)
 
-    def _keep(self, key: Hashable, page: Page) -> None:
-        self._pages[key] = page
-        if len(self._pages) > self._size:
-            self._pages.popitem(last=False)
+    def _keep(self, pages: OrderedDict[PageKey, Page], key: PageKey, page: Page) -> None:
+        pages[key] = page
+        if len(pages) > self.size:
+            pages.popitem(last=False)
+
+    async def _read(self, key: PageKey, at: datetime | None = None) -> Page:
+        """The page `key` names, priced now or, with `at`, as from that moment."""
+        where = await self._pricing.market(key.market)
+        # An empty locale is asked for, not left out: it is refused as no locale at all.
+        locale = where.locale if key.locale is None else key.locale
+        if isinstance(key, ProductShown):
+            found = await self._catalog.product(key.product_id, locale, published_only=True)
+            return await self._page([found], where, at, listing=False, by_category=False)
+        listed = await self._catalog.products(
+            locale, q=key.q, category=key.category, limit=key.limit, offset=key.offset
+        )
+        return await self._page(
+            listed, where, at, listing=True, by_category=key.category is not None
+        )
 
     async def _page(
         self,
         products: list[LocalizedProduct],
         where: MarketLike,
+        at: datetime | None,
         *,
         listing: bool,
         by_category: bool,
     ) -> Page:
         skus = [v.sku for p in products for v in p.variants]
-        prices, until = await self._pricing.shelf_prices(skus, where.code) if skus else ({}, None)
+        prices, until = (
+            await self._pricing.shelf_prices(skus, where.code, at) if skus else ({}, None)
+        )
         available = await self._stock(skus) if skus else {}
         labels = {sku: stock_label(available.get(sku, 0)) for sku in skus}
         shown = [_product_json(p, prices, labels) for p in products]
@@ -198,6 +246,47 @@ class StorePages:
             by_category=by_category,
             until=until,
         )
+
+    # --- reading ahead ----------------------------------------------------------------------
+
+    async def prepare(self, market: str, at: datetime, product_ids: Iterable[str]) -> int:
+        """Read the pages of `market` that change at `at` (a sale's start) as they will be
+        from then: every page kept now that `at` ends, and the page of each product named in
+        the market's language. A page ready for `at` already is not read again, nor one for a
+        product the store does not show; at most `size` pages. How many were read and kept.
+        With `at` come already, the pages are read for now, like a shopper's."""
+        changing = [
+            k for k, page in self._pages.items() if page.market == market and page.until == at
+        ]
+        wanted = dict.fromkeys([*changing, *(ProductShown(p, market, None) for p in product_ids)])
+        now = self._clock.now()
+        read = 0
+        for key in list(wanted)[: self.size]:
+            try:
+                kept = await (self._fill(key, now) if at <= now else self._read_ahead(key, at))
+            except ProductNotFound:
+                continue  # a draft, or an id no product has: the store shows nothing for it
+            read += kept
+        return read
+
+    async def _read_ahead(self, key: PageKey, at: datetime) -> bool:
+        ready = self._ahead.get(key)
+        if ready is not None and ready.since == at:
+            return False
+        generation = self._generation
+        page = replace(await self._read(key, at), since=at)
+        if generation != self._generation:
+            self.ahead_dropped += 1
+            return False
+        self._keep(self._ahead, key, page)
+        return True
+
+    async def _fill(self, key: PageKey, now: datetime) -> bool:
+        page = self._pages.get(key)
+        if page is not None and page.holds(now):
+            return False
+        await self._kept(key)
+        return True
 
     # --- changes ----------------------------------------------------------------------------
 
@@ -238,12 +327,22 @@ class StorePages:
         self._reading.forget()  # a page being read may be wrong already: the next reads afresh
         for key in [key for key, page in self._pages.items() if wrong(page)]:
             del self._pages[key]
+        for key in [key for key, page in self._ahead.items() if wrong(page)]:
+            del self._ahead[key]
+            self.ahead_dropped += 1
 
     # --- stock ------------------------------------------------------------------------------
 
     async def check_stock(self) -> None:
-        """Drop the pages whose stock labels no longer hold."""
-        skus = sorted({sku for page in self._pages.values() for sku in page.stock})
+        """Drop the pages whose stock labels no longer hold (and pages read ahead whose
+        moment has come and gone)."""
+        now = self._clock.now()
+        for key in [
+            k for k, page in self._ahead.items() if page.until is not None and page.until <= now
+        ]:
+            del self._ahead[key]
+        kept = [*self._pages.values(), *self._ahead.values()]
+        skus = sorted({sku for page in kept for sku in page.stock})
         if not skus:
             return
         generation = self._generation
@@ -255,19 +354,26 @@ class StorePages:
         if generation != self._generation:
             # A page kept meanwhile was read after these counts; the next round checks it.
             return
-        stale = [
-            key
-            for key, page in self._pages.items()
-            if any(labels.get(sku, shown) is not shown for sku, shown in page.stock.items())
-        ]
-        for key in stale:
+        for key in _stale(self._pages, labels):
             del self._pages[key]
+        for key in _stale(self._ahead, labels):
+            del self._ahead[key]
+            self.ahead_dropped += 1
 
     def start(self) -> None:
         self._loop.start()
 
     async def stop(self) -> None:
         await self._loop.stop()
+
+
+def _stale(pages: OrderedDict[PageKey, Page], labels: dict[str, StockLabel]) -> list[PageKey]:
+    """The pages showing a stock label that no longer holds."""
+    return [
+        key
+        for key, page in pages.items()
+        if any(labels.get(sku, shown) is not shown for sku, shown in page.stock.items())
+    ]
 
 
 def _product_json(

@@ -305,11 +305,12 @@ class PricingService:
         return found
 
     async def shelf_prices(
-        self, skus: list[str], market_code: str
+        self, skus: list[str], market_code: str, at: datetime | None = None
     ) -> tuple[dict[str, ShelfPrice], datetime | None]:
-        """Each priced SKU's price now with its price before a running sale (compare_at),
-        and when the market's sales next start or end: until then these prices hold."""
-        _, found, regular, until = await self._priced(None, skus, market_code)
+        """Each priced SKU's price now (or at the moment `at`, as the sales known now make it)
+        with its price before a running sale (compare_at), and when the market's sales next
+        start or end after that: until then these prices hold."""
+        _, found, regular, until = await self._priced(None, skus, market_code, at)
         shelf = {sku: ShelfPrice(price, regular.get(sku)) for sku, price in found.items()}
         return shelf, until
 
@@ -392,6 +393,23 @@ class PricingService:
         async with self._db.reading() as conn:
             return await _sale(conn, sale_id)
 
+    async def sales_starting(self, after: datetime, until: datetime) -> list[Sale]:
+        """The sales of every market that start after `after` and by `until`, soonest first
+        (not those ended before they started)."""
+        async with self._db.reading() as conn:
+            heads = (
+                await conn.execute(
+                    select(sales)
+                    .where(
+                        sales.c.starts_at > after,
+                        sales.c.starts_at <= until,
+                        sales.c.ends_at.is_(None) | (sales.c.ends_at > sales.c.starts_at),
+                    )
+                    .order_by(sales.c.starts_at, sales.c.id)
+                )
+            ).all()
+            return await _with_prices(conn, heads)
+
     # --- quotes ------------------------------------------------------------------------------
 
     async def quote(self, market_code: str, lines: list[tuple[str, int]]) -> Quote:
@@ -433,11 +451,15 @@ class PricingService:
         return answers
 
     async def _priced(
-        self, conn: AsyncConnection | None, skus: Iterable[str], market_code: str
+        self,
+        conn: AsyncConnection | None,
+        skus: Iterable[str],
+        market_code: str,
+        at: datetime | None = None,
     ) -> tuple[Market, dict[str, Money], dict[str, Money], datetime | None]:
-        """The market, the SKUs' prices in it now, the prices before a sale of those a
-        running sale lowers, and when a sale of these SKUs next starts or ends: in two
-        queries (one while the market is kept), on `conn` or, without one, each on a
+        """The market, the SKUs' prices in it now (or at `at`), the prices before a sale of
+        those a running sale lowers, and when a sale of these SKUs next starts or ends: in
+        two queries (one while the market is kept), on `conn` or, without one, each on a
         connection of its own."""
         if conn is None:
             where, fx = await self._markets.load_once(
@@ -450,7 +472,7 @@ class PricingService:
         wanted = sorted(set(skus))
         if not wanted:
             return where, {}, {}, None
-        now = self._clock.now()
+        now = self._clock.now() if at is None else at
         by_sku: dict[str, dict[str, Money]] = defaultdict(dict)
         currencies = sorted({where.currency, self.base_currency})
         arguments = (wanted, currencies, market_code, now)

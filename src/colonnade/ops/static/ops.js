@@ -8,7 +8,14 @@
     payment_declined: "#6a1b9a", provider_unavailable: "#c62828", error: "#4e342e",
     requests: "#1565c0", server_errors: "#c62828", p50: "#2e7d32", p95: "#ef6c00",
     p99: "#c62828", stockouts: "#ef6c00", backlog: "#1565c0", lag: "#6a1b9a",
+    waiting: "#ef6c00", in_flight: "#1565c0", limit: "#c62828", admitted: "#2e7d32",
   };
+  // The waiting room's figures, in the order the page shows them (as page.py renders them).
+  const queueFigures = [
+    ["waiting", "waiting"], ["in_flight", "in flight"], ["limit", "limit"],
+    ["ticketed", "tickets given"], ["held", "told to wait again"], ["admitted", "let in"],
+    ["refused", "tickets refused"],
+  ];
   const charts = {};
 
   function width(figure) {
@@ -97,6 +104,27 @@
       totals.promotions_running === null ? "\u2014" : String(totals.promotions_running);
   }
 
+  // The waiting room's panel: its figures and charts, or in words that it is off.
+  function showQueue(queue, s) {
+    document.getElementById("checkout-queue").dataset.state = queue ? "on" : "off";
+    if (!queue) return;
+    document.getElementById("queue-totals").replaceChildren(...queueFigures.map(([name, label]) => {
+      const item = document.createElement("div");
+      item.dataset.figure = name;
+      const term = document.createElement("dt");
+      term.textContent = label;
+      const value = document.createElement("dd");
+      value.textContent = String(queue[name]);
+      item.append(term, value);
+      return item;
+    }));
+    // Drawn only once shown, so each chart takes its figure's width.
+    draw("chart-queue-waiting", s.at, { waiting: s.queue_waiting });
+    draw("chart-queue-places", s.at, { in_flight: s.queue_in_flight, limit: s.queue_limit });
+    draw("chart-queue-admitted", s.at, { admitted: s.queue_admitted_per_second });
+    draw("chart-queue-wait", s.at, s.queue_wait_seconds);
+  }
+
   function show(data) {
     const s = data.series;
     draw("chart-requests", s.at, {
@@ -109,6 +137,7 @@
     draw("chart-outbox", s.at, { backlog: s.outbox_backlog, lag: s.outbox_lag_seconds });
     showAlerts(data.alerts);
     showTotals(data.totals);
+    showQueue(data.totals.checkout_queue, s);
     const firing = data.alerts.filter((a) => a.firing).length;
     document.body.dataset.firing = String(firing);
     document.getElementById("status").textContent =
