@@ -9,7 +9,7 @@ import dataclasses
 import os
 import signal
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -633,6 +633,214 @@ def cluster_down() -> None:
         console.print(f"[red]The cluster (pid {pid}) has not ended yet[/red]")
         raise typer.Exit(1)
     console.print("[green]the cluster is down[/green]")
+
+
+@cli.command()
+def rehearse(
+    staff_email: Annotated[
+        str,
+        typer.Option(envvar="COLONNADE_REHEARSAL_STAFF_EMAIL", help="A staff login of the shop."),
+    ],
+    staff_password: Annotated[
+        str, typer.Option(envvar="COLONNADE_REHEARSAL_STAFF_PASSWORD", help="Its password.")
+    ],
+    url: Annotated[str, typer.Option(help="The shop's public URL.")] = "http://127.0.0.1:8000",
+    metrics_url: Annotated[
+        str | None,
+        typer.Option(help="Where the shop's /metrics answers; its host's port 9100 without."),
+    ] = None,
+    metrics_token: Annotated[
+        str | None,
+        typer.Option(envvar="COLONNADE_METRICS_TOKEN", help="Bearer token of a public /metrics."),
+    ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(help="A host other than this machine the rehearsal may load (repeatable)."),
+    ] = None,
+    duration: Annotated[str, typer.Option(help="How long: 90s, 3m, 2:30.")] = "3m",
+    baseline: Annotated[float, typer.Option(help="Purchases per second at the start.")] = 2.0,
+    peak: Annotated[float, typer.Option(help="The peak, as a multiple of the baseline.")] = 10.0,
+    ramp: Annotated[
+        str | None, typer.Option(help="How long the ramp to the peak takes; a third without.")
+    ] = None,
+    market: Annotated[str, typer.Option(help="The market the visitors shop in.")] = "US",
+    flash_sale: Annotated[
+        bool, typer.Option("--flash-sale/--no-flash-sale", help="A flash sale on one SKU.")
+    ] = True,
+    flash_at: Annotated[
+        str | None, typer.Option(help="When it opens; half-way through the peak without.")
+    ] = None,
+    flash_sku: Annotated[
+        str | None, typer.Option(help="The SKU on sale; the catalog's first without.")
+    ] = None,
+    flash_stock: Annotated[int, typer.Option(min=1, help="Units it puts on sale.")] = 100,
+    flash_buyers: Annotated[
+        int | None, typer.Option(min=1, help="Buyers who rush in; five per unit without.")
+    ] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="KIND@AT[+LASTING] (repeatable): slow-provider, failing-provider (held, 30s"
+            " without +LASTING), kill-worker, cut-database (struck once; loopback only).",
+        ),
+    ] = None,
+    server_pid: Annotated[
+        int | None,
+        typer.Option(help="The shop's server process (loopback); found by its port without."),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The shop's PostgreSQL (loopback): its CPU is metered, its"
+            " connections cut by cut-database."
+        ),
+    ] = None,
+    stock_up: Annotated[
+        bool,
+        typer.Option(
+            "--stock-up/--no-stock-up",
+            help="Put enough units on hand first that the crowd never finds a SKU sold out.",
+        ),
+    ] = True,
+    max_visitors: Annotated[
+        int, typer.Option(min=1, help="Visitors under way at once; more are turned away.")
+    ] = 1000,
+    window: Annotated[float, typer.Option(min=1, help="Seconds each SLO verdict spans.")] = 10.0,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="The report's path without suffix (.json and .html are written)."),
+    ] = None,
+    dashboard: Annotated[
+        bool | None,
+        typer.Option("--dashboard/--no-dashboard", help="The live dashboard (in a terminal)."),
+    ] = None,
+) -> None:
+    """Rehearse Black Friday against a running shop: a ramp to a peak of purchases, a flash
+    sale and faults on a schedule, watched live; then a report (JSON and HTML) of the SLOs,
+    the highest rate held within them, where saturation began, orders lost and oversold units.
+    Exits 1 when an order was lost or a unit oversold."""
+    from colonnade.rehearsal import dashboard as views
+    from colonnade.rehearsal import report as reports
+    from colonnade.rehearsal.profile import FlashSale, Profile, parse_fault, parse_seconds
+    from colonnade.rehearsal.run import Rehearsal
+    from colonnade.rehearsal.run import rehearse as run_rehearsal
+    from colonnade.rehearsal.staff import StaffRefused
+    from colonnade.rehearsal.target import TargetRefused, host_of
+
+    try:
+        seconds = parse_seconds(duration)
+        ramp_seconds = parse_seconds(ramp) if ramp is not None else seconds / 3
+        flash = None
+        if flash_sale:
+            opens = (
+                parse_seconds(flash_at)
+                if flash_at is not None
+                else ramp_seconds + (seconds - ramp_seconds) / 2
+            )
+            flash = FlashSale(flash_sku or "", opens, flash_stock, flash_buyers or 5 * flash_stock)
+        profile = Profile(
+            seconds,
+            baseline,
+            peak,
+            ramp_seconds,
+            flash=flash,
+            faults=tuple(parse_fault(f) for f in fault or []),
+        )
+        asked = Rehearsal(
+            url=url.rstrip("/"),
+            metrics_url=metrics_url or f"http://{host_of(url)}:9100",
+            metrics_token=metrics_token,
+            staff_email=staff_email,
+            staff_password=staff_password,
+            profile=profile,
+            market=market,
+            allowed_hosts=tuple(allow_host or []),
+            server_pid=server_pid,
+            database_url=database_url,
+            stock_up=stock_up,
+            max_visitors=max_visitors,
+            window=window,
+        )
+    except ValueError as error:
+        console.print(f"[red]Cannot rehearse:[/red] {error}")
+        raise typer.Exit(2) from error
+    live = console.is_terminal if dashboard is None else dashboard
+    try:
+        with views.Dashboard(console, live) as shown:
+            done = _on_fast_loop(run_rehearsal(asked, shown.show))
+    except (TargetRefused, StaffRefused) as error:
+        console.print(f"[red]Cannot rehearse:[/red] {error}")
+        raise typer.Exit(2) from error
+    found = reports.build(done)
+    stem = output or Path(f"rehearsal-{done.started_at:%Y%m%dT%H%M%SZ}")
+    data, page = reports.write(found, stem)
+    console.print(views.summary_table(found))
+    console.print(f"report: {data} and {page}")
+    if found["summary"]["orders_lost"] or found["summary"]["oversold_units"]:
+        raise typer.Exit(1)
+
+
+def _on_fast_loop(work: Coroutine[Any, Any, T]) -> T:
+    """Run `work` on uvloop where it is installed (it comes with uvicorn[standard]): the load
+    generator's requests cost less CPU there."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(work)
+    return uvloop.run(work)
+
+
+@cli.command()
+def capacity(
+    report: Annotated[Path, typer.Option(help="A rehearsal's JSON report.")],
+    peak_orders_per_minute: Annotated[
+        float, typer.Option(min=1, help="The orders per minute expected at the peak.")
+    ],
+    headroom: Annotated[
+        float, typer.Option(min=1, help="Spare capacity at the peak, as a multiple.")
+    ] = 1.5,
+    pod_cores: Annotated[int, typer.Option(min=1, help="Cores per pod (a worker each).")] = 2,
+    max_connections: Annotated[
+        int, typer.Option(min=1, help="The database's max_connections.")
+    ] = 100,
+) -> None:
+    """Turn a rehearsal's measured figures into workers, pods and a database for a peak, with
+    headroom, and name the first component to saturate."""
+    import json
+
+    from colonnade.rehearsal.capacity import plan
+    from colonnade.rehearsal.dashboard import plan_table
+    from colonnade.rehearsal.findings import Figures
+
+    try:
+        figures = Figures(**json.loads(report.read_text(encoding="utf-8"))["figures"])
+        planned = plan(
+            figures,
+            peak_orders_per_minute,
+            headroom=headroom,
+            pod_cores=pod_cores,
+            max_connections=max_connections,
+        )
+    except (OSError, KeyError, TypeError, ValueError) as error:
+        console.print(f"[red]Cannot plan:[/red] {error}")
+        raise typer.Exit(2) from error
+    console.print(plan_table(planned))
+    first = planned.first_to_saturate
+    console.print(
+        f"Run {planned.workers} workers in {planned.pods} pods of {planned.pod_cores} cores"
+        + (f" on a database of {planned.database_cores} cores" if planned.database_cores else "")
+        + (
+            f"; the first to saturate is the {first.name}, at {first.headroom:.2f}x the peak."
+            if first is not None and first.headroom is not None
+            else "."
+        )
+    )
+    for unproven in planned.unproven:
+        console.print(
+            f"[yellow]Unproven:[/yellow] the {unproven.name} was never pushed to its limit and"
+            f" only showed {unproven.headroom or 0:.2f}x the peak ({unproven.basis}):"
+            " rehearse at a higher rate to learn whether it keeps up."
+        )
 
 
 @cli.command()

@@ -14,7 +14,7 @@ from colonnade.kernel.clock import SettableClock
 from colonnade.kernel.db import Database
 from colonnade.kernel.money import Money
 from colonnade.kernel.schema import outbox
-from colonnade.modules.payments.adapters.test_gateway import TestGateway
+from colonnade.modules.payments.adapters.test_gateway import SLOW_ANSWER_SECONDS, TestGateway
 from colonnade.modules.payments.schema import gateway_charges
 from colonnade.modules.payments.schema import payments as payments_table
 from colonnade.modules.payments.service import (
@@ -165,6 +165,19 @@ async def test_the_gateway_waits_the_configured_delay_before_timing_out(
     with pytest.raises(ProviderUnavailable):
         await gateway.authorize("key-1", usd(100), "tok_timeout")
     assert asyncio.get_running_loop().time() - started >= 0.05
+
+
+async def test_tok_slow_approves_but_only_after_its_delay(gateway: TestGateway) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    authorized, charged = await asyncio.gather(
+        gateway.authorize("key-1", usd(100), "tok_slow"),
+        gateway.charge("key-2", usd(100), "tok_slow"),
+    )
+
+    assert (authorized.approved, charged.approved) == (True, True)
+    assert loop.time() - started >= SLOW_ANSWER_SECONDS
 
 
 async def test_reconcile_voids_an_authorization_whose_process_died(

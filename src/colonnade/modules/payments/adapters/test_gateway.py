@@ -3,6 +3,9 @@
 It knows a handful of test tokens and nothing else; it never sees a card number:
 
 - `tok_visa` approves;
+- `tok_slow` approves after `SLOW_ANSWER_SECONDS`: a processor having a slow day, its answers
+  late enough to break the checkout's one-second objective but well within the shop's timeout
+  (load rehearsals send it while their "slow provider" fault lasts);
 - `tok_chargeDeclined` declines with "card_declined";
 - `tok_chargeDeclinedInsufficientFunds` declines with "insufficient_funds";
 - `tok_timeout` waits `timeout_delay` seconds and raises ProviderUnavailable (never authorizes);
@@ -47,7 +50,9 @@ _DECLINES = {
 _TIMES_OUT = "tok_timeout"
 _CAPTURE_FAILS = "tok_captureFails"
 _ANSWER_LOST = "tok_answerLost"
-_APPROVES = {"tok_visa", _CAPTURE_FAILS, _ANSWER_LOST}
+_SLOW = "tok_slow"
+_APPROVES = {"tok_visa", _CAPTURE_FAILS, _ANSWER_LOST, _SLOW}
+SLOW_ANSWER_SECONDS = 1.5
 
 
 class TestGateway:
@@ -65,7 +70,7 @@ class TestGateway:
         )
 
     async def authorize(self, key: str, amount: Money, token: str) -> ProviderOutcome:
-        await asyncio.sleep(self._latency)
+        await asyncio.sleep(self._latency + (SLOW_ANSWER_SECONDS if token == _SLOW else 0))
         if token == _TIMES_OUT:
             return await self._time_out(key)
         async with self._db.transaction() as uow:
@@ -100,7 +105,7 @@ class TestGateway:
         is written, and the charges asked for meanwhile are written together (as a
         processor's own ledger would batch them): per batch, one statement claims the keys
         with their answers and one writes the approved charges."""
-        await asyncio.sleep(self._latency)
+        await asyncio.sleep(self._latency + (SLOW_ANSWER_SECONDS if token == _SLOW else 0))
         if token == _TIMES_OUT:
             return await self._time_out(key)
         if token == _CAPTURE_FAILS:
