@@ -28,7 +28,9 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import asyncpg
@@ -91,7 +93,7 @@ async def _until_confirmed(database: str, deadline: float) -> None:
         await asyncio.sleep(0.1)
 
 
-async def remove_streams(namespace: str) -> None:
+async def _remove_streams(namespace: str) -> None:
     client = await nats.connect(NATS_URL)
     try:
         jetstream = client.jetstream()
@@ -108,7 +110,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_stockroom(shop: BenchShop) -> tuple[subprocess.Popen[bytes], str]:
+def _stockroom(shop: BenchShop) -> tuple[subprocess.Popen[bytes], str]:
     """Inventory in a process of its own, on its own database and the shop's NATS, answering
     the shop's calls and relaying its own events, once it is ready; and its URL."""
     env = {**shop.env, "COLONNADE_METRICS_PORT": str(free_port())}
@@ -134,29 +136,58 @@ def start_stockroom(shop: BenchShop) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("the inventory process did not become ready")
 
 
-async def _measure_shape(
-    shape: str, pool: ProcessPoolExecutor, options: argparse.Namespace
-) -> Measured:
+@dataclass
+class ShapedShop:
+    shop: BenchShop
+    # The process serving inventory on its own database, and its URL, when split.
+    stockroom: subprocess.Popen[bytes] | None = None
+    stockroom_url: str | None = None
+
+
+@asynccontextmanager
+async def shaped_shop(
+    *, bus: bool, split: bool, workers: int = 1, settings: dict[str, str] | None = None
+) -> AsyncIterator[ShapedShop]:
+    """A shop on PostgreSQL with `settings`; its events on NATS JetStream with `bus`, and
+    with `split` inventory in a process and a database of its own. Everything it made
+    (databases, streams) is removed afterwards."""
     namespace = f"bench{uuid.uuid4().hex[:8]}"
-    settings = {}
-    if shape in ("jetstream", "split"):
-        settings = {"COLONNADE_BUS_URL": NATS_URL, "COLONNADE_BUS_NAMESPACE": namespace}
+    settings = dict(settings or {})
+    if bus or split:
+        settings |= {"COLONNADE_BUS_URL": NATS_URL, "COLONNADE_BUS_NAMESPACE": namespace}
     stock_database = None
-    if shape == "split":
+    if split:
         stock_database = f"colonnade_bench_stock_{uuid.uuid4().hex[:10]}"
         await admin_execute(f'CREATE DATABASE "{stock_database}"')
         settings["COLONNADE_INVENTORY_DATABASE_URL"] = dsn_of(stock_database).replace(
             "postgresql://", "postgresql+asyncpg://", 1
         )
-    shop = BenchShop("postgresql", settings=settings)
-    stockroom = None
-    stockroom_url = None
+    shaped = ShapedShop(BenchShop("postgresql", workers=workers, settings=settings))
     try:
-        await shop.open()
-        if shape == "split":
-            stockroom, stockroom_url = await asyncio.to_thread(start_stockroom, shop)
+        await shaped.shop.open()
+        if split:
+            shaped.stockroom, shaped.stockroom_url = await asyncio.to_thread(
+                _stockroom, shaped.shop
+            )
+        yield shaped
+    finally:
+        if shaped.stockroom is not None:
+            shaped.stockroom.terminate()
+            shaped.stockroom.wait(timeout=30)
+        await shaped.shop.close()
+        if stock_database is not None:
+            await admin_execute(f'DROP DATABASE IF EXISTS "{stock_database}" WITH (FORCE)')
+        if bus or split:
+            await _remove_streams(namespace)
+
+
+async def _measure_shape(
+    shape: str, pool: ProcessPoolExecutor, options: argparse.Namespace
+) -> Measured:
+    async with shaped_shop(bus=shape == "jetstream", split=shape == "split") as shaped:
+        shop, stockroom = shaped.shop, shaped.stockroom
         shelves = await stock_the_shop(
-            shop.base_url, PRODUCTS, ON_HAND_PER_SKU, stockroom_url=stockroom_url
+            shop.base_url, PRODUCTS, ON_HAND_PER_SKU, stockroom_url=shaped.stockroom_url
         )
         plan = shop.buying(
             shelves.skus, options.clients, warmup_seconds=options.warmup, seconds=options.seconds
@@ -177,15 +208,6 @@ async def _measure_shape(
         if shape != "embedded" and nats_before is not None and nats_after is not None:
             nats_ms = (nats_after - nats_before) * 1000 / max(report.attempts_total, 1)
         return Measured(shape, report, nats_ms, time.monotonic() - ended, stockroom_ms)
-    finally:
-        if stockroom is not None:
-            stockroom.terminate()
-            stockroom.wait(timeout=30)
-        await shop.close()
-        if stock_database is not None:
-            await admin_execute(f'DROP DATABASE IF EXISTS "{stock_database}" WITH (FORCE)')
-        if shape != "embedded":
-            await remove_streams(namespace)
 
 
 async def run(options: argparse.Namespace) -> list[Measured]:

@@ -48,10 +48,9 @@ from tests.e2e.buyers import checkout_body
 from bench import load
 from bench.measure import percentile
 from bench.report import console
-from bench.shapes import NATS_URL, remove_streams, start_stockroom
+from bench.shapes import shaped_shop
 from bench.shop import (
     BenchShop,
-    admin_execute,
     audit_flash_sale,
     dsn_of,
     stock_flash_sale,
@@ -91,36 +90,20 @@ class Sale:
 async def a_shop(
     shape: str, settings: dict[str, str]
 ) -> AsyncIterator[tuple[BenchShop, str | None]]:
-    """A shop of `shape` with `settings`, and its stockroom's URL in the split shape."""
-    namespace = f"bench{uuid.uuid4().hex[:8]}"
-    settings = dict(settings)
+    """A shop of `shape` with `settings`, and its stockroom's URL in the split shape; the
+    queue is shared through Redis by the processes of the workers and split shapes."""
     if shape in ("workers", "split"):
-        settings |= {"COLONNADE_REDIS_URL": REDIS_URL, "COLONNADE_REDIS_KEY_PREFIX": namespace}
-    stock_database = None
-    if shape == "split":
-        settings |= {"COLONNADE_BUS_URL": NATS_URL, "COLONNADE_BUS_NAMESPACE": namespace}
-        stock_database = f"colonnade_bench_stock_{uuid.uuid4().hex[:10]}"
-        await admin_execute(f'CREATE DATABASE "{stock_database}"')
-        settings["COLONNADE_INVENTORY_DATABASE_URL"] = dsn_of(stock_database).replace(
-            "postgresql://", "postgresql+asyncpg://", 1
-        )
-    shop = BenchShop("postgresql", workers=2 if shape == "workers" else 1, settings=settings)
-    stockroom = None
-    try:
-        await shop.open()
-        stockroom_url = None
-        if shape == "split":
-            stockroom, stockroom_url = await asyncio.to_thread(start_stockroom, shop)
-        yield shop, stockroom_url
-    finally:
-        if stockroom is not None:
-            stockroom.terminate()
-            stockroom.wait(timeout=30)
-        await shop.close()
-        if stock_database is not None:
-            await admin_execute(f'DROP DATABASE IF EXISTS "{stock_database}" WITH (FORCE)')
-        if shape == "split":
-            await remove_streams(namespace)
+        settings = settings | {
+            "COLONNADE_REDIS_URL": REDIS_URL,
+            "COLONNADE_REDIS_KEY_PREFIX": f"bench{uuid.uuid4().hex[:8]}",
+        }
+    async with shaped_shop(
+        bus=False,
+        split=shape == "split",
+        workers=2 if shape == "workers" else 1,
+        settings=settings,
+    ) as shaped:
+        yield shaped.shop, shaped.stockroom_url
 
 
 async def capacity(shape: str, pool: ProcessPoolExecutor, seconds: float) -> float:

@@ -95,17 +95,21 @@ def start_shop(
     return process, base_url
 
 
-def checkouts_by_outcome(metrics_url: str) -> dict[str, float]:
-    """A process's `colonnade_checkouts_total`, by outcome, from its metrics port."""
+def counted_by(metrics_url: str, sample: str, label: str) -> dict[str, float]:
+    """A process's counter `sample`, by one of its labels, from its metrics port."""
     scraped = httpx.get(metrics_url + "/metrics", timeout=10)
     scraped.raise_for_status()
     return {
-        sample.labels["outcome"]: sample.value
+        found.labels[label]: found.value
         for family in text_string_to_metric_families(scraped.text)
-        if family.name == "colonnade_checkouts"
-        for sample in family.samples
-        if sample.name == "colonnade_checkouts_total"
+        for found in family.samples
+        if found.name == sample
     }
+
+
+def checkouts_by_outcome(metrics_url: str) -> dict[str, float]:
+    """A process's `colonnade_checkouts_total`, by outcome, from its metrics port."""
+    return counted_by(metrics_url, "colonnade_checkouts_total", "outcome")
 
 
 def process_tree(pid: int) -> set[int]:

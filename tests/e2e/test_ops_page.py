@@ -19,10 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.buyers import checkout_body
-from tests.e2e.conftest import RunningShop, shop_environment, start_shop, stop
+from tests.e2e.conftest import RunningShop, counted_by, shop_environment, start_shop, stop
 from tests.e2e.staff import EMAIL, PASSWORD, Staff
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -114,14 +113,7 @@ async def buy_together(base_url: str, sku: str, buyers: int) -> list[int]:
 
 def queue_answers(metrics_url: str) -> dict[str, float]:
     """The waiting room's answers by outcome, as the shop's metrics port counts them."""
-    scraped = httpx.get(metrics_url + "/metrics", timeout=10)
-    scraped.raise_for_status()
-    return {
-        sample.labels["outcome"]: sample.value
-        for family in text_string_to_metric_families(scraped.text)
-        for sample in family.samples
-        if sample.name == "colonnade_checkout_queue_total"
-    }
+    return counted_by(metrics_url, "colonnade_checkout_queue_total", "outcome")
 
 
 @contextmanager

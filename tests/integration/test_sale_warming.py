@@ -255,3 +255,17 @@ async def test_staff_warm_a_sale_at_once_and_are_told_of_one_unknown_or_over(
     over = await front.http.post(f"/admin/sales/{made['id']}/warm", headers=front.staff)
     assert over.status_code == 409
     assert over.json()["code"] == "sale_ended"
+
+
+async def test_a_sale_naming_categories_no_page_shows_warms_the_rest(front: Front) -> None:
+    """A sale may name a category staff have not made yet, or one no category slug can name
+    (pricing keeps what it is given): warming reads the pages that exist and says so."""
+    mug = await product(front.shop, price=1000)
+    made = await front.sale(
+        prices=[{"sku": mug}], categories=["coming-soon", "3\U0005dbbf"], percent_off=20
+    )
+
+    warmed = await front.http.post(f"/admin/sales/{made['id']}/warm", headers=front.staff)
+
+    assert warmed.status_code == 200, warmed.text
+    assert warmed.json()["pages"] == 1

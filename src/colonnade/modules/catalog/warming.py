@@ -32,7 +32,12 @@ from colonnade.kernel.clock import Clock
 from colonnade.kernel.errors import Conflict
 from colonnade.kernel.metrics import PAGES_PREWARMED, SALES_PREWARMED
 from colonnade.kernel.periodic import Every
-from colonnade.modules.catalog.domain import MAX_OFFSET, MAX_PAGE, CategoryNotFound
+from colonnade.modules.catalog.domain import (
+    MAX_OFFSET,
+    MAX_PAGE,
+    CategoryNotFound,
+    InvalidCategory,
+)
 from colonnade.modules.catalog.pages import MarketLike, StorePages
 from colonnade.modules.catalog.service import CatalogService
 from colonnade.modules.pricing.service import Sale
@@ -150,8 +155,10 @@ class SaleWarming:
                     shown = await self._catalog.products(
                         locale, category=slug, limit=MAX_PAGE, offset=offset
                     )
-                except CategoryNotFound:
-                    break  # a sale may name a category before staff make it
+                except (CategoryNotFound, InvalidCategory):
+                    # A sale may name a category before staff make it, or one no slug can
+                    # name (pricing keeps what it is given): no page shows it yet.
+                    break
                 found.update(dict.fromkeys(p.id for p in shown))
                 if len(shown) < MAX_PAGE:
                     break
