@@ -399,7 +399,9 @@ def waiting_room(settings: Settings, secret: str, redis: Redis | None) -> Waitin
         limit = LearnedLimit(target_seconds=0.8 * bound)
     else:
         limit = FixedLimit(settings.checkout_concurrency)
-    call_seconds = 10.0
+    # Longer than the longest Retry-After (30 s): a called holder back when told finds its
+    # call standing, rather than its place passed on while it was away.
+    call_seconds = 45.0
     return WaitingRoom(
         limit,
         secret,

@@ -95,8 +95,9 @@ if let_in then
   redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[10])
   return {1, issued - called, epoch}
 end
--- A number not called yet waits for those before it and the called ones awaited.
-local ahead = 0
+-- A number not called yet waits for those before it and the called ones awaited; a called
+-- one, for a place, with the others awaited (half of them before it, likely).
+local ahead = math.floor(awaited / 2)
 if (ARGV[7] == '0' or ARGV[8] == epoch) and number > called then
   ahead = number - called - 1 + awaited
 end

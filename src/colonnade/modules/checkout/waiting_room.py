@@ -216,9 +216,11 @@ class OwnQueue:
         return Admitted("", self._issued - self._called)
 
     def _waits(self, number: int, now: float, *, ours: bool = True) -> Waits:
-        # A number not called yet waits for those before it and the called ones awaited.
+        # A number not called yet waits for those before it and the called ones awaited; a
+        # called one, for a place, with the others awaited (half of them before it, likely).
         called = not ours or number <= self._called
-        ahead = 0 if called else number - self._called - 1 + len(self._keeping)
+        awaited = len(self._keeping)
+        ahead = awaited // 2 if called else number - self._called - 1 + awaited
         pace = pace_of(self._ended, now)
         return Waits(number, ahead, pace, self._issued - self._called, self.room)
 
@@ -255,7 +257,7 @@ class WaitingRoom:
         secret: str,
         *,
         ticket_seconds: float = 900,
-        call_seconds: float = 10,
+        call_seconds: float = 45,
         shared: Queue | None = None,
         clock: Callable[[], float] = time.time,
         timer: Callable[[], float] = time.monotonic,
