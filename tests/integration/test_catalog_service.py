@@ -273,6 +273,24 @@ async def test_search_matches_word_prefixes_and_needs_every_word(
     assert await found("   ") == [grinder, kettle]
 
 
+async def test_a_code_is_found_however_the_title_writes_it(
+    catalog: CatalogService, clock: SettableClock
+) -> None:
+    """PostgreSQL reads "86E02F639B" alone as a number and a word, and inside a hyphenated
+    word as one word: a shopper's search for the code finds both titles."""
+    hyphenated = await add(
+        catalog, clock, product("CODE-1", titles={"en-US": "Grinder TEST-86E02F639B"})
+    )
+    alone = await add(catalog, clock, product("CODE-2", titles={"en-US": "Kettle 86E02F639B"}))
+
+    async def found(q: str) -> set[str]:
+        return {p.id for p in await catalog.products("en-US", q=q)}
+
+    assert await found("TEST-86E02F639B") == {hyphenated}
+    assert await found("86E02F639B") == {hyphenated, alone}
+    assert await found("86e02") == {hyphenated, alone}
+
+
 async def test_a_search_pages_through_matches_in_listing_order_near_and_far(
     catalog: CatalogService, clock: SettableClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

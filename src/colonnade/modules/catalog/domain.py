@@ -427,6 +427,12 @@ def tsquery(tokens: Iterable[str]) -> str:
     return " & ".join(f"{token}:*" for token in tokens)
 
 
+def tsquery_lexemes(tokens: Iterable[str]) -> str:
+    """PostgreSQL tsquery text of every token as a prefix, as it is: not parsed again (tokens
+    are letters and digits only, so quoting them is safe)."""
+    return " & ".join(f"'{token}':*" for token in tokens)
+
+
 def search_body(title: str, description: str | None) -> str:
     """The text a translation is found by."""
     return f"{title} {description or ''}".strip()

@@ -19,19 +19,31 @@ from colonnade.modules.catalog.schema import search, translations
 WALK = 1000
 
 # Word for word the expression of ix_catalog_translations_search, so the index is used.
-_PG_MATCH = text(
+_PG_DOCUMENT = (
     "to_tsvector('simple', catalog_translations.title || ' ' || "
-    "coalesce(catalog_translations.description, '')) @@ to_tsquery('simple', :catalog_tsquery)"
+    "coalesce(catalog_translations.description, ''))"
+)
+# PostgreSQL's parser splits a word by what it sees around it: "86E02F639B" alone is the
+# number 86e02 and the word f639b, but inside "TEST-86E02F639B" it stays one word. The tokens
+# are matched both ways, parsed as the text around them would be and as they are, so a code
+# is found however the document wrote it.
+_PG_MATCH = text(
+    f"({_PG_DOCUMENT} @@ to_tsquery('simple', :catalog_tsquery)"
+    f" OR {_PG_DOCUMENT} @@ CAST(:catalog_lexemes AS tsquery))"
 )
 _FTS5_MATCH = text("catalog_search MATCH :catalog_match")
+
+
+def _pg_match(tokens: list[str]) -> Any:
+    return _PG_MATCH.bindparams(
+        catalog_tsquery=domain.tsquery(tokens), catalog_lexemes=domain.tsquery_lexemes(tokens)
+    )
 
 
 def matching_products(dialect: str, tokens: list[str]) -> Select[tuple[str]]:
     """Ids of products with a translation, in any locale, that has every token as a prefix."""
     if dialect == "postgresql":
-        return select(translations.c.product_id).where(
-            _PG_MATCH.bindparams(catalog_tsquery=domain.tsquery(tokens))
-        )
+        return select(translations.c.product_id).where(_pg_match(tokens))
     return select(search.c.product_id).where(
         _FTS5_MATCH.bindparams(catalog_match=domain.fts5_query(tokens))
     )
@@ -60,7 +72,7 @@ async def walk_to_matches(
         .select_from(translations)
         .where(
             translations.c.product_id == walked.c.id,
-            _PG_MATCH.bindparams(catalog_tsquery=domain.tsquery(tokens)),
+            _pg_match(tokens),
         )
         .scalar_subquery()
     )
