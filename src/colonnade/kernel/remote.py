@@ -42,7 +42,13 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.micro import add_service
 from nats.micro.request import ERROR_CODE_HEADER, Request
-from nats.micro.service import EndpointConfig, Service, ServiceConfig
+from nats.micro.service import (
+    EndpointConfig,
+    Service,
+    ServiceConfig,
+    ServiceVerb,
+    control_subject,
+)
 from pydantic import PlainSerializer, PlainValidator, TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -277,8 +283,14 @@ class Answering:
                     handler=self._handler(method),
                 )
             )
-        # Answering once the server knows the subscriptions, not when they are sent.
-        await client.flush()
+        # Answering once the server knows the subscriptions, not when they are sent. A flush
+        # does not prove it: nats-py writes its PING ahead of commands still buffered, so a
+        # PONG can come back before the SUBs leave. A request on this connection queues
+        # behind them, and its answer from this service's own PING does prove it.
+        await client.request(
+            control_subject(ServiceVerb.PING, name=self._micro.info().name, id=self._micro.id),
+            timeout=CALL_SECONDS,
+        )
 
     async def stop(self) -> None:
         if self._micro is not None:
