@@ -101,13 +101,13 @@ local ahead = math.floor(awaited / 2)
 if (ARGV[7] == '0' or ARGV[8] == epoch) and number > called then
   ahead = number - called - 1 + awaited
 end
+-- Ends are kept newest first: the recent ones are a prefix.
 local recent, oldest = 0, now
 for _, moment in ipairs(redis.call('LRANGE', KEYS[8], 0, -1)) do
   moment = tonumber(moment)
-  if moment > now - 30 then
-    recent = recent + 1
-    if moment < oldest then oldest = moment end
-  end
+  if moment <= now - 30 then break end
+  recent = recent + 1
+  oldest = moment
 end
 return {0, number, ahead, issued - called, epoch, tostring(recent / math.max(now - oldest, 1))}
 """

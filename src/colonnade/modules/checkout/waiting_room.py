@@ -38,7 +38,7 @@ import math
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -155,14 +155,16 @@ class Queue(Protocol):
     async def leave(self, place: Admitted, places: Places, now: float) -> None: ...
 
 
-def pace_of(ends: Iterable[float], now: float) -> float:
-    """Checkouts ended per second lately: those of the last 30 s among `ends`, over the time
-    they cover (at least 1 s). Over a fixed 30 s, a room that opened a moment ago, or one
-    whose kept ends cover less than 30 s, would look slower than it is."""
-    recent = [moment for moment in ends if moment > now - 30]
-    if not recent:
+def pace_of(ends: deque[float], now: float) -> float:
+    """Checkouts ended per second lately: those of the last 30 s among `ends` (oldest first;
+    older ones are dropped from it), over the time they cover (at least 1 s). Over a fixed
+    30 s, a room that opened a moment ago, or one whose kept ends cover less than 30 s, would
+    look slower than it is."""
+    while ends and ends[0] <= now - 30:
+        ends.popleft()
+    if not ends:
         return 0.0
-    return len(recent) / max(now - min(recent), 1.0)
+    return len(ends) / max(now - ends[0], 1.0)
 
 
 class OwnQueue:
@@ -204,9 +206,12 @@ class OwnQueue:
 
     def _call(self, places: Places, now: float) -> None:
         """Call numbers while fewer than `places.calls` called holders are awaited."""
-        for number, until in list(self._keeping.items()):
-            if until <= now:
-                del self._keeping[number]
+        # Calls lapse in the order they were made, which is the dict's.
+        while self._keeping:
+            number, until = next(iter(self._keeping.items()))
+            if until > now:
+                break
+            del self._keeping[number]
         while self._called < self._issued and len(self._keeping) < places.calls:
             self._called += 1
             self._keeping[self._called] = now + self._call_seconds
@@ -284,10 +289,6 @@ class WaitingRoom:
     @property
     def in_flight(self) -> int:
         return self._in_flight
-
-    @property
-    def limit(self) -> int:
-        return self._limit.value
 
     async def enter(self, cart_id: str, presented: str | None) -> Admission:
         """Let a checkout of `cart_id` in, or raise CheckoutQueued with its ticket (the one
