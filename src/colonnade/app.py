@@ -713,7 +713,7 @@ def create_app(
             lambda: catalog_api.router(shop.catalog, shop.pricing, shop.pages, shop.warming),
         ),
         ("cart", lambda: cart_api.router(shop.carts)),
-        ("checkout", lambda: checkout_api.router(shop.checkout, shop.waiting_room)),
+        ("checkout", lambda: checkout_api.router(shop.checkout)),
         ("identity", lambda: identity_api.router(shop.identity)),
         ("pricing", lambda: pricing_api.router(shop.pricing)),
         ("promotions", lambda: promotions_api.router(shop.promotions)),
@@ -740,6 +740,8 @@ def create_app(
     )
     # Innermost of the middlewares: it sees the principal the route authenticated.
     app.add_middleware(compliance_api.AuditTrail, audit=shop.compliance.audit)
+    if shop.waiting_room is not None and "checkout" in serving:
+        app.add_middleware(checkout_api.QueueDoor, room=shop.waiting_room, routes=app.router.routes)
     hardening.install(app, shop.settings, limiter=shop.limiter)
     # Around the protective middlewares: what they refuse is private too.
     app.add_middleware(PrivateUnlessPublic)

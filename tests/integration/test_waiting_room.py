@@ -137,7 +137,9 @@ async def test_a_queued_flash_sale_lets_ticket_holders_in_and_sells_exactly_the_
         assert after["waiting"] == 0
 
 
-async def test_a_forged_or_replayed_ticket_is_refused(database_url: str) -> None:
+async def test_a_forged_or_replayed_ticket_is_refused_and_a_malformed_request_spends_none(
+    database_url: str,
+) -> None:
     settings = Settings(database_url=database_url, secret_key=SECRET, checkout_concurrency=1)
     async with started(settings, us_tax=Decimal("0.1")) as app, client(app) as http:
         shop: Shop = app.state.shop
@@ -167,6 +169,13 @@ async def test_a_forged_or_replayed_ticket_is_refused(database_url: str) -> None
         assert (borrowed.status_code, borrowed.json()["code"]) == (422, "queue_ticket_invalid")
 
         await first.leave()
+        malformed = await http.post(
+            f"/store/carts/{holder}/checkout",
+            json={"email": "buyer@example.com"},
+            headers={"Idempotency-Key": "holder-key-1", "Queue-Ticket": ticket},
+        )
+        assert (malformed.status_code, malformed.json()["code"]) == (422, "invalid_input")
+        # Refused before its checkout began: the ticket is still good, and its place free.
         admitted = await http.post(
             f"/store/carts/{holder}/checkout",
             json=checkout_body(),

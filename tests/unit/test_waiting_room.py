@@ -38,6 +38,12 @@ def room(clock: Clock, limit: int = 2) -> WaitingRoom:
     )
 
 
+async def checked_out(admitted: Admission) -> None:
+    """A checkout let in, begun and ended."""
+    admitted.begin()
+    await admitted.leave()
+
+
 async def queued(waiting_room: WaitingRoom, cart: str, ticket: str | None = None) -> CheckoutQueued:
     with pytest.raises(CheckoutQueued) as raised:
         await waiting_room.enter(cart, ticket)
@@ -76,7 +82,7 @@ async def test_numbers_are_called_in_order_and_no_newcomer_skips_the_queue(clock
     # (told that one of them is likely to go first).
     assert position(await queued(shop, "cart-3", first)) == 2
 
-    await running.pop().leave()
+    await checked_out(running.pop())
     # A place is free: a newcomer does not get it while called holders are awaited...
     assert position(await queued(shop, "cart-6")) == 4
     # ...a called holder does, whichever of them comes first.
@@ -85,7 +91,7 @@ async def test_numbers_are_called_in_order_and_no_newcomer_skips_the_queue(clock
     assert position(await queued(shop, "cart-5", third.extensions["ticket"])) == 2
     assert position(await queued(shop, "cart-3", first)) == 2
     assert shop.in_flight == 2
-    await running.pop().leave()
+    await checked_out(running.pop())
     running.append(await shop.enter("cart-3", first))
     assert shop.in_flight == 2
 
@@ -97,7 +103,7 @@ async def test_a_called_number_whose_holder_is_gone_does_not_stall_the_queue(clo
     second = (await queued(shop, "cart-3")).extensions["ticket"]
 
     clock.now += 6  # a slow checkout: one holder called at a time
-    await running.leave()
+    await checked_out(running)
     # Number 1 is awaited; number 2 waits behind it.
     assert position(await queued(shop, "cart-3", second)) == 2
     clock.now += 11  # number 1 is no longer awaited; number 2 is called
@@ -109,17 +115,33 @@ async def test_a_ticket_lets_its_holder_in_once_for_its_cart_until_it_ends(clock
     running = await shop.enter("cart-1", None)
     ticket = (await queued(shop, "cart-2")).extensions["ticket"]
     expiring = (await queued(shop, "cart-3")).extensions["ticket"]
-    await running.leave()
+    await checked_out(running)
 
     with pytest.raises(QueueTicketInvalid):
         await shop.enter("cart-9", ticket)
     admitted = await shop.enter("cart-2", ticket)
-    await admitted.leave()
+    await checked_out(admitted)
     with pytest.raises(QueueTicketUsed):
         await shop.enter("cart-2", ticket)
     clock.now += 601
     with pytest.raises(QueueTicketExpired):
         await shop.enter("cart-3", expiring)
+
+
+async def test_a_ticket_whose_checkout_never_began_lets_its_holder_in_again(clock: Clock) -> None:
+    shop = room(clock, limit=1)
+    running = await shop.enter("cart-1", None)
+    ticket = (await queued(shop, "cart-2")).extensions["ticket"]
+    await checked_out(running)
+
+    refused_before_buying = await shop.enter("cart-2", ticket)
+    await refused_before_buying.leave()
+    assert shop.in_flight == 0
+    # Its number was called already: it goes in at once, not to the end of the queue.
+    bought = await shop.enter("cart-2", ticket)
+    await checked_out(bought)
+    with pytest.raises(QueueTicketUsed):
+        await shop.enter("cart-2", ticket)
 
 
 @pytest.mark.parametrize(
@@ -149,7 +171,7 @@ async def test_a_ticket_of_another_process_waits_only_for_a_free_place(clock: Cl
 
     running = await here.enter("cart-3", None)
     assert (await queued(here, "cart-2", ticket)).extensions["position"] == 1
-    await running.leave()
+    await checked_out(running)
     assert isinstance(await here.enter("cart-2", ticket), Admission)
     with pytest.raises(QueueTicketUsed):
         await here.enter("cart-2", ticket)
@@ -158,6 +180,7 @@ async def test_a_ticket_of_another_process_waits_only_for_a_free_place(clock: Cl
 async def test_leaving_twice_gives_back_one_place(clock: Clock) -> None:
     shop = room(clock, limit=1)
     admitted = await shop.enter("cart-1", None)
+    admitted.begin()
     await admitted.leave()
     await admitted.leave()
     assert shop.in_flight == 0
@@ -168,7 +191,7 @@ async def _ended(shop: WaitingRoom, clock: Clock, count: int, every: float) -> N
     for _ in range(count):
         admitted = await shop.enter("cart-1", None)
         clock.now += every
-        await admitted.leave()
+        await checked_out(admitted)
 
 
 async def _last_in_line(shop: WaitingRoom, ahead: int) -> int:
@@ -210,7 +233,7 @@ async def test_holders_are_called_two_seconds_of_checkouts_ahead(clock: Clock) -
     await _ended(shop, clock, 5, every=0.1)
     running = [await shop.enter("cart-1", None), await shop.enter("cart-2", None)]
     tickets = [(await queued(shop, f"cart-{n}")).extensions["ticket"] for n in range(150)]
-    await running.pop().leave()
+    await checked_out(running.pop())
 
     assert isinstance(await shop.enter("cart-39", tickets[39]), Admission)
     # Number 61 is not called yet (41 are: the first forty, and one for the place taken).

@@ -6,14 +6,19 @@ order is placed for them. Without one it is a guest's, who may buy only guest ca
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
+from fastapi.routing import RouteContext, iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from colonnade.kernel.errors import UnknownCurrency
+from colonnade.kernel.errors import ColonnadeError, UnknownCurrency
 from colonnade.kernel.money import Money
 from colonnade.kernel.principal import Principal
 from colonnade.modules.checkout.domain import (
@@ -31,6 +36,7 @@ from colonnade.modules.checkout.domain import (
 )
 from colonnade.modules.checkout.service import CheckoutRequest, CheckoutService, Outcome
 from colonnade.modules.checkout.waiting_room import (
+    Admission,
     CheckoutQueued,
     QueueTicketExpired,
     QueueTicketInvalid,
@@ -38,6 +44,7 @@ from colonnade.modules.checkout.waiting_room import (
     WaitingRoom,
 )
 from colonnade.modules.promotions.service import REFUSALS as PROMOTION_REFUSALS
+from colonnade.web.asgi import header
 from colonnade.web.auth import optional_principal, requires
 from colonnade.web.fields import (
     IDEMPOTENCY_KEY_PATTERN,
@@ -218,7 +225,56 @@ _PLACED: dict[int | str, dict[str, Any]] = {
 }
 
 
-def router(checkout: CheckoutService, waiting_room: WaitingRoom | None = None) -> APIRouter:
+# Where the QueueDoor leaves the admission of a checkout it let in, for the route.
+ADMISSION = "checkout_admission"
+_CHECKOUT = re.compile(r"/store/carts/(?P<cart_id>[^/]+)/checkout")
+
+
+class QueueDoor:
+    """The waiting room's door, in front of the checkout route's middlewares, routing and
+    body validation: in a flash sale most checkout requests are told to wait, and each such
+    answer costs the shop the room's own work only, leaving its time to the checkouts let
+    in. One let in goes on to the route; its place is given back when its answer is sent,
+    and if the route refused the request before its checkout began (a malformed body, say),
+    its ticket stays good, so a bad request changes nothing but its own wait."""
+
+    def __init__(self, app: ASGIApp, room: WaitingRoom, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.room = room
+        self.routes = routes
+        self._route: RouteContext | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = None
+        if scope["type"] == "http" and scope["method"] == "POST":
+            found = _CHECKOUT.fullmatch(scope["path"])
+        if found is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            admitted = await self.room.enter(found["cart_id"], header(scope, b"queue-ticket"))
+        except ColonnadeError as refused:
+            # Answered for the checkout route, as the middlewares around (those that count
+            # requests by route) should know without looking for it among all the routes.
+            scope["route"] = self._checkout_route(scope)
+            await problem_response(refused.problem())(scope, receive, send)
+            return
+        scope.setdefault("state", {})[ADMISSION] = admitted
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            await admitted.leave()
+
+    def _checkout_route(self, scope: Scope) -> RouteContext | None:
+        if self._route is None:
+            self._route = next(
+                (r for r in iter_route_contexts(self.routes) if r.matches(scope)[0] is Match.FULL),
+                None,
+            )
+        return self._route
+
+
+def router(checkout: CheckoutService) -> APIRouter:
     routes = APIRouter(tags=["checkout"])
 
     @routes.post(
@@ -264,7 +320,9 @@ def router(checkout: CheckoutService, waiting_room: WaitingRoom | None = None) -
                 json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN},
             ),
         ],
+        request: Request,
         principal: Principal | None = Depends(optional_principal),
+        # Read by the QueueDoor in front; declared here for the API's document.
         queue_ticket: Annotated[
             str | None,
             Header(
@@ -277,12 +335,10 @@ def router(checkout: CheckoutService, waiting_room: WaitingRoom | None = None) -
         """Buy the cart. Retrying with the same Idempotency-Key returns the first answer.
         When checkout is at capacity the answer is 503 `checkout_queued` with a ticket and
         Retry-After: repeat the same request with the header Queue-Ticket until let in."""
-        admitted = None if waiting_room is None else await waiting_room.enter(cart_id, queue_ticket)
-        try:
-            outcome = await _check_out(cart_id, body, idempotency_key, principal)
-        finally:
-            if admitted is not None:
-                await admitted.leave()
+        admitted: Admission | None = getattr(request.state, ADMISSION, None)
+        if admitted is not None:
+            admitted.begin()
+        outcome = await _check_out(cart_id, body, idempotency_key, principal)
         if outcome.status >= 400:
             return problem_response(outcome.body)
         return Response(

@@ -144,6 +144,7 @@ class SharedQueue:
         self._room_seconds = room_seconds
         # This process among those whose limits make up the places.
         self._process = uuid.uuid4().hex
+        self._redis = redis
         self._enter = redis.register_script(_ENTER)
         self._leave = redis.register_script(_LEAVE)
 
@@ -155,6 +156,9 @@ class SharedQueue:
 
     async def leave(self, place: Admitted, places: Places, now: float) -> None:
         await self._leave(keys=[self._keys[3], self._keys[7]], args=[place.key, now])
+
+    async def unspend(self, ticket: Ticket) -> None:
+        await self._redis.delete(self._used + ticket.id)
 
     async def _ask(self, places: Places, now: float, ticket: Ticket | None) -> Admitted | Waits:
         place = uuid.uuid4().hex

@@ -154,6 +154,10 @@ class Queue(Protocol):
 
     async def leave(self, place: Admitted, places: Places, now: float) -> None: ...
 
+    async def unspend(self, ticket: Ticket) -> None:
+        """Let `ticket`, which let its holder in, let it in again."""
+        ...
+
 
 def pace_of(ends: deque[float], now: float) -> float:
     """Checkouts ended per second lately: those of the last 30 s among `ends` (oldest first;
@@ -204,6 +208,9 @@ class OwnQueue:
         self._ended.append(now)
         self._call(places, now)
 
+    async def unspend(self, ticket: Ticket) -> None:
+        """The room keeps this process's record of spent tickets."""
+
     def _call(self, places: Places, now: float) -> None:
         """Call numbers while fewer than `places.calls` called holders are awaited."""
         # Calls lapse in the order they were made, which is the dict's.
@@ -231,22 +238,36 @@ class OwnQueue:
 
 
 class Admission:
-    """A checkout let in: its place is given back when it ends, whatever the outcome."""
+    """A checkout let in: its place is given back when it ends, whatever the outcome. Until
+    `begin` its ticket is not spent: one refused before its checkout began (a malformed
+    request, say) is given its ticket back, to come back with it once the request is right."""
 
     def __init__(
-        self, room: WaitingRoom, queue: Queue, place: Admitted, timer: Callable[[], float]
+        self,
+        room: WaitingRoom,
+        queue: Queue,
+        place: Admitted,
+        ticket: Ticket | None,
+        timer: Callable[[], float],
     ) -> None:
         self._room = room
         self._queue = queue
         self._place = place
+        self._ticket = ticket
         self._timer = timer
-        self._began = timer()
+        self._entered = timer()
+        self._begun = False
         self._left = False
+
+    def begin(self) -> None:
+        self._begun = True
 
     async def leave(self) -> None:
         if not self._left:
             self._left = True
-            await self._room._leave(self._queue, self._place, self._timer() - self._began)
+            seconds = self._timer() - self._entered if self._begun else None
+            unspent = None if self._begun else self._ticket
+            await self._room._leave(self._queue, self._place, seconds, unspent)
 
 
 class WaitingRoom:
@@ -305,7 +326,7 @@ class WaitingRoom:
         queue, answer = await self._ask(ticket, now)
         CHECKOUT_QUEUE_WAITING.set(answer.waiting)
         if isinstance(answer, Waits):
-            if ticket is None:
+            if ticket is None or presented is None:
                 ticket = Ticket(
                     answer.number,
                     cart_id,
@@ -314,12 +335,12 @@ class WaitingRoom:
                     answer.room,
                     now,
                 )
+                presented = self._sign(ticket)
                 CHECKOUT_QUEUE.labels("ticketed").inc()
             else:
+                # The holder keeps the ticket it has: nothing on it changes while it waits.
                 CHECKOUT_QUEUE.labels("held").inc()
-            raise CheckoutQueued(
-                self._sign(ticket), answer.ahead + 1, self._wait(answer.ahead, answer.pace)
-            )
+            raise CheckoutQueued(presented, answer.ahead + 1, self._wait(answer.ahead, answer.pace))
         if ticket is not None:
             self._used.add(ticket.id)
             heapq.heappush(self._used_until, (ticket.expires_at, ticket.id))
@@ -327,7 +348,7 @@ class WaitingRoom:
             CHECKOUT_QUEUE_WAIT.observe(max(now - ticket.issued_at, 0.0))
         self._in_flight += 1
         CHECKOUT_QUEUE_IN_FLIGHT.set(self._in_flight)
-        return Admission(self, queue, answer, self._timer)
+        return Admission(self, queue, answer, ticket, self._timer)
 
     async def _ask(self, ticket: Ticket | None, now: float) -> tuple[Queue, Admitted | Waits]:
         places = self._places()
@@ -358,18 +379,27 @@ class WaitingRoom:
         served = limit * self.CALL_AHEAD_SECONDS / max(self._duration, 0.001)
         return Places(limit, max(limit, math.ceil(served)))
 
-    async def _leave(self, queue: Queue, place: Admitted, seconds: float) -> None:
-        self._limit.ended(seconds, self._in_flight)
-        self._duration = (
-            seconds
-            if self._duration is None
-            else self._duration + (seconds - self._duration) * self.DURATION_WEIGHT
-        )
+    async def _leave(
+        self, queue: Queue, place: Admitted, seconds: float | None, unspent: Ticket | None
+    ) -> None:
+        """Give a place back; `seconds` the checkout took, None if none began (it says
+        nothing of how long checkouts take), and the ticket to give back then."""
+        if seconds is not None:
+            self._limit.ended(seconds, self._in_flight)
+            self._duration = (
+                seconds
+                if self._duration is None
+                else self._duration + (seconds - self._duration) * self.DURATION_WEIGHT
+            )
         self._in_flight -= 1
         CHECKOUT_QUEUE_IN_FLIGHT.set(self._in_flight)
         CHECKOUT_QUEUE_LIMIT.set(self._limit.value)
+        if unspent is not None:
+            self._used.discard(unspent.id)
         try:
             await queue.leave(place, self._places(), self._clock())
+            if unspent is not None:
+                await queue.unspend(unspent)
         except UNREACHABLE as error:
             # The shared place's lease ends on its own.
             self._outage.failed(error)
