@@ -219,6 +219,24 @@ async def test_a_room_that_just_opened_reads_its_pace_from_its_first_checkouts(
     assert await _last_in_line(shop, 60) == 3
 
 
+async def test_a_sale_that_just_began_asks_for_the_wait_its_places_give(clock: Clock) -> None:
+    """Ten places, an eighth of a second a checkout: eighty a second, though only five have
+    ended yet. Read from those five alone, 300 ahead would be a minute's wait, and the holder
+    would come back long after its number was called."""
+    shop = room(clock, limit=10)
+    running = [await shop.enter(f"cart-{n}", None) for n in range(10)]
+    clock.now += 0.125
+    for admitted in running[:5]:
+        await checked_out(admitted)
+    for n in range(5):
+        await shop.enter(f"cart-again-{n}", None)
+    for n in range(300):
+        await queued(shop, f"cart-waiting-{n}")
+    last = await queued(shop, "cart-last")
+    # 300 ahead at eighty a second: 3.75 s, asked as 3.
+    assert (position(last), last.extensions["retry_after"]) == (301, 3)
+
+
 async def test_a_holder_far_back_looks_again_within_half_a_minute(clock: Clock) -> None:
     shop = room(clock, limit=1)
     await _ended(shop, clock, 10, every=1.0)  # one a second

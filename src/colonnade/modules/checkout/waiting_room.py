@@ -408,13 +408,21 @@ class WaitingRoom:
         while self._used_until and self._used_until[0][0] <= now:
             self._used.discard(heapq.heappop(self._used_until)[1])
 
-    def _wait(self, ahead: int, pace: float) -> int:
+    def _wait(self, ahead: int, measured: float) -> int:
         """Whole seconds until a place is likely free for the holder: those ahead at the pace
         the queue moves, rounded down, so a holder comes a little early rather than late. At
         least 1 s; at most 30 s, so a holder far back looks again while the pace may change,
-        and asks no more than twice a minute: each answer costs the shop's processes the same
-        work as any request, and thousands of holders asking every few seconds would take the
-        time checkouts need."""
+        and asks no more than twice a minute: each answer costs the shop's processes the
+        work of a request, and thousands of holders asking every few seconds would take the
+        time checkouts need.
+
+        The pace is the one measured, or, when faster, what this process's places let
+        through at how long checkouts take (Little's law): the measured one lags while the
+        queue speeds up (in a sale's first seconds it has seen a few checkouts end), and a
+        holder told too long a wait comes back after its number was called, so later numbers
+        go in before it and its call stands idle meanwhile."""
+        expected = 0.0 if self._duration is None else self._limit.value / max(self._duration, 0.001)
+        pace = max(measured, expected)
         if ahead == 0 or pace == 0:
             return 1
         return max(1, min(self.MOST_WAIT_SECONDS, math.floor(ahead / pace)))
