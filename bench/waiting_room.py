@@ -67,6 +67,9 @@ class Buyer:
     number: int | None = None
     # When the request that was let in was sent, and how long its answer took.
     let_in_at: float = 0.0
+    # When the shop began its checkout, by the shop's own record: the admission order, free
+    # of the load generator's own delays in sending.
+    began_at: float = 0.0
     checkout_seconds: float = 0.0
     queue_answers: int = 0
     outcome: str = ""
@@ -199,8 +202,16 @@ async def sale(shape: str, capacity_rate: float, options: argparse.Namespace) ->
                 "SELECT count(*) FROM payments_payments WHERE status = 'captured'"
             )
             orders = await connection.fetchval("SELECT count(*) FROM orders_orders")
+            began = {
+                row["cart_id"]: row["created_at"].timestamp()
+                for row in await connection.fetch(
+                    "SELECT cart_id, created_at FROM checkout_checkouts"
+                )
+            }
         finally:
             await connection.close()
+        for buyer in buyers:
+            buyer.began_at = began.get(buyer.cart_id, 0.0)
     return Sale(
         shape, capacity_rate, arrivals, buyers, queue_seconds, stock, audit, captured, orders, wall
     )
@@ -226,7 +237,9 @@ def out_of_turn(numbers: list[int]) -> list[int]:
 
 def _order(buyers: list[Buyer]) -> tuple[list[int], float]:
     """How far admission order strayed from ticket order."""
-    held = sorted((b for b in buyers if b.number is not None), key=lambda b: b.let_in_at)
+    held = sorted(
+        (b for b in buyers if b.number is not None), key=lambda b: (b.began_at, b.let_in_at)
+    )
     numbers = [b.number for b in held if b.number is not None]
     return out_of_turn(numbers), rank_correlation(numbers)
 
