@@ -12,11 +12,15 @@ them.
 
 from __future__ import annotations
 
+import glob
 import os
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from colonnade.kernel.events import Envelope
 from colonnade.kernel.money import Money
@@ -309,6 +313,39 @@ def shop_registry() -> CollectorRegistry:
     reads every worker's metrics files."""
     if MULTIPROCESS_DIRECTORY not in os.environ:
         return REGISTRY
+    return workers_registry(os.environ[MULTIPROCESS_DIRECTORY])
+
+
+def workers_registry(directory: str) -> CollectorRegistry:
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    registry.register(_LiveWorkers(directory))
     return registry
+
+
+class _LiveWorkers(Collector):
+    """Every worker's metrics files added up, less the live gauges of the workers that died.
+    A killed worker leaves its files behind, and prometheus_client forgets its live gauges
+    (requests and checkouts in flight, say) only when told: they would count for ever, long
+    after the server started another worker in its place."""
+
+    def __init__(self, directory: str) -> None:
+        self._directory = directory
+        self._files = multiprocess.MultiProcessCollector(None, directory)  # type: ignore[no-untyped-call]
+
+    def collect(self) -> Iterable[Metric]:
+        for path in glob.glob(os.path.join(self._directory, "gauge_live*_*.db")):
+            pid = int(path.rsplit("_", 1)[1].removesuffix(".db"))
+            if not _alive(pid):
+                multiprocess.mark_process_dead(pid, self._directory)  # type: ignore[no-untyped-call]
+        metrics: Iterable[Metric] = self._files.collect()  # type: ignore[no-untyped-call]
+        return metrics
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
