@@ -321,14 +321,18 @@ class Shelves:
     promotion_code: str | None = None
 
 
-async def stock_flash_sale(base_url: str, sku: str, on_hand: int) -> None:
+async def stock_flash_sale(
+    base_url: str, sku: str, on_hand: int, *, stockroom_url: str | None = None
+) -> None:
     async with aiohttp.ClientSession() as session:
-        staff = await Staff.sign_in(session, base_url)
+        staff = await Staff.sign_in(session, base_url, stockroom_url)
         await staff.call("PUT", f"/admin/inventory/{sku}", json={"on_hand": on_hand})
 
 
-async def audit_flash_sale(base_url: str, sku: str) -> dict[str, Any]:
+async def audit_flash_sale(
+    base_url: str, sku: str, *, stockroom_url: str | None = None
+) -> dict[str, Any]:
     """The flash SKU's stock as staff see it after the sale."""
     async with aiohttp.ClientSession() as session:
-        staff = await Staff.sign_in(session, base_url)
+        staff = await Staff.sign_in(session, base_url, stockroom_url)
         return await staff.stock(sku)

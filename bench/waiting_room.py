@@ -15,8 +15,10 @@ What it measures, against what the issue promises:
 - the latency of the checkouts let in (the request that got in) against the objective's 1 s,
   and of the queue's own answers;
 - that every buyer ends with an order or "sold out" (nothing else);
-- admission order against ticket order: how far (in places) a holder was let in out of
-  its number's turn, and the rank correlation of the two orders;
+- admission order (by the shop's record of when each checkout began) against ticket order:
+  how far (in places) a holder was let in out of its number's turn, the rank correlation of
+  the two orders, and how many holders bought with a number past the units the stock left
+  for the queue;
 - nothing oversold (the SKU's stock audit) and nobody charged twice (captured payments
   against orders, in the database).
 
@@ -72,6 +74,7 @@ class Buyer:
     began_at: float = 0.0
     checkout_seconds: float = 0.0
     queue_answers: int = 0
+    reconnects: int = 0
     outcome: str = ""
 
 
@@ -142,10 +145,23 @@ async def _check_out(
             ) as answer:
                 body = await answer.json(content_type=None)
                 status = answer.status
+        except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as error:
+            # A kept-alive connection the shop closed as this request went out: the same
+            # request again, as the Idempotency-Key allows.
+            buyer.reconnects += 1
+            if buyer.reconnects > 3:
+                buyer.outcome = f"0 {type(error).__name__}"
+                return
+            continue
         except (aiohttp.ClientError, TimeoutError) as error:
             buyer.outcome = f"0 {type(error).__name__}"
             return
         took = time.monotonic() - sent
+        if status == 409 and body.get("code") == "queue_ticket_used":
+            # The answer lost above was its checkout's: asked again without the ticket, the
+            # shop answers what it answered then.
+            ticket = None
+            continue
         if status == 503 and body.get("code") == "checkout_queued":
             queue_seconds.append(took)
             buyer.queue_answers += 1
@@ -178,7 +194,9 @@ async def sale(shape: str, capacity_rate: float, options: argparse.Namespace) ->
                         *(_fill_cart(session, shop.base_url, shelves.flash_sku) for _ in batch)
                     )
                     progress.update(filling, advance=len(batch))
-                await stock_flash_sale(stockroom_url or shop.base_url, shelves.flash_sku, stock)
+                await stock_flash_sale(
+                    shop.base_url, shelves.flash_sku, stock, stockroom_url=stockroom_url
+                )
                 selling = progress.add_task(
                     f"{shape}: {arrivals:.0f} checkouts/s arriving", total=count
                 )
@@ -194,7 +212,9 @@ async def sale(shape: str, capacity_rate: float, options: argparse.Namespace) ->
                     running.append(task)
                 await asyncio.gather(*running)
                 wall = time.monotonic() - began
-        audit = await audit_flash_sale(stockroom_url or shop.base_url, shelves.flash_sku)
+        audit = await audit_flash_sale(
+            shop.base_url, shelves.flash_sku, stockroom_url=stockroom_url
+        )
         assert shop.database is not None
         connection = await asyncpg.connect(dsn_of(shop.database))
         try:
@@ -244,6 +264,18 @@ def _order(buyers: list[Buyer]) -> tuple[list[int], float]:
     return out_of_turn(numbers), rank_correlation(numbers)
 
 
+def _paid_out_of_turn(sale: Sale) -> int:
+    """Holders who bought with a number past the units left for the queue: each took a unit
+    that, in strict ticket order, a holder before it would have had."""
+    straight_in = sum(1 for b in sale.buyers if b.number is None and b.outcome == "ok")
+    last_in_stock = sale.stock - straight_in
+    return sum(
+        1
+        for b in sale.buyers
+        if b.outcome == "ok" and b.number is not None and b.number > last_in_stock
+    )
+
+
 def _print(sales: list[Sale]) -> None:
     table = Table(title="Checkouts at a multiple of capacity through the waiting room (PostgreSQL)")
     for column in (
@@ -258,6 +290,7 @@ def _print(sales: list[Sale]) -> None:
         "outcomes",
         "places out of turn p50 / p99 / most",
         "rank corr.",
+        "paid past the stock's numbers",
         "sold / stock",
         "captured / orders",
         "wall s",
@@ -286,6 +319,7 @@ def _print(sales: list[Sale]) -> None:
             ", ".join(f"{k}: {v}" for k, v in outcomes.most_common()),
             f"{p50 or 0:.0f} / {p99 or 0:.0f} / {moved[-1] if moved else 0}",
             f"{correlation:.3f}",
+            f"{_paid_out_of_turn(s)}",
             f"{s.audit.get('sold')} / {s.stock}",
             f"{s.captured} / {s.orders}",
             f"{s.wall_seconds:.1f}",
