@@ -76,7 +76,10 @@ class Settings(BaseSettings):
     payment_breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
     payment_breaker_minimum_calls: int = Field(default=20, ge=1)
     payment_breaker_window_seconds: float = Field(default=60, gt=0)
-    payment_breaker_cooldown_seconds: float = Field(default=30, gt=0)
+    # Short: one trial call per cool-down (one for every process, with Redis) costs a provider
+    # that is down nothing, and each second longer refuses buyers once it is back (a flash
+    # sale a few seconds after the provider recovered sold nothing under 30 s).
+    payment_breaker_cooldown_seconds: float = Field(default=5, gt=0)
     # The built-in test gateway: how long each answer takes, and how long tok_timeout keeps
     # the caller waiting before it gives up (above payment_timeout_seconds, the shop's own
     # timeout ends the call first, as with a processor that never answers).

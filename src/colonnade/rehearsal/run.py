@@ -34,9 +34,10 @@ from colonnade.rehearsal.watch import MetricsPort, ShopReading, checkout_p99
 REQUEST_SECONDS = 15.0
 # The flash SKU's stock is set this long before its buyers arrive.
 FLASH_LEAD_SECONDS = 1.0
-# How long a fault's effects outlast it: the payment circuit breaker's default cool-down
-# (a failing provider), a worker's restart, pools reconnecting. The timeline marks the
-# intervals as faulted meanwhile, and capacity figures leave them out.
+# How long a fault's effects outlast it: the payment circuit breaker's cool-down and trial
+# (a failing provider), a worker's restart, pools reconnecting, the buyers queued meanwhile
+# served. The timeline marks the intervals as faulted meanwhile, and capacity figures leave
+# them out.
 AFTERMATH_SECONDS = 30.0
 
 
