@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from colonnade.kernel.events import Envelope
 from colonnade.kernel.money import Money
+from colonnade.kernel.processes import running
 
 # Seconds; from a cache hit to a checkout waiting on a slow payment provider.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -335,17 +336,7 @@ class _LiveWorkers(Collector):
     def collect(self) -> Iterable[Metric]:
         for path in glob.glob(os.path.join(self._directory, "gauge_live*_*.db")):
             pid = int(path.rsplit("_", 1)[1].removesuffix(".db"))
-            if not _alive(pid):
+            if not running(pid):
                 multiprocess.mark_process_dead(pid, self._directory)  # type: ignore[no-untyped-call]
         metrics: Iterable[Metric] = self._files.collect()  # type: ignore[no-untyped-call]
         return metrics
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -36,6 +36,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from colonnade.app import REMOTE_CALLERS, create_app
+from colonnade.kernel.processes import running
 from colonnade.kernel.settings import Settings
 from colonnade.modules import MODULES
 
@@ -624,29 +625,14 @@ def running_supervisor() -> int | None:
         pid = int(json.loads((state_dir() / STATE_FILE).read_text())["pid"])
     except (OSError, ValueError, KeyError):
         return None
-    return pid if _alive(pid) else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # An ended process its parent has not reaped yet still has a pid; it runs no more.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return pid if running(pid) else None
 
 
 def bring_down(pid: int, seconds: float) -> bool:
     """Ask the `cluster up` at `pid` to stop, and wait until it has ended."""
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + seconds
-    while _alive(pid):
+    while running(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.2)
