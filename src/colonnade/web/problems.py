@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from colonnade.kernel.errors import ColonnadeError
@@ -202,5 +203,27 @@ def install(app: FastAPI) -> None:
                 "status": 500,
                 "detail": "the shop could not complete this request; it changed nothing",
                 "code": "internal_error",
+            }
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, error: DBAPIError) -> JSONResponse:
+        if not error.connection_invalidated:
+            return await _unexpected(request, error)
+        # The connection died under the request (a restarted or failed-over database, a cut
+        # connection): the pool replaces it and those older, and the request may simply be
+        # repeated, which a 500 would not tell the client.
+        log.warning("request.database_lost", path=request.url.path, error=str(error.orig))
+        return problem_response(
+            {
+                "type": _BASE + "database-unavailable",
+                "title": "Database unavailable",
+                "status": 503,
+                "detail": (
+                    "the shop lost its connection to its database while answering; repeat the"
+                    " request (a checkout repeated with its Idempotency-Key is charged once)"
+                ),
+                "code": "database_unavailable",
+                "retry_after": 1,
             }
         )
