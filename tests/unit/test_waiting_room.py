@@ -237,11 +237,21 @@ async def test_a_sale_that_just_began_asks_for_the_wait_its_places_give(clock: C
     assert (position(last), last.extensions["retry_after"]) == (301, 3)
 
 
-async def test_a_holder_far_back_looks_again_within_half_a_minute(clock: Clock) -> None:
+async def test_holders_far_back_look_again_within_half_a_minute_not_all_at_once(
+    clock: Clock,
+) -> None:
     shop = room(clock, limit=1)
     await _ended(shop, clock, 10, every=1.0)  # one a second
-    # 100 s away: asked back in 30 s, in case the queue moves faster by then.
-    assert await _last_in_line(shop, 100) == 30
+    await shop.enter("cart-1", None)
+    waits = [(await queued(shop, f"cart-{n}")).extensions["retry_after"] for n in range(200)]
+
+    # 40 s away and more: asked back within 30 s, in case the queue moves faster by then,
+    # each at its own second of the last quarter, so they do not all come back together.
+    far_back = waits[40:]
+    assert all(22 <= wait <= 30 for wait in far_back)
+    assert len(set(far_back)) > 1
+    # Nearer, each is told its own wait.
+    assert waits[:20] == sorted(waits[:20])
 
 
 async def test_holders_are_called_two_seconds_of_checkouts_ahead(clock: Clock) -> None:

@@ -35,6 +35,7 @@ import hashlib
 import heapq
 import hmac
 import math
+import random
 import time
 import uuid
 from collections import deque
@@ -425,7 +426,13 @@ class WaitingRoom:
         pace = max(measured, expected)
         if ahead == 0 or pace == 0:
             return 1
-        return max(1, min(self.MOST_WAIT_SECONDS, math.floor(ahead / pace)))
+        wait = math.floor(ahead / pace)
+        if wait < self.MOST_WAIT_SECONDS:
+            return max(1, wait)
+        # Every holder far back would be told the same 30 s, and those who came in the same
+        # second would all come back in one second: spread them over the last quarter.
+        least = self.MOST_WAIT_SECONDS * 3 // 4
+        return random.randint(least, self.MOST_WAIT_SECONDS)  # noqa: S311 - spreads polls only
 
     # --- tickets ---------------------------------------------------------------------------
 
