@@ -144,12 +144,14 @@ class RateLimit:
     def matches(self, scope: Scope) -> dict[str, str] | None:
         if scope["method"] != self.method:
             return None
-        found = _template(self.path).fullmatch(scope["path"])
+        found = path_pattern(self.path).fullmatch(scope["path"])
         return found.groupdict() if found else None
 
 
 @functools.cache
-def _template(path: str) -> re.Pattern[str]:
+def path_pattern(path: str) -> re.Pattern[str]:
+    """A route's path template (`/store/carts/{cart_id}`) as a pattern whose groups are its
+    parameters, for middlewares that act on one route before routing."""
     return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)))
 
 

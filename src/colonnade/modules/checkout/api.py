@@ -6,7 +6,6 @@ order is placed for them. Without one it is a guest's, who may buy only guest ca
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
@@ -56,6 +55,7 @@ from colonnade.web.fields import (
     Sku,
     declared,
 )
+from colonnade.web.limits import path_pattern
 from colonnade.web.money import MoneyIn, MoneyOut
 from colonnade.web.problems import problem_response, refusals
 
@@ -227,7 +227,7 @@ _PLACED: dict[int | str, dict[str, Any]] = {
 
 # Where the QueueDoor leaves the admission of a checkout it let in, for the route.
 ADMISSION = "checkout_admission"
-_CHECKOUT = re.compile(r"/store/carts/(?P<cart_id>[^/]+)/checkout")
+CHECKOUT_PATH = "/store/carts/{cart_id}/checkout"
 
 
 class QueueDoor:
@@ -247,7 +247,7 @@ class QueueDoor:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = None
         if scope["type"] == "http" and scope["method"] == "POST":
-            found = _CHECKOUT.fullmatch(scope["path"])
+            found = path_pattern(CHECKOUT_PATH).fullmatch(scope["path"])
         if found is None:
             await self.app(scope, receive, send)
             return
@@ -278,7 +278,7 @@ def router(checkout: CheckoutService) -> APIRouter:
     routes = APIRouter(tags=["checkout"])
 
     @routes.post(
-        "/store/carts/{cart_id}/checkout",
+        CHECKOUT_PATH,
         status_code=201,
         # The answer is the stored one (replayed as is), so it is documented, not re-validated.
         responses=_PLACED
