@@ -123,6 +123,14 @@ def test_a_gift_card_code_is_found_however_it_is_typed() -> None:
     assert domain.new_gift_card_code() != code
 
 
+def test_a_code_whose_own_letters_begin_with_gc_is_found_without_its_prefix() -> None:
+    code = "GC-GCAB-CDEF-GHJK-LMNP"
+    hashed = domain.gift_card_hash(code)
+    assert domain.gift_card_hash("GCAB-CDEF-GHJK-LMNP") == hashed
+    assert domain.gift_card_hash("gcabcdefghjklmnp") == hashed
+    assert domain.gift_card_hash("GCABCDEFGHJKLMNP") != domain.gift_card_hash("ABCDEFGHJKLMNP")
+
+
 def test_amounts_must_be_positive() -> None:
     with pytest.raises(domain.InvalidAmount):
         domain.valid_amount(usd(0))

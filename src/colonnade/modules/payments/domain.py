@@ -384,7 +384,9 @@ def new_gift_card_code() -> str:
 def gift_card_hash(code: str) -> str:
     """The stored form of a code; spaces, dashes and letter case do not matter."""
     normalized = re.sub(r"[\s-]", "", code).upper()
-    if normalized.startswith("GC"):
+    # Only a code of full length carries the prefix: a code typed without it may itself
+    # begin with the letters G and C.
+    if len(normalized) == 2 + 4 * _GIFT_CARD_GROUPS and normalized.startswith("GC"):
         normalized = normalized[2:]
     return hashlib.sha256(normalized.encode()).hexdigest()
 
