@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
 from redis.asyncio import Redis
 from sqlalchemy import make_url
+from starlette.middleware import Middleware
 
 from colonnade import migrations
 from colonnade.kernel import heap, inbox, shared_state, tracing
@@ -88,6 +89,8 @@ from colonnade.ops.maintenance import Job, Maintenance
 from colonnade.ops.minutes import MinuteSampler
 from colonnade.ops.sampler import Sampler
 from colonnade.ops.slo import CHECKOUT_ROUTE, OBJECTIVES, AnsweredWithin
+from colonnade.storefront import pages as storefront_pages
+from colonnade.storefront.refusals import RefusalPages
 from colonnade.web import hardening, links, problems, text
 from colonnade.web.caching import PrivateUnlessPublic
 from colonnade.web.limits import Limiter, RateLimiter
@@ -134,6 +137,8 @@ class Shop:
     sku_exists: Callable[[str], Awaitable[bool]]
     # A SKU's stock on hand set where inventory is (the demo shop's loading).
     set_on_hand: Callable[[str, int], Awaitable[object]]
+    # What signs the shop's tokens and tickets (and, derived from it, storefront sessions).
+    secret: str
     # Checkouts beyond COLONNADE_CHECKOUT_CONCURRENCY wait here (None: none wait).
     waiting_room: WaitingRoom | None = None
 
@@ -379,6 +384,7 @@ def assemble(settings: Settings, clock: Clock | None = None) -> Shop:
         links=links,
         sku_exists=(remote.catalog or catalog).sku_exists,
         set_on_hand=(remote.inventory or inventory).set_on_hand,
+        secret=secret,
         waiting_room=waiting_room(settings, secret, redis),
     )
 
@@ -548,11 +554,17 @@ def _master_key(settings: Settings) -> bytes:
     return decode_master_key(settings.encryption_key.get_secret_value())
 
 
+def _stripe(settings: Settings) -> bool:
+    """Whether cards are charged at Stripe (else at the test gateway)."""
+    return settings.payment_provider == "stripe" and settings.stripe_api_key is not None
+
+
 def _payment_provider(
     settings: Settings, db: Database, clock: Clock, redis: Redis | None
 ) -> PaymentProvider:
     provider: PaymentProvider
-    if settings.payment_provider == "stripe" and settings.stripe_api_key is not None:
+    if _stripe(settings):
+        assert settings.stripe_api_key is not None
         provider = StripeProcessor(
             settings.stripe_api_key.get_secret_value(),
             timeout_seconds=settings.stripe_timeout_seconds,
@@ -738,11 +750,35 @@ def create_app(
         clock=clock or SystemClock(),
         behind_https=settings.behind_https,
     )
+    store = storefront_pages.Pages(
+        storefront_pages.Services(
+            catalog=shop.catalog,
+            pricing=shop.pricing,
+            shelves=shop.pages,
+            carts=shop.carts,
+            checkout=shop.checkout,
+            identity=shop.identity,
+            orders=shop.orders,
+            compliance=shop.compliance,
+            room=shop.waiting_room,
+            test_cards=not _stripe(settings),
+            home_currency=settings.base_currency,
+        ),
+        secret=shop.secret,
+        behind_https=settings.behind_https,
+    )
+    # Last: its last route answers whatever else a storefront's prefix leads to.
+    storefront_pages.install(app, store)
     # Innermost of the middlewares: it sees the principal the route authenticated.
     app.add_middleware(compliance_api.AuditTrail, audit=shop.compliance.audit)
     if shop.waiting_room is not None and "checkout" in serving:
         app.add_middleware(checkout_api.QueueDoor, room=shop.waiting_room, routes=app.router.routes)
-    hardening.install(app, shop.settings, limiter=shop.limiter)
+    hardening.install(
+        app,
+        shop.settings,
+        limiter=shop.limiter,
+        refusal_pages=Middleware(RefusalPages, pages=store),
+    )
     # Around the protective middlewares: what they refuse is private too.
     app.add_middleware(PrivateUnlessPublic)
     # Around the protective middlewares: its clock and counts include them and what they refuse.

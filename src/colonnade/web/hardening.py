@@ -10,6 +10,7 @@ client's allowance), then the routes.
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from colonnade.kernel.settings import Settings
@@ -55,6 +56,29 @@ def rate_limits(settings: Settings) -> list[RateLimit]:
             per_account=settings.rate_limit_registration_per_email,
             account=json_field("email"),
         ),
+        # The storefront's forms: the same allowances as the API's doors they stand beside.
+        RateLimit(
+            "login",
+            "POST",
+            "/{storefront}/account/login",
+            per_address=settings.rate_limit_login_per_address,
+            per_account=settings.rate_limit_login_per_account,
+            account=form_field("email"),
+        ),
+        RateLimit(
+            "registration",
+            "POST",
+            "/{storefront}/account/register",
+            per_address=settings.rate_limit_registration_per_address,
+            per_account=settings.rate_limit_registration_per_email,
+            account=form_field("email"),
+        ),
+        RateLimit(
+            "checkout",
+            "POST",
+            "/{storefront}/checkout",
+            per_address=settings.rate_limit_checkout_per_address,
+        ),
         RateLimit(
             "checkout",
             "POST",
@@ -71,8 +95,16 @@ def rate_limits(settings: Settings) -> list[RateLimit]:
     ]
 
 
-def install(app: FastAPI, settings: Settings, *, limiter: Limiter | None = None) -> None:
-    """`limiter` keeps the rate limits' buckets: this process's own unless one is given."""
+def install(
+    app: FastAPI,
+    settings: Settings,
+    *,
+    limiter: Limiter | None = None,
+    refusal_pages: Middleware | None = None,
+) -> None:
+    """`limiter` keeps the rate limits' buckets: this process's own unless one is given.
+    `refusal_pages`, around the middlewares that refuse, turns their refusals into pages
+    where a browser asked for one (the storefront's)."""
     # Starlette runs the middleware added last first, hence the reverse order.
     app.add_middleware(RateLimits, limits=rate_limits(settings), limiter=limiter or RateLimiter())
     app.add_middleware(CardNumberGuard)
@@ -89,6 +121,8 @@ def install(app: FastAPI, settings: Settings, *, limiter: Limiter | None = None)
             allow_credentials=False,
             max_age=600,
         )
+    if refusal_pages is not None:
+        app.add_middleware(refusal_pages.cls, *refusal_pages.args, **refusal_pages.kwargs)
     docs = [app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url]
     app.add_middleware(
         SecurityHeaders,

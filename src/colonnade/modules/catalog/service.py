@@ -471,6 +471,38 @@ class CatalogService:
 
     # --- categories -----------------------------------------------------------------------
 
+    async def categories(self) -> list[Category]:
+        """Every category with its names, by slug (two statements)."""
+        async with self._db.reading() as conn:
+            rows = (
+                await conn.execute(
+                    select(categories.c.id, categories.c.slug, categories.c.parent_id).order_by(
+                        categories.c.slug
+                    )
+                )
+            ).all()
+            named = (
+                await conn.execute(
+                    select(
+                        category_names.c.category_id,
+                        category_names.c.locale,
+                        category_names.c.name,
+                    )
+                )
+            ).all()
+        names: dict[int, dict[str, str]] = defaultdict(dict)
+        for row in named:
+            names[row.category_id][row.locale] = row.name
+        slugs = {row.id: row.slug for row in rows}
+        return [
+            Category(
+                slug=row.slug,
+                names=names[row.id],
+                parent=None if row.parent_id is None else slugs.get(row.parent_id),
+            )
+            for row in rows
+        ]
+
     async def set_category(
         self, slug: str, names: dict[str, str], parent: str | None = None
     ) -> Category:

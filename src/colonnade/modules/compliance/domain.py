@@ -29,6 +29,9 @@ PERSONAL_DATA_ACTIONS = frozenset(
         "DELETE /store/customers/me",
         "GET /admin/customers/{customer_id}/export",
         "DELETE /admin/customers/{customer_id}",
+        # The same, asked for on the storefront's account pages.
+        "GET /{prefix:shop}/account/export",
+        "POST /{prefix:shop}/account/erase",
     }
 )
 
