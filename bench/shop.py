@@ -76,6 +76,8 @@ class BenchShop:
     settings: dict[str, str] = field(default_factory=dict)
     # Its metrics port, where the load reads the shop's own counters.
     metrics_port: int = field(default_factory=free_port)
+    # Load the demo shop (markets, products, stock) before serving.
+    demo: bool = False
 
     @property
     def env(self) -> dict[str, str]:
@@ -123,6 +125,8 @@ class BenchShop:
             await admin_execute(f'CREATE DATABASE "{self.database}"')
         # The CLI migrates the fresh database and makes the staff account the seeding uses.
         self.cli("users", "create-admin", "--email", STAFF_EMAIL, "--password", STAFF_PASSWORD)
+        if self.demo:
+            self.cli("demo-data")
         port = free_port()
         self._spawn(port)
         self.base_url = f"http://127.0.0.1:{port}"

@@ -170,6 +170,7 @@ def serve(
     operations = f"http://{settings.metrics_host}:{settings.metrics_port}"
     console.print(
         Panel.fit(
+            f"Shop            {base}/  (/en-us/, /de-de/, /ja-jp/ with the demo data)\n"
             f"Storefront API  {base}/store/products?market=US\n"
             f"API docs        {base}/docs\n"
             f"Operations      {base}/ops  (staff with ops:read)\n"

@@ -94,7 +94,9 @@ def best_for(accept_language: str | None, shops: list[Storefront]) -> Storefront
     ]
     found = negotiate_locale(wanted, [shop.babel for shop in shops]) if wanted else None
     if found is None and wanted:
-        # "de" alone fits de-DE.
+        # "de" or "de-AT" fits de-DE when no storefront has the very same.
         languages = {shop.language: shop.babel for shop in reversed(shops)}
-        found = next((languages[w] for w in wanted if w in languages), None)
+        found = next(
+            (languages[w.split("_")[0]] for w in wanted if w.split("_")[0] in languages), None
+        )
     return next((shop for shop in shops if shop.babel == found), shops[0])
