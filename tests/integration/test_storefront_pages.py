@@ -390,3 +390,23 @@ async def test_the_front_door_and_the_sitemap_name_every_language_version(
     page = await browser.page(f"/en-us/p/{product_id}")
     assert f'hreflang="de-DE" href="http://shop.test/de-de/p/{product_id}"' in page.text
     assert sku
+
+
+async def test_a_page_that_fails_is_the_shops_500_page_and_a_later_one_works_again(
+    store: tuple[Shop, Browser],
+) -> None:
+    shop, browser = store
+    sku = await product(shop)
+    await in_cart(browser, sku)
+    # The cart's lines out of reach, as a database whose table is missing would have them.
+    async with shop.db.engine.begin() as conn:
+        await conn.exec_driver_sql("ALTER TABLE cart_lines RENAME TO cart_lines_away")
+    failed = await browser.page("/en-us/cart")
+    assert failed.status_code == 500
+    assert failed.headers["content-type"].startswith("text/html")
+    assert "Something went wrong" in failed.text
+    assert "cart_lines" not in failed.text
+
+    async with shop.db.engine.begin() as conn:
+        await conn.exec_driver_sql("ALTER TABLE cart_lines_away RENAME TO cart_lines")
+    assert f'data-sku="{sku}"' in (await browser.page("/en-us/cart")).text
