@@ -130,7 +130,7 @@ REFUSALS = {
         " Check the new total and buy again."
     ),
     "rate_limited": N_("Too many attempts from here. Please wait a minute and try again."),
-    "unknown_gift_card": N_("We know no gift card with this code."),
+    "unknown_gift_card": N_("There is no gift card with this code."),
     "gift_card_insufficient": N_(
         "The gift card does not cover the total: add a card for the rest."
     ),
@@ -142,17 +142,17 @@ REFUSALS = {
         "A card number was typed into a field. We never take card"
         " numbers: pay with a card through the payment form."
     ),
-    "checkout_in_progress": N_("This purchase is being placed already; wait a moment."),
-    "promotion_not_found": N_("We know no discount code like this."),
+    "checkout_in_progress": N_("This order is already being placed; please wait a moment."),
+    "promotion_not_found": N_("This discount code does not exist."),
     "promotion_expired": N_("This discount code has ended."),
     "promotion_not_started": N_("This discount code has not started yet."),
     "promotion_exhausted": N_("This discount code is used up."),
-    "cart_full": N_("Your cart holds as many lines as it can."),
+    "cart_full": N_("Your cart cannot hold any more items."),
     "unknown_sku": N_("We do not sell this any more."),
     "session_expired": N_("Your session has expired. Please sign in again."),
     "invalid_quantity": N_("Enter a number of units from 0 to 99."),
     "cart_not_found": N_("Your cart has expired; it was empty or left too long."),
-    "form_expired": N_("This form had expired. Please send it again."),
+    "form_expired": N_("This form has expired. Please send it again."),
 }
 GENERIC_REFUSAL = N_("We could not do this. Nothing was changed; please try again.")
 
