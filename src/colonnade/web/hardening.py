@@ -17,6 +17,7 @@ from colonnade.kernel.settings import Settings
 from colonnade.web.cards import CardNumberGuard
 from colonnade.web.headers import SecurityHeaders
 from colonnade.web.limits import (
+    AccountOf,
     BodySizeLimit,
     Limiter,
     RateLimit,
@@ -30,49 +31,34 @@ from colonnade.web.text import NulCharacterGuard
 
 
 def rate_limits(settings: Settings) -> list[RateLimit]:
+    def login(path: str, account: AccountOf) -> RateLimit:
+        return RateLimit(
+            "login",
+            "POST",
+            path,
+            per_address=settings.rate_limit_login_per_address,
+            per_account=settings.rate_limit_login_per_account,
+            account=account,
+        )
+
+    def registration(path: str, account: AccountOf) -> RateLimit:
+        return RateLimit(
+            "registration",
+            "POST",
+            path,
+            per_address=settings.rate_limit_registration_per_address,
+            per_account=settings.rate_limit_registration_per_email,
+            account=account,
+        )
+
     return [
-        RateLimit(
-            "login",
-            "POST",
-            "/auth/token",
-            per_address=settings.rate_limit_login_per_address,
-            per_account=settings.rate_limit_login_per_account,
-            account=form_field("username"),
-        ),
-        # The operations page's login form: the same allowance as the API's door.
-        RateLimit(
-            "login",
-            "POST",
-            "/ops/login",
-            per_address=settings.rate_limit_login_per_address,
-            per_account=settings.rate_limit_login_per_account,
-            account=form_field("email"),
-        ),
-        RateLimit(
-            "registration",
-            "POST",
-            "/store/customers",
-            per_address=settings.rate_limit_registration_per_address,
-            per_account=settings.rate_limit_registration_per_email,
-            account=json_field("email"),
-        ),
-        # The storefront's forms: the same allowances as the API's doors they stand beside.
-        RateLimit(
-            "login",
-            "POST",
-            "/{storefront}/account/login",
-            per_address=settings.rate_limit_login_per_address,
-            per_account=settings.rate_limit_login_per_account,
-            account=form_field("email"),
-        ),
-        RateLimit(
-            "registration",
-            "POST",
-            "/{storefront}/account/register",
-            per_address=settings.rate_limit_registration_per_address,
-            per_account=settings.rate_limit_registration_per_email,
-            account=form_field("email"),
-        ),
+        login("/auth/token", form_field("username")),
+        # The operations page's and the storefront's forms: the same allowances as the API's
+        # doors they stand beside.
+        login("/ops/login", form_field("email")),
+        login("/{storefront}/account/login", form_field("email")),
+        registration("/store/customers", json_field("email")),
+        registration("/{storefront}/account/register", form_field("email")),
         RateLimit(
             "checkout",
             "POST",
