@@ -3,11 +3,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# The operations page's browser test drives Debian's chromium; install it where we may
-# (only the tests need it, so serving the shop never waits for it).
-if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
-    || echo "chromium could not be installed; the browser test will say so"
+# The browser tests (operations page, storefront) drive Debian's chromium; install it where we
+# may (only the tests need it, so serving the shop never waits for it), with a Japanese font so
+# the ja-JP storefront's screenshots show its text.
+if { [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi ipagothic; } \
+  && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+    fonts-ipafont-gothic >/dev/null \
+    || echo "chromium could not be installed; the browser tests will say so"
 fi
 # The cluster test puts nginx in front of the shop's replicas; the same where we may.
 if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ] && command -v apt-get >/dev/null \
