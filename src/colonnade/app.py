@@ -90,6 +90,7 @@ from colonnade.ops.minutes import MinuteSampler
 from colonnade.ops.sampler import Sampler
 from colonnade.ops.slo import CHECKOUT_ROUTE, OBJECTIVES, AnsweredWithin
 from colonnade.storefront import pages as storefront_pages
+from colonnade.storefront import site as storefront_site
 from colonnade.storefront.refusals import RefusalPages
 from colonnade.web import hardening, links, problems, text
 from colonnade.web.caching import PrivateUnlessPublic
@@ -768,7 +769,7 @@ def create_app(
         behind_https=settings.behind_https,
     )
     # Last: its last route answers whatever else a storefront's prefix leads to.
-    storefront_pages.install(app, store)
+    storefront_site.install(app, store)
     # Innermost of the middlewares: it sees the principal the route authenticated.
     app.add_middleware(compliance_api.AuditTrail, audit=shop.compliance.audit)
     if shop.waiting_room is not None and "checkout" in serving:
