@@ -120,7 +120,7 @@ async def one_round(walk: Walk, prefix: str, shopper: int) -> None:
 
 
 async def account_round(walk: Walk, prefix: str, shopper: int) -> None:
-    register = await walk.get("sign-in form", f"/{prefix}/account/register")
+    register = await walk.get("registration form", f"/{prefix}/account/register")
     await walk.post(
         "register (post)",
         f"/{prefix}/account/register",

@@ -106,7 +106,7 @@ CHECKOUT_LABELS = {
     "postal_code": "Postal code",
     "city": "City",
     "region": "Region (optional)",
-    "country": "Country code (two letters)",
+    "country": "Country",
     "phone": "Phone (optional)",
 }
 
@@ -287,7 +287,10 @@ def fill_checkout(page: Page, market: Market, email: str | None, token: str) -> 
     for name, value in values.items():
         field = labelled(page, market, CHECKOUT_LABELS[name])
         assert field.get_attribute("name") == name
-        field.fill(value)
+        if field.evaluate("element => element.tagName") == "SELECT":
+            field.select_option(value)
+        else:
+            field.fill(value)
     page.locator("input[name=method][value=card]").check()
     page.locator("select[name=token]").select_option(token)
 

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 
 from babel import Locale, negotiate_locale
 from babel.dates import format_date, format_datetime
@@ -42,6 +43,11 @@ class Storefront:
     def language_name(self) -> str:
         return Locale.parse(self.babel).get_display_name(self.babel) or self.locale
 
+    @property
+    def countries(self) -> tuple[tuple[str, str], ...]:
+        """Every country's code and name in this language, by name."""
+        return _countries(self.babel)
+
     def money(self, money: Money | dict[str, object] | None) -> str:
         if money is None:
             return ""
@@ -57,6 +63,25 @@ class Storefront:
 
     def moment(self, moment: datetime) -> str:
         return format_datetime(moment, format="medium", locale=self.babel)
+
+
+# CLDR's territories that are no country one ships to: groupings and placeholders.
+_NOT_COUNTRIES = frozenset({"EU", "EZ", "QO", "UN", "XA", "XB", "ZZ"})
+
+
+@cache
+def _countries(babel_locale: str) -> tuple[tuple[str, str], ...]:
+    named = Locale.parse(babel_locale).territories
+    return tuple(
+        sorted(
+            (
+                (code, name)
+                for code, name in named.items()
+                if len(code) == 2 and code.isalpha() and code not in _NOT_COUNTRIES
+            ),
+            key=lambda country: country[1],
+        )
+    )
 
 
 def prefix_of(locale: str, market: str) -> str:
