@@ -15,17 +15,22 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import structlog
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from colonnade import migrations
 from colonnade.app import Shop, assemble
 from colonnade.kernel.clock import SettableClock
+from colonnade.kernel.db import Database
 from colonnade.kernel.settings import Settings
 from colonnade.modules import MODULES
+from tests.conftest import POSTGRES_ADMIN_DSN, PostgresServer, sqlalchemy_url
 from tests.integration.storefront import (
     SECRET,
     check_out,
@@ -328,6 +333,33 @@ async def test_database_statements_are_timed_and_pool_connections_come_back(
     # Stopped: every connection was given back, then closed.
     assert moved(pool, state="in_use") == 0
     assert moved(pool, state="idle") == 0
+
+
+async def test_a_database_gone_away_leaves_the_pools_gauges_where_they_were(
+    postgres: PostgresServer,
+) -> None:
+    """The pool checks in a connection it failed to open again (the database was dropped
+    under it): that is no connection given back, and the gauges must not count one."""
+    pool = "colonnade_db_pool_connections"
+    moved = Deltas(sample(pool, state="in_use"), sample(pool, state="idle"))
+    name = f"colonnade_gone_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    db = Database(sqlalchemy_url(POSTGRES_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name))
+    try:
+        async with db.reading() as conn:
+            assert await conn.scalar(text("SELECT 1")) == 1
+        assert (moved(pool, state="in_use"), moved(pool, state="idle")) == (0, 1)
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        for _ in range(3):
+            with pytest.raises(DBAPIError):
+                async with db.reading() as conn:
+                    await conn.scalar(text("SELECT 1"))
+        assert (moved(pool, state="in_use"), moved(pool, state="idle")) == (0, 0)
+    finally:
+        await db.dispose()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
 
 
 # --- request ids and logs ----------------------------------------------------------------

@@ -114,6 +114,7 @@ async def _rolling_back(
 
 
 _STARTED = "colonnade.statement_started"
+_OUT = "colonnade.checked_out"
 _IN_USE = DB_POOL_CONNECTIONS.labels("in_use")
 _IDLE = DB_POOL_CONNECTIONS.labels("idle")
 
@@ -145,14 +146,18 @@ def _measure(engine: AsyncEngine) -> None:
         _IDLE.inc()
 
     @event.listens_for(sync, "checkout")
-    def _checked_out(*_: Any) -> None:
+    def _checked_out(_connection: Any, record: Any, _proxy: Any) -> None:
+        record.info[_OUT] = True
         _IDLE.dec()
         _IN_USE.inc()
 
     @event.listens_for(sync, "checkin")
-    def _checked_in(*_: Any) -> None:
-        _IN_USE.dec()
-        _IDLE.inc()
+    def _checked_in(_connection: Any, record: Any) -> None:
+        # The pool also checks in a connection it failed to open again at checkout (the
+        # database was gone): that one was never counted out, nor is it idle.
+        if record.info.pop(_OUT, False):
+            _IN_USE.dec()
+            _IDLE.inc()
 
     @event.listens_for(sync, "close")
     def _closed(*_: Any) -> None:
