@@ -13,7 +13,6 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -29,6 +28,7 @@ from colonnade.ops.sampler import Sampler
 from colonnade.ops.session import COOKIE, NO_STORE, page_reader, template, to_login
 from colonnade.ops.view import AlertOut, OpsData, ops_data
 from colonnade.web.auth import bearer, current_principal
+from colonnade.web.origin import same_origin
 
 SCOPE = "ops:read"
 # The pages behind the login, by the scope each needs, in the order a login goes to them.
@@ -42,20 +42,6 @@ async def ops_reader(request: Request, token: str | None = Depends(bearer)) -> P
     if SCOPE not in principal.scopes:
         raise Forbidden(f"this needs the scope '{SCOPE}'", scope=SCOPE)
     return principal
-
-
-def _same_origin(request: Request) -> bool:
-    """A form post must come from one of this shop's pages. Browsers say where from in
-    Sec-Fetch-Site (even when, under Referrer-Policy no-referrer, their Origin is "null");
-    older ones only in Origin. Clients that are not browsers send neither and cannot be made
-    to post by another site."""
-    site = request.headers.get("sec-fetch-site")
-    if site is not None:
-        return site == "same-origin"
-    origin = request.headers.get("origin")
-    if origin is None:
-        return True
-    return urlsplit(origin).netloc == request.headers.get("host")
 
 
 def install(
@@ -93,7 +79,7 @@ def _router(sampler: Sampler, identity: IdentityService, behind_https: bool) -> 
         email: Annotated[str, Form()] = "",
         password: Annotated[str, Form()] = "",
     ) -> Response:
-        if not _same_origin(request):
+        if not same_origin(request):
             return login_page("This form must be sent from the shop's own page.", 403)
         try:
             token = await identity.issue_token(email, password)
@@ -119,7 +105,7 @@ def _router(sampler: Sampler, identity: IdentityService, behind_https: bool) -> 
 
     @routes.post("/ops/logout", include_in_schema=False)
     async def log_out(request: Request) -> Response:
-        if not _same_origin(request):
+        if not same_origin(request):
             return login_page("This form must be sent from the shop's own page.", 403)
         return to_login()
 

@@ -27,20 +27,10 @@ def routes(pages: Pages) -> APIRouter:
 
     # --- the customer's account -----------------------------------------------------------
 
-    def to_login(shop: Storefront, *, expired: bool) -> Response:
-        response = RedirectResponse(
-            f"/{shop.prefix}/account/login" + ("?expired=1" if expired else ""), status_code=303
-        )
-        if expired:
-            response.delete_cookie(CUSTOMER, path="/")
-        return response
-
     @routes.get("/{prefix:shop}/account")
     async def account(request: Request, prefix: str) -> Response:
         shop = await pages.shop(prefix)
-        customer, expired = await pages.customer(request)
-        if customer is None:
-            return to_login(shop, expired=expired)
+        customer = await pages.signed_in_customer(request, shop)
         found = await services.identity.customer(customer.subject)
         placed = await services.orders.orders_of_customer(customer.subject, 20, 0)
         return await pages.page(
@@ -50,9 +40,7 @@ def routes(pages: Pages) -> APIRouter:
     @routes.get("/{prefix:shop}/account/orders/{order_id}")
     async def my_order(request: Request, prefix: str, order_id: str, placed: str = "") -> Response:
         shop = await pages.shop(prefix)
-        customer, expired = await pages.customer(request)
-        if customer is None:
-            return to_login(shop, expired=expired)
+        customer = await pages.signed_in_customer(request, shop)
         try:
             order = await services.orders.order_of_customer(order_id, customer.subject)
         except ColonnadeError as missing:
@@ -87,7 +75,7 @@ def routes(pages: Pages) -> APIRouter:
     @routes.post("/{prefix:shop}/account/login")
     async def log_in(request: Request, prefix: str) -> Response:
         shop = await pages.shop(prefix)
-        session, _ = pages.session(request)
+        session = pages.session(request)
         form = await form_of(request)
         email = form.get("email", "").strip()
         values = {"email": email}
@@ -129,7 +117,7 @@ def routes(pages: Pages) -> APIRouter:
     @routes.post("/{prefix:shop}/account/logout")
     async def log_out(request: Request, prefix: str) -> Response:
         shop = await pages.shop(prefix)
-        session, _ = pages.session(request)
+        session = pages.session(request)
         form = await form_of(request)
         if pages.refused_form(request, session, form):
             raise HTTPException(403)
@@ -145,7 +133,7 @@ def routes(pages: Pages) -> APIRouter:
     @routes.post("/{prefix:shop}/account/register")
     async def register(request: Request, prefix: str) -> Response:
         shop = await pages.shop(prefix)
-        session, _ = pages.session(request)
+        session = pages.session(request)
         form = await form_of(request)
         checked = forms.registration_form(form)
         context: dict[str, Any] = {"values": checked.values, "errors": checked.errors}
@@ -183,9 +171,7 @@ def routes(pages: Pages) -> APIRouter:
     @routes.get("/{prefix:shop}/account/export")
     async def export(request: Request, prefix: str) -> Response:
         shop = await pages.shop(prefix)
-        customer, expired = await pages.customer(request)
-        if customer is None:
-            return to_login(shop, expired=expired)
+        customer = await pages.signed_in_customer(request, shop)
         document = await services.compliance.export(customer.subject)
         return Response(
             orjson.dumps(document, option=orjson.OPT_INDENT_2),
@@ -199,19 +185,15 @@ def routes(pages: Pages) -> APIRouter:
     @routes.get("/{prefix:shop}/account/erase")
     async def erase_form(request: Request, prefix: str) -> Response:
         shop = await pages.shop(prefix)
-        customer, expired = await pages.customer(request)
-        if customer is None:
-            return to_login(shop, expired=expired)
+        await pages.signed_in_customer(request, shop)
         return await pages.page(request, shop, "erase.html", {"refusal": None})
 
     @routes.post("/{prefix:shop}/account/erase")
     async def erase(request: Request, prefix: str) -> Response:
         shop = await pages.shop(prefix)
-        session, _ = pages.session(request)
+        session = pages.session(request)
         form = await form_of(request)
-        customer, expired = await pages.customer(request)
-        if customer is None:
-            return to_login(shop, expired=expired)
+        customer = await pages.signed_in_customer(request, shop)
         if pages.refused_form(request, session, form):
             return await pages.page(
                 request,

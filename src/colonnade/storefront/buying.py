@@ -79,7 +79,7 @@ def routes(pages: Pages) -> APIRouter:
     @routes.get("/{prefix:shop}/cart")
     async def show_cart(request: Request, prefix: str) -> Response:
         shop = await pages.shop(prefix)
-        session, _ = pages.session(request)
+        session = pages.session(request)
         return await cart_page(request, shop, session)
 
     async def changing_cart(
@@ -88,7 +88,7 @@ def routes(pages: Pages) -> APIRouter:
         change: Callable[[Storefront, Session, dict[str, str]], Awaitable[Session]],
     ) -> Response:
         shop = await pages.shop(prefix)
-        session, _ = pages.session(request)
+        session = pages.session(request)
         form = await form_of(request)
         if pages.refused_form(request, session, form):
             return await cart_page(request, shop, session, refusal="form_expired", status=403)
@@ -195,7 +195,7 @@ def routes(pages: Pages) -> APIRouter:
     @routes.get("/{prefix:shop}/checkout")
     async def show_checkout(request: Request, prefix: str) -> Response:
         shop = await pages.shop(prefix)
-        session, _ = pages.session(request)
+        session = pages.session(request)
         cart = await current_cart(shop, session)
         if cart is None or not cart.lines:
             return RedirectResponse(f"/{shop.prefix}/cart", status_code=303)
@@ -209,7 +209,7 @@ def routes(pages: Pages) -> APIRouter:
     @routes.post("/{prefix:shop}/checkout")
     async def buy(request: Request, prefix: str) -> Response:
         shop = await pages.shop(prefix)
-        session, _ = pages.session(request)
+        session = pages.session(request)
         form = await form_of(request)
         cart = await current_cart(shop, session)
         if cart is None or not cart.lines:

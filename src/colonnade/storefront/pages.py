@@ -14,11 +14,10 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import structlog
 from fastapi import Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
@@ -44,6 +43,7 @@ from colonnade.storefront.session import (
 from colonnade.storefront.shops import PREFIX, Storefront, storefronts
 from colonnade.storefront.texts import N_
 from colonnade.web.caching import PRIVATE_CACHE_CONTROL
+from colonnade.web.origin import same_origin
 
 log = structlog.get_logger(__name__)
 
@@ -164,9 +164,20 @@ class _ShopPrefix(Convertor[str]):
 register_url_convertor("shop", _ShopPrefix())
 
 
+class SignInNeeded(Exception):
+    """A customer's page asked for without a customer signed in (or with a sign-in that
+    has expired): the answer is the way to the sign-in page."""
+
+    def __init__(self, shop: Storefront, *, expired: bool) -> None:
+        super().__init__(shop.prefix)
+        self.shop = shop
+        self.expired = expired
+
+
 class PageRoute(APIRoute):
     """A storefront route: what its handler did not expect is the shop's 500 page, not a
-    problem document, and is logged."""
+    problem document, and is logged; a customer's page without a customer leads to the
+    sign-in page."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -174,6 +185,8 @@ class PageRoute(APIRoute):
         async def answer(request: Request) -> Response:
             try:
                 return await handler(request)
+            except SignInNeeded as needed:
+                return to_sign_in(needed.shop, expired=needed.expired)
             except HTTPException as refused:
                 if refused.status_code != 404:
                     raise
@@ -222,15 +235,31 @@ class Pages:
             self._categories_at = time.monotonic()
         return self._categories
 
-    def session(self, request: Request) -> tuple[Session, bool]:
-        """The shopper's session, and whether it is new (its cookie must be set)."""
-        found = self.seal.open(request.cookies.get(SESSION))
-        return (found, False) if found is not None else (fresh(), True)
+    def _sent(self, request: Request) -> Session | None:
+        """The session the browser's cookie holds, opened once per request."""
+        if not hasattr(request.state, "store_session_sent"):
+            request.state.store_session_sent = self.seal.open(request.cookies.get(SESSION))
+        sent: Session | None = request.state.store_session_sent
+        return sent
+
+    def session(self, request: Request) -> Session:
+        """The shopper's session: the cookie's, or a new one (the same for the whole request)
+        when the browser has none."""
+        sent = self._sent(request)
+        if sent is not None:
+            return sent
+        if not hasattr(request.state, "store_session_new"):
+            request.state.store_session_new = fresh()
+        new: Session = request.state.store_session_new
+        return new
 
     def _secure(self, request: Request) -> bool:
         return self.behind_https or request.url.scheme == "https"
 
     def keep(self, request: Request, response: Response, session: Session) -> Response:
+        """The response, setting the session's cookie when it is not what the browser sent."""
+        if session == self._sent(request):
+            return response
         response.set_cookie(
             SESSION,
             self.seal.seal(session),
@@ -257,6 +286,13 @@ class Pages:
         request.state.principal = principal
         return principal, False
 
+    async def signed_in_customer(self, request: Request, shop: Storefront) -> Principal:
+        """The signed-in customer; SignInNeeded when there is none."""
+        customer, expired = await self.customer(request)
+        if customer is None:
+            raise SignInNeeded(shop, expired=expired)
+        return customer
+
     async def page(
         self,
         request: Request,
@@ -268,7 +304,7 @@ class Pages:
         session: Session | None = None,
         headers: dict[str, str] | None = None,
     ) -> HTMLResponse:
-        held, new = (session, True) if session is not None else self.session(request)
+        held = session if session is not None else self.session(request)
         shops = await self.shops()
         path = request.url.path
         rest = path[len(shop.prefix) + 1 :] if path.startswith(f"/{shop.prefix}") else "/"
@@ -291,8 +327,7 @@ class Pages:
             status_code=status,
             headers={"Cache-Control": PRIVATE_CACHE_CONTROL, **(headers or {})},
         )
-        if new:
-            self.keep(request, response, held)
+        self.keep(request, response, held)
         return response
 
     async def failure(self, request: Request) -> Response:
@@ -316,6 +351,15 @@ class Pages:
         return not (same_origin(request) and session.form_matches(form.get("csrf")))
 
 
+def to_sign_in(shop: Storefront, *, expired: bool) -> Response:
+    response = RedirectResponse(
+        f"/{shop.prefix}/account/login" + ("?expired=1" if expired else ""), status_code=303
+    )
+    if expired:
+        response.delete_cookie(CUSTOMER, path="/")
+    return response
+
+
 NO_SHOP = Storefront(
     prefix="en-us",
     market="US",
@@ -324,18 +368,6 @@ NO_SHOP = Storefront(
     market_name="",
     tax_inclusive=False,
 )
-
-
-def same_origin(request: Request) -> bool:
-    """Browsers say where a post comes from in Sec-Fetch-Site; older ones in Origin only.
-    Clients that are not browsers send neither and cannot be made to post by another site."""
-    site = request.headers.get("sec-fetch-site")
-    if site is not None:
-        return site in ("same-origin", "none")
-    origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return True
-    return urlsplit(origin).netloc == request.headers.get("host")
 
 
 async def form_of(request: Request) -> dict[str, str]:

@@ -52,19 +52,8 @@ def rate_limits(settings: Settings) -> list[RateLimit]:
         )
 
     return [
-        login("/auth/token", form_field("username")),
-        # The operations page's and the storefront's forms: the same allowances as the API's
-        # doors they stand beside.
-        login("/ops/login", form_field("email")),
-        login("/{storefront}/account/login", form_field("email")),
-        registration("/store/customers", json_field("email")),
-        registration("/{storefront}/account/register", form_field("email")),
-        RateLimit(
-            "checkout",
-            "POST",
-            "/{storefront}/checkout",
-            per_address=settings.rate_limit_checkout_per_address,
-        ),
+        # The API's checkout first: the first limit a request matches is its one, and a flash
+        # sale's requests are checkouts.
         RateLimit(
             "checkout",
             "POST",
@@ -77,6 +66,19 @@ def rate_limits(settings: Settings) -> list[RateLimit]:
             # allowance, which is there against many checkouts of one cart. Without a waiting
             # room the header means nothing, and excuses nothing.
             unless_header=None if settings.checkout_concurrency is None else "Queue-Ticket",
+        ),
+        login("/auth/token", form_field("username")),
+        # The operations page's and the storefront's forms: the same allowances as the API's
+        # doors they stand beside.
+        login("/ops/login", form_field("email")),
+        login("/{storefront}/account/login", form_field("email")),
+        registration("/store/customers", json_field("email")),
+        registration("/{storefront}/account/register", form_field("email")),
+        RateLimit(
+            "checkout",
+            "POST",
+            "/{storefront}/checkout",
+            per_address=settings.rate_limit_checkout_per_address,
         ),
     ]
 
